@@ -1,0 +1,8 @@
+"""tagcore: the engine of the beets autotag-ml plugin.
+
+Audio input, features, model families, bundles and metrics. It knows nothing
+of beets: it takes paths, arrays and texts and returns plain results.
+Importing this package is cheap (no torch); submodules import what they need.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,35 @@
+"""Command line: ``python -m trainer <family> [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainer.datasets import DatasetError
+
+FAMILIES = {
+    "disambig": "audio genre classifier of seed 002 (CNN + GRU, monolabel training)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description="Train a tagcore model family.")
+    sub = parser.add_subparsers(dest="family", required=True)
+    from trainer import disambig
+
+    disambig.add_arguments(sub.add_parser("disambig", help=FAMILIES["disambig"]))
+    args = parser.parse_args(argv)
+    try:
+        if args.family == "disambig":
+            disambig.run(args)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

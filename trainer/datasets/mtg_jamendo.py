@@ -1,0 +1,104 @@
+"""MTG-Jamendo: autotagging TSV files plus an audio tree.
+
+TSV rows (tab separated, one header row)::
+
+    TRACK_ID  ARTIST_ID  ALBUM_ID  PATH  DURATION  TAGS...
+
+where TAGS are one or more fields like ``genre---rock`` or
+``mood/theme---happy``, and PATH (``41/241.mp3``) is relative to the audio
+directory. Split files are ``split-N/autotagging_<category>-<split>.tsv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainer.datasets import DatasetError, LoadReport, Record
+
+CATEGORIES = {"genre": "genre", "moodtheme": "mood/theme", "instrument": "instrument", "top50tags": None}
+SPLITS = ("train", "validation", "test")
+
+
+def read_tsv(
+    tsv: str | Path,
+    *,
+    audio_dir: str | Path,
+    prefix: str | None = None,
+    split: str = "",
+    report: LoadReport | None = None,
+) -> list[Record]:
+    """Records of one autotagging TSV.
+
+    prefix : keep only tags of this category (``"genre"`` keeps
+        ``genre---rock`` as ``rock``); None keeps every tag as written.
+    Rows with fewer than 6 fields, or no tag left after filtering, are
+    skipped and listed in ``report`` as ``file:line: cause``.
+    """
+    tsv = Path(tsv)
+    report = report if report is not None else LoadReport()
+    try:
+        lines = tsv.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{tsv}: cannot read ({exc})") from None
+    if not lines or not lines[0].startswith("TRACK_ID"):
+        raise DatasetError(f"{tsv}:1: expected a header starting with TRACK_ID")
+    records = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 6:
+            report.skip(f"{tsv}:{number}", f"expected at least 6 tab-separated fields, got {len(fields)}")
+            continue
+        track, artist, album, rel_path, _duration, *tags = fields
+        if prefix is not None:
+            tags = [t.split("---", 1)[1] for t in tags if t.startswith(prefix + "---")]
+        tags = [t.strip() for t in tags if t.strip()]
+        if not tags:
+            report.skip(f"{tsv}:{number}", f"no {prefix or ''} tag")
+            continue
+        records.append(
+            Record(
+                key=track,
+                path=str(Path(audio_dir) / rel_path),
+                labels=tuple(dict.fromkeys(tags)),
+                artist=artist,
+                album=album,
+                split=split,
+            )
+        )
+    return records
+
+
+def is_layout(root: str | Path) -> bool:
+    """True if ``root`` holds autotagging TSV files (directly or in split-N/)."""
+    root = Path(root)
+    return any(root.glob("autotagging*.tsv")) or any(root.glob("split-*/autotagging*.tsv"))
+
+
+def load(
+    root: str | Path,
+    *,
+    category: str = "genre",
+    split_number: int = 0,
+    audio_dir: str | Path | None = None,
+    report: LoadReport | None = None,
+) -> list[Record]:
+    """Records of the official train/validation/test split ``split_number``
+    of ``category`` (genre, moodtheme, instrument, top50tags).
+
+    Audio paths are resolved against ``audio_dir`` (default ``root/audio``).
+    Raises DatasetError if the split files are missing.
+    """
+    if category not in CATEGORIES:
+        raise DatasetError(f"unknown MTG-Jamendo category {category!r}; known: {', '.join(CATEGORIES)}")
+    root = Path(root)
+    audio_dir = Path(audio_dir) if audio_dir else root / "audio"
+    prefix = CATEGORIES[category]
+    records = []
+    for split in SPLITS:
+        tsv = root / f"split-{split_number}" / f"autotagging_{category}-{split}.tsv"
+        if not tsv.is_file():
+            raise DatasetError(f"{tsv}: missing (MTG-Jamendo split {split_number}, {category})")
+        records += read_tsv(tsv, audio_dir=audio_dir, prefix=prefix, split=split, report=report)
+    return records

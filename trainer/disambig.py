@@ -1,0 +1,337 @@
+"""``python -m trainer disambig``: train the seed-002 audio genre classifier.
+
+Data: a folder of genre folders (GTZAN layout) or the MTG-Jamendo layout
+(autotagging TSVs + audio tree). Steps:
+
+1. load records and decode each track once into a log-mel matrix;
+2. GTZAN layout: k-fold cross-validation (stratified; grouped by artist
+   when artists are known), the CNN+GRU and the MFCC + logistic-regression
+   baseline trained and tested on the same folds; MTG-Jamendo layout: the
+   official train/validation/test split;
+3. a final model trained on all training data, written as a bundle, with
+   the evaluation figures in its config.json and in ``report.json``.
+
+Within every training set, 10% (by group) is held out for early stopping
+on the validation loss (section 2.3); the test fold is never seen in
+training or model selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from tagcore import bundle as bundles
+from tagcore import metrics
+from tagcore.baseline import LogisticRegression, mfcc_statistics_from_logmel
+from tagcore.features import MelParams
+from tagcore.families import disambig
+from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo
+from trainer.features import compute_log_mels
+from trainer.loop import choose_device, evaluate_loss, fit
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset root (GTZAN-style genre folders or MTG-Jamendo TSVs)")
+    parser.add_argument("--layout", choices=["auto", "gtzan", "jamendo"], default="auto")
+    parser.add_argument("--audio-dir", help="MTG-Jamendo audio tree (default DATA/audio)")
+    parser.add_argument("--category", default="genre", help="MTG-Jamendo category (genre, moodtheme, instrument, top50tags)")
+    parser.add_argument("--split", type=int, default=0, help="MTG-Jamendo split number (0-4)")
+    parser.add_argument("--name", default="genre-custom", help="bundle name")
+    parser.add_argument("--version", default="1", help="bundle version")
+    parser.add_argument("--bundle-dir", help="where to write the bundle (default: user data dir/bundles/NAME)")
+    parser.add_argument("--report-dir", help="where to write report.json (default: runs/NAME)")
+    parser.add_argument("--channels", default="64,128,256,512", help="conv widths (Table 1: 64,128,256,512)")
+    parser.add_argument("--gru-hidden", type=int, default=512)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--train-seconds", type=float, default=0.0,
+                        help="length of the random training crops in seconds (0: the full 30 s excerpt)")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="decode at most this much of each track")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=15)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1.0, help="Adadelta learning rate (Keras default 1.0)")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds for the GTZAN layout (0: none)")
+    parser.add_argument("--tag-cap", type=int, default=2000, help="per-tag cap of the monolabel scheme")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes")
+
+
+# --- data -------------------------------------------------------------------
+
+
+def load_records(args) -> tuple[list[Record], str, LoadReport]:
+    report = LoadReport()
+    layout = args.layout
+    if layout == "auto":
+        if mtg_jamendo.is_layout(args.data):
+            layout = "jamendo"
+        elif gtzan.is_layout(args.data):
+            layout = "gtzan"
+        else:
+            raise DatasetError(f"{args.data}: neither genre folders with audio nor MTG-Jamendo autotagging TSVs")
+    if layout == "gtzan":
+        records = gtzan.load(args.data, report=report)
+    else:
+        records = mtg_jamendo.load(
+            args.data, category=args.category, split_number=args.split, audio_dir=args.audio_dir, report=report
+        )
+    return records, layout, report
+
+
+def group_of(record: Record) -> str:
+    """Sampling group: album, else artist, else the track itself."""
+    return record.album or record.artist or record.key
+
+
+def stratified_folds(records: Sequence[Record], *, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Test indices of ``k`` folds: records of a group (artist, else album,
+    else track) stay together; groups are dealt round-robin per first label
+    so every fold gets about the same label mix."""
+    by_label: dict[str, dict[str, list[int]]] = {}
+    for i, record in enumerate(records):
+        grouping = record.artist or record.album or record.key
+        by_label.setdefault(record.labels[0], {}).setdefault(grouping, []).append(i)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = 0
+    for label in sorted(by_label):
+        groups = list(by_label[label].values())
+        for j in rng.permutation(len(groups)):
+            folds[offset % k].extend(groups[j])
+            offset += 1
+    return [np.array(sorted(f)) for f in folds]
+
+
+def hold_out(indices: np.ndarray, records: Sequence[Record], *, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``indices`` into (train, validation) with about ``fraction`` of
+    each label's groups in validation (at least one group per label when a
+    label has two or more)."""
+    folds = stratified_folds([records[i] for i in indices], k=max(2, round(1 / fraction)), rng=rng)
+    val_local = folds[0]
+    mask = np.zeros(len(indices), dtype=bool)
+    mask[val_local] = True
+    return indices[~mask], indices[mask]
+
+
+# --- batches ----------------------------------------------------------------
+
+
+def crop(mel: np.ndarray, frames: int, rng: np.random.Generator | None) -> np.ndarray:
+    """A window of ``frames`` frames: random start with ``rng``, else centred;
+    a shorter matrix is returned whole."""
+    if len(mel) <= frames:
+        return mel
+    start = int(rng.integers(0, len(mel) - frames + 1)) if rng is not None else (len(mel) - frames) // 2
+    return mel[start : start + frames]
+
+
+def batches(samples, features, label_index, *, frames, batch_size, rng=None):
+    """(inputs (batch, frames, mels), targets (batch,)) for (key, tag)
+    samples; shuffled and randomly cropped with ``rng``, else in order and
+    centred. Every input of a batch is cut to the batch's shortest."""
+    order = rng.permutation(len(samples)) if rng is not None else np.arange(len(samples))
+    for start in range(0, len(order), batch_size):
+        chunk = [samples[i] for i in order[start : start + batch_size]]
+        mels = [crop(features[key], frames, rng) for key, _ in chunk]
+        shortest = min(len(m) for m in mels)
+        x = torch.from_numpy(np.stack([m[:shortest] for m in mels]))
+        y = torch.tensor([label_index[tag] for _, tag in chunk])
+        yield x, y
+
+
+def monolabel_samples(records: Sequence[Record], *, cap: int, rng) -> list[tuple[str, str]]:
+    """(key, tag) pairs of section 2.2's scheme; balanced up to the largest
+    drawn tag count, capped at ``cap`` (the paper upsamples every tag to
+    2000; on small datasets that would only repeat clips)."""
+    tracks = [disambig.Track(key=r.key, labels=r.labels, group=group_of(r)) for r in records]
+    drawn = disambig.monolabel_sample(tracks, cap=cap, upsample_to=0, rng=rng)
+    largest = max(Counter(tag for _, tag, _ in drawn).values())
+    balanced = disambig.monolabel_sample(tracks, cap=cap, upsample_to=min(cap, largest), rng=rng)
+    return [(track.key, tag) for track, tag, _ in balanced]
+
+
+# --- training and evaluation ------------------------------------------------
+
+
+def model_config(args, n_labels: int) -> disambig.Config:
+    channels = tuple(int(c) for c in args.channels.split(","))
+    pools = disambig.Config().pools
+    return disambig.Config(
+        channels=channels, pools=pools[: len(channels)], gru_hidden=args.gru_hidden,
+        dropout=args.dropout, n_labels=n_labels, tag_cap=args.tag_cap,
+    )
+
+
+def train_one(records, train_idx, features, labels, params, args, device, rng, label):
+    """Train a model on ``train_idx`` (10% of it held out for early stopping)."""
+    fit_idx, val_idx = hold_out(train_idx, records, fraction=0.1, rng=rng)
+    label_index = {tag: i for i, tag in enumerate(labels)}
+    train_samples = monolabel_samples([records[i] for i in fit_idx], cap=args.tag_cap, rng=rng)
+    val_samples = monolabel_samples([records[i] for i in val_idx], cap=args.tag_cap, rng=rng) if len(val_idx) else []
+    frames = round(args.train_seconds * params.sample_rate / params.hop_length) if args.train_seconds else params.excerpt_frames
+    config = model_config(args, len(labels))
+    torch.manual_seed(int(rng.integers(2**31)))
+    model = disambig.Model(config).to(device)
+    optimiser = torch.optim.Adadelta(model.parameters(), lr=args.lr, rho=0.95, eps=1e-7)
+    per_epoch = -(-len(train_samples) // args.batch_size)
+    history = fit(
+        model,
+        optimiser=optimiser,
+        train_batches=lambda epoch: batches(train_samples, features, label_index, frames=frames,
+                                            batch_size=args.batch_size, rng=rng),
+        val_batches=(lambda: batches(val_samples, features, label_index, frames=params.excerpt_frames,
+                                     batch_size=args.batch_size)) if val_samples else None,
+        loss_fn=disambig.loss,
+        epochs=args.epochs,
+        patience=args.patience,
+        device=device,
+        label=label,
+        batches_per_epoch=per_epoch,
+    )
+    return model, history
+
+
+@torch.no_grad()
+def predict_records(model, records, indices, features, params, device, batch_size=16) -> np.ndarray:
+    """Softmax outputs on the centred 30 s excerpt of each record, (n, n_labels)."""
+    model.eval()
+    out = []
+    for start in range(0, len(indices), batch_size):
+        mels = [crop(features[records[i].key], params.excerpt_frames, None) for i in indices[start : start + batch_size]]
+        shortest = min(len(m) for m in mels)
+        x = torch.from_numpy(np.stack([m[:shortest] for m in mels])).to(device)
+        out.append(disambig.predict(model, x).cpu().numpy())
+    return np.concatenate(out)
+
+
+def classification_metrics(records, indices, probs, labels) -> dict:
+    """Accuracy (argmax is one of the track's labels) and macro-F1 against
+    the first label (single-label data: the label)."""
+    label_index = {tag: i for i, tag in enumerate(labels)}
+    pred = probs.argmax(1)
+    hits = [labels[p] in records[i].labels for p, i in zip(pred, indices)]
+    truth = [label_index[records[i].labels[0]] for i in indices]
+    return {
+        "accuracy": float(np.mean(hits)),
+        "macro_f1": metrics.macro_f1(truth, pred, n_classes=len(labels)),
+        "n": int(len(indices)),
+    }
+
+
+def baseline_predict(records, train_idx, test_idx, features, labels, params) -> np.ndarray:
+    """MFCC-statistics + logistic regression: predicted class per test record."""
+    label_index = {tag: i for i, tag in enumerate(labels)}
+    vec = lambda i: mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames, None),
+                                                log_c=params.log_c)
+    x_train = np.stack([vec(i) for i in train_idx])
+    y_train = np.array([label_index[records[i].labels[0]] for i in train_idx])
+    clf = LogisticRegression().fit(x_train, y_train, n_classes=len(labels))
+    return clf.predict(np.stack([vec(i) for i in test_idx]))
+
+
+def summarise(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            "folds": [float(v) for v in arr]}
+
+
+def run(args) -> dict:
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    device = choose_device(args.device)
+    params = MelParams()
+    records, layout, load_report = load_records(args)
+    for message in load_report.skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    print(f"{len(records)} tracks ({layout} layout), device {device}", file=sys.stderr)
+    features, failures = compute_log_mels(records, params=params, max_seconds=args.max_seconds, workers=args.workers)
+    records = [r for r in records if r.key in features]
+    labels = sorted({tag for r in records for tag in r.labels})
+    if len(labels) < 2:
+        raise DatasetError(f"{args.data}: need at least two labels, found {labels}")
+
+    evaluation: dict = {}
+    if layout == "gtzan" and args.folds >= 2:
+        model_scores = {"accuracy": [], "macro_f1": []}
+        base_scores = {"accuracy": [], "macro_f1": []}
+        confusion = np.zeros((len(labels), len(labels)), dtype=int)
+        label_index = {tag: i for i, tag in enumerate(labels)}
+        all_idx = np.arange(len(records))
+        for fold, test_idx in enumerate(stratified_folds(records, k=args.folds, rng=rng), start=1):
+            train_idx = np.setdiff1d(all_idx, test_idx)
+            model, history = train_one(records, train_idx, features, labels, params, args, device, rng,
+                                       label=f"fold {fold}/{args.folds}")
+            probs = predict_records(model, records, test_idx, features, params, device)
+            scores = classification_metrics(records, test_idx, probs, labels)
+            truth = [label_index[records[i].labels[0]] for i in test_idx]
+            confusion += metrics.confusion_matrix(truth, probs.argmax(1), n_classes=len(labels))
+            base_pred = baseline_predict(records, train_idx, test_idx, features, labels, params)
+            base = {"accuracy": metrics.accuracy(truth, base_pred),
+                    "macro_f1": metrics.macro_f1(truth, base_pred, n_classes=len(labels))}
+            for key in model_scores:
+                model_scores[key].append(scores[key])
+                base_scores[key].append(base[key])
+            print(f"fold {fold}: model acc {scores['accuracy']:.3f} f1 {scores['macro_f1']:.3f} | "
+                  f"baseline acc {base['accuracy']:.3f} f1 {base['macro_f1']:.3f} | best epoch "
+                  f"{history.best_epoch}", file=sys.stderr)
+        evaluation = {
+            "protocol": f"{args.folds}-fold cross-validation, stratified by genre, seed {args.seed}; "
+                        "10% of each training fold held out for early stopping",
+            "model": {k: summarise(v) for k, v in model_scores.items()},
+            "baseline_mfcc_logreg": {k: summarise(v) for k, v in base_scores.items()},
+            "confusion_matrix": confusion.tolist(),
+        }
+        train_idx = np.arange(len(records))
+    elif layout == "jamendo":
+        split_idx = {s: np.array([i for i, r in enumerate(records) if r.split == s]) for s in mtg_jamendo.SPLITS}
+        train_idx = np.concatenate([split_idx["train"], split_idx["validation"]])
+        model, _ = train_one(records, train_idx, features, labels, params, args, device, rng, label="train split")
+        test_idx = split_idx["test"]
+        if len(test_idx):
+            probs = predict_records(model, records, test_idx, features, params, device)
+            evaluation = {"protocol": f"MTG-Jamendo split-{args.split} {args.category} test set",
+                          "model": classification_metrics(records, test_idx, probs, labels)}
+    else:
+        train_idx = np.arange(len(records))
+
+    final, history = train_one(records, train_idx, features, labels, params, args, device, rng, label="final model")
+    provenance = {
+        "data": Path(args.data).name,
+        "layout": layout,
+        "tracks": len(records),
+        "failed_tracks": len(failures),
+        "label_counts": dict(Counter(tag for r in records for tag in r.labels)),
+        "command": "python -m trainer disambig " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["disambig"] else "",
+        "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "final_best_epoch": history.best_epoch,
+        "seed": args.seed,
+    }
+    bundle_dir = Path(args.bundle_dir) if args.bundle_dir else bundles.user_bundle_dir() / args.name
+    config = model_config(args, len(labels))
+    bundles.save_bundle(
+        bundle_dir, model=final.cpu(), family=disambig.FAMILY, name=args.name, version=args.version,
+        labels=labels, model_config=config.to_dict(), features=params.to_dict(),
+        provenance=provenance, metrics=evaluation,
+    )
+    report = {"bundle": str(bundle_dir), "provenance": provenance, "metrics": evaluation,
+              "training": {"train_loss": history.train_loss, "val_loss": history.val_loss}}
+    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"bundle written to {bundle_dir}\nreport written to {report_dir / 'report.json'}", file=sys.stderr)
+    if evaluation.get("model"):
+        print(json.dumps({k: v for k, v in evaluation.items() if k != "confusion_matrix"}, indent=2))
+    return report
