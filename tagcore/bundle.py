@@ -138,7 +138,7 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     malformed, when the weights are not a safetensors file (a pickle, say),
     or when they do not fit the model the config describes.
     """
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from tagcore.families import family_module
@@ -164,7 +164,7 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
         raise BundleError(f"{config_path}: model.n_labels does not match the label list")
     try:
         state = load_file(str(weights_path), device=device)
-    except (SafetensorsError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise BundleError(f"{weights_path}: not a safetensors weights file ({exc})") from None
     model = family.Model(model_config)
     try:

@@ -1,0 +1,416 @@
+"""Tests of the autotagml beets plugin, through beets' own test helpers.
+
+Audio fixtures are synthesized here (the beets wheel ships none) and the
+model is a tiny bundle whose dense-layer bias fixes the prediction:
+hiphop 0.975, rock 0.018, jazz 0.007 for any input.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+import mutagen
+import pytest
+from mediafile import MediaFile
+
+from beets import ui
+from beets.library import Item
+from beets.test.helper import AutotagImportHelper, PluginMixin, TestHelper
+from beets.util import cached_classproperty
+from beetsplug import autotagml
+from plugin_fixtures import (
+    EXPECTED,
+    make_bundle,
+    write_audio,
+    write_text_as_mp3,
+    write_truncated,
+)
+
+# --- Pure functions -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "label, genre",
+    [
+        ("hiphop", "Hip Hop"),
+        ("hip-hop", "Hip Hop"),
+        ("Hip_Hop", "Hip Hop"),
+        ("rnb", "R&B"),
+        ("r&b", "R&B"),
+        ("rock", "Rock"),
+        ("jazz", "Jazz"),
+        ("post rock", "Post-Rock"),
+        ("foo bar", "Foo Bar"),
+    ],
+)
+def test_canonical_genre(label, genre):
+    assert autotagml.canonical_genre(label) == genre
+
+
+@pytest.mark.parametrize("label, known", [("hiphop", True), ("rnb", True), ("foo bar", False)])
+def test_is_known_genre(label, known):
+    assert autotagml.is_known_genre(label) is known
+
+
+@pytest.mark.parametrize(
+    "labels, fields",
+    [
+        (["hiphop", "rock"], ["ml_genre_hiphop", "ml_genre_rock"]),
+        (["R&B", "Hip-Hop"], ["ml_genre_r_b", "ml_genre_hip_hop"]),
+        (["r&b", "r b", "&&"], ["ml_genre_r_b", "ml_genre_r_b_2", "ml_genre_label_2"]),
+    ],
+)
+def test_label_fields(labels, fields):
+    assert list(autotagml.label_fields(labels).values()) == fields
+
+
+@pytest.mark.parametrize(
+    "threshold, count, genres",
+    [
+        (0.3, 2, ["Hip Hop"]),
+        (0.0, 2, ["Hip Hop", "Rock"]),
+        (0.0, 3, ["Hip Hop", "Rock", "Jazz"]),
+        (0.0, 1, ["Hip Hop"]),
+        (0.0, 0, []),
+        (0.99, 2, []),
+    ],
+)
+def test_choose_genres(threshold, count, genres):
+    assert autotagml.choose_genres(EXPECTED, threshold=threshold, count=count) == genres
+
+
+def test_choose_genres_merges_labels_naming_one_genre():
+    scores = {"hiphop": 0.5, "hip-hop": 0.3, "rock": 0.2}
+    assert autotagml.choose_genres(scores, threshold=0.0, count=2) == ["Hip Hop", "Rock"]
+
+
+# --- Shared fixtures ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    """Bundle and audio made once per module; tests copy what they modify."""
+    base = tmp_path_factory.mktemp("autotagml-assets")
+    good_mp3 = write_audio(base / "tone.mp3", "mp3")
+    return {
+        "bundle": make_bundle(base / "bundle"),
+        "bundle_v2": make_bundle(base / "bundle-v2", version="2"),
+        "mp3": good_mp3,
+        "flac": write_audio(base / "tone.flac", "flac"),
+        "text": write_text_as_mp3(base / "text.mp3"),
+        "truncated": write_truncated(good_mp3, base / "truncated.mp3", keep=good_mp3.stat().st_size // 5),
+    }
+
+
+@pytest.fixture(autouse=True)
+def clear_cached_classproperty():
+    """Item._types is cached per class; plugins change it between tests."""
+    cached_classproperty.cache.clear()
+    yield
+    cached_classproperty.cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_beets_log_handlers():
+    """beets' CLI adds its log handler once, bound to the sys.stderr of that
+    moment (the capture of an earlier test): drop what a test added."""
+    log = logging.getLogger("beets")
+    before = list(log.handlers)
+    yield
+    for handler in [h for h in log.handlers if h not in before]:
+        log.removeHandler(handler)
+
+
+def file_genres(path: Path) -> list[str]:
+    tags = mutagen.File(str(path), easy=True)
+    return list(tags.get("genre", [])) if tags is not None else []
+
+
+class AutotagMLHelper(PluginMixin, TestHelper):
+    plugin: ClassVar[str] = "autotagml"
+    workers: ClassVar[int] = 0
+
+    @pytest.fixture(autouse=True)
+    def _attach(self, assets, capsys):
+        self.assets = assets
+        self.capsys = capsys
+
+    def setup_beets(self) -> None:
+        super().setup_beets()
+        cached_classproperty.cache.clear()  # pick up the plugin's item_types
+
+    def use_model(self, key: str = "bundle", **options) -> None:
+        self.config["autotagml"].set({"model": str(self.assets[key]), "workers": self.workers, **options})
+        cached_classproperty.cache.clear()
+
+    def add_audio(self, name: str, kind: str, **values) -> Item:
+        """Copy asset ``kind`` into the library directory and add it."""
+        path = self.lib_path / name
+        shutil.copyfile(self.assets[kind], path)
+        if kind in ("text", "truncated"):  # beets may not read their tags
+            return self.add_item(path=str(path), title=name, **values)
+        item = Item.from_path(str(path))
+        item.update(values)
+        item.add(self.lib)
+        return item
+
+    def run_ml(self, *args: str) -> tuple[str, str]:
+        self.capsys.readouterr()
+        self.run_command("autotag-ml", *args)
+        captured = self.capsys.readouterr()
+        return captured.out, captured.err
+
+    def fresh(self, item: Item) -> Item:
+        return self.lib.get_item(item.id)
+
+
+# --- Command --------------------------------------------------------------
+
+
+class TestCommand(AutotagMLHelper):
+    @pytest.fixture(autouse=True)
+    def _model(self, _attach):
+        self.use_model()
+
+    @pytest.mark.parametrize("kind", ["mp3", "flac"])
+    def test_tags_land_in_file_and_library(self, kind):
+        item = self.add_audio(f"song.{kind}", kind)
+
+        out, _ = self.run_ml("-w")
+
+        assert file_genres(item.filepath) == ["Hip Hop"]
+        stored = self.fresh(item)
+        assert stored.genres == ["Hip Hop"]
+        assert stored["ml_model"] == "genre-test"
+        assert stored["ml_model_version"] == "1"
+        assert isinstance(stored["ml_genre_hiphop"], float)
+        assert stored["ml_genre_hiphop"] == pytest.approx(EXPECTED["hiphop"], abs=1e-3)
+        assert stored["ml_genre_jazz"] == pytest.approx(EXPECTED["jazz"], abs=1e-3)
+        assert "1 tagged, 0 skipped (already tagged by genre-test 1), 0 failed, 0 below threshold" in out
+
+    @pytest.mark.parametrize(
+        "args, import_write, file_written",
+        [
+            (["-w"], False, True),
+            (["-W"], True, False),
+            ([], True, True),
+            ([], False, False),
+        ],
+    )
+    def test_write_options(self, args, import_write, file_written):
+        self.config["import"]["write"] = import_write
+        item = self.add_audio("song.mp3", "mp3")
+        before = item.filepath.read_bytes()
+
+        self.run_ml(*args)
+
+        assert self.fresh(item).genres == ["Hip Hop"]
+        assert (item.filepath.read_bytes() != before) is file_written
+        assert file_genres(item.filepath) == (["Hip Hop"] if file_written else [])
+
+    def test_pretend_changes_nothing(self):
+        item = self.add_audio("song.mp3", "mp3", genres=["Blues"])
+        before_bytes = item.filepath.read_bytes()
+        before_row = dict(self.fresh(item))
+
+        out, _ = self.run_ml("-p", "-w")
+
+        assert item.filepath.read_bytes() == before_bytes
+        after = self.fresh(item)
+        assert dict(after) == before_row
+        assert "ml_model" not in after
+        assert "  genres:\n    - Blues\n    + Hip Hop\n" in out  # beets' diff of list fields
+        assert "scores: hiphop 0.98, rock 0.02, jazz 0.01" in out
+        assert "pretend, nothing changed): 1 to tag" in out
+
+    def test_second_run_skips_and_force_reanalyses(self):
+        item = self.add_audio("song.mp3", "mp3")
+        self.run_ml("-W")
+        mark = self.fresh(item)
+        mark.genres = ["Blues"]
+        mark.store()
+
+        out, _ = self.run_ml("-W")
+        assert "0 tagged, 1 skipped (already tagged by genre-test 1)" in out
+        assert self.fresh(item).genres == ["Blues"]
+
+        out, _ = self.run_ml("-W", "-f")
+        assert "1 tagged, 0 skipped" in out
+        assert self.fresh(item).genres == ["Hip Hop"]
+
+    def test_new_model_version_reanalyses(self):
+        item = self.add_audio("song.mp3", "mp3")
+        self.run_ml("-W")
+        self.use_model("bundle_v2")
+
+        out, _ = self.run_ml("-W")
+
+        assert "1 tagged, 0 skipped (already tagged by genre-test 2)" in out
+        assert self.fresh(item)["ml_model_version"] == "2"
+
+    @pytest.mark.parametrize(
+        "threshold, count, genres, below",
+        [
+            (0.3, 2, ["Hip Hop"], 0),
+            (0.0, 2, ["Hip Hop", "Rock"], 0),
+            (0.01, 3, ["Hip Hop", "Rock"], 0),
+            (0.0, 1, ["Hip Hop"], 0),
+            (0.99, 2, ["Blues"], 1),  # nothing passes: genres left as they were
+        ],
+    )
+    def test_threshold_and_count(self, threshold, count, genres, below):
+        self.use_model(threshold=threshold, count=count)
+        item = self.add_audio("song.mp3", "mp3", genres=["Blues"])
+
+        out, _ = self.run_ml("-w")
+
+        stored = self.fresh(item)
+        assert stored.genres == genres
+        assert file_genres(item.filepath) == genres
+        assert stored["ml_model"] == "genre-test"  # analysed either way
+        assert f"{1 - below} tagged" in out
+        assert f"{below} below threshold" in out
+        if below:
+            assert f"below threshold: {item.filepath} (no score >= 0.99; best hiphop 0.98)" in out
+
+    def test_multiple_genres_written_to_file(self):
+        self.use_model(threshold=0, count=2)
+        item = self.add_audio("song.flac", "flac")
+
+        self.run_ml("-w")
+
+        assert file_genres(item.filepath) == ["Hip Hop", "Rock"]
+        assert MediaFile(str(item.filepath)).genres == ["Hip Hop", "Rock"]
+
+    def test_bad_model_path_is_a_user_error(self):
+        self.add_audio("song.mp3", "mp3")
+        missing = self.temp_path / "no-such-bundle"
+        self.config["autotagml"]["model"] = str(missing)
+
+        with pytest.raises(ui.UserError, match="no-such-bundle"):
+            self.run_ml()
+
+    def test_broken_weights_is_a_user_error(self):
+        broken = self.temp_path / "broken-bundle"
+        shutil.copytree(self.assets["bundle"], broken)
+        (broken / "weights.safetensors").write_bytes(b"\x80\x04 not safetensors")
+        self.config["autotagml"]["model"] = str(broken)
+        self.add_audio("song.mp3", "mp3")
+
+        with pytest.raises(ui.UserError, match="weights.safetensors"):
+            self.run_ml()
+
+    def test_failed_write_leaves_row_untouched(self, monkeypatch):
+        from mediafile import UnreadableFileError
+
+        item = self.add_audio("song.mp3", "mp3", genres=["Blues"])
+        before_row = dict(self.fresh(item))
+        before_bytes = item.filepath.read_bytes()
+
+        def refuse(self, *args, **kwargs):
+            raise UnreadableFileError(self.filename, "disk says no")
+
+        monkeypatch.setattr(MediaFile, "save", refuse)
+        out, _ = self.run_ml("-w")
+
+        assert dict(self.fresh(item)) == before_row
+        assert item.filepath.read_bytes() == before_bytes
+        assert "0 tagged" in out and "1 failed" in out
+        assert f"failed: error writing {item.filepath}" in out
+        assert "disk says no" in out
+
+
+class TestBrokenFiles(AutotagMLHelper):
+    """A library with broken files; with workers > 0 and more than five
+    items the progress bar runs too."""
+
+    @pytest.mark.parametrize("workers, good", [(0, 2), (2, 6)])
+    def test_broken_files_reported_and_untouched(self, workers, good):
+        self.use_model(workers=workers)
+        goods = [self.add_audio(f"good{i}.{kind}", kind) for i, kind in zip(range(good), ["mp3", "flac"] * good)]
+        text = self.add_audio("text.mp3", "text", genres=["Blues"])
+        truncated = self.add_audio("truncated.mp3", "truncated", genres=["Blues"])
+        broken = {item.id: (item.filepath.read_bytes(), dict(self.fresh(item))) for item in (text, truncated)}
+
+        out, err = self.run_ml("-w")
+
+        assert f"{good} tagged, 0 skipped (already tagged by genre-test 1), 2 failed, 0 below threshold" in out
+        assert f"failed: {text.filepath}: not a recognised audio file" in out
+        assert f"failed: {truncated.filepath}: too short" in out
+        for item in (text, truncated):
+            data, row = broken[item.id]
+            assert item.filepath.read_bytes() == data
+            assert dict(self.fresh(item)) == row
+        for item in goods:
+            assert self.fresh(item).genres == ["Hip Hop"]
+            assert file_genres(item.filepath) == ["Hip Hop"]
+        # click's bar writes only its label when stderr is not a terminal
+        assert ("autotag-ml" in err.splitlines()) is (good + 2 > autotagml.PROGRESS_MIN_ITEMS)
+
+
+# --- Import stage ---------------------------------------------------------
+
+
+class TestImportStage(PluginMixin, AutotagImportHelper):
+    plugin: ClassVar[str] = "autotagml"
+
+    @pytest.fixture(autouse=True)
+    def _prepare(self, assets):
+        self.config["autotagml"].set({"model": str(assets["bundle"]), "workers": 0})
+        cached_classproperty.cache.clear()
+        album = self.import_path / "album"
+        album.mkdir()
+        self.sources = []
+        for number, kind in enumerate(["mp3", "flac"], start=1):
+            path = album / f"track_{number}.{kind}"
+            shutil.copyfile(assets[kind], path)
+            medium = MediaFile(str(path))
+            medium.update({"artist": "Tag Artist", "album": "Tag Album", "title": f"Tag Track {number}", "track": number})
+            medium.save()
+            self.sources.append(path)
+        (album / "notes.mp3").write_text("not audio")  # the importer skips it itself
+
+    def test_as_is_import_sets_genres(self, assets, caplog):
+        # beets reads this one's tags, the decoder finds it too short
+        truncated = write_truncated(assets["mp3"], self.import_path / "album" / "track_3.mp3", keep=10_000)
+        medium = MediaFile(str(truncated))
+        medium.update({"artist": "Tag Artist", "album": "Tag Album", "title": "Tag Track 3", "track": 3})
+        medium.save()
+
+        with caplog.at_level(logging.WARNING, logger="beets"):
+            self.setup_importer(autotag=False, write=True).run()
+
+        items = {item.title: item for item in self.lib.items()}
+        assert len(items) == 3
+        for name in ("Tag Track 1", "Tag Track 2"):
+            assert items[name].genres == ["Hip Hop"]
+            assert items[name]["ml_model"] == "genre-test"
+            assert isinstance(items[name]["ml_genre_hiphop"], float)
+        assert items["Tag Track 3"].genres == []
+        assert "ml_model" not in items["Tag Track 3"]
+        assert any("track_3.mp3: too short" in record.getMessage() for record in caplog.records)
+
+    def test_applied_import_writes_genres_to_files(self):
+        """With a match applied and import.write on, beets' importer writes
+        the files after the plugin stages (ImportTask.manipulate_files)."""
+        self.setup_importer(write=True).run()
+
+        items = list(self.lib.items())
+        assert len(items) == 2
+        for item in items:
+            assert item.title.startswith("Applied Track")
+            assert item.genres == ["Hip Hop"]
+            assert file_genres(item.filepath) == ["Hip Hop"]
+
+    def test_bad_model_never_breaks_the_import(self):
+        self.config["autotagml"]["model"] = str(self.temp_path / "missing-bundle")
+        cached_classproperty.cache.clear()
+
+        self.setup_importer(autotag=False).run()
+
+        items = list(self.lib.items())
+        assert len(items) == 2
+        assert all(item.genres == [] and "ml_model" not in item for item in items)

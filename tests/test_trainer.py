@@ -1,0 +1,110 @@
+"""A tiny train-then-predict run on the CPU, on synthesized 'genres'."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tagcore.bundle import load_bundle
+from tagcore.families import disambig
+from tagcore.tagger import Tagger
+from trainer.__main__ import main
+
+RATE = 22050
+
+
+def tone_clip(rng, low: bool, seconds: float = 4.0) -> np.ndarray:
+    """'low' genre: a 100-300 Hz tone; 'high': a 3-6 kHz tone; both with noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    freq = rng.uniform(100, 300) if low else rng.uniform(3000, 6000)
+    return (0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def toy_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    for genre in ("low", "high"):
+        (root / genre).mkdir()
+        for i in range(10):
+            sf.write(root / genre / f"{genre}.{i:05d}.wav", tone_clip(rng, genre == "low"), RATE)
+    (root / "low" / "README.txt").write_text("not audio: skipped by the loader")
+    return root
+
+
+TINY = ["--channels", "4,8,8,8", "--gru-hidden", "8", "--batch-size", "4", "--workers", "0", "--seed", "1"]
+
+
+def test_train_then_predict(toy_dataset, tmp_path):
+    bundle_dir, report_dir = tmp_path / "bundle", tmp_path / "report"
+    code = main(["disambig", "--data", str(toy_dataset), *TINY, "--epochs", "25", "--patience", "25",
+                 "--folds", "2", "--name", "toy", "--bundle-dir", str(bundle_dir), "--report-dir", str(report_dir)])
+    assert code == 0
+    bundle = load_bundle(bundle_dir)
+    assert bundle.labels == ["high", "low"]
+    assert bundle.config["metrics"]["model"]["accuracy"]["mean"] >= 0.0
+    assert "baseline_mfcc_logreg" in bundle.config["metrics"]
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["provenance"]["tracks"] == 20
+
+    rng = np.random.default_rng(99)  # clips never seen in training
+    paths = []
+    for genre in ("low", "high"):
+        for i in range(3):
+            path = tmp_path / f"new-{genre}-{i}.wav"
+            sf.write(path, tone_clip(rng, genre == "low"), RATE)
+            paths.append((path, genre))
+    results = list(Tagger(bundle, workers=0).analyse([str(p) for p, _ in paths]))
+    assert len(results) == 6 and all(r.ok for r in results)
+    predicted = {r.path: max(r.scores, key=r.scores.get) for r in results}
+    correct = sum(predicted[str(p)] == genre for p, genre in paths)
+    assert correct >= 5, predicted
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main(["disambig", "--data", str(tmp_path / "nowhere"), *TINY]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_monolabel_sampling_follows_inverse_popularity():
+    # Rock on 10 tracks, Punk on 1: a {Rock, Punk} track gets Punk with p = 10/11.
+    tracks = [disambig.Track(key=f"r{i}", labels=("rock",), group=f"a{i}") for i in range(9)]
+    tracks.append(disambig.Track(key="both", labels=("rock", "punk"), group="x"))
+    probs = disambig.monolabel_probabilities(("rock", "punk"), disambig.tag_popularity(tracks))
+    assert probs["punk"] == pytest.approx(10 / 11)
+    rng = np.random.default_rng(0)
+    draws = [dict((t.key, tag) for t, tag, _ in disambig.monolabel_sample(tracks, cap=100, upsample_to=0, rng=rng))["both"]
+             for _ in range(400)]
+    assert 0.85 < draws.count("punk") / len(draws) < 0.97
+
+
+def test_monolabel_sampling_is_per_album_capped_and_upsampled():
+    tracks = [disambig.Track(key=f"t{i}", labels=("jazz", "blues"), group="album1") for i in range(4)]
+    tracks += [disambig.Track(key=f"s{i}", labels=("soul",), group=f"b{i}") for i in range(30)]
+    rng = np.random.default_rng(3)
+    samples = disambig.monolabel_sample(tracks, cap=10, upsample_to=10, rng=rng)
+    album_tags = {tag for t, tag, _ in samples if t.group == "album1"}
+    assert len(album_tags) == 1  # every track of the album shares its label
+    counts = {}
+    for _, tag, _ in samples:
+        counts[tag] = counts.get(tag, 0) + 1
+    assert counts["soul"] == 10  # capped from 30
+    assert counts[album_tags.pop()] == 10  # upsampled from 4
+    repeats = [r for t, tag, r in samples if t.group == "album1"]
+    assert max(repeats) >= 2  # repeats carry new excerpt indices
+
+
+def test_table1_output_shapes_with_paper_widths():
+    model = disambig.Model(disambig.Config()).eval()
+    x = np.zeros((1, 646, 96), dtype=np.float32)
+    import torch
+
+    h = torch.from_numpy(x).unsqueeze(1)
+    shapes = []
+    for block in model.blocks:
+        h = block(h)
+        shapes.append(tuple(h.shape[1:]))
+    assert shapes == [(64, 323, 48), (128, 107, 12), (256, 53, 4), (512, 17, 1)]
+    assert model.gru.hidden_size == 512
+    assert sum(p.numel() for p in model.gru.parameters()) == 3 * (512 * 512 * 2 + 2 * 512)
