@@ -335,6 +335,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 pretend=pretend,
                 force=bool(opts.force),
                 progress=True,
+                lib=lib,
             )
         except BundleError as exc:
             raise ui.UserError(f"autotag-ml: {exc}") from None
@@ -378,17 +379,22 @@ class AutotagMLPlugin(BeetsPlugin):
         pretend: bool,
         force: bool,
         progress: bool = False,
+        lib: Library | None = None,
     ) -> Report:
         """Analyse ``items`` in one batch and update them. Raises BundleError
         when the configured bundle is missing or broken."""
         meta = read_bundle_config(self.model_spec)
         report = Report(model=meta["name"], version=str(meta["version"]))
-        todo: list[Item] = []
+        # With a library, keep only ids and paths and fetch each item again
+        # when its result arrives: memory does not grow with the library.
+        todo: list[Item | int] = []
+        paths: list[str] = []
         for item in items:
             if not force and already_tagged(item, report.model, report.version):
                 report.skipped += 1
             else:
-                todo.append(item)
+                todo.append(item.id if lib is not None and item.id is not None else item)
+                paths.append(util.syspath(item.path))
         if not todo:
             return report
 
@@ -406,10 +412,15 @@ class AutotagMLPlugin(BeetsPlugin):
         fields = label_fields(bundle.labels)
         proposals: dict[int, tuple[Item, dict[str, float]]] = {}
 
+        position: dict[int, int] = {}  # id(item) -> input position, to report in input order
         with _progress(len(todo), progress) as bar:
-            for result in tagger.analyse([util.syspath(item.path) for item in todo]):
+            for result in tagger.analyse(paths):
                 bar.update(1)
-                item = todo[result.index]
+                entry = todo[result.index]
+                item = lib.get_item(entry) if isinstance(entry, int) else entry
+                if item is None:  # removed from the library meanwhile
+                    continue
+                position[id(item)] = result.index
                 if not result.ok:
                     report.failures.append((item, result.error or f"{item.filepath}: unknown error"))
                     continue
@@ -427,7 +438,6 @@ class AutotagMLPlugin(BeetsPlugin):
                 else:
                     report.below.append((item, f"no score >= {threshold:g}; best {format_scores(scores, limit=1)}"))
         report.proposals = [proposals[i] for i in sorted(proposals)]
-        position = {id(item): i for i, item in enumerate(todo)}  # report in input order
         report.failures.sort(key=lambda entry: position[id(entry[0])])
         report.below.sort(key=lambda entry: position[id(entry[0])])
         return report

@@ -98,9 +98,12 @@ class Tagger:
             if isinstance(result, BaseException):
                 yield TrackResult(index, str(path), error=f"{path}: {result}")
                 continue
-            frames = result.shape[0]
-            pending.setdefault(frames, []).append((index, str(path), result))
-            if len(pending[frames]) >= self.batch_size:
-                yield from flush(frames)
+            pending.setdefault(result.shape[0], []).append((index, str(path), result))
+            # Inputs of equal length share a forward pass; tracks shorter than
+            # the excerpt have their own lengths, so flush everything once
+            # batch_size inputs wait: memory stays bounded by the batch.
+            if sum(len(group) for group in pending.values()) >= self.batch_size:
+                for frames in list(pending):
+                    yield from flush(frames)
         for frames in list(pending):
             yield from flush(frames)
