@@ -234,6 +234,31 @@ class Report:
         return f"autotag-ml (pretend, nothing changed): {line}" if pretend else f"autotag-ml: {line}"
 
 
+@contextmanager
+def _batched_commits(lib: Library | None, every: int = 32) -> Iterator[Any]:
+    """Group ``item.store()`` calls into one SQLite commit per ``every``
+    items (a commit costs ~20 ms); yields a function to call after each
+    store. Without a library, stores commit one by one as usual."""
+    if lib is None:
+        yield lambda: None
+        return
+    state = {"tx": None, "count": 0}
+
+    def stored() -> None:
+        state["count"] += 1
+        if state["count"] % every == 0:
+            state["tx"].__exit__(None, None, None)
+            state["tx"] = lib.transaction()
+            state["tx"].__enter__()
+
+    state["tx"] = lib.transaction()
+    state["tx"].__enter__()
+    try:
+        yield stored
+    finally:
+        state["tx"].__exit__(None, None, None)
+
+
 class _NoProgress:
     def update(self, n: int) -> None:
         pass
@@ -398,22 +423,25 @@ class AutotagMLPlugin(BeetsPlugin):
         if not todo:
             return report
 
+        from tagcore.features import MelParams
         from tagcore.tagger import Tagger
 
-        bundle = self.bundle()
+        # The weights load in the tagger's model thread while the decoding
+        # workers start; names and labels come from config.json meanwhile.
         tagger = Tagger(
-            bundle,
+            self.bundle,
+            features=MelParams.from_dict(meta["features"]),
             batch_size=self.config["batch_size"].get(int),
             workers=self.config["workers"].get(int),
             timeout=float(self.config["timeout"].as_number()),
         )
         threshold = float(self.config["threshold"].as_number())
         count = self.config["count"].get(int)
-        fields = label_fields(bundle.labels)
+        fields = label_fields(meta["labels"])
         proposals: dict[int, tuple[Item, dict[str, float]]] = {}
 
         position: dict[int, int] = {}  # id(item) -> input position, to report in input order
-        with _progress(len(todo), progress) as bar:
+        with _progress(len(todo), progress) as bar, _batched_commits(lib) as stored:
             for result in tagger.analyse(paths):
                 bar.update(1)
                 entry = todo[result.index]
@@ -426,12 +454,14 @@ class AutotagMLPlugin(BeetsPlugin):
                     continue
                 scores = result.scores or {}
                 genres = choose_genres(scores, threshold=threshold, count=count)
-                set_fields(item, scores, genres, fields=fields, name=bundle.name, version=bundle.version)
+                set_fields(item, scores, genres, fields=fields, name=report.model, version=report.version)
                 if pretend:
                     proposals[result.index] = (item, scores)
                 elif (error := self._save(item, write)) is not None:
                     report.failures.append((item, error))
                     continue
+                else:
+                    stored()
                 if genres:
                     report.tagged += 1
                     self._log.debug("{}: {} ({})", item.filepath, "; ".join(genres), format_scores(scores))

@@ -1,19 +1,27 @@
 """The path of one track through the engine: file -> excerpt -> features ->
-model -> label scores. Decoding runs in worker processes (bounded time per
-file); the model runs in this process on batches of equal-length inputs.
+model -> label scores.
+
+Three things run at once: decoding and features in worker processes
+(bounded time per file, see :func:`tagcore.audio.read_excerpts`), the model
+in a background thread of this process (torch releases the GIL while it
+computes), and the caller consuming results (writing tags, say) in the
+calling thread. The model is loaded in that thread too, while the workers
+start and decode the first files.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from tagcore.audio import AudioError, read_excerpts
+from tagcore.audio import read_excerpts
 from tagcore.bundle import Bundle
-from tagcore.features import excerpt_features
+from tagcore.features import MelParams, excerpt_features
 
 
 @dataclass
@@ -44,8 +52,12 @@ class Tagger:
 
     Parameters
     ----------
-    bundle : Bundle
-        A loaded bundle (:func:`tagcore.bundle.load_bundle`).
+    bundle : Bundle or callable returning a Bundle
+        A loaded bundle, or a function that loads it (called once, in the
+        model thread, so loading overlaps the first decoding).
+    features : MelParams
+        The bundle's feature parameters; needed only when ``bundle`` is a
+        callable (read them from the bundle's config.json).
     batch_size : int
         Inputs per forward pass.
     workers : int
@@ -54,12 +66,33 @@ class Tagger:
         Seconds allowed to decode one file before it is reported as failed.
     """
 
-    def __init__(self, bundle: Bundle, *, batch_size: int = 16, workers: int = 2, timeout: float = 30.0):
-        self.bundle = bundle
-        self.params = bundle.features
+    def __init__(
+        self,
+        bundle: Bundle | Callable[[], Bundle],
+        *,
+        features: MelParams | None = None,
+        batch_size: int = 16,
+        workers: int = 2,
+        timeout: float = 30.0,
+    ):
+        if isinstance(bundle, Bundle):
+            self._bundle: Bundle | None = bundle
+            self._load = lambda: bundle
+            features = bundle.features
+        else:
+            if features is None:
+                raise ValueError("features are needed when the bundle is loaded lazily")
+            self._bundle, self._load = None, bundle
+        self.params = features
         self.batch_size = batch_size
         self.workers = workers
         self.timeout = timeout
+
+    @property
+    def bundle(self) -> Bundle:
+        if self._bundle is None:
+            self._bundle = self._load()
+        return self._bundle
 
     def scores_for(self, mels: list[np.ndarray]) -> np.ndarray:
         """Label probabilities for equal-length (frames, n_mels) inputs,
@@ -69,41 +102,62 @@ class Tagger:
         from tagcore.families import family_module
 
         family = family_module(self.bundle.family)
-        batch = torch.from_numpy(np.stack(mels))
-        return family.predict(self.bundle.model, batch).cpu().numpy()
+        return family.predict(self.bundle.model, torch.from_numpy(np.stack(mels))).cpu().numpy()
+
+    def _score_group(self, group: list[tuple[int, str, np.ndarray]]) -> list[TrackResult]:
+        probs = self.scores_for([mel for _, _, mel in group])
+        labels = self.bundle.labels
+        return [
+            TrackResult(index, path, scores={label: float(p) for label, p in zip(labels, row)})
+            for (index, path, _), row in zip(group, probs)
+        ]
 
     def analyse(self, paths: Iterable[str]) -> Iterator[TrackResult]:
-        """Yield one TrackResult per path, in completion order."""
+        """Yield one TrackResult per path, in completion order.
+
+        Raises whatever loading the bundle raises (BundleError) on the
+        first batch.
+        """
         transform = functools.partial(excerpt_features, params=self.params)
         pending: dict[int, list[tuple[int, str, np.ndarray]]] = {}
-        labels = self.bundle.labels
+        waiting = 0
+        scored: deque[Future] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagcore-model") as model_thread:
+            loading = model_thread.submit(lambda: self.bundle)
 
-        def flush(frames: int) -> Iterator[TrackResult]:
-            group = pending.pop(frames)
-            probs = self.scores_for([m for _, _, m in group])
-            for (index, path, _), row in zip(group, probs):
-                yield TrackResult(index, path, scores={l: float(p) for l, p in zip(labels, row)})
-
-        for index, path, result in read_excerpts(
-            paths,
-            sample_rate=self.params.sample_rate,
-            duration=self.params.excerpt_seconds,
-            transform=transform,
-            workers=self.workers,
-            timeout=self.timeout,
-        ):
-            if isinstance(result, AudioError):
-                yield TrackResult(index, str(path), error=str(result))
-                continue
-            if isinstance(result, BaseException):
-                yield TrackResult(index, str(path), error=f"{path}: {result}")
-                continue
-            pending.setdefault(result.shape[0], []).append((index, str(path), result))
-            # Inputs of equal length share a forward pass; tracks shorter than
-            # the excerpt have their own lengths, so flush everything once
-            # batch_size inputs wait: memory stays bounded by the batch.
-            if sum(len(group) for group in pending.values()) >= self.batch_size:
+            def submit_all() -> None:
+                nonlocal waiting
                 for frames in list(pending):
-                    yield from flush(frames)
-        for frames in list(pending):
-            yield from flush(frames)
+                    scored.append(model_thread.submit(self._score_group, pending.pop(frames)))
+                waiting = 0
+
+            def finished(block: bool) -> Iterator[TrackResult]:
+                while scored and (block or scored[0].done()):
+                    yield from scored.popleft().result()
+
+            for index, path, result in read_excerpts(
+                paths,
+                sample_rate=self.params.sample_rate,
+                duration=self.params.excerpt_seconds,
+                transform=transform,
+                workers=self.workers,
+                timeout=self.timeout,
+            ):
+                if isinstance(result, BaseException):
+                    yield TrackResult(index, str(path), error=str(result))
+                else:
+                    # Inputs of equal length share a forward pass; tracks
+                    # shorter than the excerpt have lengths of their own, so
+                    # every group is sent once batch_size inputs wait.
+                    pending.setdefault(result.shape[0], []).append((index, str(path), result))
+                    waiting += 1
+                    if waiting >= self.batch_size:
+                        if loading.done():
+                            loading.result()  # raise a loading error here
+                        # Keep at most two batches queued: memory stays bounded.
+                        yield from finished(block=len(scored) >= 2)
+                        submit_all()
+                yield from finished(block=False)
+            submit_all()
+            loading.result()
+            yield from finished(block=True)

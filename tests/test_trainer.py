@@ -108,3 +108,30 @@ def test_table1_output_shapes_with_paper_widths():
     assert shapes == [(64, 323, 48), (128, 107, 12), (256, 53, 4), (512, 17, 1)]
     assert model.gru.hidden_size == 512
     assert sum(p.numel() for p in model.gru.parameters()) == 3 * (512 * 512 * 2 + 2 * 512)
+
+
+def test_train_from_mtg_jamendo_layout(tmp_path):
+    """Multi-label rows, album grouping and the official splits."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "jamendo"
+    (root / "split-0").mkdir(parents=True)
+    header = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS\n"
+    rows = {"train": [], "validation": [], "test": []}
+    for n in range(24):
+        low = n % 2 == 0
+        rel = f"{n % 3:02d}/{n}.wav"
+        (root / "audio" / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / "audio" / rel, tone_clip(rng, low), RATE)
+        tags = "genre---ambient\tgenre---drone" if low else "genre---electronic"
+        split = "test" if n >= 20 else "validation" if n >= 16 else "train"
+        rows[split].append(f"track_{n:07d}\tartist_{n % 4:06d}\talbum_{n % 6:06d}\t{rel}\t4.0\t{tags}")
+    for split, lines in rows.items():
+        (root / "split-0" / f"autotagging_genre-{split}.tsv").write_text(header + "\n".join(lines) + "\n")
+    bundle_dir = tmp_path / "bundle"
+    code = main(["disambig", "--data", str(root), *TINY, "--epochs", "3", "--name", "jam",
+                 "--bundle-dir", str(bundle_dir), "--report-dir", str(tmp_path / "report")])
+    assert code == 0
+    bundle = load_bundle(bundle_dir)
+    assert bundle.labels == ["ambient", "drone", "electronic"]
+    assert bundle.config["provenance"]["layout"] == "jamendo"
+    assert bundle.config["metrics"]["model"]["n"] == 4
