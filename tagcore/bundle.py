@@ -213,6 +213,10 @@ def save_bundle(
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(staging / WEIGHTS_FILE))
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # mkdtemp makes a private directory; a bundle is meant to be shared.
+        staging.chmod(0o755)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            (staging / name).chmod(0o644)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -290,7 +290,14 @@ def run(args) -> dict:
             "model": {k: summarise(v) for k, v in model_scores.items()},
             "baseline_mfcc_logreg": {k: summarise(v) for k, v in base_scores.items()},
             "confusion_matrix": confusion.tolist(),
+            "labels": labels,
         }
+        if not any(r.artist for r in records):
+            evaluation["caveat"] = (
+                "no artist ids: folds are not artist-filtered. In GTZAN the clips of a genre "
+                "often share artists (the first ten of each genre largely do), so the same "
+                "artists sit in training and test folds and the figures flatter every model."
+            )
         train_idx = np.arange(len(records))
     elif layout == "jamendo":
         split_idx = {s: np.array([i for i, r in enumerate(records) if r.split == s]) for s in mtg_jamendo.SPLITS}
