@@ -54,8 +54,10 @@ PYAV_FORMATS = {
     "wv": ("wv", "wavpack", "fltp", ".wv"),
 }
 
-#: fmt -> external encoder program needed to write it.
-EXTERNAL_FORMATS = {"mpc": "mpcenc", "ape": "mac"}
+#: fmt -> external encoder programs that can write it (the first found is used):
+#: mpcenc from Debian's musepack-tools; Monkey's Audio's own ``mac`` or the
+#: Java port ``jmac`` from Debian's libjmac-java.
+EXTERNAL_FORMATS = {"mpc": ("mpcenc",), "ape": ("mac", "jmac")}
 
 ALL_FORMATS = [*SOUNDFILE_FORMATS, *PYAV_FORMATS, *EXTERNAL_FORMATS]
 
@@ -162,18 +164,22 @@ def _write_with_pyav(path: Path, signal: np.ndarray, sample_rate: int, muxer: st
 
 
 def _write_with_external_encoder(path: Path, signal: np.ndarray, sample_rate: int,
-                                 program: str) -> None:
-    """Write a temporary WAV and convert it with ``program`` (mpcenc or mac)."""
-    executable = shutil.which(program)
-    if executable is None:
+                                 programs: tuple[str, ...]) -> None:
+    """Write a temporary WAV and convert it with the first of ``programs`` on PATH."""
+    found = [(name, shutil.which(name)) for name in programs]
+    found = [(name, executable) for name, executable in found if executable]
+    if not found:
+        hint = "apt-get install musepack-tools" if "mpcenc" in programs else "apt-get install libjmac-java"
         raise EncoderUnavailable(
-            f"no {path.suffix[1:]} encoder: {program!r} is not on PATH "
-            f"({'install musepack-tools' if program == 'mpcenc' else 'Monkey’s Audio mac'})")
+            f"no {path.suffix[1:]} encoder: none of {', '.join(programs)} is on PATH ({hint})")
+    program, executable = found[0]
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "input.wav"
         sf.write(wav, signal, sample_rate, subtype="PCM_16")
         if program == "mpcenc":
             command = [executable, "--silent", "--overwrite", str(wav), str(path)]
+        elif program == "jmac":
+            command = [executable, "c2", str(wav), str(path)]
         else:
             command = [executable, str(wav), str(path), "-c2000"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
