@@ -1,17 +1,47 @@
-"""The training loop shared by the families: device choice, epochs over
-mini-batches, early stopping on validation loss, progress with ETA."""
+"""The training loop shared by every family.
+
+A family supplies a model, an optimiser, a map-style training set of
+``(input, target)`` items with a ``collate`` function, a loss and an
+``evaluate(model) -> {metric: value}`` function; :func:`fit` does the rest:
+
+- device: CUDA, then Apple MPS, then CPU (``device`` overrides);
+- precision: bf16 autocast on CUDA where supported, else fp16 with a grad
+  scaler; fp32 on CPU and MPS (``precision`` overrides);
+- distributed data parallel when launched by ``torchrun`` (torch.distributed,
+  NCCL on CUDA, gloo on CPU): each process sees its own shard of every
+  epoch's permutation, gradients are averaged, every process evaluates;
+- gradient accumulation over ``accumulate`` micro-batches;
+- a checkpoint every ``checkpoint_every`` optimiser steps and at each epoch
+  end, and ``resume``: the checkpoint holds model, optimiser, scaler, RNG
+  and early-stopping state and the position inside the epoch, and the data
+  order and crops depend only on (seed, epoch, index), so a run killed at
+  any point and resumed ends exactly where an uninterrupted run ends;
+- early stopping on ``monitor`` (the best weights are restored at the end);
+- a progress line with throughput and ETA, and JSON-lines logs.
+
+Checkpoints are ``torch.save`` dictionaries of tensors and plain values,
+read back with ``weights_only=True``: nothing is unpickled.
+"""
 
 from __future__ import annotations
 
-import copy
+import json
 import math
+import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainer.progress import Progress
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -25,70 +55,347 @@ def choose_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-@dataclass
-class History:
-    """Per-epoch train and validation loss; ``best_epoch`` is 1-based."""
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (auto, fp32, bf16, fp16) on
+    ``device``; None means plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
+
+# --- distributed ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands: rank among ``world_size`` processes."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str = "auto") -> tuple[Distributed, torch.device]:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1)
+    and return this process's place and device (``cuda:LOCAL_RANK`` on GPUs)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed(), choose_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = choose_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Distributed(rank, world_size, local_rank), device
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one epoch for one process.
+
+    The permutation of ``range(n)`` depends only on (seed, epoch); it is
+    padded by wrapping around to a multiple of ``world_size`` and process
+    ``rank`` takes every ``world_size``-th index from ``rank`` on, so shards
+    are disjoint except for the padding. ``skip`` drops this process's first
+    indices (resuming inside an epoch).
+    """
+
+    def __init__(self, n: int, *, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, *, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def shard(self) -> list[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=generator).tolist()
+        else:
+            order = list(range(self.n))
+        per_rank = math.ceil(self.n / self.world_size)
+        order += order[: per_rank * self.world_size - self.n]
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shard()[self.skip :])
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.world_size) - self.skip
+
+
+# --- configuration and state -----------------------------------------------
+
+
+@dataclass
+class LoopConfig:
+    """How to train; every field is a command-line option of the trainer."""
+
+    epochs: int = 100
+    batch_size: int = 16  # per process
+    accumulate: int = 1  # micro-batches per optimiser step
+    patience: int = 15  # epochs without improvement before stopping
+    monitor: str = "val_loss"
+    mode: str = "min"  # or "max"
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0  # DataLoader worker processes
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0  # optimiser steps; 0: at epoch ends only
+    resume: bool = False
+    log_path: str | None = None  # JSON lines
+    log_every: int = 50  # optimiser steps between "step" log lines
+    label: str = "training"
+
+    def __post_init__(self):
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', not {self.mode!r}")
+        if self.accumulate < 1 or self.batch_size < 1 or self.epochs < 0:
+            raise ValueError("epochs >= 0, batch_size >= 1 and accumulate >= 1 are required")
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns; ``history`` has one dict per epoch."""
+
+    history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
+    best_value: float = math.nan
+    stopped_early: bool = False
+    global_step: int = 0
     seconds: float = 0.0
+    resumed_from: str | None = None
+
+
+class JsonLog:
+    """Appends one JSON object per line (main process only)."""
+
+    def __init__(self, path: str | None, enabled: bool):
+        self.path = Path(path) if path and enabled else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        if self.path is None:
+            return
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+
+def _improved(value: float, best: float, mode: str) -> bool:
+    if math.isnan(value):
+        return False
+    if math.isnan(best):
+        return True
+    return value < best - 1e-9 if mode == "min" else value > best + 1e-9
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write atomically: a killed process never leaves a torn checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint without unpickling arbitrary objects."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a checkpoint of this trainer (format {state.get('format')!r})")
+    return state
+
+
+# --- the loop -----------------------------------------------------------------
 
 
 def fit(
     model: torch.nn.Module,
     *,
-    optimiser: torch.optim.Optimizer,
-    train_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    val_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None,
+    optimizer: torch.optim.Optimizer,
+    train_set: Dataset,
+    collate: Callable,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    epochs: int,
-    patience: int,
-    device: torch.device,
-    label: str = "training",
-    batches_per_epoch: int | None = None,
-) -> History:
-    """Train ``model``; keep the weights of the epoch with the lowest
-    validation loss (early stopping after ``patience`` epochs without
-    improvement). ``train_batches(epoch)`` yields (inputs, targets) for one
-    epoch; ``val_batches()`` the validation set (None: no early stopping,
-    the last epoch is kept)."""
-    history = History()
-    best_state, best_loss = None, math.inf
-    start = time.monotonic()
-    progress = Progress(epochs * (batches_per_epoch or 1), label=label)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        total, count = 0.0, 0
-        for inputs, targets in train_batches(epoch):
-            inputs, targets = inputs.to(device), targets.to(device)
-            optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), targets)
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(targets)
-            count += len(targets)
-            if batches_per_epoch:
-                progress.update(1, epoch=epoch, loss=total / count)
-        history.train_loss.append(total / max(count, 1))
-        if not batches_per_epoch:
-            progress.update(1, epoch=epoch, loss=history.train_loss[-1])
-        if val_batches is None:
-            continue
-        val_loss = evaluate_loss(model, val_batches(), loss_fn=loss_fn, device=device)
-        history.val_loss.append(val_loss)
-        if val_loss < best_loss - 1e-6:
-            best_loss, history.best_epoch = val_loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - history.best_epoch >= patience:
+    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    config: LoopConfig,
+    on_step: Callable[[torch.nn.Module, int], None] | None = None,
+) -> FitResult:
+    """Train ``model`` in place; return the history. The model ends with the
+    weights of its best epoch by ``config.monitor``.
+
+    ``train_set[i]`` gives ``(input, target)``; if it has ``set_epoch`` it is
+    called before each epoch (for random crops seeded by epoch and index).
+    ``evaluate(model)`` runs on every process with the plain (unwrapped)
+    model in eval mode and must return ``config.monitor``. ``on_step(model,
+    global_step)`` is called after every optimiser step.
+    """
+    place, device = setup_distributed(config.device)
+    torch.manual_seed(config.seed)
+    model.to(device)
+    amp = autocast_dtype(config.precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16 and device.type == "cuda")
+    wrapped = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if place.enabled
+        else model
+    )
+    log = JsonLog(config.log_path, place.is_main)
+    checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+    sampler = EpochSampler(len(train_set), seed=config.seed, rank=place.rank, world_size=place.world_size)
+    batches_per_epoch = math.ceil(math.ceil(len(train_set) / place.world_size) / config.batch_size)
+
+    result = FitResult()
+    best_state: dict | None = None
+    bad_epochs, start_epoch, skip_batches = 0, 1, 0
+    epoch_sum, epoch_count = 0.0, 0
+    if config.resume and checkpoint_path and checkpoint_path.is_file():
+        state = load_checkpoint(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        result.history = list(state["history"])
+        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+        result.global_step, bad_epochs = state["global_step"], state["bad_epochs"]
+        best_state = state["best_model"]
+        start_epoch, skip_batches = state["epoch"], state["batches_done"]
+        epoch_sum, epoch_count = state["epoch_loss_sum"], state["epoch_count"]
+        result.resumed_from = str(checkpoint_path)
+        log("resume", epoch=start_epoch, batches_done=skip_batches, global_step=result.global_step)
+    log("start", config=asdict(config), world_size=place.world_size, device=str(device),
+        precision=str(amp or "fp32"), examples=len(train_set))
+
+    def checkpoint(epoch: int, batches_done: int) -> None:
+        if checkpoint_path is None or not place.is_main:
+            return
+        save_checkpoint(checkpoint_path, {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch, "batches_done": batches_done,
+            "global_step": result.global_step, "model": _cpu_state(model),
+            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "history": result.history, "best_epoch": result.best_epoch, "best_value": result.best_value,
+            "bad_epochs": bad_epochs, "best_model": best_state,
+            "epoch_loss_sum": epoch_sum, "epoch_count": epoch_count,
+        })
+        log("checkpoint", epoch=epoch, batches_done=batches_done, global_step=result.global_step)
+
+    started = time.monotonic()
+    progress = Progress(config.epochs * batches_per_epoch, label=config.label) if place.is_main else None
+    if progress:
+        progress.done = (start_epoch - 1) * batches_per_epoch + skip_batches
+    stop = bad_epochs >= config.patience and bool(result.history)
+    for epoch in range(start_epoch, config.epochs + 1):
+        if stop:
             break
-    progress.close()
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip=skip_batches * config.batch_size)
+        loader = DataLoader(
+            train_set, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+            num_workers=config.num_workers, pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(config.seed * 7919 + epoch),
+        )
+        model.train()
+        epoch_started, examples = time.monotonic(), 0
+        batch_index = skip_batches
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            batch_index += 1
+            boundary = batch_index % config.accumulate == 0 or batch_index == batches_per_epoch
+            sync = nullcontext() if boundary or not place.enabled else wrapped.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                    loss = loss_fn(wrapped(inputs), targets)
+                scaler.scale(loss / config.accumulate).backward()
+            epoch_sum += loss.item() * len(targets)
+            epoch_count += len(targets)
+            examples += len(targets)
+            if boundary:
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                result.global_step += 1
+                if on_step is not None:
+                    on_step(model, result.global_step)
+                if config.log_every and result.global_step % config.log_every == 0:
+                    log("step", epoch=epoch, step=result.global_step, loss=loss.item())
+                if (config.checkpoint_every and result.global_step % config.checkpoint_every == 0
+                        and batch_index < batches_per_epoch):
+                    checkpoint(epoch, batch_index)
+            if progress:
+                progress.update(1, epoch=epoch, loss=epoch_sum / max(epoch_count, 1))
+        skip_batches = 0
+        train_loss = _global_mean(epoch_sum, epoch_count, place, device)
+        epoch_sum, epoch_count = 0.0, 0
+        model.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in evaluate(model).items()}
+        if config.monitor not in metrics:
+            raise KeyError(f"evaluate() returned {sorted(metrics)}, not the monitored {config.monitor!r}")
+        seconds = time.monotonic() - epoch_started
+        record = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": round(seconds, 3),
+                  "examples_per_s": round(examples * place.world_size / max(seconds, 1e-9), 2)}
+        result.history.append(record)
+        log("epoch", **record)
+        if _improved(metrics[config.monitor], result.best_value, config.mode):
+            result.best_value, result.best_epoch, bad_epochs = metrics[config.monitor], epoch, 0
+            best_state = _cpu_state(model)
+        else:
+            bad_epochs += 1
+        stop = bad_epochs >= config.patience
+        checkpoint(epoch + 1, 0)
+        if stop:
+            result.stopped_early = True
+            log("early_stop", epoch=epoch, best_epoch=result.best_epoch, best=result.best_value)
+    if progress:
+        progress.close()
+    if result.history and not result.stopped_early:
+        result.stopped_early = bad_epochs >= config.patience
     if best_state is not None:
         model.load_state_dict(best_state)
-    else:
-        history.best_epoch = len(history.train_loss)
-    history.seconds = time.monotonic() - start
-    return history
+    result.seconds = time.monotonic() - started
+    log("end", best_epoch=result.best_epoch, best=result.best_value, global_step=result.global_step,
+        seconds=round(result.seconds, 3))
+    if place.enabled:
+        dist.barrier()
+    return result
+
+
+def _global_mean(total: float, count: int, place: Distributed, device: torch.device) -> float:
+    """Mean over every process of a locally summed loss."""
+    if place.enabled:
+        pair = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+        dist.all_reduce(pair)
+        total, count = pair.tolist()
+    return total / max(count, 1)
 
 
 @torch.no_grad()
