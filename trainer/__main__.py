@@ -10,16 +10,22 @@ from trainer.datasets import DatasetError
 FAMILIES = {
     "disambig": "audio genre classifier of seed 002 (CNN + GRU, monolabel training)",
 }
+COMMANDS = {
+    "fetch": "download a public dataset from its official location",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description="Train a tagcore model family.")
     sub = parser.add_subparsers(dest="family", required=True)
-    from trainer import disambig
+    from trainer import disambig, fetch
 
     disambig.add_arguments(sub.add_parser("disambig", help=FAMILIES["disambig"]))
+    fetch.add_arguments(sub.add_parser("fetch", help=COMMANDS["fetch"]))
     args = parser.parse_args(argv)
     try:
+        if args.family == "fetch":
+            return fetch.run(args)
         if args.family == "disambig":
             disambig.run(args)
     except DatasetError as exc:

@@ -1,0 +1,787 @@
+"""``python -m trainer fetch NAME``: download a public dataset from its
+official location, resumably, verified, and (for archives) extracted.
+
+The registry below is plain data. Checksums are only the ones the publisher
+states (FMA publishes SHA1s); every other entry has ``checksum=None`` and the
+listing says so. Sizes are ``None`` where the publisher does not state an
+exact byte count.
+
+Download protocol, per file: stream into ``<name>.part`` next to the final
+file, resuming an existing ``.part`` with an HTTP ``Range`` request (a server
+that ignores it and answers 200 restarts from zero; 416 means the ``.part``
+is already complete), verify size and checksum, then ``os.replace`` the
+``.part`` into place. A final file therefore only ever appears complete and
+verified; an interrupted download leaves a ``.part`` for the next run.
+Archives flagged ``extract`` are unpacked into a temporary sibling folder,
+member paths checked (no absolute paths, no ``..``, no links or devices),
+and only then moved into the destination.
+
+Errors (offline, DNS failure, refused connection, HTTP 4xx/5xx, timeout, bad
+checksum, unsafe archive) raise :class:`FetchError` with one message naming
+the URL or file and the cause; :func:`run` prints it and returns 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import ssl
+import stat
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from trainer.datasets import DatasetError
+
+APP_NAME = "beets-autotagml"
+DEFAULT_TIMEOUT = 30.0
+CHUNK_SIZE = 1 << 16
+USER_AGENT = "beets-autotagml-fetch/0.1 (+python urllib)"
+
+
+class FetchError(DatasetError):
+    """A download, verification or extraction failed; the message names the
+    URL (or file) and the cause."""
+
+
+# --- registry ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a dataset.
+
+    url: official location; name: path relative to the destination folder
+    (``/``-separated, may contain sub-folders); size: bytes, ``None`` when
+    the publisher states no exact size; checksum: ``"<algo>:<hex>"`` as
+    stated by the publisher, ``None`` when none is published; extract: unpack
+    this archive (zip, tar, tar.gz...) into the destination once verified.
+    """
+
+    url: str
+    name: str
+    size: int | None = None
+    checksum: str | None = None
+    extract: bool = False
+
+
+@dataclass(frozen=True)
+class JoinedArchive:
+    """An archive published as byte-split parts (``cat parts > name``):
+    once every part is downloaded they are concatenated (to a temporary
+    file, removed afterwards) and extracted into the destination."""
+
+    name: str
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    licence: str
+    homepage: str
+    files: tuple[RemoteFile, ...]
+    joins: tuple[JoinedArchive, ...] = ()
+
+
+_MTG_RAW = "https://raw.githubusercontent.com/MTG/mtg-jamendo-dataset/master/data/"
+_MTG_SUBSETS = (
+    "autotagging", "autotagging_genre", "autotagging_instrument", "autotagging_moodtheme", "autotagging_top50tags"
+)
+_MTT = "https://mirg.city.ac.uk/datasets/magnatagatune/"
+
+REGISTRY: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            name="gtzan",
+            description="GTZAN genre collection (Tzanetakis & Cook 2002): 1,000 30-s clips (.au, 22,050 Hz mono), "
+            "10 genres x 100, about 1.2 GB; extracts to genres/<genre>/*.au (train on DEST/genres)",
+            licence="none stated by the publisher (distributed for research; audio copyright stays with its owners)",
+            homepage="http://marsyas.info/downloads/datasets.html",
+            files=(RemoteFile("http://opihi.cs.uvic.ca/sound/genres.tar.gz", "genres.tar.gz", extract=True),),
+        ),
+        Dataset(
+            name="fma-metadata",
+            description="FMA metadata and features (Defferrard et al. 2017): tracks.csv, genres.csv, features.csv, "
+            "echonest.csv for 106,574 tracks, 342 MiB; extracts to fma_metadata/ (give fma-small the same --dest to get "
+            "the fma_metadata/ + fma_small/ layout trainer.datasets.fma reads)",
+            licence="CC BY 4.0 (metadata)",
+            homepage="https://github.com/mdeff/fma",
+            files=(
+                RemoteFile(
+                    "https://os.unil.cloud.switch.ch/fma/fma_metadata.zip",
+                    "fma_metadata.zip",
+                    checksum="sha1:f0df49ffe5f2a6008d7dc83c6915b31835dfe733",
+                    extract=True,
+                ),
+            ),
+        ),
+        Dataset(
+            name="fma-small",
+            description="FMA small: 8,000 30-s MP3 clips, 8 balanced genres, 7.2 GiB; extracts to fma_small/ "
+            "(labels are in fma-metadata: fetch both into one --dest)",
+            licence="each track under the Creative Commons licence its artist chose (see tracks.csv); research use",
+            homepage="https://github.com/mdeff/fma",
+            files=(
+                RemoteFile(
+                    "https://os.unil.cloud.switch.ch/fma/fma_small.zip",
+                    "fma_small.zip",
+                    checksum="sha1:ade154f733639d52e35e32f5593efe5be76c6d70",
+                    extract=True,
+                ),
+            ),
+        ),
+        Dataset(
+            name="mtg-jamendo-metadata",
+            description="MTG-Jamendo autotagging metadata (Bogdanov et al. 2019), raw files of the repository's data/ "
+            "folder: autotagging*.tsv (autotagging.tsv is a git symlink, fetched from its target "
+            "raw_30s_cleantags_50artists.tsv) and the 5 official splits as split-N/<subset>-<split>.tsv, the layout "
+            "trainer.datasets.mtg_jamendo reads; audio not included (use the repository's download script)",
+            licence="CC BY-NC-SA 4.0 (metadata); audio under per-track Creative Commons licences",
+            homepage="https://github.com/MTG/mtg-jamendo-dataset",
+            files=(
+                RemoteFile(_MTG_RAW + "raw_30s_cleantags_50artists.tsv", "autotagging.tsv"),
+                *(RemoteFile(_MTG_RAW + f"{s}.tsv", f"{s}.tsv") for s in _MTG_SUBSETS[1:]),
+                *(
+                    RemoteFile(_MTG_RAW + f"splits/split-{n}/{s}-{part}.tsv", f"split-{n}/{s}-{part}.tsv")
+                    for n in range(5)
+                    for s in _MTG_SUBSETS
+                    for part in ("train", "validation", "test")
+                ),
+            ),
+        ),
+        Dataset(
+            name="magnatagatune",
+            description="MagnaTagATune (Law et al. 2009): 25,863 29-s clips (16 kHz mono MP3) with 188 TagATune tags; "
+            "annotations_final.csv, clip_info_final.csv and mp3.zip.001-003, joined into mp3.zip and extracted "
+            "(folders 0-f)",
+            licence="CC BY-NC-SA 3.0 Unported",
+            homepage="https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset",
+            files=(
+                RemoteFile(_MTT + "annotations_final.csv", "annotations_final.csv"),
+                RemoteFile(_MTT + "clip_info_final.csv", "clip_info_final.csv"),
+                RemoteFile(_MTT + "mp3.zip.001", "mp3.zip.001"),
+                RemoteFile(_MTT + "mp3.zip.002", "mp3.zip.002"),
+                RemoteFile(_MTT + "mp3.zip.003", "mp3.zip.003"),
+            ),
+            joins=(JoinedArchive("mp3.zip", ("mp3.zip.001", "mp3.zip.002", "mp3.zip.003")),),
+        ),
+        Dataset(
+            name="hetrec-lastfm-2k",
+            description="HetRec 2011 Last.fm 2K (GroupLens): 1,892 users' artist play counts, tag assignments and "
+            "friend relations (user_artists.dat, artists.dat, tags.dat, user_taggedartists*.dat, user_friends.dat)",
+            licence="non-commercial use (per the dataset's readme); cite the HetRec 2011 workshop",
+            homepage="https://grouplens.org/datasets/hetrec-2011/",
+            files=(
+                RemoteFile(
+                    "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
+                    "hetrec2011-lastfm-2k.zip",
+                    extract=True,
+                ),
+            ),
+        ),
+        Dataset(
+            name="aotm2011",
+            description="AotM-2011 (McFee & Lanckriet 2012): Art of the Mix playlists matched to the Million Song "
+            "Dataset, one gzipped JSON file (read it with gzip.open)",
+            licence="none stated by the publisher (research use)",
+            homepage="https://bmcfee.github.io/data/aotm2011.html",
+            files=(
+                RemoteFile("https://bmcfee.github.io/data/aotm2011_playlists.json.gz", "aotm2011_playlists.json.gz"),
+            ),
+        ),
+    )
+}
+
+
+def default_dest(name: str) -> Path:
+    """``platformdirs.user_data_dir("beets-autotagml")/datasets/NAME``."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "datasets" / name
+
+
+def safe_relpath(name: str) -> PurePosixPath:
+    """``name`` as a relative path that stays inside its folder, or FetchError
+    (absolute paths, drive letters, ``..`` components, empty names)."""
+    unified = name.replace("\\", "/")
+    path = PurePosixPath(unified)
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if (
+        not parts
+        or path.is_absolute()
+        or PureWindowsPath(name).drive
+        or PureWindowsPath(name).root
+        or ".." in parts
+        or "\x00" in name
+    ):
+        raise FetchError(f"unsafe path {name!r}: it would land outside the destination folder")
+    return PurePosixPath(*parts)
+
+
+def check_registry(registry: dict[str, Dataset]) -> None:
+    """FetchError unless every entry is well formed (names, URLs, checksums)."""
+    for key, ds in registry.items():
+        if key != ds.name:
+            raise FetchError(f"registry key {key!r} differs from the dataset name {ds.name!r}")
+        names = [f.name for f in ds.files]
+        if len(set(names)) != len(names):
+            raise FetchError(f"{key}: duplicate file names")
+        for f in ds.files:
+            safe_relpath(f.name)
+            if not f.url.startswith(("http://", "https://")):
+                raise FetchError(f"{key}: {f.url}: not an http(s) URL")
+            if f.checksum is not None:
+                _parse_checksum(f.checksum)
+        for j in ds.joins:
+            safe_relpath(j.name)
+            missing = set(j.parts) - set(names)
+            if missing:
+                raise FetchError(f"{key}: {j.name} joins parts that are not files: {sorted(missing)}")
+
+
+# --- listing ----------------------------------------------------------------
+
+
+def _human(n: float | None) -> str:
+    if n is None:
+        return "size unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _checksum_note(f: RemoteFile) -> str:
+    return f"checksum {f.checksum}" if f.checksum else "checksum: none published (size/HTTP checks only)"
+
+
+def format_listing(registry: dict[str, Dataset] | None = None, name: str | None = None, *, max_files: int = 6) -> str:
+    """Human-readable registry listing; ``name`` restricts it to one dataset
+    and lists all its files."""
+    registry = REGISTRY if registry is None else registry
+    if name is not None:
+        entries = [_lookup(registry, name)]
+        max_files = 1 << 30
+    else:
+        entries = list(registry.values())
+    lines = ["usage: python -m trainer fetch NAME [--dest DIR] [--force]  (default DIR: "
+             f"{default_dest('NAME')})", ""]
+    for ds in entries:
+        sizes = [f.size for f in ds.files]
+        total = _human(sum(sizes)) if all(s is not None for s in sizes) else "total size unknown"
+        with_sum = sum(f.checksum is not None for f in ds.files)
+        sums = (
+            "all with published checksums"
+            if with_sum == len(ds.files)
+            else "no published checksums" if with_sum == 0 else f"{with_sum} with published checksums"
+        )
+        lines.append(f"{ds.name}: {ds.description}")
+        lines.append(f"  homepage: {ds.homepage}")
+        lines.append(f"  licence:  {ds.licence}")
+        lines.append(f"  files:    {len(ds.files)}, {total}, {sums}")
+        for f in ds.files[:max_files]:
+            flags = " [extract]" if f.extract else ""
+            lines.append(f"    {f.name}  {_human(f.size)}  {_checksum_note(f)}{flags}")
+            lines.append(f"      {f.url}")
+        if len(ds.files) > max_files:
+            lines.append(f"    ... and {len(ds.files) - max_files} more (python -m trainer fetch {ds.name} --list)")
+        for j in ds.joins:
+            lines.append(f"    {j.name} = {' + '.join(j.parts)}, joined then extracted")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- errors -----------------------------------------------------------------
+
+
+def describe_error(exc: BaseException, timeout: float | None = None) -> str:
+    """One short phrase for a network-level exception (URLError, OSError...)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return f"cannot resolve the host name ({reason.strerror or reason}; are you offline?)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is the server down, or are you offline?)"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"timed out after {timeout:g} s" if timeout else "timed out"
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS error ({reason})"
+    if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN):
+        return "network is unreachable (are you offline?)"
+    if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return "connection reset by the server"
+    if isinstance(reason, http.client.IncompleteRead):
+        return "connection closed before the end of the file"
+    if isinstance(reason, http.client.RemoteDisconnected):
+        return "the server closed the connection without answering"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
+
+
+_NETWORK_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException, ValueError)
+
+
+# --- progress ---------------------------------------------------------------
+
+
+class ByteProgress:
+    """Progress line on stderr: bytes done/total, rate, ETA. Redraws in place
+    on a terminal (at most every 0.2 s); elsewhere one line per 10%."""
+
+    def __init__(self, label: str, total: int | None, start: int = 0, stream=None):
+        self.label = label
+        self.total = total
+        self.done = start
+        self.start_bytes = start
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = time.monotonic()
+        self._last = 0.0
+        self._decile = self._tenth()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def _tenth(self) -> int:
+        return int(10 * self.done / self.total) if self.total else -1
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.t0
+        rate = (self.done - self.start_bytes) / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            pct = f" ({100 * self.done / self.total:.0f}%)"
+            eta = f"ETA {(self.total - self.done) / rate:.0f} s" if rate > 0 else "ETA ?"
+            return f"{self.label}: {_human(self.done)} / {_human(self.total)}{pct}, {_human(rate)}/s, {eta}"
+        return f"{self.label}: {_human(self.done)}, {_human(rate)}/s"
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last >= 0.2:
+                self._last = now
+                self.stream.write("\r" + self.line() + "\x1b[K")
+                self.stream.flush()
+        else:
+            tenth = self._tenth()
+            if tenth != self._decile or (not self.total and now - self._last >= 10):
+                self._decile, self._last = tenth, now
+                self.stream.write(self.line() + "\n")
+                self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.line() + "\x1b[K\n")
+            self.stream.flush()
+        elif self._decile != 10:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+
+# --- download ---------------------------------------------------------------
+
+
+def _parse_checksum(checksum: str) -> tuple[str, str]:
+    algo, sep, digest = checksum.partition(":")
+    algo = algo.lower()
+    if not sep or algo not in hashlib.algorithms_guaranteed or not re.fullmatch(r"[0-9a-fA-F]+", digest):
+        raise FetchError(f"malformed checksum {checksum!r} (expected '<algorithm>:<hex digest>')")
+    if len(digest) != 2 * hashlib.new(algo).digest_size:
+        raise FetchError(f"malformed checksum {checksum!r}: wrong length for {algo}")
+    return algo, digest.lower()
+
+
+def file_digest(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_file(path: Path, size: int | None = None, checksum: str | None = None) -> str | None:
+    """None if ``path`` has the expected size and checksum (each when known),
+    else what is wrong."""
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        return f"size is {actual} bytes, expected {size}"
+    if checksum:
+        algo, expected = _parse_checksum(checksum)
+        digest = file_digest(path, algo)
+        if digest != expected:
+            return f"{algo} is {digest}, the publisher states {expected}"
+    return None
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None, int | None]:
+    """(start, end, total) of a Content-Range header; Nones where absent/'*'."""
+    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
+    if not m:
+        return None, None, None
+    start, end, total = m.groups()
+    return (
+        int(start) if start else None,
+        int(end) if end else None,
+        int(total) if total and total != "*" else None,
+    )
+
+
+def _log(stream, message: str) -> None:
+    stream.write(message + "\n")
+    stream.flush()
+
+
+def _transfer(url: str, part: Path, offset: int, size: int | None, timeout: float, stream, label: str) -> str:
+    """One HTTP request appending to (or restarting) ``part``.
+
+    Returns "done" (body written), "complete" (416: part already whole) or
+    "restart" (the server disowned our partial file: delete it and retry).
+    """
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    opener = urllib.request.build_opener()  # built per call: proxy settings are read from the environment now
+    try:
+        response = opener.open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and offset:
+            _start, _end, total = _content_range(exc.headers.get("Content-Range"))
+            return "complete" if total is None or total == offset else "restart"
+        raise FetchError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except _NETWORK_ERRORS as exc:
+        raise FetchError(f"cannot reach {url}: {describe_error(exc, timeout)}") from None
+
+    with response:
+        status = response.status
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if status == 206 and offset:
+            start, _end, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                return "restart"
+            mode = "ab"
+            total = total if total is not None else (offset + length if length is not None else None)
+        elif status in (200, 206):
+            if offset:
+                _log(stream, f"{label}: the server ignored the range request; downloading again from zero")
+            offset, mode, total = 0, "wb", length
+        else:
+            raise FetchError(f"cannot download {url}: unexpected HTTP {status} {response.reason}")
+        if size is not None and total is not None and total != size:
+            raise FetchError(f"cannot download {url}: the server offers {total} bytes, the registry expects {size}")
+
+        progress = ByteProgress(label, total if total is not None else size, offset, stream)
+        received = 0
+        try:
+            out = open(part, mode)
+        except OSError as exc:
+            raise FetchError(f"cannot write {part}: {exc.strerror or exc}") from None
+        with out:
+            while True:
+                try:
+                    chunk = response.read(CHUNK_SIZE)
+                except _NETWORK_ERRORS as exc:
+                    progress.close()
+                    raise FetchError(
+                        f"download of {url} interrupted after {offset + received} bytes: "
+                        f"{describe_error(exc, timeout)}; run the command again to resume"
+                    ) from None
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise FetchError(f"cannot write {part}: {exc.strerror or exc}") from None
+                received += len(chunk)
+                progress.update(len(chunk))
+        progress.close()
+        if length is not None and received < length:
+            raise FetchError(
+                f"download of {url} interrupted after {offset + received} of {offset + length} bytes: "
+                "connection closed early; run the command again to resume"
+            )
+    return "done"
+
+
+def download_file(
+    url: str,
+    target: str | Path,
+    *,
+    size: int | None = None,
+    checksum: str | None = None,
+    force: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    stream=None,
+) -> str:
+    """Download ``url`` to ``target`` through ``target.part`` (resumed when
+    present), verified, then atomically moved into place.
+
+    Returns "downloaded" or "skipped" (``target`` already there and verified;
+    ``force`` downloads again from zero). Raises FetchError.
+    """
+    target = Path(target)
+    stream = stream if stream is not None else sys.stderr
+    part = target.with_name(target.name + ".part")
+    label = target.name
+    if checksum is not None:
+        _parse_checksum(checksum)
+    if target.exists() and not force:
+        problem = verify_file(target, size, checksum)
+        if problem is None:
+            return "skipped"
+        _log(stream, f"{target}: {problem}; downloading again")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if force and part.exists():
+            part.unlink()
+    except OSError as exc:
+        raise FetchError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+
+    for attempt in range(3):
+        offset = part.stat().st_size if part.exists() else 0
+        if size is not None and offset > size:
+            part.unlink()
+            offset = 0
+        if offset and size is not None and offset == size:
+            break  # a complete .part from an earlier run: only verification is left
+        if offset:
+            _log(stream, f"{label}: resuming at byte {offset}")
+        outcome = _transfer(url, part, offset, size, timeout, stream, label)
+        if outcome != "restart":
+            break
+        _log(stream, f"{label}: the server does not accept the partial file; downloading again from zero")
+        part.unlink(missing_ok=True)
+    else:
+        raise FetchError(f"cannot download {url}: the server keeps rejecting the resumed download")
+
+    problem = verify_file(part, size, checksum)
+    if problem is not None:
+        actual = part.stat().st_size
+        if size is not None and actual < size:
+            raise FetchError(f"incomplete download of {url}: {problem}; run the command again to resume")
+        part.unlink()
+        raise FetchError(f"verification failed for {target.name} from {url}: {problem}; the download was deleted")
+    os.replace(part, target)
+    return "downloaded"
+
+
+# --- extraction -------------------------------------------------------------
+
+
+def _is_link_zipinfo(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _copy_member(src, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as out:
+        shutil.copyfileobj(src, out, CHUNK_SIZE)
+
+
+def extract_archive(archive: str | Path, dest: str | Path, *, label: str | None = None) -> list[str]:
+    """Unpack a zip or tar(.gz/.bz2/.xz) ``archive`` into ``dest``.
+
+    Members go into a temporary sibling folder first; any absolute path,
+    ``..`` component, link or device member aborts the whole extraction with
+    FetchError and nothing reaches ``dest``. Then each top-level entry is
+    moved into ``dest`` (replacing an earlier copy). Returns those entries.
+    """
+    archive, dest = Path(archive), Path(dest)
+    label = label or archive.name
+    tmp = dest / f".{label}.extracting"
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    rel = _member_path(archive, info.filename)
+                    if _is_link_zipinfo(info):
+                        raise FetchError(f"{archive}: refusing link member {info.filename!r}")
+                    if info.is_dir():
+                        (tmp / rel).mkdir(parents=True, exist_ok=True)
+                    else:
+                        with zf.open(info) as src:
+                            _copy_member(src, tmp / rel)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive, "r:*") as tf:
+                for member in tf:
+                    if member.isdir() and member.name.replace("\\", "/").strip("/") in ("", "."):
+                        continue  # the archive's own root ("./")
+                    rel = _member_path(archive, member.name)
+                    if member.isdir():
+                        (tmp / rel).mkdir(parents=True, exist_ok=True)
+                    elif member.isreg():
+                        src = tf.extractfile(member)
+                        with src:
+                            _copy_member(src, tmp / rel)
+                    else:
+                        kind = "link" if member.issym() or member.islnk() else "special"
+                        raise FetchError(f"{archive}: refusing {kind} member {member.name!r}")
+        else:
+            raise FetchError(f"cannot extract {archive}: neither a zip nor a tar archive")
+        entries = sorted(p.name for p in tmp.iterdir())
+        for entry in entries:
+            final = dest / entry
+            if final.resolve() == archive.resolve():
+                raise FetchError(f"{archive}: a member would replace the archive itself")
+        for entry in entries:
+            final = dest / entry
+            if final.is_dir() and not final.is_symlink():
+                shutil.rmtree(final)
+            elif final.exists() or final.is_symlink():
+                final.unlink()
+            os.replace(tmp / entry, final)
+        tmp.rmdir()
+        return entries
+    except FetchError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, NotImplementedError, RuntimeError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FetchError(f"cannot extract {archive}: {exc}") from None
+
+
+def _member_path(archive: Path, name: str) -> PurePosixPath:
+    try:
+        return safe_relpath(name)
+    except FetchError:
+        raise FetchError(
+            f"{archive}: refusing unsafe member {name!r} (its path leads outside the destination)"
+        ) from None
+
+
+def _marker(dest: Path, name: str) -> Path:
+    return dest / f".{name}.extracted"
+
+
+def _join_parts(parts: list[Path], out: Path) -> None:
+    with open(out, "wb") as fh:
+        for p in parts:
+            with open(p, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)
+
+
+# --- datasets ---------------------------------------------------------------
+
+
+@dataclass
+class FetchReport:
+    dest: Path
+    downloaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    extracted: list[str] = field(default_factory=list)
+
+
+def _lookup(registry: dict[str, Dataset], name: str) -> Dataset:
+    try:
+        return registry[name]
+    except KeyError:
+        raise FetchError(f"unknown dataset {name!r}; known: {', '.join(sorted(registry))}") from None
+
+
+def fetch_dataset(
+    name: str,
+    dest: str | Path | None = None,
+    *,
+    registry: dict[str, Dataset] | None = None,
+    force: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    stream=None,
+) -> FetchReport:
+    """Download (and extract) every file of dataset ``name`` into ``dest``
+    (default :func:`default_dest`). Files already there and verified are
+    skipped, and so is an extraction already done from the same archive,
+    unless ``force``. Raises FetchError."""
+    registry = REGISTRY if registry is None else registry
+    stream = stream if stream is not None else sys.stderr
+    ds = _lookup(registry, name)
+    dest = Path(dest).expanduser() if dest is not None else default_dest(name)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot create {dest}: {exc.strerror or exc}") from None
+    report = FetchReport(dest)
+    fresh: dict[str, bool] = {}
+    for f in ds.files:
+        target = dest / safe_relpath(f.name)
+        outcome = download_file(f.url, target, size=f.size, checksum=f.checksum, force=force, timeout=timeout,
+                                stream=stream)
+        (report.downloaded if outcome == "downloaded" else report.skipped).append(f.name)
+        fresh[f.name] = outcome == "downloaded"
+        if f.extract:
+            marker = _marker(target.parent, target.name)
+            if fresh[f.name] or force or not marker.exists():
+                _log(stream, f"{f.name}: extracting into {dest}")
+                extract_archive(target, dest)
+                marker.write_text(f"{f.url}\n")
+                report.extracted.append(f.name)
+    for j in ds.joins:
+        marker = _marker(dest, j.name)
+        if any(fresh[p] for p in j.parts) or force or not marker.exists():
+            joined = dest / f".{j.name}.joining"
+            _log(stream, f"{j.name}: joining {len(j.parts)} parts and extracting into {dest}")
+            try:
+                _join_parts([dest / safe_relpath(p) for p in j.parts], joined)
+                extract_archive(joined, dest, label=j.name)
+            except OSError as exc:
+                raise FetchError(f"cannot join {j.name}: {exc.strerror or exc}") from None
+            finally:
+                joined.unlink(missing_ok=True)
+            marker.write_text(" + ".join(j.parts) + "\n")
+            report.extracted.append(j.name)
+    return report
+
+
+# --- command line -----------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", nargs="?", metavar="NAME", help="dataset to download (see --list)")
+    parser.add_argument("--dest", help="destination folder (default: user data dir/datasets/NAME)")
+    parser.add_argument("--list", action="store_true", help="list the known datasets (all files of NAME if given)")
+    parser.add_argument("--force", action="store_true", help="download and extract again even if already present")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help=f"network timeout in seconds (default {DEFAULT_TIMEOUT:g})")
+
+
+def run(args: argparse.Namespace, registry: dict[str, Dataset] | None = None) -> int:
+    """The ``fetch`` command: 0 on success, 2 on any error (one line on
+    stderr, no traceback)."""
+    registry = REGISTRY if registry is None else registry
+    try:
+        if args.list:
+            sys.stdout.write(format_listing(registry, args.dataset))
+            return 0
+        if not args.dataset:
+            raise FetchError(f"give a dataset NAME or --list; known: {', '.join(sorted(registry))}")
+        report = fetch_dataset(args.dataset, args.dest, registry=registry, force=args.force,
+                               timeout=getattr(args, "timeout", DEFAULT_TIMEOUT))
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # local file system trouble (disk full, permissions) after the checks above
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    parts = [f"{len(report.downloaded)} downloaded", f"{len(report.skipped)} already present"]
+    if report.extracted:
+        parts.append(f"{len(report.extracted)} extracted")
+    print(f"{args.dataset}: {report.dest} ({', '.join(parts)})")
+    return 0
