@@ -39,14 +39,17 @@ TINY = ["--channels", "4,8,8,8", "--gru-hidden", "8", "--batch-size", "4", "--wo
 def test_train_then_predict(toy_dataset, tmp_path):
     bundle_dir, report_dir = tmp_path / "bundle", tmp_path / "report"
     code = main(["disambig", "--data", str(toy_dataset), *TINY, "--epochs", "25", "--patience", "25",
-                 "--folds", "2", "--name", "toy", "--bundle-dir", str(bundle_dir), "--report-dir", str(report_dir)])
+                 "--folds", "2", "--name", "toy", "--bundle-dir", str(bundle_dir), "--report-dir", str(report_dir),
+                 "--cache-dir", str(tmp_path / "cache")])
     assert code == 0
     bundle = load_bundle(bundle_dir)
     assert bundle.labels == ["high", "low"]
     assert bundle.config["metrics"]["model"]["accuracy"]["mean"] >= 0.0
     assert "baseline_mfcc_logreg" in bundle.config["metrics"]
-    report = json.loads((report_dir / "report.json").read_text())
+    report = json.loads((report_dir / "metrics.json").read_text())
     assert report["provenance"]["tracks"] == 20
+    history = (report_dir / "history.jsonl").read_text().splitlines()
+    assert 1 <= len(history) <= 25
 
     rng = np.random.default_rng(99)  # clips never seen in training
     paths = []
@@ -63,7 +66,7 @@ def test_train_then_predict(toy_dataset, tmp_path):
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
-    assert main(["disambig", "--data", str(tmp_path / "nowhere"), *TINY]) == 2
+    assert main(["disambig", "--data", str(tmp_path / "nowhere"), *TINY, "--cache-dir", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
 
 
@@ -129,7 +132,8 @@ def test_train_from_mtg_jamendo_layout(tmp_path):
         (root / "split-0" / f"autotagging_genre-{split}.tsv").write_text(header + "\n".join(lines) + "\n")
     bundle_dir = tmp_path / "bundle"
     code = main(["disambig", "--data", str(root), *TINY, "--epochs", "3", "--name", "jam",
-                 "--bundle-dir", str(bundle_dir), "--report-dir", str(tmp_path / "report")])
+                 "--bundle-dir", str(bundle_dir), "--report-dir", str(tmp_path / "report"),
+                 "--cache-dir", str(tmp_path / "cache")])
     assert code == 0
     bundle = load_bundle(bundle_dir)
     assert bundle.labels == ["ambient", "drone", "electronic"]

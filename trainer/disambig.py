@@ -35,9 +35,10 @@ from tagcore import metrics
 from tagcore.baseline import LogisticRegression, mfcc_statistics_from_logmel
 from tagcore.features import MelParams
 from tagcore.families import disambig
+from trainer.cache import CroppedFeatures, FeatureCache, collate, default_cache_root
 from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo
-from trainer.features import compute_log_mels
-from trainer.loop import choose_device, evaluate_loss, fit
+from trainer.loop import LoopConfig, add_loop_arguments, fit, loop_config, setup_distributed
+from trainer.report import write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,15 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-seconds", type=float, default=0.0,
                         help="length of the random training crops in seconds (0: the full 30 s excerpt)")
     parser.add_argument("--max-seconds", type=float, default=120.0, help="decode at most this much of each track")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--patience", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1.0, help="Adadelta learning rate (Keras default 1.0)")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds for the GTZAN layout (0: none)")
     parser.add_argument("--tag-cap", type=int, default=2000, help="per-tag cap of the monolabel scheme")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (feature cache)")
+    parser.add_argument("--cache-dir", help="feature cache (default: the user cache dir)")
+    add_loop_arguments(parser)
 
 
 # --- data -------------------------------------------------------------------
@@ -123,30 +122,21 @@ def hold_out(indices: np.ndarray, records: Sequence[Record], *, fraction: float,
     return indices[~mask], indices[mask]
 
 
-# --- batches ----------------------------------------------------------------
+# --- inputs -----------------------------------------------------------------
 
 
-def crop(mel: np.ndarray, frames: int, rng: np.random.Generator | None) -> np.ndarray:
-    """A window of ``frames`` frames: random start with ``rng``, else centred;
-    a shorter matrix is returned whole."""
-    if len(mel) <= frames:
-        return mel
-    start = int(rng.integers(0, len(mel) - frames + 1)) if rng is not None else (len(mel) - frames) // 2
-    return mel[start : start + frames]
+def crop(mel: np.ndarray, frames: int) -> np.ndarray:
+    """The centred window of ``frames`` frames (a shorter matrix whole)."""
+    start = max(0, (len(mel) - frames) // 2)
+    return np.array(mel[start : start + frames], dtype=np.float32)  # a copy, out of the memmap
 
 
-def batches(samples, features, label_index, *, frames, batch_size, rng=None):
-    """(inputs (batch, frames, mels), targets (batch,)) for (key, tag)
-    samples; shuffled and randomly cropped with ``rng``, else in order and
-    centred. Every input of a batch is cut to the batch's shortest."""
-    order = rng.permutation(len(samples)) if rng is not None else np.arange(len(samples))
-    for start in range(0, len(order), batch_size):
-        chunk = [samples[i] for i in order[start : start + batch_size]]
-        mels = [crop(features[key], frames, rng) for key, _ in chunk]
-        shortest = min(len(m) for m in mels)
-        x = torch.from_numpy(np.stack([m[:shortest] for m in mels]))
-        y = torch.tensor([label_index[tag] for _, tag in chunk])
-        yield x, y
+def centred_batches(samples, features, label_index, *, frames, batch_size):
+    """(inputs (batch, frames, mels), targets (batch,)) of centred crops, in
+    order; every input of a batch is cut to the batch's shortest."""
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        yield collate([(torch.from_numpy(crop(features[key], frames)), label_index[tag]) for key, tag in chunk])
 
 
 def monolabel_samples(records: Sequence[Record], *, cap: int, rng) -> list[tuple[str, str]]:
@@ -172,45 +162,45 @@ def model_config(args, n_labels: int) -> disambig.Config:
     )
 
 
-def train_one(records, train_idx, features, labels, params, args, device, rng, label):
-    """Train a model on ``train_idx`` (10% of it held out for early stopping)."""
+def train_one(records, train_idx, features, labels, params, args, rng, *, name: str):
+    """Train a model on ``train_idx`` with the shared loop (10% of it, by
+    group, held out for early stopping on the validation loss)."""
     fit_idx, val_idx = hold_out(train_idx, records, fraction=0.1, rng=rng)
     label_index = {tag: i for i, tag in enumerate(labels)}
     train_samples = monolabel_samples([records[i] for i in fit_idx], cap=args.tag_cap, rng=rng)
     val_samples = monolabel_samples([records[i] for i in val_idx], cap=args.tag_cap, rng=rng) if len(val_idx) else []
     frames = round(args.train_seconds * params.sample_rate / params.hop_length) if args.train_seconds else params.excerpt_frames
-    config = model_config(args, len(labels))
-    torch.manual_seed(int(rng.integers(2**31)))
-    model = disambig.Model(config).to(device)
-    optimiser = torch.optim.Adadelta(model.parameters(), lr=args.lr, rho=0.95, eps=1e-7)
-    per_epoch = -(-len(train_samples) // args.batch_size)
-    history = fit(
-        model,
-        optimiser=optimiser,
-        train_batches=lambda epoch: batches(train_samples, features, label_index, frames=frames,
-                                            batch_size=args.batch_size, rng=rng),
-        val_batches=(lambda: batches(val_samples, features, label_index, frames=params.excerpt_frames,
-                                     batch_size=args.batch_size)) if val_samples else None,
-        loss_fn=disambig.loss,
-        epochs=args.epochs,
-        patience=args.patience,
-        device=device,
-        label=label,
-        batches_per_epoch=per_epoch,
-    )
-    return model, history
+    seed = int(rng.integers(2**31))
+    torch.manual_seed(seed)
+    model = disambig.Model(model_config(args, len(labels)))
+    optimizer = torch.optim.Adadelta(model.parameters(), lr=args.lr, rho=0.95, eps=1e-7)
+    train_set = CroppedFeatures(train_samples, features, label_index, frames=frames, seed=seed)
+
+    def evaluate(trained) -> dict:
+        if not val_samples:
+            return {"val_loss": float("nan")}
+        device = next(trained.parameters()).device
+        total = 0.0
+        for x, y in centred_batches(val_samples, features, label_index, frames=params.excerpt_frames,
+                                    batch_size=args.batch_size):
+            total += disambig.loss(trained(x.to(device)), y.to(device)).item() * len(y)
+        return {"val_loss": total / len(val_samples)}
+
+    config = loop_config(args, seed=seed, name=name, monitor_available=bool(val_samples))
+    result = fit(model, optimizer=optimizer, train_set=train_set, collate=collate, loss_fn=disambig.loss,
+                 evaluate=evaluate, config=config)
+    return model, result
 
 
 @torch.no_grad()
-def predict_records(model, records, indices, features, params, device, batch_size=16) -> np.ndarray:
+def predict_records(model, records, indices, features, params, batch_size=16) -> np.ndarray:
     """Softmax outputs on the centred 30 s excerpt of each record, (n, n_labels)."""
-    model.eval()
-    out = []
-    for start in range(0, len(indices), batch_size):
-        mels = [crop(features[records[i].key], params.excerpt_frames, None) for i in indices[start : start + batch_size]]
-        shortest = min(len(m) for m in mels)
-        x = torch.from_numpy(np.stack([m[:shortest] for m in mels])).to(device)
-        out.append(disambig.predict(model, x).cpu().numpy())
+    device = next(model.parameters()).device
+    samples = [(records[i].key, records[i].labels[0]) for i in indices]
+    label_index = {tag: 0 for _, tag in samples}  # targets are not used here
+    out = [disambig.predict(model, x.to(device)).cpu().numpy()
+           for x, _ in centred_batches(samples, features, label_index, frames=params.excerpt_frames,
+                                       batch_size=batch_size)]
     return np.concatenate(out)
 
 
@@ -231,7 +221,7 @@ def classification_metrics(records, indices, probs, labels) -> dict:
 def baseline_predict(records, train_idx, test_idx, features, labels, params) -> np.ndarray:
     """MFCC-statistics + logistic regression: predicted class per test record."""
     label_index = {tag: i for i, tag in enumerate(labels)}
-    vec = lambda i: mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames, None),
+    vec = lambda i: mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames),
                                                 log_c=params.log_c)
     x_train = np.stack([vec(i) for i in train_idx])
     y_train = np.array([label_index[records[i].labels[0]] for i in train_idx])
@@ -245,33 +235,47 @@ def summarise(values: list[float]) -> dict:
             "folds": [float(v) for v in arr]}
 
 
+def load_features(records, params, args) -> tuple[list[Record], dict[str, np.ndarray], list[str]]:
+    """Log-mel matrices of the records through the on-disk feature cache
+    (decoded once, read back memory-mapped); failed records are dropped."""
+    cache = FeatureCache(
+        Path(args.cache_dir) if args.cache_dir else default_cache_root(),
+        kind="logmel", params=params.to_dict(), excerpt={"max_seconds": args.max_seconds, "offset": "centre"},
+    )
+    by_path, failures = cache.build([r.path for r in records], workers=args.workers)
+    for message in failures:
+        print(f"skipped: {message}", file=sys.stderr)
+    kept = [r for r in records if r.path in by_path]
+    return kept, {r.key: by_path[r.path] for r in kept}, failures
+
+
 def run(args) -> dict:
+    place, device = setup_distributed(args.device)
     rng = np.random.default_rng(args.seed)
-    torch.manual_seed(args.seed)
-    device = choose_device(args.device)
     params = MelParams()
     records, layout, load_report = load_records(args)
     for message in load_report.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     print(f"{len(records)} tracks ({layout} layout), device {device}", file=sys.stderr)
-    features, failures = compute_log_mels(records, params=params, max_seconds=args.max_seconds, workers=args.workers)
-    records = [r for r in records if r.key in features]
+    records, features, failures = load_features(records, params, args)
     labels = sorted({tag for r in records for tag in r.labels})
     if len(labels) < 2:
         raise DatasetError(f"{args.data}: need at least two labels, found {labels}")
+    label_index = {tag: i for i, tag in enumerate(labels)}
+    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
+    args.run_dir = str(report_dir)
 
     evaluation: dict = {}
     if layout == "gtzan" and args.folds >= 2:
         model_scores = {"accuracy": [], "macro_f1": []}
         base_scores = {"accuracy": [], "macro_f1": []}
         confusion = np.zeros((len(labels), len(labels)), dtype=int)
-        label_index = {tag: i for i, tag in enumerate(labels)}
         all_idx = np.arange(len(records))
         for fold, test_idx in enumerate(stratified_folds(records, k=args.folds, rng=rng), start=1):
             train_idx = np.setdiff1d(all_idx, test_idx)
-            model, history = train_one(records, train_idx, features, labels, params, args, device, rng,
-                                       label=f"fold {fold}/{args.folds}")
-            probs = predict_records(model, records, test_idx, features, params, device)
+            model, result = train_one(records, train_idx, features, labels, params, args, rng,
+                                      name=f"fold-{fold}")
+            probs = predict_records(model, records, test_idx, features, params)
             scores = classification_metrics(records, test_idx, probs, labels)
             truth = [label_index[records[i].labels[0]] for i in test_idx]
             confusion += metrics.confusion_matrix(truth, probs.argmax(1), n_classes=len(labels))
@@ -283,7 +287,7 @@ def run(args) -> dict:
                 base_scores[key].append(base[key])
             print(f"fold {fold}: model acc {scores['accuracy']:.3f} f1 {scores['macro_f1']:.3f} | "
                   f"baseline acc {base['accuracy']:.3f} f1 {base['macro_f1']:.3f} | best epoch "
-                  f"{history.best_epoch}", file=sys.stderr)
+                  f"{result.best_epoch}", file=sys.stderr)
         evaluation = {
             "protocol": f"{args.folds}-fold cross-validation, stratified by genre, seed {args.seed}; "
                         "10% of each training fold held out for early stopping",
@@ -302,16 +306,17 @@ def run(args) -> dict:
     elif layout == "jamendo":
         split_idx = {s: np.array([i for i, r in enumerate(records) if r.split == s]) for s in mtg_jamendo.SPLITS}
         train_idx = np.concatenate([split_idx["train"], split_idx["validation"]])
-        model, _ = train_one(records, train_idx, features, labels, params, args, device, rng, label="train split")
+        model, _ = train_one(records, train_idx, features, labels, params, args, rng, name="train-split")
         test_idx = split_idx["test"]
         if len(test_idx):
-            probs = predict_records(model, records, test_idx, features, params, device)
+            probs = predict_records(model, records, test_idx, features, params)
             evaluation = {"protocol": f"MTG-Jamendo split-{args.split} {args.category} test set",
                           "model": classification_metrics(records, test_idx, probs, labels)}
     else:
         train_idx = np.arange(len(records))
 
-    final, history = train_one(records, train_idx, features, labels, params, args, device, rng, label="final model")
+    final, result = train_one(records, train_idx, features, labels, params, args, rng, name="final")
+    final = final.cpu().eval()
     provenance = {
         "data": Path(args.data).name,
         "layout": layout,
@@ -323,22 +328,33 @@ def run(args) -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": str(device),
-        "final_best_epoch": history.best_epoch,
+        "processes": place.world_size,
+        "final_best_epoch": result.best_epoch,
         "seed": args.seed,
     }
+    report = {"provenance": provenance, "metrics": evaluation}
+    if not place.is_main:
+        return report
     bundle_dir = Path(args.bundle_dir) if args.bundle_dir else bundles.user_bundle_dir() / args.name
     config = model_config(args, len(labels))
     bundles.save_bundle(
-        bundle_dir, model=final.cpu(), family=disambig.FAMILY, name=args.name, version=args.version,
+        bundle_dir, model=final, family=disambig.FAMILY, name=args.name, version=args.version,
         labels=labels, model_config=config.to_dict(), features=params.to_dict(),
         provenance=provenance, metrics=evaluation,
     )
-    report = {"bundle": str(bundle_dir), "provenance": provenance, "metrics": evaluation,
-              "training": {"train_loss": history.train_loss, "val_loss": history.val_loss}}
-    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"bundle written to {bundle_dir}\nreport written to {report_dir / 'report.json'}", file=sys.stderr)
+    embeddings = disambig.embedding_from_weights(final)
+    written = write_report(
+        report_dir,
+        run_config={k: v for k, v in vars(args).items() if not callable(v)},
+        metrics={**evaluation, "provenance": provenance, "bundle": str(bundle_dir)},
+        history=result.history,
+        labels=labels,
+        confusion=np.array(evaluation["confusion_matrix"]) if "confusion_matrix" in evaluation else None,
+        tag_embeddings=embeddings,
+        label_similarity=disambig.cosine_similarity_matrix(embeddings),
+    )
+    print(f"bundle written to {bundle_dir}\nreport written to {report_dir} ({', '.join(sorted(written))})",
+          file=sys.stderr)
     if evaluation.get("model"):
-        print(json.dumps({k: v for k, v in evaluation.items() if k != "confusion_matrix"}, indent=2))
+        print(json.dumps({k: v for k, v in evaluation.items() if k not in ("confusion_matrix", "labels")}, indent=2))
     return report

@@ -230,6 +230,36 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def add_loop_arguments(parser) -> None:
+    """The loop's command-line options (shared by every family)."""
+    group = parser.add_argument_group("training loop")
+    group.add_argument("--epochs", type=int, default=100)
+    group.add_argument("--batch-size", type=int, default=16, help="examples per process and step")
+    group.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimiser step")
+    group.add_argument("--patience", type=int, default=15, help="epochs without improvement before stopping")
+    group.add_argument("--device", default="auto", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps")
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="auto: bf16 (or fp16 + grad scaler) on CUDA, fp32 elsewhere")
+    group.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    group.add_argument("--checkpoint-every", type=int, default=0,
+                       help="optimiser steps between checkpoints (always at epoch ends)")
+    group.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
+
+
+def loop_config(args, *, seed: int, name: str, monitor_available: bool = True) -> LoopConfig:
+    """LoopConfig from parsed options; checkpoints and logs of part ``name``
+    of a run go under ``args.run_dir``."""
+    run_dir = Path(args.run_dir)
+    return LoopConfig(
+        epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate,
+        # Without a validation set there is nothing to stop on: train all epochs.
+        patience=args.patience if monitor_available else args.epochs + 1,
+        seed=seed, device=args.device, precision=args.precision, num_workers=args.num_workers,
+        checkpoint_dir=str(run_dir / "checkpoints" / name), checkpoint_every=args.checkpoint_every,
+        resume=args.resume, log_path=str(run_dir / "log.jsonl"), label=name,
+    )
+
+
 # --- the loop -----------------------------------------------------------------
 
 
