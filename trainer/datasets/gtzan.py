@@ -6,11 +6,22 @@ Layout::
 
 Each file gets the single label of its folder. GTZAN has no artist or album
 metadata in its file names: ``artist`` and ``album`` are left empty.
+
+Fault-filtered, artist-aware splits (Kereliuk, Sturm & Larsen 2015) are
+plain lists, one relative path per line, in ``SPLIT_DIR``::
+
+    train_filtered.txt  valid_filtered.txt  test_filtered.txt
+        blues/blues.00012.wav
+        blues/blues.00013.wav
+
+Entries are matched to the audio under ROOT by ``<genre>/<stem>``, ignoring
+the extension (a list written for ``.wav`` finds ``.flac`` copies).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
 from trainer.datasets import DatasetError, LoadReport, Record
 
@@ -49,4 +60,76 @@ def load(root: str | Path, *, report: LoadReport | None = None) -> list[Record]:
             records.append(Record(key=key, path=str(path), labels=(genre_dir.name,)))
     if not records:
         raise DatasetError(f"{root}: no <genre>/<audio file> found (GTZAN layout)")
+    return records
+
+
+SPLIT_FILES = {"train": "train_filtered.txt", "validation": "valid_filtered.txt", "test": "test_filtered.txt"}
+
+
+def _entry_key(entry: str) -> str | None:
+    """``genre/stem`` of a split-list entry (extension dropped when it is an
+    audio one), or None when the entry is not ``<genre>/<file>``."""
+    parts = PurePosixPath(entry.replace("\\", "/")).parts
+    if len(parts) < 2:
+        return None
+    name = PurePosixPath(parts[-1])
+    stem = name.stem if name.suffix.lower() in AUDIO_EXTENSIONS else name.name
+    return f"{parts[-2]}/{stem}"
+
+
+def load_split(
+    root: str | Path, split_file: str | Path, *, split: str = "", report: LoadReport | None = None
+) -> list[Record]:
+    """Records of the files listed in ``split_file``, in list order, with
+    ``split`` set on each.
+
+    Entries whose audio is missing under ``root``, malformed entries and
+    repeated entries are skipped and listed in ``report`` as
+    ``split_file:line: cause``. Raises DatasetError when ``split_file`` is
+    missing or ``root`` is not a GTZAN-style tree.
+    """
+    split_file = Path(split_file)
+    report = report if report is not None else LoadReport()
+    try:
+        lines = split_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{split_file}: cannot read split list ({exc})") from None
+    available = {record.key: record for record in load(root)}
+    records, seen = [], set()
+    for number, line in enumerate(lines, start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        key = _entry_key(entry)
+        if key is None:
+            report.skip(f"{split_file}:{number}", f"expected <genre>/<file>, got {entry!r}")
+        elif key in seen:
+            report.skip(f"{split_file}:{number}", f"{entry} listed twice")
+        elif key not in available:
+            report.skip(f"{split_file}:{number}", f"{entry}: no audio file {key}.* under {root}")
+        else:
+            seen.add(key)
+            records.append(replace(available[key], split=split))
+    return records
+
+
+def load_splits(
+    root: str | Path, split_dir: str | Path, *, report: LoadReport | None = None
+) -> list[Record]:
+    """Records of the three fault-filtered lists in ``split_dir`` with
+    ``split`` set to train, validation and test. A track listed in two
+    splits is kept in the first and reported for the second. Raises
+    DatasetError naming a missing list."""
+    report = report if report is not None else LoadReport()
+    records: list[Record] = []
+    for split, name in SPLIT_FILES.items():
+        path = Path(split_dir) / name
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing (GTZAN fault-filtered {split} list)")
+        taken = {record.key for record in records}
+        for record in load_split(root, path, split=split, report=report):
+            if record.key in taken:
+                report.skip(str(path), f"{record.key} is already in an earlier split")
+            else:
+                records.append(record)
     return records

@@ -6,7 +6,18 @@ TSV rows (tab separated, one header row)::
 
 where TAGS are one or more fields like ``genre---rock`` or
 ``mood/theme---happy``, and PATH (``41/241.mp3``) is relative to the audio
-directory. Split files are ``split-N/autotagging_<category>-<split>.tsv``.
+directory. Split files are ``split-N/autotagging_<category>-<split>.tsv``
+(N = 0..4, category genre, moodtheme, instrument or top50tags); the full
+files of each category, without a split, are ``autotagging_<category>.tsv``
+(``autotagging.tsv`` for all tags)::
+
+    autotagging_moodtheme.tsv
+    split-0/autotagging_moodtheme-train.tsv
+    split-0/autotagging_moodtheme-validation.tsv
+    split-0/autotagging_moodtheme-test.tsv
+
+top50tags mixes categories, so its tags keep their full ``genre---rock``
+form; the other categories drop their prefix (``rock``).
 """
 
 from __future__ import annotations
@@ -102,3 +113,29 @@ def load(
             raise DatasetError(f"{tsv}: missing (MTG-Jamendo split {split_number}, {category})")
         records += read_tsv(tsv, audio_dir=audio_dir, prefix=prefix, split=split, report=report)
     return records
+
+
+def load_full(
+    tsv: str | Path,
+    audio_dir: str | Path | None = None,
+    *,
+    category: str | None = None,
+    report: LoadReport | None = None,
+) -> list[Record]:
+    """Records of a full ``autotagging*.tsv`` file (no split: ``split`` is
+    empty).
+
+    category : genre, moodtheme, instrument (keep only that category's tags,
+        prefix dropped) or top50tags/None (every tag as written).
+    Audio paths are resolved against ``audio_dir`` (default: ``audio`` next
+    to the TSV). Raises DatasetError for an unknown category or a missing
+    file.
+    """
+    if category is not None and category not in CATEGORIES:
+        raise DatasetError(f"unknown MTG-Jamendo category {category!r}; known: {', '.join(CATEGORIES)}")
+    tsv = Path(tsv)
+    if not tsv.is_file():
+        raise DatasetError(f"{tsv}: missing (MTG-Jamendo autotagging TSV)")
+    audio_dir = Path(audio_dir) if audio_dir else tsv.parent / "audio"
+    prefix = CATEGORIES[category] if category else None
+    return read_tsv(tsv, audio_dir=audio_dir, prefix=prefix, report=report)

@@ -1,0 +1,123 @@
+"""A beets library database (SQLite), read directly and read-only: beets is
+not imported, and a running beets can keep the file open.
+
+Layout (the tables used)::
+
+    items(id, path BLOB, artist, album, title, genres, album_id,
+          mb_trackid, mb_artistid, mb_albumid, ...)
+    item_attributes(id, entity_id -> items.id, key, value)   flexible attributes
+
+Paths are bytes (decoded with :func:`os.fsdecode`); beets 2.x stores paths
+under the library directory relative to it (``Artist/Album/01 x.mp3``) and
+other paths absolute, so relative ones need ``music_dir``. beets 2.x stores
+the list field ``genres`` as one string joined by ``\\␀`` (backslash, U+2400);
+a library from before that migration has a single ``genre`` column instead.
+Flexible attribute values are stored as text.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.datasets import DatasetError, LoadReport
+
+MULTI_VALUE_DELIMITER = "\\␀"
+_COLUMNS = ("id", "path", "artist", "album", "title", "album_id", "mb_trackid", "mb_artistid", "mb_albumid")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One library item: ``path`` the audio file (relative when stored
+    relative and no ``music_dir`` was given), ``genres`` in stored order,
+    MusicBrainz ids empty when unknown, ``album_id`` None for singletons,
+    ``attributes`` the flexible attributes (text values)."""
+
+    id: int
+    path: str
+    artist: str
+    album: str
+    title: str
+    genres: tuple[str, ...]
+    album_id: int | None = None
+    mb_trackid: str = ""
+    mb_artistid: str = ""
+    mb_albumid: str = ""
+    attributes: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+def split_genres(value: str | None) -> tuple[str, ...]:
+    """A stored ``genres`` value as a tuple: split on ``\\␀``, or on ``; `` for
+    a value written without it (as beets does when parsing)."""
+    if not value:
+        return ()
+    delimiter = MULTI_VALUE_DELIMITER if MULTI_VALUE_DELIMITER in value else "; "
+    return tuple(part.strip() for part in value.split(delimiter) if part.strip())
+
+
+def _path(value, music_dir: str | None) -> str | None:
+    if isinstance(value, (bytes, memoryview)):
+        value = os.fsdecode(bytes(value))
+    if not isinstance(value, str) or not value:
+        return None
+    if music_dir and not os.path.isabs(value):
+        value = os.path.normpath(os.path.join(music_dir, value.replace("/", os.sep)))
+    return value
+
+
+def load(
+    db_path: str | Path, *, music_dir: str | Path | None = None, report: LoadReport | None = None
+) -> list[Item]:
+    """Items of the library at ``db_path``, by id, with their flexible
+    attributes. ``music_dir``: the library ``directory`` of the beets
+    configuration, to make relative paths absolute. Items without a path are
+    skipped and listed in ``report`` as ``file: item N: cause``. Raises
+    DatasetError when the file is missing or is not a beets library."""
+    db_path = Path(db_path)
+    report = report if report is not None else LoadReport()
+    if not db_path.is_file():
+        raise DatasetError(f"{db_path}: missing (beets library database)")
+    music_dir = os.fsdecode(os.path.abspath(music_dir)) if music_dir else None
+    try:
+        connection = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise DatasetError(f"{db_path}: cannot open ({exc})") from None
+    try:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(items)")}
+        if "path" not in columns:
+            raise DatasetError(f"{db_path}: no items table with a path column (not a beets library)")
+        genre_column = "genres" if "genres" in columns else "genre" if "genre" in columns else "NULL"
+        selected = ", ".join(name if name in columns else "NULL" for name in _COLUMNS)
+        attributes: dict[int, dict[str, str]] = {}
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'item_attributes'").fetchone():
+            for entity, key, value in connection.execute("SELECT entity_id, key, value FROM item_attributes"):
+                attributes.setdefault(entity, {})[key] = "" if value is None else str(value)
+        rows = connection.execute(f"SELECT {selected}, {genre_column} FROM items ORDER BY id").fetchall()
+    except sqlite3.Error as exc:
+        raise DatasetError(f"{db_path}: cannot read ({exc})") from None
+    finally:
+        connection.close()
+    items = []
+    for item_id, path, artist, album, title, album_id, trackid, artistid, albumid, genres in rows:
+        decoded = _path(path, music_dir)
+        if decoded is None:
+            report.skip(f"{db_path}: item {item_id}", "no path")
+            continue
+        items.append(
+            Item(
+                id=item_id,
+                path=decoded,
+                artist=artist or "",
+                album=album or "",
+                title=title or "",
+                genres=split_genres(genres),
+                album_id=album_id,
+                mb_trackid=trackid or "",
+                mb_artistid=artistid or "",
+                mb_albumid=albumid or "",
+                attributes=attributes.get(item_id, {}),
+            )
+        )
+    return items

@@ -1,0 +1,134 @@
+"""Vagalume lyrics (the public Kaggle scrape of the Brazilian lyrics site
+vagalume.com.br; no audio).
+
+Layout, two UTF-8 CSVs (comma separated, double-quoted fields)::
+
+    ROOT/artists-data.csv
+        Artist,Genres,Songs,Popularity,Link
+        10000 Maniacs,Rock; Pop; Electronica,110.0,0.3,/10000-maniacs/
+    ROOT/lyrics-data.csv
+        ALink,SName,SLink,Lyric,language          (older release: ...,Lyric,Idiom)
+        /10000-maniacs/,More Than This,/10000-maniacs/more-than-this.html,"I could feel...",en
+
+Songs are joined to their artist on ``ALink`` = ``Link``; a song takes the
+genres of its artist (``Genres`` separated by ``; ``). The older release also
+has a ``Genre`` column and one artist row per genre: rows of one link are
+merged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.datasets import DatasetError, LoadReport, Lyrics, column_index, csv_rows
+
+ARTISTS = "artists-data.csv"
+LYRICS = "lyrics-data.csv"
+
+
+@dataclass(frozen=True)
+class Artist:
+    """One artist page: ``link`` its site path (``/10000-maniacs/``),
+    ``songs`` the song count the site shows, ``popularity`` the site's
+    popularity score (None when missing)."""
+
+    link: str
+    name: str
+    genres: tuple[str, ...]
+    songs: int | None
+    popularity: float | None
+
+
+def _number(text: str, kind):
+    try:
+        return kind(float(text))
+    except ValueError:
+        return None
+
+
+def load_artists(artists_csv: str | Path, *, report: LoadReport | None = None) -> dict[str, Artist]:
+    """Artists of ``artists-data.csv`` by link. Rows with a wrong field
+    count or no link are skipped and listed in ``report``."""
+    report = report if report is not None else LoadReport()
+    rows = csv_rows(artists_csv)
+    _, header = next(rows, (1, []))
+    column = column_index(artists_csv, header, ("Artist", "Genres", "Link"))
+    artists: dict[str, Artist] = {}
+    for number, fields in rows:
+        where = f"{artists_csv}:{number}"
+        if len(fields) != len(header):
+            report.skip(where, f"expected {len(header)} fields, got {len(fields)}")
+            continue
+        link = fields[column["Link"]].strip()
+        if not link:
+            report.skip(where, "empty Link")
+            continue
+        genres = tuple(g.strip() for g in fields[column["Genres"]].split(";") if g.strip())
+        if link in artists:
+            genres = tuple(dict.fromkeys(artists[link].genres + genres))
+        artists[link] = Artist(
+            link=link,
+            name=fields[column["Artist"]].strip(),
+            genres=genres,
+            songs=_number(fields[column["Songs"]], int) if "Songs" in column else None,
+            popularity=_number(fields[column["Popularity"]], float) if "Popularity" in column else None,
+        )
+    return artists
+
+
+def load(root: str | Path, *, language: str | None = None, report: LoadReport | None = None) -> list[Lyrics]:
+    """Lyrics of ``root/lyrics-data.csv`` with the genres of their artist
+    from ``root/artists-data.csv``: key the song link, language as written.
+
+    language : keep only songs in this language (compared without case, to
+        the ``language`` or ``Idiom`` value: ``pt``, ``PORTUGUESE``...).
+    Songs with a wrong field count, empty lyrics, a repeated link, an artist
+    link missing from artists-data.csv or an artist without genres are
+    skipped and listed in ``report`` as ``file:line: cause``.
+    """
+    root = Path(root)
+    for name in (ARTISTS, LYRICS):
+        if not (root / name).is_file():
+            raise DatasetError(f"{root / name}: missing (Vagalume layout)")
+    report = report if report is not None else LoadReport()
+    artists = load_artists(root / ARTISTS, report=report)
+    lyrics_csv = root / LYRICS
+    rows = csv_rows(lyrics_csv)
+    _, header = next(rows, (1, []))
+    column = column_index(lyrics_csv, header, ("ALink", "SName", "SLink", "Lyric"))
+    language_column = column.get("language", column.get("Idiom"))
+    records, seen = [], set()
+    for number, fields in rows:
+        where = f"{lyrics_csv}:{number}"
+        if len(fields) != len(header):
+            report.skip(where, f"expected {len(header)} fields, got {len(fields)}")
+            continue
+        song_language = fields[language_column].strip() if language_column is not None else ""
+        if language is not None and song_language.lower() != language.lower():
+            continue
+        link, artist_link = fields[column["SLink"]].strip(), fields[column["ALink"]].strip()
+        text = fields[column["Lyric"]]
+        artist = artists.get(artist_link)
+        cause = (
+            "empty Lyric" if not text.strip()
+            else f"song link {link!r} repeated" if link in seen
+            else f"artist {artist_link!r} not in {ARTISTS}" if artist is None
+            else f"artist {artist_link!r} has no genre" if not artist.genres
+            else None
+        )
+        if cause:
+            report.skip(where, cause)
+            continue
+        seen.add(link)
+        records.append(
+            Lyrics(
+                key=link,
+                artists=(artist.name,),
+                title=fields[column["SName"]].strip(),
+                text=text,
+                labels=artist.genres,
+                language=song_language,
+            )
+        )
+    return records
