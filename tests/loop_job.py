@@ -68,6 +68,7 @@ def main(argv=None) -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per item (to be killable mid-run)")
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--precision", default="fp32")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ def main(argv=None) -> None:
     step_hashes: list[str] = []
     config = LoopConfig(
         epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate, patience=100,
-        seed=3, device="cpu", checkpoint_dir=str(out / "checkpoints"),
+        seed=3, device="cpu", precision=args.precision, checkpoint_dir=str(out / "checkpoints"),
         checkpoint_every=args.checkpoint_every, resume=args.resume, log_path=str(out / "log.jsonl"), log_every=1,
     )
     result = fit(model, optimizer=optimizer, train_set=train_set, collate=collate, loss_fn=loss_fn,

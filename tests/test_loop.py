@@ -115,3 +115,16 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for name, values in single["state"].items():
         assert torch.allclose(torch.tensor(values), torch.tensor(ranks[0]["state"][name]), atol=1e-5), name
     assert ranks[0]["final"]["val_loss"] == pytest.approx(single["final"]["val_loss"], abs=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_resumes(tmp_path, precision):
+    """Autocast (and, for fp16, the grad scaler) on the CPU: the loss falls,
+    and an epoch-end checkpoint resumes to the same result."""
+    straight = run_job(tmp_path / "straight", "--precision", precision, "--epochs", "4")
+    losses = [h["train_loss"] for h in straight["history"]]
+    assert losses[-1] < losses[0]
+    run_job(tmp_path / "split", "--precision", precision, "--epochs", "2")
+    resumed = run_job(tmp_path / "split", "--precision", precision, "--epochs", "4", "--resume")
+    assert resumed["history"] == straight["history"]
+    assert resumed["weights"] == straight["weights"]

@@ -287,7 +287,8 @@ def fit(
     torch.manual_seed(config.seed)
     model.to(device)
     amp = autocast_dtype(config.precision, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16 and device.type == "cuda")
+    # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     wrapped = (
         torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         if place.enabled
