@@ -139,3 +139,27 @@ def test_train_from_mtg_jamendo_layout(tmp_path):
     assert bundle.labels == ["ambient", "drone", "electronic"]
     assert bundle.config["provenance"]["layout"] == "jamendo"
     assert bundle.config["metrics"]["model"]["n"] == 4
+
+
+def test_disambig_under_torchrun_with_two_cpu_processes(toy_dataset, tmp_path):
+    """The same command under torchrun (gloo on the CPU): one bundle, written once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "trainer", "disambig", "--data", str(toy_dataset), *TINY, "--epochs", "4", "--folds", "2",
+         "--name", "toy-ddp", "--bundle-dir", str(tmp_path / "bundle"), "--report-dir", str(tmp_path / "report"),
+         "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.config["provenance"]["processes"] == 2
+    assert bundle.labels == ["high", "low"]
+    epochs = [json.loads(line) for line in (tmp_path / "report" / "log.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "start" and e["world_size"] == 2 for e in epochs)

@@ -242,7 +242,12 @@ def load_features(records, params, args) -> tuple[list[Record], dict[str, np.nda
         Path(args.cache_dir) if args.cache_dir else default_cache_root(),
         kind="logmel", params=params.to_dict(), excerpt={"max_seconds": args.max_seconds, "offset": "centre"},
     )
-    by_path, failures = cache.build([r.path for r in records], workers=args.workers)
+    place, _ = setup_distributed(args.device)
+    if place.enabled and not place.is_main:
+        torch.distributed.barrier()  # the main process fills the cache first
+    by_path, failures = cache.build([r.path for r in records], workers=args.workers, progress=place.is_main)
+    if place.enabled and place.is_main:
+        torch.distributed.barrier()
     for message in failures:
         print(f"skipped: {message}", file=sys.stderr)
     kept = [r for r in records if r.path in by_path]
