@@ -286,7 +286,7 @@ class AutotagMLPlugin(BeetsPlugin):
         self.config.add(
             {
                 "auto": True,
-                "model": "genre-gtzan",
+                "model": "genre10",
                 "threshold": 0.3,
                 "count": 2,
                 "workers": 2,

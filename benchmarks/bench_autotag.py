@@ -29,7 +29,7 @@ What it does:
 Run from the repository root (the checkout's ``beetsplug`` and ``tagcore``
 are put first on the beet subprocess's PYTHONPATH)::
 
-    python benchmarks/bench_autotag.py                 # shipped genre-gtzan
+    python benchmarks/bench_autotag.py                 # shipped genre10
     python benchmarks/bench_autotag.py --model random  # random weights, same architecture
     python benchmarks/bench_autotag.py --n 10 --repeat 1 --scale 2   # quick check
 
@@ -235,7 +235,7 @@ def prepare_model(spec: str, workdir: Path) -> tuple[str, dict]:
 
 
 def make_random_bundle(directory: Path) -> tuple[str, dict]:
-    """A bundle with random (seeded) weights: the shipped genre-gtzan's
+    """A bundle with random (seeded) weights: the shipped genre10's
     architecture, labels and features when it exists, else RANDOM_MODEL."""
     import torch
 
@@ -538,8 +538,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="where files, libraries and configs go; files are reused (default: %(default)s)",
     )
     parser.add_argument(
-        "--model", default="genre-gtzan",
-        help="bundle name or path, or 'random' for random weights of the same architecture (default genre-gtzan)",
+        "--model", default="genre10",
+        help="bundle name or path, or 'random' for random weights of the same architecture (default genre10)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="timed `autotag-ml -w` runs (default 3)")
     parser.add_argument("--scale", type=int, default=4, help="second library of N*SCALE items for memory (default 4; 0 skips)")

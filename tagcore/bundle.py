@@ -6,7 +6,7 @@
       "format": "tagcore-bundle",
       "format_version": 1,
       "family": "disambig",           # a key of tagcore.families.FAMILIES
-      "name": "genre-gtzan",          # what the plugin records on items
+      "name": "genre10",          # what the plugin records on items
       "version": "1",                 # bump when the weights change
       "labels": ["blues", ...],        # output order of the model
       "model": {...},                  # the family's Config, as a dict
@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 REQUIRED_KEYS = ("format", "format_version", "family", "name", "version", "labels", "model", "features")
-DEFAULT_BUNDLE = "genre-gtzan"
+DEFAULT_BUNDLE = "genre10"
 APP_NAME = "beets-autotagml"
 
 
