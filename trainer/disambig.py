@@ -273,6 +273,8 @@ def run(args) -> dict:
     label_index = {tag: i for i, tag in enumerate(labels)}
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
     args.run_dir = str(report_dir)
+    if place.is_main and not args.resume:
+        (report_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
 
     evaluation: dict = {}
     if layout == "gtzan" and args.folds >= 2:
