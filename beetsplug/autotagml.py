@@ -34,7 +34,7 @@ from beets import ui, util
 from beets.dbcore import types
 from beets.library import FileOperationError
 from beets.plugins import BeetsPlugin
-from tagcore.bundle import CONFIG_FILE, BundleError, load_bundle, resolve_bundle, validate_config
+from tagcore.bundle import CONFIG_FILE, DEFAULT_BUNDLE, BundleError, load_bundle, resolve_bundle, validate_config
 
 if TYPE_CHECKING:
     import optparse
@@ -286,7 +286,7 @@ class AutotagMLPlugin(BeetsPlugin):
         self.config.add(
             {
                 "auto": True,
-                "model": "genre10",
+                "model": DEFAULT_BUNDLE,
                 "threshold": 0.3,
                 "count": 2,
                 "workers": 2,

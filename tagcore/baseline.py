@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tagcore.features import MelParams, log_mel_spectrogram
 
 
 def dct_matrix(*, n_in: int, n_out: int) -> np.ndarray:
@@ -41,11 +40,6 @@ def mfcc_statistics_from_logmel(log_mel: np.ndarray, *, log_c: float, n_mfcc: in
     mfcc = mfcc_from_mel(mel_power, n_mfcc=n_mfcc)
     delta = np.diff(mfcc, axis=0) if len(mfcc) > 1 else np.zeros_like(mfcc)
     return np.concatenate([mfcc.mean(0), mfcc.std(0), delta.mean(0), delta.std(0)]).astype(np.float32)
-
-
-def mfcc_statistics(y: np.ndarray, *, params: MelParams = MelParams(), n_mfcc: int = 20) -> np.ndarray:
-    """Baseline vector of a mono signal at ``params.sample_rate``."""
-    return mfcc_statistics_from_logmel(log_mel_spectrogram(y, params=params), log_c=params.log_c, n_mfcc=n_mfcc)
 
 
 @dataclass

@@ -427,15 +427,3 @@ def _global_mean(total: float, count: int, place: Distributed, device: torch.dev
         dist.all_reduce(pair)
         total, count = pair.tolist()
     return total / max(count, 1)
-
-
-@torch.no_grad()
-def evaluate_loss(model, batches, *, loss_fn, device) -> float:
-    """Mean loss over (inputs, targets) batches, model in eval mode."""
-    model.eval()
-    total, count = 0.0, 0
-    for inputs, targets in batches:
-        inputs, targets = inputs.to(device), targets.to(device)
-        total += loss_fn(model(inputs), targets).item() * len(targets)
-        count += len(targets)
-    return total / max(count, 1)
