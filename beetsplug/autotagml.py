@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import re
 import sys
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from beets import ui, util
 from beets.dbcore import types
 from beets.library import FileOperationError
 from beets.plugins import BeetsPlugin
-from tagcore.bundle import CONFIG_FILE, DEFAULT_BUNDLE, BundleError, load_bundle, resolve_bundle, validate_config
+from tagcore.bundle import DEFAULT_BUNDLE, BundleError, load_bundle, read_config
 
 if TYPE_CHECKING:
     import optparse
@@ -172,20 +171,6 @@ def already_tagged(item: Item, name: str, version: str) -> bool:
     return item.get(MODEL_FIELD) == name and str(item.get(VERSION_FIELD, "")) == version
 
 
-def read_bundle_config(name_or_path: str) -> dict[str, Any]:
-    """A bundle's validated ``config.json`` (name, version, labels...), read
-    without loading its weights. Raises BundleError."""
-    path = resolve_bundle(name_or_path)
-    config_path = path / CONFIG_FILE
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read {CONFIG_FILE} ({exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{config_path}: not valid JSON ({exc})") from None
-    return validate_config(config, source=str(config_path))
-
-
 def set_fields(
     item: Item,
     scores: dict[str, float],
@@ -311,7 +296,7 @@ class AutotagMLPlugin(BeetsPlugin):
         the bundle's config.json (its weights are not loaded here)."""
         fields: dict[str, types.Type] = {MODEL_FIELD: types.STRING, VERSION_FIELD: types.STRING}
         try:
-            labels = read_bundle_config(self.model_spec)["labels"]
+            labels = read_config(self.model_spec)[1]["labels"]
         except BundleError as exc:
             self._log.debug("no label types: {}", exc)
             return fields
@@ -408,7 +393,7 @@ class AutotagMLPlugin(BeetsPlugin):
     ) -> Report:
         """Analyse ``items`` in one batch and update them. Raises BundleError
         when the configured bundle is missing or broken."""
-        meta = read_bundle_config(self.model_spec)
+        _, meta = read_config(self.model_spec)
         report = Report(model=meta["name"], version=str(meta["version"]))
         # With a library, keep only ids and paths and fetch each item again
         # when its result arrives: memory does not grow with the library.

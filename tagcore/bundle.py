@@ -131,6 +131,22 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
     return config
 
 
+def read_config(name_or_path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """A bundle's directory and validated ``config.json`` (name, version,
+    labels...), read without touching its weights. Raises BundleError."""
+    path = resolve_bundle(name_or_path)
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise BundleError(f"{path}: missing {CONFIG_FILE}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BundleError(f"{config_path}: cannot read ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{config_path}: not valid JSON ({exc})") from None
+    return path, validate_config(config, source=str(config_path))
+
+
 def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bundle:
     """Load and validate a bundle; the model is returned in eval mode.
 
@@ -144,16 +160,10 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     from tagcore.families import family_module
     from tagcore.features import MelParams
 
-    path = resolve_bundle(name_or_path)
+    path, config = read_config(name_or_path)
     config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise BundleError(f"{path}: missing {required.name}")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{config_path}: not valid JSON ({exc})") from None
-    validate_config(config, source=str(config_path))
+    if not weights_path.is_file():
+        raise BundleError(f"{path}: missing {WEIGHTS_FILE}")
     try:
         MelParams.from_dict(config["features"])
         family = family_module(config["family"])

@@ -239,14 +239,13 @@ def summarise(values: list[float]) -> dict:
             "folds": [float(v) for v in arr]}
 
 
-def load_features(records, params, args) -> tuple[list[Record], dict[str, np.ndarray], list[str]]:
+def load_features(records, params, args, place) -> tuple[list[Record], dict[str, np.ndarray], list[str]]:
     """Log-mel matrices of the records through the on-disk feature cache
     (decoded once, read back memory-mapped); failed records are dropped."""
     cache = FeatureCache(
         Path(args.cache_dir) if args.cache_dir else default_cache_root(),
         kind="logmel", params=params.to_dict(), excerpt={"max_seconds": args.max_seconds, "offset": "centre"},
     )
-    place, _ = setup_distributed(args.device)
     if place.enabled and not place.is_main:
         torch.distributed.barrier()  # the main process fills the cache first
     by_path, failures = cache.build([r.path for r in records], workers=args.workers, progress=place.is_main)
@@ -266,7 +265,7 @@ def run(args) -> dict:
     for message in load_report.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     print(f"{len(records)} tracks ({layout} layout), device {device}", file=sys.stderr)
-    records, features, failures = load_features(records, params, args)
+    records, features, failures = load_features(records, params, args, place)
     labels = sorted({tag for r in records for tag in r.labels})
     if len(labels) < 2:
         raise DatasetError(f"{args.data}: need at least two labels, found {labels}")

@@ -122,3 +122,31 @@ def column_index(where: str | Path, header: list[str], required: Iterable[str]) 
     if missing:
         raise DatasetError(f"{where}:1: missing column(s) {', '.join(missing)} (header: {', '.join(header)})")
     return index
+
+
+def csv_table(
+    path: str | Path,
+    *,
+    required: Iterable[str],
+    report: LoadReport,
+    delimiter: str = ",",
+) -> tuple[list[str], dict[str, int], Iterator[tuple[int, str, list[str]]]]:
+    """A CSV file with a header row: ``(header, column, rows)`` where
+    ``column`` maps names to positions (DatasetError naming missing
+    ``required`` columns) and ``rows`` yields ``(line, where, fields)`` with
+    ``where`` = ``file:line``; records with a field count other than the
+    header's are skipped into ``report``."""
+    rows = csv_rows(path, delimiter=delimiter)
+    _, header = next(rows, (1, []))
+    column = column_index(path, header, required)
+
+    def complete() -> Iterator[tuple[int, str, list[str]]]:
+        for number, fields in rows:
+            where = f"{path}:{number}"
+            if len(fields) != len(header):
+                report.skip(where, f"expected {len(header)} fields, got {len(fields)}")
+                continue
+            yield number, where, fields
+
+    return header, column, complete()
+

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from trainer.datasets import LoadReport, Lyrics, column_index, csv_rows
+from trainer.datasets import LoadReport, Lyrics, csv_table
 
 
 def parse_artists(text: str) -> tuple[str, ...]:
@@ -40,15 +40,9 @@ def load(path: str | Path, *, report: LoadReport | None = None) -> list[Lyrics]:
     artist list, or an empty title, text or genre are skipped and listed in
     ``report`` as ``file:line: cause``."""
     report = report if report is not None else LoadReport()
-    rows = csv_rows(path)
-    _, header = next(rows, (1, []))
-    column = column_index(path, header, ("artist", "title", "lyrics", "genre"))
+    header, column, rows = csv_table(path, required=("artist", "title", "lyrics", "genre"), report=report)
     records = []
-    for number, fields in rows:
-        where = f"{path}:{number}"
-        if len(fields) != len(header):
-            report.skip(where, f"expected {len(header)} fields, got {len(fields)}")
-            continue
+    for number, where, fields in rows:
         try:
             artists = parse_artists(fields[column["artist"]])
         except ValueError as exc:

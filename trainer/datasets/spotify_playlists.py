@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from trainer.datasets import LoadReport, column_index, csv_rows
+from trainer.datasets import LoadReport, csv_table
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,11 @@ def load(path: str | Path, *, report: LoadReport | None = None) -> tuple[list[Pl
     are listed in ``report`` as ``file:line: cause``.
     """
     report = report if report is not None else LoadReport()
-    rows = csv_rows(path)
-    _, header = next(rows, (1, []))
-    column = column_index(path, header, [_SOURCE.get(f.name, f.name) for f in fields(Track)] + list(_PLAYLIST))
+    required = [_SOURCE.get(f.name, f.name) for f in fields(Track)] + list(_PLAYLIST)
+    _, column, rows = csv_table(path, required=required, report=report)
     tracks: dict[str, Track] = {}
     playlists: dict[str, dict] = {}
-    for number, values in rows:
-        where = f"{path}:{number}"
-        if len(values) != len(header):
-            report.skip(where, f"expected {len(header)} fields, got {len(values)}")
-            continue
+    for _, where, values in rows:
         row = {name: values[i].strip() for name, i in column.items()}
         if not row["track_id"] or not row["playlist_id"]:
             report.skip(where, "empty track_id or playlist_id")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.datasets import DatasetError, LoadReport, Lyrics, column_index, csv_rows
+from trainer.datasets import DatasetError, LoadReport, Lyrics, csv_table
 
 ARTISTS = "artists-data.csv"
 LYRICS = "lyrics-data.csv"
@@ -51,15 +51,9 @@ def load_artists(artists_csv: str | Path, *, report: LoadReport | None = None) -
     """Artists of ``artists-data.csv`` by link. Rows with a wrong field
     count or no link are skipped and listed in ``report``."""
     report = report if report is not None else LoadReport()
-    rows = csv_rows(artists_csv)
-    _, header = next(rows, (1, []))
-    column = column_index(artists_csv, header, ("Artist", "Genres", "Link"))
+    _, column, rows = csv_table(artists_csv, required=("Artist", "Genres", "Link"), report=report)
     artists: dict[str, Artist] = {}
-    for number, fields in rows:
-        where = f"{artists_csv}:{number}"
-        if len(fields) != len(header):
-            report.skip(where, f"expected {len(header)} fields, got {len(fields)}")
-            continue
+    for _, where, fields in rows:
         link = fields[column["Link"]].strip()
         if not link:
             report.skip(where, "empty Link")
@@ -94,16 +88,10 @@ def load(root: str | Path, *, language: str | None = None, report: LoadReport | 
     report = report if report is not None else LoadReport()
     artists = load_artists(root / ARTISTS, report=report)
     lyrics_csv = root / LYRICS
-    rows = csv_rows(lyrics_csv)
-    _, header = next(rows, (1, []))
-    column = column_index(lyrics_csv, header, ("ALink", "SName", "SLink", "Lyric"))
+    _, column, rows = csv_table(lyrics_csv, required=("ALink", "SName", "SLink", "Lyric"), report=report)
     language_column = column.get("language", column.get("Idiom"))
     records, seen = [], set()
-    for number, fields in rows:
-        where = f"{lyrics_csv}:{number}"
-        if len(fields) != len(header):
-            report.skip(where, f"expected {len(header)} fields, got {len(fields)}")
-            continue
+    for _, where, fields in rows:
         song_language = fields[language_column].strip() if language_column is not None else ""
         if language is not None and song_language.lower() != language.lower():
             continue
