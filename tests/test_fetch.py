@@ -116,8 +116,10 @@ class _RangeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if server.cut_after is not None:
             payload, server.cut_after = payload[: server.cut_after], None
-        self.wfile.write(payload)
+        # Record before writing: the client may read the last byte and the
+        # test check ``sent`` before this thread runs again.
         server.sent.append(len(payload))
+        self.wfile.write(payload)
 
     def log_message(self, *args):  # keep test output clean
         pass
