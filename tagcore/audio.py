@@ -15,6 +15,8 @@ This module imports only the standard library, numpy, soundfile, av and soxr
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -25,6 +27,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -33,7 +36,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-__all__ = ["AudioError", "read_excerpt", "read_excerpts"]
+__all__ = ["AudioError", "TooShortError", "Window", "Span", "read_span", "read_excerpt", "read_excerpts"]
 
 # libsndfile reports this frame count when it does not know a file's length.
 _UNKNOWN_FRAMES = 2**62
@@ -71,6 +74,13 @@ class AudioError(Exception):
         return (type(self), (self.path, self.cause))
 
 
+class TooShortError(AudioError):
+    """The file decodes, but holds less audio than the analysis needs.
+
+    Callers report it as skipped, not failed: nothing is wrong with the file.
+    """
+
+
 def _path_text(path: Any) -> str:
     try:
         return os.fsdecode(path)
@@ -79,6 +89,104 @@ def _path_text(path: Any) -> str:
 
 
 # --------------------------------------------------------------- one file
+
+@dataclass(frozen=True)
+class Window:
+    """A part of a track in seconds: ``duration`` (None: to the end) from
+    ``offset`` (None: centred in the track, see :func:`read_excerpt`)."""
+
+    duration: float | None = None
+    offset: float | None = None
+
+
+@dataclass
+class Span:
+    """The decoded audio covering several windows, from one read.
+
+    ``audio`` is mono float32 at the file's own ``rate``; ``starts[i]`` is
+    where window ``i`` begins in ``audio``, in seconds.
+    """
+
+    audio: np.ndarray
+    rate: int
+    windows: tuple[Window, ...]
+    starts: tuple[float, ...]
+
+    def cut(self, index: int, audio: np.ndarray | None = None, rate: int | None = None) -> np.ndarray:
+        """Window ``index`` out of ``audio`` (default: this span's audio),
+        which covers the same seconds at ``rate`` (e.g. a resampled copy)."""
+        audio = self.audio if audio is None else audio
+        rate = self.rate if rate is None else rate
+        start = round(self.starts[index] * rate)
+        duration = self.windows[index].duration
+        stop = None if duration is None else start + round(duration * rate)
+        return audio[start:stop]
+
+
+def _span_of(windows: tuple[Window, ...], track_seconds: float | None) -> tuple[float, float | None, list[float]]:
+    """(start, duration or None, window starts) of the part of a track
+    covering every window, all in seconds from the track's start."""
+    starts = [_excerpt_start(w.offset, w.duration, track_seconds) for w in windows]
+    ends = [None if w.duration is None else s + w.duration for s, w in zip(starts, windows)]
+    start = min(starts)
+    duration = None if None in ends else max(ends) - start
+    return start, duration, starts
+
+
+def read_span(path, *, windows, min_duration: float = 3.0) -> Span:
+    """Decode, in one read, the part of a file that covers every window.
+
+    Parameters
+    ----------
+    path : str, bytes or os.PathLike
+    windows : sequence of Window
+        The parts of the track needed (each analysis feature names one).
+    min_duration : float
+        Shortest acceptable result in seconds (capped at the longest window).
+
+    Returns
+    -------
+    Span
+        Mono audio at the file's own rate, and where each window starts in
+        it; :meth:`Span.cut` takes a window out, of this audio or of a
+        resampled copy. Windows past the end of a short track are cut short.
+
+    Raises
+    ------
+    AudioError
+        As :func:`read_excerpt`; :class:`TooShortError` (a subclass) when
+        less than ``min_duration`` seconds decode.
+    """
+    windows = tuple(windows)
+    if not windows:
+        raise ValueError("read_span needs at least one window")
+    for window in windows:
+        _check_parameters(1, window.duration, window.offset, min_duration)
+    _check_regular_file(path)
+    try:
+        try:
+            audio, rate, track_seconds = _read_with_soundfile(path, windows)
+        except (sf.SoundFileError, RuntimeError):
+            # libsndfile does not know this format (or could not read it):
+            # let FFmpeg try.
+            audio, rate, track_seconds = _read_with_pyav(path, windows)
+    except AudioError:
+        raise
+    except Exception as error:  # any decoder failure becomes an AudioError
+        raise AudioError(path, f"cannot decode: {type(error).__name__}: {error}") from error
+
+    longest = None if None in [w.duration for w in windows] else max(w.duration for w in windows)
+    shortest = min_duration if longest is None else min(min_duration, longest)
+    if audio.size == 0:
+        raise AudioError(path, "no audio could be decoded")
+    if audio.size < round(shortest * rate):
+        raise TooShortError(path, f"too short: {_seconds_pair(audio.size / rate, shortest)}")
+    if not np.isfinite(audio).all():
+        raise AudioError(path, "decoded audio contains NaN/inf")
+    start, _, starts = _span_of(windows, track_seconds)
+    return Span(np.ascontiguousarray(audio, dtype=np.float32), rate, windows,
+                tuple(s - start for s in starts))
+
 
 def read_excerpt(path, *, sample_rate: int = 22050, duration: float | None = None,
                  offset: float | None = None, min_duration: float = 3.0) -> np.ndarray:
@@ -109,34 +217,16 @@ def read_excerpt(path, *, sample_rate: int = 22050, duration: float | None = Non
     AudioError
         The file is missing, a directory, not a regular file (e.g. a FIFO),
         empty, not audio, corrupt, unsupported, or gives less than
-        ``min_duration`` seconds of audio; decoder exceptions are wrapped,
-        keeping their message.
+        ``min_duration`` seconds of audio (:class:`TooShortError`); decoder
+        exceptions are wrapped, keeping their message.
     ValueError
         A parameter is out of range.
     """
     _check_parameters(sample_rate, duration, offset, min_duration)
-    _check_regular_file(path)
-    try:
-        try:
-            audio, rate = _read_with_soundfile(path, duration, offset)
-        except (sf.SoundFileError, RuntimeError):
-            # libsndfile does not know this format (or could not read it):
-            # let FFmpeg try.
-            audio, rate = _read_with_pyav(path, duration, offset)
-    except AudioError:
-        raise
-    except Exception as error:  # any decoder failure becomes an AudioError
-        raise AudioError(path, f"cannot decode: {type(error).__name__}: {error}") from error
-
-    shortest = min_duration if duration is None else min(min_duration, duration)
-    if audio.size == 0:
-        raise AudioError(path, "no audio could be decoded")
-    if audio.size < round(shortest * rate):
-        raise AudioError(path, f"too short: {_seconds_pair(audio.size / rate, shortest)}")
-    if not np.isfinite(audio).all():
-        raise AudioError(path, "decoded audio contains NaN/inf")
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate, quality="HQ")
+    span = read_span(path, windows=[Window(duration, offset)], min_duration=min_duration)
+    audio = span.cut(0)
+    if span.rate != sample_rate:
+        audio = soxr.resample(audio, span.rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
@@ -199,48 +289,67 @@ def _mix_to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1, dtype=np.float32)
 
 
-def _read_with_soundfile(path, duration, offset) -> tuple[np.ndarray, int]:
-    """Mono float32 excerpt and its sample rate, read with libsndfile.
+def _read_with_soundfile(path, windows) -> tuple[np.ndarray, int, float | None]:
+    """Mono float32 audio covering ``windows``, its sample rate and the
+    track's length in seconds (None if unknown), read with libsndfile.
 
-    Seeks to the excerpt and reads only its frames. Raises a soundfile or
+    Seeks to the span and reads only its frames. Raises a soundfile or
     RuntimeError exception when libsndfile cannot open or read the file.
     """
     with sf.SoundFile(path) as file:
         rate = file.samplerate
         known = 0 < file.frames < _UNKNOWN_FRAMES
         track_seconds = file.frames / rate if known else None
-        start = round(_excerpt_start(offset, duration, track_seconds) * rate)
+        span_start, duration, _ = _span_of(windows, track_seconds)
+        start = round(span_start * rate)
         count = -1 if duration is None else round(duration * rate)
         if known and start >= file.frames:
-            return np.zeros(0, np.float32), rate
+            return np.zeros(0, np.float32), rate, track_seconds
         if start > 0:
             file.seek(start)
         samples = file.read(frames=count, dtype="float32", always_2d=True)
-    return _mix_to_mono(samples), rate
+    return _mix_to_mono(samples), rate, track_seconds
 
 
 class _PositionLost(Exception):
     """After a seek, PyAV could not tell where in the track it landed."""
 
 
-def _read_with_pyav(path, duration, offset) -> tuple[np.ndarray, int]:
-    """Mono float32 excerpt and its sample rate, decoded with PyAV (FFmpeg).
+def _read_with_pyav(path, windows) -> tuple[np.ndarray, int, float | None]:
+    """As :func:`_read_with_soundfile`, decoded with PyAV (FFmpeg).
 
-    Seeks near the excerpt when it does not start at 0; when the seek lands
+    Seeks near the span when it does not start at 0; when the seek lands
     at an unknown or wrong place, decodes again from the start of the file.
     """
     try:
-        return _decode_with_pyav(path, duration, offset, seek=True)
+        return _decode_with_pyav(path, windows, seek=True)
     except _PositionLost:
-        return _decode_with_pyav(path, duration, offset, seek=False)
+        return _decode_with_pyav(path, windows, seek=False)
 
 
-def _decode_with_pyav(path, duration, offset, *, seek: bool) -> tuple[np.ndarray, int]:
-    # A Python file object (not the path) so that FFmpeg never reads a name
-    # such as "concat:..." as a protocol; the file is known to be regular.
-    with open(path, "rb") as raw:
+def _ffmpeg_url(path) -> str | None:
+    """``file:`` URL of a path for FFmpeg's own file protocol, or None when
+    the name cannot be passed as text (undecodable bytes).
+
+    The ``file:`` prefix makes FFmpeg read the name as a file name, never as
+    another protocol ("concat:...", "http:..."). FFmpeg reads the file
+    itself: with a Python file object, PyAV's read and seek callbacks print
+    "PyAV library exception being dropped" tracebacks for some WMA files.
+    """
+    name = os.path.abspath(_path_text(path))
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return "file:" + name
+
+
+def _decode_with_pyav(path, windows, *, seek: bool) -> tuple[np.ndarray, int, float | None]:
+    url = _ffmpeg_url(path)
+    with contextlib.ExitStack() as stack:
+        source = url if url is not None else stack.enter_context(open(path, "rb"))
         try:
-            container = av.open(raw, mode="r", metadata_errors="replace")
+            container = av.open(source, mode="r", metadata_errors="replace")
         except av.error.InvalidDataError:
             raise AudioError(path, "not a recognised audio file") from None
         except av.FFmpegError as error:
@@ -249,7 +358,7 @@ def _decode_with_pyav(path, duration, offset, *, seek: bool) -> tuple[np.ndarray
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise AudioError(path, "no audio stream")
-            return _decode_stream(path, container, stream, duration, offset, seek)
+            return _decode_stream(path, container, stream, windows, seek)
 
 
 def _ffmpeg_message(error: Exception) -> str:
@@ -270,9 +379,9 @@ def _pyav_track_seconds(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(path, container, stream, duration, offset, seek) -> tuple[np.ndarray, int]:
+def _decode_stream(path, container, stream, windows, seek) -> tuple[np.ndarray, int, float | None]:
     track_seconds = _pyav_track_seconds(container, stream)
-    start = _excerpt_start(offset, duration, track_seconds)
+    start, duration, _ = _span_of(windows, track_seconds)
     # Frame timestamps count from the stream's start time (e.g. an MP3's
     # encoder delay), so positions in the track are relative to it.
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -328,13 +437,13 @@ def _decode_stream(path, container, stream, duration, offset, seek) -> tuple[np.
                 chunks.append(mono)
                 gathered += mono.size
             if wanted is not None and gathered >= wanted:
-                return np.concatenate(chunks)[:wanted], rate
+                return np.concatenate(chunks)[:wanted], rate, track_seconds
     if not chunks and last_error is not None:
         raise AudioError(path, f"no audio could be decoded: {_ffmpeg_message(last_error)}")
     if rate is None:
-        return np.zeros(0, np.float32), 1
+        return np.zeros(0, np.float32), 1, track_seconds
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return audio, rate
+    return audio, rate, track_seconds
 
 
 def _frame_to_mono(frame) -> np.ndarray:
@@ -399,23 +508,58 @@ def read_excerpts(paths: Iterable, *, sample_rate: int = 22050, duration: float 
         raise ValueError(f"timeout must be None or > 0 seconds, not {timeout!r}")
     options = dict(sample_rate=sample_rate, duration=duration, offset=offset,
                    min_duration=min_duration)
+    if workers:
+        try:
+            pickle.dumps(transform)
+        except Exception as error:
+            raise TypeError(f"transform must be picklable for worker processes: {error}") from error
+    job = functools.partial(_excerpt_job, options=options, transform=transform)
+    return map_files(paths, job=job, workers=workers, timeout=timeout)
+
+
+def map_files(paths: Iterable, *, job: Callable[[Any], Any], workers: int = 2,
+              timeout: float | None = 30.0) -> Iterator[tuple[int, Any, Any]]:
+    """Run ``job(path)`` for many files in worker processes; yield results
+    as they finish.
+
+    The machinery under :func:`read_excerpts`, for any per-file work that
+    starts by decoding (the analysis pass decodes once and computes several
+    features in the same job).
+
+    Parameters
+    ----------
+    paths : iterable of paths
+        Read lazily, a few at a time.
+    job : callable
+        A picklable top-level function (or ``functools.partial`` of one)
+        taking a path. An :class:`AudioError` it raises or returns is the
+        file's result; any other exception becomes an AudioError naming the
+        file.
+    workers, timeout
+        As for :func:`read_excerpts`.
+
+    Yields
+    ------
+    (index, path, result)
+        In completion order; ``result`` is what ``job`` returned, or an
+        AudioError instance.
+    """
+    if not (isinstance(workers, int) and workers >= 0):
+        raise ValueError(f"workers must be an int >= 0, not {workers!r}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be None or > 0 seconds, not {timeout!r}")
     if workers == 0:
-        return _read_in_this_process(paths, options, transform)
+        return _run_in_this_process(paths, job)
     try:
-        pickle.dumps(transform)
+        pickle.dumps(job)
     except Exception as error:
-        raise TypeError(f"transform must be picklable for worker processes: {error}") from error
-    return _read_in_workers(paths, options, transform, workers, timeout)
+        raise TypeError(f"job must be picklable for worker processes: {error}") from error
+    return _read_in_workers(paths, job, workers, timeout)
 
 
-def _excerpt_or_error(path, options: dict, transform) -> Any:
-    """read_excerpt + transform for one path; failures come back as AudioError."""
-    try:
-        excerpt = read_excerpt(path, **options)
-    except AudioError as error:
-        return error
-    except Exception as error:  # a bug, but one file must not stop a batch
-        return AudioError(path, f"unexpected {type(error).__name__}: {error}")
+def _excerpt_job(path, *, options: dict, transform) -> Any:
+    """read_excerpt then ``transform``; a failing transform is an AudioError."""
+    excerpt = read_excerpt(path, **options)
     if transform is None:
         return excerpt
     try:
@@ -424,27 +568,37 @@ def _excerpt_or_error(path, options: dict, transform) -> Any:
         return AudioError(path, f"transform failed: {type(error).__name__}: {error}")
 
 
-def _read_in_this_process(paths, options, transform):
+def _run_job(job, path) -> Any:
+    """``job(path)``, with every failure turned into an AudioError."""
+    try:
+        return job(path)
+    except AudioError as error:
+        return error
+    except Exception as error:  # a bug, but one file must not stop a batch
+        return AudioError(path, f"unexpected {type(error).__name__}: {error}")
+
+
+def _run_in_this_process(paths, job):
     for index, path in enumerate(paths):
-        yield index, path, _excerpt_or_error(path, options, transform)
+        yield index, path, _run_job(job, path)
 
 
 def _worker_main(conn) -> None:
-    """Body of a worker process: decode the paths the parent sends.
+    """Body of a worker process: run the job on the paths the parent sends.
 
-    Messages from the parent: first ``(options, transform)``, then
-    ``(index, path)`` tasks, one at a time (``None`` stops the worker, but
-    the parent usually just kills it). Messages to the parent:
-    ``("ready", None)``, ``("result", result)`` or ``("broken", text)``.
+    Messages from the parent: first the job, then ``(index, path)`` tasks,
+    one at a time (``None`` stops the worker, but the parent usually just
+    kills it). Messages to the parent: ``("ready", None)``, ``("result",
+    result)`` or ``("broken", text)``.
     """
     # Ctrl-C reaches the whole process group; the parent decides what to do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        options, transform = conn.recv()
+        job = conn.recv()
     except EOFError:
         return
-    except Exception as error:  # e.g. the transform's module is not importable
-        conn.send(("broken", f"cannot load the transform: {type(error).__name__}: {error}"))
+    except Exception as error:  # e.g. the job's module is not importable
+        conn.send(("broken", f"cannot load the job: {type(error).__name__}: {error}"))
         return
     conn.send(("ready", None))
     while True:
@@ -455,7 +609,7 @@ def _worker_main(conn) -> None:
         if task is None:
             return
         _, path = task
-        result = _excerpt_or_error(path, options, transform)
+        result = _run_job(job, path)
         try:
             conn.send(("result", result))
         except Exception as error:  # the result could not be pickled
@@ -550,9 +704,9 @@ def _is_path(path) -> bool:
     return isinstance(path, (str, bytes, os.PathLike))
 
 
-def _read_in_workers(paths, options, transform, workers, timeout):
+def _read_in_workers(paths, job, workers, timeout):
     context = multiprocessing.get_context("spawn")
-    setup = (options, transform)
+    setup = job
     slots: list[_Worker | None] = [None] * workers  # workers start when needed
     pending = enumerate(paths)
     exhausted = False

@@ -1,19 +1,29 @@
 """Model bundles: a directory with ``config.json`` and ``weights.safetensors``.
 
-``config.json`` holds::
+``config.json`` (format version 2) holds::
 
     {
       "format": "tagcore-bundle",
-      "format_version": 1,
-      "family": "disambig",           # a key of tagcore.families.FAMILIES
-      "name": "genre10",          # what the plugin records on items
-      "version": "1",                 # bump when the weights change
-      "labels": ["blues", ...],        # output order of the model
+      "format_version": 2,
+      "family": "disambig",            # a key of tagcore.families.FAMILIES
+      "name": "genre10",               # what the plugin and the store record
+      "version": "1",                  # bump when the weights change
+      "task": "genre",                 # what the output serves: genre, mood,
+                                       # style, instrument, embedding, ...
+      "input": {"kind": "audio", "feature": {"kind": "logmel", ...}},
+                                       # or {"kind": "backbone", "bundle": "musicnn-msd"}
+                                       # or {"kind": "text", "source": "lyrics"}
+      "outputs": ["scores", "embedding"],  # what a forward pass gives
+      "labels": ["blues", ...],        # output order of the scores
+      "embedding_dim": 200,            # length of the embedding, if any
       "model": {...},                  # the family's Config, as a dict
-      "features": {...},               # tagcore.features.MelParams, as a dict
-      "provenance": {...},             # training data, command, date
+      "provenance": {...},             # training data, command, date, licence
       "metrics": {...}                 # evaluation figures and how they were made
     }
+
+Version 1 bundles (no ``task``, ``input``, ``outputs``; a top-level
+``features`` dict of :class:`tagcore.features.MelParams`) still load: they
+are read as genre taggers on that log-mel feature (:func:`upgrade_v1`).
 
 Weights are read with safetensors only: nothing is ever unpickled.
 Default bundles ship in ``tagcore/bundles/``; bundles a user trains live in
@@ -31,10 +41,13 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "tagcore-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-REQUIRED_KEYS = ("format", "format_version", "family", "name", "version", "labels", "model", "features")
+REQUIRED_KEYS = ("format", "format_version", "family", "name", "version", "task", "input", "outputs", "model")
+REQUIRED_KEYS_V1 = ("format", "format_version", "family", "name", "version", "labels", "model", "features")
+INPUT_KINDS = ("audio", "backbone", "text")
+OUTPUTS = ("scores", "embedding")
 DEFAULT_BUNDLE = "genre10"
 APP_NAME = "beets-autotagml"
 
@@ -65,13 +78,40 @@ class Bundle:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.config["labels"])
+        return list(self.config.get("labels", []))
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+    @property
+    def input_kind(self) -> str:
+        """``"audio"``, ``"backbone"`` or ``"text"``."""
+        return self.config["input"]["kind"]
 
     @property
     def features(self):
-        from tagcore.features import MelParams
+        """The audio feature this bundle reads (MelParams or WaveParams),
+        None for backbone heads and text bundles."""
+        return bundle_feature(self.config)
 
-        return MelParams.from_dict(self.config["features"])
+    @property
+    def backbone(self) -> str | None:
+        """Name of the bundle whose embedding a head reads, else None."""
+        return self.config["input"].get("bundle") if self.input_kind == "backbone" else None
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(self.config["outputs"])
+
+
+def bundle_feature(config: dict[str, Any]):
+    """The audio feature a (validated) config names, or None."""
+    from tagcore.features import feature_params
+
+    if config["input"]["kind"] != "audio":
+        return None
+    return feature_params(config["input"]["feature"])
 
 
 def default_bundle_dir() -> Path:
@@ -102,28 +142,70 @@ def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
     )
 
 
+def upgrade_v1(config: dict[str, Any], *, source: str = CONFIG_FILE) -> dict[str, Any]:
+    """A format-1 config as format 2: a genre tagger on its log-mel feature."""
+    missing = [k for k in REQUIRED_KEYS_V1 if k not in config]
+    if missing:
+        raise BundleError(f"{source}: missing keys {missing}")
+    if not isinstance(config["features"], dict):
+        raise BundleError(f"{source}: 'features' must be an object")
+    upgraded = {k: v for k, v in config.items() if k != "features"}
+    upgraded.update(
+        format_version=FORMAT_VERSION,
+        task="genre",
+        input={"kind": "audio", "feature": {"kind": "logmel", **config["features"]}},
+        outputs=["scores"],
+    )
+    return upgraded
+
+
 def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]:
-    """Check a bundle config's structure; return it or raise BundleError."""
+    """Check a bundle config's structure (format 1 is upgraded first, see
+    :func:`upgrade_v1`); return the format-2 config or raise BundleError."""
     if not isinstance(config, dict):
         raise BundleError(f"{source}: expected a JSON object")
+    if config.get("format") != FORMAT:
+        raise BundleError(f"{source}: format is {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("format_version") == 1:
+        config = upgrade_v1(config, source=source)
+    elif config.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{source}: format_version {config.get('format_version')!r} is not supported "
+            f"(this tagcore reads versions 1 and {FORMAT_VERSION})"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise BundleError(f"{source}: missing keys {missing}")
-    if config["format"] != FORMAT:
-        raise BundleError(f"{source}: format is {config['format']!r}, expected {FORMAT!r}")
-    if config["format_version"] != FORMAT_VERSION:
-        raise BundleError(
-            f"{source}: format_version {config['format_version']!r} is not supported "
-            f"(this tagcore reads version {FORMAT_VERSION})"
-        )
-    labels = config["labels"]
-    if not isinstance(labels, list) or not labels or not all(isinstance(l, str) and l for l in labels):
-        raise BundleError(f"{source}: labels must be a non-empty list of strings")
-    if len(set(labels)) != len(labels):
-        raise BundleError(f"{source}: labels contain duplicates")
-    for key in ("model", "features"):
-        if not isinstance(config[key], dict):
-            raise BundleError(f"{source}: {key!r} must be an object")
+    for key in ("name", "task"):
+        if not isinstance(config[key], str) or not config[key]:
+            raise BundleError(f"{source}: {key!r} must be a non-empty string")
+    outputs = config["outputs"]
+    if not isinstance(outputs, list) or not outputs or not set(outputs) <= set(OUTPUTS):
+        raise BundleError(f"{source}: outputs must be a non-empty list drawn from {list(OUTPUTS)}")
+    if "scores" in outputs:
+        labels = config.get("labels")
+        if not isinstance(labels, list) or not labels or not all(isinstance(l, str) and l for l in labels):
+            raise BundleError(f"{source}: labels must be a non-empty list of strings")
+        if len(set(labels)) != len(labels):
+            raise BundleError(f"{source}: labels contain duplicates")
+    if "embedding" in outputs:
+        dim = config.get("embedding_dim")
+        if not isinstance(dim, int) or dim <= 0:
+            raise BundleError(f"{source}: embedding_dim must be a positive integer")
+    if not isinstance(config["model"], dict):
+        raise BundleError(f"{source}: 'model' must be an object")
+    spec = config["input"]
+    if not isinstance(spec, dict) or spec.get("kind") not in INPUT_KINDS:
+        raise BundleError(f"{source}: input must be an object with kind in {list(INPUT_KINDS)}")
+    if spec["kind"] == "audio":
+        try:
+            bundle_feature(config)
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"{source}: input.feature: {exc}") from None
+    elif spec["kind"] == "backbone" and not (isinstance(spec.get("bundle"), str) and spec["bundle"]):
+        raise BundleError(f"{source}: input.bundle must name the backbone bundle")
+    elif spec["kind"] == "text" and not (isinstance(spec.get("source"), str) and spec["source"]):
+        raise BundleError(f"{source}: input.source must name the text (lyrics, reviews...)")
     from tagcore.families import FAMILIES
 
     if config["family"] not in FAMILIES:
@@ -158,19 +240,18 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     from safetensors.torch import load_file
 
     from tagcore.families import family_module
-    from tagcore.features import MelParams
 
     path, config = read_config(name_or_path)
     config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise BundleError(f"{path}: missing {WEIGHTS_FILE}")
     try:
-        MelParams.from_dict(config["features"])
         family = family_module(config["family"])
         model_config = family.Config.from_dict(config["model"])
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{config_path}: {exc}") from None
-    if getattr(model_config, "n_labels", len(config["labels"])) != len(config["labels"]):
+    n_labels = len(config.get("labels", []))
+    if "scores" in config["outputs"] and getattr(model_config, "n_labels", n_labels) != n_labels:
         raise BundleError(f"{config_path}: model.n_labels does not match the label list")
     try:
         state = load_file(str(weights_path), device=device)
@@ -182,6 +263,11 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     except RuntimeError as exc:
         raise BundleError(f"{weights_path}: weights do not fit the configured model ({exc})") from None
     model.to(device).eval()
+    # A family may make its model faster for inference once loaded (fold
+    # batch norm into convolutions, say); training code loads the weights
+    # into family.Model itself and never sees this.
+    if hasattr(family, "prepare_for_inference"):
+        model = family.prepare_for_inference(model)
     return Bundle(path=path, config=config, model=model)
 
 
@@ -192,31 +278,47 @@ def save_bundle(
     family: str,
     name: str,
     version: str,
-    labels: list[str],
+    labels: list[str] | None,
     model_config: dict,
-    features: dict,
+    features: dict | None = None,
+    task: str = "genre",
+    input: dict | None = None,
+    outputs: tuple[str, ...] | list[str] = ("scores",),
+    embedding_dim: int | None = None,
     provenance: dict | None = None,
     metrics: dict | None = None,
 ) -> Path:
-    """Write a bundle atomically: files go to a temporary sibling directory
-    that replaces ``directory`` only once complete. Returns the path."""
+    """Write a format-2 bundle atomically: files go to a temporary sibling
+    directory that replaces ``directory`` only once complete. Returns the path.
+
+    ``features`` (a MelParams/WaveParams dict, with or without ``kind``;
+    log-mel when absent) is a short form of ``input={"kind": "audio",
+    "feature": ...}``; give one or the other."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    config = validate_config(
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "family": family,
-            "name": name,
-            "version": str(version),
-            "labels": list(labels),
-            "model": model_config,
-            "features": features,
-            "provenance": provenance or {},
-            "metrics": metrics or {},
-        }
-    )
+    if (features is None) == (input is None):
+        raise ValueError("give either features (an audio bundle) or input")
+    if input is None:
+        input = {"kind": "audio", "feature": {"kind": "logmel", **features}}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "family": family,
+        "name": name,
+        "version": str(version),
+        "task": task,
+        "input": input,
+        "outputs": list(outputs),
+        "model": model_config,
+        "provenance": provenance or {},
+        "metrics": metrics or {},
+    }
+    if labels is not None:
+        config["labels"] = list(labels)
+    if embedding_dim is not None:
+        config["embedding_dim"] = int(embedding_dim)
+    config = validate_config(config)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

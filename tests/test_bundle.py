@@ -81,7 +81,12 @@ def edit_config(**changes):
         (edit_config(family="nope"), "unknown model family"),
         (edit_config(labels=["a", "a", "b"]), "duplicates"),
         (edit_config(labels=["a", "b"]), "n_labels"),
-        (edit_config(labels=None), "missing keys"),
+        (edit_config(labels=None), "labels must be"),
+        (edit_config(task=None), "missing keys"),
+        (edit_config(input={"kind": "radio"}), "input must be"),
+        (edit_config(input={"kind": "backbone"}), "name the backbone"),
+        (edit_config(input={"kind": "audio", "feature": {"kind": "logmel", "n_mel": 3}}), "unknown mel parameters"),
+        (edit_config(outputs=["scores", "embedding"]), "embedding_dim"),
         (edit_config(model={"channels": [4, 16], "pools": [[2, 2], [3, 4]], "gru_hidden": 8, "n_labels": 3}), "do not fit"),
         (edit_config(model={"widths": [4]}), "unknown disambig config"),
     ],
@@ -97,3 +102,23 @@ def test_unknown_name_lists_what_is_installed(tmp_path, monkeypatch):
     monkeypatch.setattr("tagcore.bundle.user_bundle_dir", lambda: tmp_path)
     with pytest.raises(BundleError, match="no model bundle 'nope'"):
         resolve_bundle("nope")
+
+
+def test_a_format_1_bundle_still_loads_as_a_genre_tagger(bundle_dir):
+    """Bundles written before format 2 (top-level ``features``, no task or
+    input) load unchanged and read as genre taggers on their log-mel."""
+    path, model = bundle_dir
+    config = json.loads((path / "config.json").read_text())
+    v1 = {k: v for k, v in config.items() if k not in ("task", "input", "outputs")}
+    v1.update(format_version=1, features=MelParams(n_mels=96).to_dict())
+    (path / "config.json").write_text(json.dumps(v1))
+    bundle = load_bundle(path)
+    assert (bundle.task, bundle.input_kind, bundle.outputs) == ("genre", "audio", ("scores",))
+    assert bundle.features == MelParams()
+    x = torch.randn(1, 50, 96)
+    assert torch.allclose(disambig.predict(model, x), disambig.predict(bundle.model, x))
+
+
+def test_the_shipped_genre10_bundle_loads():
+    bundle = load_bundle("genre10")
+    assert bundle.task == "genre" and bundle.input_kind == "audio"

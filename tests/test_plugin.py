@@ -79,12 +79,12 @@ def test_label_fields(labels, fields):
     ],
 )
 def test_choose_genres(threshold, count, genres):
-    assert autotagml.choose_genres(EXPECTED, threshold=threshold, count=count) == genres
+    assert autotagml.choose("genre", EXPECTED, threshold=threshold, count=count) == genres
 
 
 def test_choose_genres_merges_labels_naming_one_genre():
     scores = {"hiphop": 0.5, "hip-hop": 0.3, "rock": 0.2}
-    assert autotagml.choose_genres(scores, threshold=0.0, count=2) == ["Hip Hop", "Rock"]
+    assert autotagml.choose("genre", scores, threshold=0.0, count=2) == ["Hip Hop", "Rock"]
 
 
 # --- Shared fixtures ------------------------------------------------------
@@ -184,12 +184,13 @@ class TestCommand(AutotagMLHelper):
         assert file_genres(item.filepath) == ["Hip Hop"]
         stored = self.fresh(item)
         assert stored.genres == ["Hip Hop"]
-        assert stored["ml_model"] == "genre-test"
-        assert stored["ml_model_version"] == "1"
+        assert stored["ml_genre_model"] == "genre-test"
+        assert stored["ml_genre_version"] == "1"
         assert isinstance(stored["ml_genre_hiphop"], float)
         assert stored["ml_genre_hiphop"] == pytest.approx(EXPECTED["hiphop"], abs=1e-3)
         assert stored["ml_genre_jazz"] == pytest.approx(EXPECTED["jazz"], abs=1e-3)
-        assert "1 tagged, 0 skipped (already tagged by genre-test 1), 0 failed, 0 below threshold" in out
+        assert "autotag-ml: 1 analysed (1 decoded), 0 from the store" in out
+        assert "genre (genre-test 1): 1 tagged, 0 unchanged, 0 skipped as too short, 0 failed, 0 below threshold" in out
 
     @pytest.mark.parametrize(
         "args, import_write, file_written",
@@ -221,25 +222,32 @@ class TestCommand(AutotagMLHelper):
         assert item.filepath.read_bytes() == before_bytes
         after = self.fresh(item)
         assert dict(after) == before_row
-        assert "ml_model" not in after
+        assert "ml_genre_model" not in after
         assert "  genres:\n    - Blues\n    + Hip Hop\n" in out  # beets' diff of list fields
-        assert "scores: hiphop 0.98, rock 0.02, jazz 0.01" in out
-        assert "pretend, nothing changed): 1 to tag" in out
+        assert "genre scores: hiphop 0.98, rock 0.02, jazz 0.01" in out
+        assert "pretend, nothing changed): 1 analysed" in out
+        assert "genre (genre-test 1): 1 to tag" in out
 
-    def test_second_run_skips_and_force_reanalyses(self):
+    def test_second_run_reads_the_store_and_force_decodes_again(self):
         item = self.add_audio("song.mp3", "mp3")
         self.run_ml("-W")
+
+        out, _ = self.run_ml("-W")
+        assert "0 analysed (0 decoded), 1 from the store" in out
+        assert "0 tagged, 1 unchanged" in out
+
+        # Fields overwritten elsewhere are set again from the store.
         mark = self.fresh(item)
         mark.genres = ["Blues"]
         mark.store()
-
         out, _ = self.run_ml("-W")
-        assert "0 tagged, 1 skipped (already tagged by genre-test 1)" in out
-        assert self.fresh(item).genres == ["Blues"]
+        assert "0 analysed (0 decoded), 1 from the store" in out
+        assert "1 tagged, 0 unchanged" in out
+        assert self.fresh(item).genres == ["Hip Hop"]
 
         out, _ = self.run_ml("-W", "-f")
-        assert "1 tagged, 0 skipped" in out
-        assert self.fresh(item).genres == ["Hip Hop"]
+        assert "1 analysed (1 decoded), 0 from the store" in out
+        assert "0 tagged, 1 unchanged" in out
 
     def test_new_model_version_reanalyses(self):
         item = self.add_audio("song.mp3", "mp3")
@@ -248,8 +256,9 @@ class TestCommand(AutotagMLHelper):
 
         out, _ = self.run_ml("-W")
 
-        assert "1 tagged, 0 skipped (already tagged by genre-test 2)" in out
-        assert self.fresh(item)["ml_model_version"] == "2"
+        assert "1 analysed (1 decoded)" in out
+        assert "genre (genre-test 2): 1 tagged" in out
+        assert self.fresh(item)["ml_genre_version"] == "2"
 
     @pytest.mark.parametrize(
         "threshold, count, genres, below",
@@ -270,7 +279,7 @@ class TestCommand(AutotagMLHelper):
         stored = self.fresh(item)
         assert stored.genres == genres
         assert file_genres(item.filepath) == genres
-        assert stored["ml_model"] == "genre-test"  # analysed either way
+        assert stored["ml_genre_model"] == "genre-test"  # analysed either way
         assert f"{1 - below} tagged" in out
         assert f"{below} below threshold" in out
         if below:
@@ -337,9 +346,9 @@ class TestBrokenFiles(AutotagMLHelper):
 
         out, err = self.run_ml("-w")
 
-        assert f"{good} tagged, 0 skipped (already tagged by genre-test 1), 2 failed, 0 below threshold" in out
-        assert f"failed: {text.filepath}: not a recognised audio file" in out
-        assert f"failed: {truncated.filepath}: too short" in out
+        assert f"{good} tagged, 0 unchanged, 1 skipped as too short, 1 failed, 0 below threshold" in out
+        assert f"genre failed: {text.filepath}: not a recognised audio file" in out
+        assert f"genre skipped: {truncated.filepath}: too short" in out
         for item in (text, truncated):
             data, row = broken[item.id]
             assert item.filepath.read_bytes() == data
@@ -387,10 +396,10 @@ class TestImportStage(PluginMixin, AutotagImportHelper):
         assert len(items) == 3
         for name in ("Tag Track 1", "Tag Track 2"):
             assert items[name].genres == ["Hip Hop"]
-            assert items[name]["ml_model"] == "genre-test"
+            assert items[name]["ml_genre_model"] == "genre-test"
             assert isinstance(items[name]["ml_genre_hiphop"], float)
         assert items["Tag Track 3"].genres == []
-        assert "ml_model" not in items["Tag Track 3"]
+        assert "ml_genre_model" not in items["Tag Track 3"]
         assert any("track_3.mp3: too short" in record.getMessage() for record in caplog.records)
 
     def test_applied_import_writes_genres_to_files(self):
@@ -413,4 +422,4 @@ class TestImportStage(PluginMixin, AutotagImportHelper):
 
         items = list(self.lib.items())
         assert len(items) == 2
-        assert all(item.genres == [] and "ml_model" not in item for item in items)
+        assert all(item.genres == [] and "ml_genre_model" not in item for item in items)

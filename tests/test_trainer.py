@@ -8,7 +8,7 @@ import soundfile as sf
 
 from tagcore.bundle import load_bundle
 from tagcore.families import disambig
-from tagcore.tagger import Tagger
+from tagcore.analysis import Analysis
 from trainer.__main__ import main
 
 RATE = 22050
@@ -58,9 +58,9 @@ def test_train_then_predict(toy_dataset, tmp_path):
             path = tmp_path / f"new-{genre}-{i}.wav"
             sf.write(path, tone_clip(rng, genre == "low"), RATE)
             paths.append((path, genre))
-    results = list(Tagger(bundle, workers=0).analyse([str(p) for p, _ in paths]))
-    assert len(results) == 6 and all(r.ok for r in results)
-    predicted = {r.path: max(r.scores, key=r.scores.get) for r in results}
+    results = {r.path: r.outputs[bundle.name] for r in Analysis([bundle], workers=0).analyse([str(p) for p, _ in paths])}
+    assert len(results) == 6 and all(r.ok for r in results.values())
+    predicted = {path: max(r.scores, key=r.scores.get) for path, r in results.items()}
     correct = sum(predicted[str(p)] == genre for p, genre in paths)
     assert correct >= 5, predicted
 

@@ -58,7 +58,10 @@ _STALE_PARTIAL_SECONDS = 24 * 3600
 _PARTIAL_DIR = ".partial"
 #: MelParams fields that do not change the spectrogram (only how it is cut
 #: later), left out of the folder hash so that changing them reuses the cache.
-_MEL_FIELDS_NOT_HASHED = ("excerpt_frames",)
+_MEL_FIELDS_NOT_HASHED = ("excerpt_frames", "patch_frames", "offset")
+#: MelParams fields added after caches existed: hashed only when they differ
+#: from their default, so that older cache folders keep their names.
+_MEL_FIELDS_HASHED_IF_SET = ("center", "log", "mel_float16")
 
 
 def default_cache_root() -> Path:
@@ -79,6 +82,8 @@ def _normalise_params(kind: str, params: Mapping) -> dict:
         normal = {}
         for name, value in full.items():
             if name in _MEL_FIELDS_NOT_HASHED:
+                continue
+            if name in _MEL_FIELDS_HASHED_IF_SET and value == defaults[name]:
                 continue
             normal[name] = type(defaults[name])(value)
         return normal

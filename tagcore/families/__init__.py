@@ -7,6 +7,13 @@ Every family module has the same small shape:
 - ``loss(...)``: the paper's training loss;
 - ``predict(...)``: model input to label scores.
 
+A family whose bundles give embeddings too (``"outputs": ["scores",
+"embedding"]``) has ``Model.embed`` (or a module-level ``embed``) and may
+have ``predict_with_embedding`` doing both in one forward. A family may
+have ``prepare_for_inference(model) -> model`` (e.g. batch norm folded into
+convolutions), which :func:`tagcore.bundle.load_bundle` applies. Text
+families have ``predict_texts(model, texts) -> (batch, n_labels)``.
+
 ``FAMILIES`` maps the family name stored in a bundle's ``config.json`` to
 its module path; :func:`family_module` imports it lazily.
 """
@@ -20,6 +27,11 @@ FAMILIES = {
     # seed 002: audio genre classifier (CNN + GRU), monolabel training,
     # genre tag embeddings for related tags, duplicates, translation.
     "disambig": "tagcore.families.disambig",
+    # Small classifiers on a frozen backbone's embedding (logistic
+    # regression or MLP), run in the same pass as their backbone.
+    "head": "tagcore.families.head",
+    # musicnn 0.1.0 (Pons & Serra 2019): pre-trained MSD/MTT taggers, ported.
+    "musicnn": "tagcore.families.musicnn",
 }
 
 

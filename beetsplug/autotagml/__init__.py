@@ -1,0 +1,334 @@
+"""Tag items with genres, moods and styles heard in their audio by tagcore
+model bundles.
+
+The plugin adds the ``autotag-ml`` command and (with ``auto: yes``) an
+import stage. Each configured task (``models: {genre: ..., mood: ...}``)
+is served by one bundle; one run analyses every item with every task's
+bundle in a single pass (one decode per file) and keeps what it found in a
+store beside the library (:mod:`tagcore.store`), so later runs set fields
+from the store without decoding. What goes on items is in
+:mod:`beetsplug.autotagml.fields`; the run itself in
+:mod:`beetsplug.autotagml.run`. This module only wires configuration,
+commands, the import stage and library events.
+
+Heavy imports (the decoding workers, torch) happen on the first analysis,
+not when beets starts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import mediafile
+
+from beets import ui, util
+from beets.dbcore import types
+from beets.plugins import BeetsPlugin
+from tagcore.bundle import DEFAULT_BUNDLE, BundleError, read_config
+from tagcore.store import Store, StoreError, file_key
+
+from . import fields as F
+from .fields import canonical_genre, choose, format_scores, is_known_genre, label_fields  # noqa: F401 (API)
+from .run import PROGRESS_MIN_ITEMS, Run, TaskModel  # noqa: F401
+
+if TYPE_CHECKING:
+    import optparse
+    from collections.abc import Iterable
+
+    from beets.importer import ImportSession, ImportTask
+    from beets.library import Item, Library
+
+#: Name of the store file, in the library's directory.
+STORE_NAME = "autotagml.sqlite"
+#: threshold and count for a task that a per-task mapping leaves out.
+PER_TASK_DEFAULTS = {"threshold": 0.3, "count": 2}
+
+
+class AutotagMLPlugin(BeetsPlugin):
+    def __init__(self) -> None:
+        super().__init__()
+        self.config.add(
+            {
+                "auto": True,
+                # task -> bundle name or directory; ``model`` is the genre
+                # model of earlier versions and still counts when
+                # ``models`` does not name a genre model.
+                "models": {},
+                "model": DEFAULT_BUNDLE,
+                # A number, or a mapping task -> number.
+                "threshold": PER_TASK_DEFAULTS["threshold"],
+                "count": PER_TASK_DEFAULTS["count"],
+                "workers": 2,
+                "timeout": 30,
+                "batch_size": 16,
+                # Store file; empty: autotagml.sqlite beside the library.
+                "store": "",
+            }
+        )
+        if self.config["auto"].get(bool):
+            self.import_stages = [self.imported]
+        for name, descriptor in F.media_fields().items():
+            if name in vars(mediafile.MediaFile):
+                # Registered by an earlier instance in this process.
+                from beets.library import Item
+
+                Item._media_fields.add(name)
+            else:
+                self.add_media_field(name, descriptor)
+        self._loaded: dict[str, Any] = {}
+        self._stores: dict[str, Store] = {}
+        self._before_write: dict[bytes, tuple[int, int] | None] = {}
+        self._stage_errors: set[str] = set()
+        self.register_listener("write", self._on_write)
+        self.register_listener("after_write", self._on_after_write)
+        self.register_listener("item_removed", self._on_item_removed)
+        self.register_listener("item_moved", self._on_item_moved)
+
+    # --- Configuration ---------------------------------------------------
+
+    def task_specs(self) -> dict[str, str]:
+        """task -> configured bundle (name or directory), in config order."""
+        specs = {str(task): str(spec) for task, spec in (self.config["models"].get(dict) or {}).items() if spec}
+        if "genre" not in specs and self.config["model"].get():
+            specs = {"genre": self.config["model"].as_str(), **specs}
+        return specs
+
+    def _per_task(self, key: str, task: str, kind: type) -> Any:
+        """``threshold`` or ``count`` for ``task``: the number, or the
+        task's entry of a mapping (the default for a task it omits)."""
+        value = self.config[key].get()
+        if isinstance(value, dict):
+            value = value.get(task, PER_TASK_DEFAULTS[key])
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ui.UserError(f"autotag-ml: {key} for {task} must be a number, not {value!r}") from None
+
+    def task_models(self, tasks: list[str] | None = None) -> tuple[dict[str, TaskModel], dict[str, str]]:
+        """The configured tasks whose bundle config.json reads, and the
+        others with the reason (a missing or malformed bundle)."""
+        models: dict[str, TaskModel] = {}
+        errors: dict[str, str] = {}
+        for task, spec in self.task_specs().items():
+            if tasks is not None and task not in tasks:
+                continue
+            try:
+                _, config = read_config(spec)
+            except BundleError as exc:
+                errors[task] = str(exc)
+                continue
+            models[task] = TaskModel(
+                task=task, spec=spec, name=config["name"], version=str(config["version"]),
+                labels=list(config.get("labels", [])),
+                threshold=self._per_task("threshold", task, float), count=self._per_task("count", task, int),
+            )
+        names = [m.name for m in models.values()]
+        for task, model in list(models.items()):
+            if names.count(model.name) > 1:
+                errors[task] = f"bundle {model.name} serves several tasks; give each task its own"
+                del models[task]
+        return models, errors
+
+    @property
+    def item_types(self) -> dict[str, types.Type]:
+        """Types of the fields this plugin sets; label fields come from each
+        bundle's config.json (weights are not loaded here)."""
+        fields: dict[str, types.Type] = {"mood": F.LIST_TYPE}
+        for task, spec in self.task_specs().items():
+            fields[F.model_field(task)] = types.STRING
+            fields[F.version_field(task)] = types.STRING
+            try:
+                labels = read_config(spec)[1].get("labels", [])
+            except BundleError as exc:
+                self._log.debug("no label types for {}: {}", task, exc)
+                continue
+            fields.update({name: F.SCORE_TYPE for name in F.label_fields(labels, task).values()})
+            if task not in F.TAG_FIELDS:
+                fields[F.tag_field(task)] = types.STRING
+        return fields
+
+    # --- The store -------------------------------------------------------
+
+    def store_path(self, lib: Library) -> str:
+        """The configured store, else ``autotagml.sqlite`` beside the
+        library file (beets' config directory for an in-memory library)."""
+        configured = self.config["store"].as_str()
+        if configured:
+            return os.path.expanduser(configured)
+        library = os.fsdecode(lib.path) if lib.path else ":memory:"
+        if library == ":memory:":
+            from beets import config
+
+            return os.path.join(config.config_dir(), STORE_NAME)
+        return os.path.join(os.path.dirname(os.path.abspath(library)), STORE_NAME)
+
+    def store(self, lib: Library) -> Store:
+        path = self.store_path(lib)
+        if path not in self._stores:
+            self._stores[path] = Store(path)
+        return self._stores[path]
+
+    def _item_store(self, item: Item) -> Store | None:
+        lib = getattr(item, "_db", None)
+        if lib is None:
+            return None
+        try:
+            return self.store(lib)
+        except StoreError as exc:
+            self._log.warning("{}", exc)
+            return None
+
+    # Library events keep the store in step with files that beets changes.
+
+    def _on_write(self, item: Item, path: bytes, tags: Any = None) -> None:
+        if path == item.path:
+            self._before_write[path] = file_key(util.syspath(path))
+
+    def _on_after_write(self, item: Item, path: bytes) -> None:
+        """beets wrote tags, not audio: the analysis still holds."""
+        old = self._before_write.pop(path, None)
+        new = file_key(util.syspath(path))
+        if old is not None and new is not None and (store := self._item_store(item)) is not None:
+            store.update_key(path, old, new)
+
+    def _on_item_removed(self, item: Item) -> None:
+        if (store := self._item_store(item)) is not None:
+            store.forget([item.path])
+
+    def _on_item_moved(self, item: Item, source: bytes, destination: bytes) -> None:
+        if (store := self._item_store(item)) is not None:
+            store.move(source, destination)
+
+    # --- Command ---------------------------------------------------------
+
+    def commands(self) -> list[ui.Subcommand]:
+        cmd = ui.Subcommand("autotag-ml", help="tag genres, moods and styles heard in the audio by models")
+        cmd.parser.add_option(
+            "-p", "--pretend", action="store_true", default=False,
+            help="show the fields that would be set, change nothing",
+        )
+        cmd.parser.add_option(
+            "-f", "--force", action="store_true", default=False,
+            help="decode and analyse again, even items the store knows",
+        )
+        cmd.parser.add_option(
+            "-t", "--task", action="append", default=None, dest="tasks",
+            help="only these tasks (comma-separated: genre,mood)",
+        )
+        cmd.parser.add_option(
+            "-w", "--write", action="store_true", default=None, dest="write",
+            help="write new metadata to files' tags (default: import.write)",
+        )
+        cmd.parser.add_option(
+            "-W", "--nowrite", action="store_false", dest="write",
+            help="don't write metadata (opposite of -w)",
+        )
+        cmd.func = self.command
+        return [cmd]
+
+    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
+        pretend = bool(opts.pretend)
+        tasks = None
+        if opts.tasks:
+            tasks = [t.strip() for value in opts.tasks for t in value.split(",") if t.strip()]
+            unknown = [t for t in tasks if t not in self.task_specs()]
+            if unknown:
+                raise ui.UserError(
+                    f"autotag-ml: no model configured for task {', '.join(unknown)} "
+                    f"(configured: {', '.join(self.task_specs()) or 'none'})"
+                )
+        models, errors = self.task_models(tasks)
+        if not models:
+            raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in errors.items()) or "no model")
+        try:
+            store = self.store(lib)
+        except StoreError as exc:
+            raise ui.UserError(f"autotag-ml: {exc}") from None
+        run = self._run(models, store, lib, write=ui.should_write(opts.write), pretend=pretend,
+                        force=bool(opts.force))
+        report = run.run(lib.items(args), progress=True)
+        report.unavailable = {**errors, **report.unavailable}
+        if not args and not pretend and not tasks:
+            # A run over the whole library saw every item's path.
+            report.pruned = store.prune(run.seen)
+        if all(task in report.unavailable for task in models):
+            raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in report.unavailable.items()))
+
+        for item, changes, scores in report.proposals:
+            ui.show_model_changes(_with(item, changes), fields=list(changes), always=True)
+            for task, task_scores in scores.items():
+                ui.print_(f"  {task} scores: {format_scores(task_scores)}")
+        for line in report.summary(pretend=pretend):
+            ui.print_(line)
+        for task, task_report in report.tasks.items():
+            for item, message in task_report.below:
+                ui.print_(f"  {task} below threshold: {util.displayable_path(item.path)} ({message})")
+            for _, message in task_report.too_short:
+                ui.print_(f"  {task} skipped: {message}")
+            for _, message in task_report.failures:
+                ui.print_(f"  {task} failed: {message}")
+
+    def _run(self, models, store, lib, *, write: bool, pretend: bool, force: bool) -> Run:
+        options = {
+            "workers": self.config["workers"].get(int),
+            "timeout": float(self.config["timeout"].as_number()),
+            "batch_size": self.config["batch_size"].get(int),
+        }
+        return Run(models, store=store, log=self._log, analysis_options=options, loaded=self._loaded,
+                   write=write, pretend=pretend, force=force, lib=lib)
+
+    # --- Import stage ----------------------------------------------------
+
+    def imported(self, session: ImportSession, task: ImportTask) -> None:
+        """Analyse the task's items and store their fields. Files are not
+        written here: beets' importer writes them afterwards, when
+        ``import.write`` is on and a match was applied (not for as-is
+        imports). A file or model that fails is logged, never raised."""
+        models, errors = self.task_models()
+        for name, why in errors.items():
+            if name not in self._stage_errors:
+                self._stage_errors.add(name)
+                self._log.error("autotag-ml: {} not run during this import: {}", name, why)
+        if not models:
+            return
+        try:
+            store = self.store(session.lib)
+        except StoreError as exc:
+            if "store" not in self._stage_errors:
+                self._stage_errors.add("store")
+                self._log.error("autotag-ml disabled for this import: {}", exc)
+            return
+        report = self._run(models, store, session.lib, write=False, pretend=False, force=False).run(
+            task.imported_items()
+        )
+        for name, why in report.unavailable.items():
+            if name not in self._stage_errors:
+                self._stage_errors.add(name)
+                self._log.error("autotag-ml: {} not run during this import: {}", name, why)
+        for name, task_report in report.tasks.items():
+            for item, message in task_report.below:
+                self._log.info("{} unchanged for {}: {}", name, util.displayable_path(item.path), message)
+            for _, message in task_report.too_short:
+                self._log.warning("autotag-ml skipped {}", message)
+            for _, message in task_report.failures:
+                self._log.warning("autotag-ml failed: {}", message)
+
+    # --- For tests and scripts -------------------------------------------
+
+    def tag_items(self, items: Iterable[Item], *, write: bool, pretend: bool = False, force: bool = False,
+                  lib: Library | None = None, tasks: list[str] | None = None):
+        """Run the configured tasks over ``items`` (the command without its
+        output). Returns the run's Report."""
+        models, errors = self.task_models(tasks)
+        store = self.store(lib) if lib is not None else Store(":memory:")
+        report = self._run(models, store, lib, write=write, pretend=pretend, force=force).run(items)
+        report.unavailable = {**errors, **report.unavailable}
+        return report
+
+
+def _with(item: Item, changes: dict[str, Any]) -> Item:
+    """A copy of ``item`` with ``changes`` applied, for showing a diff."""
+    proposed = item.copy()
+    proposed.update(changes)
+    return proposed

@@ -1,0 +1,281 @@
+"""What the plugin writes on items: field names and values per task.
+
+Pure functions of scores and configuration, no I/O. For a task ``T`` served
+by a bundle with label scores, an analysed item gets:
+
+- the task's tag field (:data:`TAG_FIELDS`): ``genres`` (a list, named the
+  way beets' lastgenre plugin names genres: "Hip Hop", "R&B"), ``mood``
+  (a list, written to files as MOOD) or ``style`` (written as STYLE); for
+  other tasks, ``ml_<task>`` (the chosen labels joined by ", "). At most
+  ``count`` labels whose score reaches ``threshold``, best first; left
+  alone when none does;
+- ``ml_<T>_<label>``: the confidence of every label (float, queryable:
+  ``beet ls ml_genre_jazz:0.5..``);
+- ``ml_<T>_model`` / ``ml_<T>_version``: the bundle that produced them.
+
+An embedding task gets only its model and version fields; the vectors live
+in the store.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import mediafile
+import yaml
+
+from beets.dbcore import types
+
+#: Fields of older versions (genre model and version), removed when an
+#: item's genre fields are set again.
+LEGACY_FIELDS = ("ml_model", "ml_model_version")
+#: Type of the confidences: beets' float type, shown with three decimals
+#: (``types.FLOAT`` shows one, so 0.976 would read "1.0").
+SCORE_TYPE = types.Float(3)
+#: Multi-valued flexible attribute, stored as beets stores ``genres``.
+LIST_TYPE = types.MULTI_VALUE_DSV
+#: The beets field each task's chosen labels go to.
+TAG_FIELDS = {"genre": "genres", "mood": "mood", "style": "style"}
+#: Tasks whose output is a vector, not labels.
+EMBEDDING_TASKS = ("embedding",)
+
+
+def score_prefix(task: str) -> str:
+    return f"ml_{task}_"
+
+
+def model_field(task: str) -> str:
+    return f"ml_{task}_model"
+
+
+def version_field(task: str) -> str:
+    return f"ml_{task}_version"
+
+
+def tag_field(task: str) -> str:
+    """``genres``, ``mood``, ``style``, else ``ml_<task>``."""
+    return TAG_FIELDS.get(task, f"ml_{task}")
+
+
+# --- Genre names ----------------------------------------------------------
+
+
+def _lastgenre_dir() -> Path | None:
+    """Directory of beets' lastgenre plugin data, found without importing
+    the plugin (its ``__init__`` needs pylast, which beets does not require)."""
+    try:
+        spec = importlib.util.find_spec("beetsplug.lastgenre")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        if (Path(location) / "aliases.yaml").is_file():
+            return Path(location)
+    return None
+
+
+@functools.cache
+def genre_aliases() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """lastgenre's alias table (``aliases.yaml``) as (pattern, template)
+    pairs, in file order; patterns match case-insensitively and whole
+    strings, templates may use back-references (``\\1``). Loaded once."""
+    base = _lastgenre_dir()
+    if base is None:
+        return ()
+    with (base / "aliases.yaml").open(encoding="utf-8") as f:
+        table = yaml.safe_load(f) or {}
+    return tuple(
+        (re.compile(pattern, re.IGNORECASE), str(canonical).lower())
+        for canonical, patterns in table.items()
+        for pattern in patterns or ()
+    )
+
+
+@functools.cache
+def known_genres() -> frozenset[str]:
+    """Lower-case genre names of lastgenre's ``genres.txt``. Loaded once."""
+    base = _lastgenre_dir()
+    if base is None:
+        return frozenset()
+    text = (base / "genres.txt").read_text(encoding="utf-8")
+    return frozenset(
+        line for line in (raw.strip().lower() for raw in text.splitlines()) if line and not line.startswith("#")
+    )
+
+
+def normalize_label(label: str) -> str:
+    """A model label as a lower-case genre name: underscores and runs of
+    spaces become one space, then the first lastgenre alias that matches the
+    whole name rewrites it ("hiphop" -> "hip hop", "rnb" -> "r&b")."""
+    name = " ".join(label.replace("_", " ").lower().split())
+    for pattern, template in genre_aliases():
+        if match := pattern.fullmatch(name):
+            try:
+                return match.expand(template)
+            except (re.error, IndexError):
+                continue
+    return name
+
+
+def canonical_genre(label: str) -> str:
+    """The beets genre for a model label: normalised (:func:`normalize_label`)
+    then title-cased as lastgenre's ``title_case`` option does (``str.title``):
+    "hiphop" -> "Hip Hop", "r&b" -> "R&B". Labels that beets' genre list
+    does not know are title-cased all the same."""
+    return normalize_label(label).title()
+
+
+def is_known_genre(label: str) -> bool:
+    """Whether the normalised label is in lastgenre's ``genres.txt``."""
+    return normalize_label(label) in known_genres()
+
+
+def slugify(label: str) -> str:
+    """``label`` reduced to ``[a-z0-9_]``: "R&B" -> "r_b", "Hip-Hop" -> "hip_hop"."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def label_fields(labels: Sequence[str], task: str = "genre") -> dict[str, str]:
+    """Flexible attribute name for each label: ``ml_<task>_<slug>``. Labels
+    whose slugs collide (with each other, the task's model and version
+    fields, or are empty) get a numeric suffix, so every label keeps its
+    own field."""
+    fields: dict[str, str] = {}
+    taken: set[str] = {model_field(task), version_field(task)}
+    for position, label in enumerate(labels):
+        base = f"{score_prefix(task)}{slugify(label) or f'label_{position}'}"
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        fields[label] = name
+    return fields
+
+
+def choose_genres(scores: dict[str, float], *, threshold: float, count: int) -> list[str]:
+    """At most ``count`` distinct canonical genres whose score is at least
+    ``threshold``, best first (two labels naming the same genre count once)."""
+    from tagcore.analysis import top_labels
+
+    chosen: list[str] = []
+    for label, _ in top_labels(scores, threshold=threshold, count=len(scores)):
+        genre = canonical_genre(label)
+        if genre not in chosen:
+            chosen.append(genre)
+    return chosen[: max(count, 0)]
+
+
+def display_name(task: str, label: str) -> str:
+    """A label as the value written for ``task``: a lastgenre genre name
+    for genres, title case for moods and styles ("dream pop" -> "Dream
+    Pop"), the label as it is for other tasks."""
+    if task == "genre":
+        return canonical_genre(label)
+    if task in ("mood", "style"):
+        return " ".join(label.replace("_", " ").split()).title()
+    return label
+
+
+def choose(task: str, scores: Mapping[str, float], *, threshold: float, count: int) -> list[str]:
+    """At most ``count`` distinct display names (:func:`display_name`) of
+    labels scoring at least ``threshold``, best first; two labels naming
+    the same value count once."""
+    from tagcore.analysis import top_labels
+
+    chosen: list[str] = []
+    for label, _ in top_labels(scores, threshold=threshold, count=len(scores)):
+        name = display_name(task, label)
+        if name not in chosen:
+            chosen.append(name)
+    return chosen[: max(count, 0)]
+
+
+def tag_value(task: str, chosen: list[str]) -> Any:
+    """The tag field's value: a list, except for ``style`` (a text field
+    in beets, "A; B") and ``ml_<task>`` fields ("a, b")."""
+    if task in ("genre", "mood"):
+        return list(chosen)
+    if task == "style":
+        return "; ".join(chosen)
+    return ", ".join(chosen)
+
+
+def task_fields(
+    task: str,
+    *,
+    scores: Mapping[str, float] | None,
+    labels: Sequence[str],
+    model: str,
+    version: str,
+    threshold: float,
+    count: int,
+) -> tuple[dict[str, Any], list[str]]:
+    """The fields a task sets, and the chosen labels' names (empty when no
+    label reaches ``threshold``: the tag field is then left out)."""
+    fields: dict[str, Any] = {model_field(task): model, version_field(task): str(version)}
+    if scores is None:
+        return fields, []
+    for label, name in label_fields(labels, task).items():
+        fields[name] = round(float(scores.get(label, 0.0)), 4)
+    chosen = choose(task, scores, threshold=threshold, count=count)
+    if chosen:
+        fields[tag_field(task)] = tag_value(task, chosen)
+    return fields, chosen
+
+
+def stale_fields(task: str, keys: Sequence[str], fields: Mapping[str, Any]) -> list[str]:
+    """Confidence fields of ``task`` among ``keys`` that ``fields`` does
+    not set (labels of an earlier model), plus the legacy genre fields."""
+    prefix = score_prefix(task)
+    stale = [k for k in keys if k.startswith(prefix) and k not in fields]
+    if task == "genre":
+        stale += [k for k in LEGACY_FIELDS if k in keys]
+    return stale
+
+
+def format_scores(scores: Mapping[str, float], *, limit: int = 5) -> str:
+    """The best ``limit`` scores as "hiphop 0.98, rock 0.01"."""
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return ", ".join(f"{label} {score:.2f}" for label, score in ranked)
+
+
+# --- Media fields ---------------------------------------------------------
+
+
+class _JoinedListField(mediafile.ListMediaField):
+    """A multi-valued tag that beets sees as one text ("A; B"): beets'
+    ``style`` is a text field, but players read one STYLE tag per value."""
+
+    def __get__(self, mf, owner=None):
+        values = super().__get__(mf, owner)
+        return "; ".join(values) if mf is not None and values is not None else values
+
+    def __set__(self, mf, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(";") if part.strip()]
+        super().__set__(mf, value)
+
+
+def _tag_storage(key: str) -> list:
+    """Where Kodi, Emby and Navidrome read a MOOD/STYLE tag: TXXX:KEY in
+    ID3, ----:com.apple.iTunes:KEY in MP4, KEY in Vorbis comments (FLAC,
+    Ogg, Opus) and APE, WM/Key in ASF."""
+    return [
+        mediafile.MP3ListDescStorageStyle(desc=key),
+        mediafile.MP4ListStorageStyle(f"----:com.apple.iTunes:{key}"),
+        mediafile.ListStorageStyle(key),
+        mediafile.ASFStorageStyle(f"WM/{key.title()}"),
+    ]
+
+
+def media_fields() -> dict[str, mediafile.MediaField]:
+    """The media fields mediafile lacks: ``mood`` (a list) and ``style``."""
+    return {
+        "mood": mediafile.ListMediaField(*_tag_storage("MOOD")),
+        "style": _JoinedListField(*_tag_storage("STYLE")),
+    }

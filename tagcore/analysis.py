@@ -1,0 +1,450 @@
+"""The analysis pass: many bundles over many files, each file decoded once.
+
+::
+
+    file ──► read_span (one read covering every feature's excerpt)
+         ──► soxr, once per distinct sample rate
+         ──► compute_feature, once per distinct feature      (worker processes)
+         ──► each audio bundle's forward, patches averaged   (model thread)
+         ──► heads on their backbone's embedding
+         ──► text bundles on the text the caller supplies
+         ──► Result: per bundle, label scores and/or an embedding
+
+Bundles say in config.json what they read (an audio feature, a backbone's
+embedding, a text source) and what they give (``scores``, ``embedding``);
+see :mod:`tagcore.bundle`. Two bundles naming equal feature parameters
+share one computation; a backbone runs once per file however many heads
+read it, and whether or not it was asked for itself.
+
+Three things run at once: decoding and features in worker processes
+(bounded time per file, see :func:`tagcore.audio.map_files`), the models in
+one background thread of this process (torch releases the GIL while it
+computes), and the caller consuming results in the calling thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from tagcore.audio import AudioError, TooShortError, Window, map_files, read_span
+from tagcore.bundle import Bundle, BundleError, bundle_feature, load_bundle, read_config
+from tagcore.features import FeatureParams, InputTooShort, compute_feature, feature_key
+
+#: Output statuses. ``too_short`` and ``no_input`` (no text of the bundle's
+#: source was supplied) are skips, not failures; ``unavailable``: the
+#: bundle could not be loaded (:attr:`Analysis.broken` says why, once).
+OK, FAILED, TOO_SHORT, NO_INPUT, UNAVAILABLE = "ok", "failed", "too_short", "no_input", "unavailable"
+
+
+@dataclass
+class Output:
+    """One bundle's output for one input.
+
+    ``scores`` maps label -> probability (taggers); ``embedding`` is a
+    float32 vector (embedders, backbones); ``message`` says why when
+    ``status`` is not ``"ok"``, naming the file and the cause.
+    """
+
+    status: str = OK
+    scores: dict[str, float] | None = None
+    embedding: np.ndarray | None = None
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+@dataclass
+class Result:
+    """Outcome for one input: an :class:`Output` per requested bundle name.
+    ``index`` is the input's position; ``decodes`` counts the reads of the
+    file this result cost (1, or 0 when no audio bundle ran or it failed
+    before reading)."""
+
+    index: int
+    path: str
+    outputs: dict[str, Output]
+    decodes: int = 0
+
+
+@dataclass(frozen=True)
+class Input:
+    """A file and the texts a caller has for it, by source (``"lyrics"``...)."""
+
+    path: Any
+    texts: Mapping[str, str] = field(default_factory=dict)
+
+
+def top_labels(scores: Mapping[str, float], *, threshold: float, count: int) -> list[tuple[str, float]]:
+    """At most ``count`` (label, score) pairs with score >= ``threshold``,
+    best first; ties broken by label for a stable order."""
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(label, score) for label, score in ranked if score >= threshold][: max(count, 0)]
+
+
+# --- In the decoding workers ---------------------------------------------
+
+
+@dataclass
+class Decoded:
+    """What a worker sends back for one file: each feature (by key) as an
+    array of shape (patches, ...) or the AudioError that prevented it."""
+
+    features: dict[str, Any]
+    decodes: int = 1
+
+
+def decode_features(path, *, features: tuple[tuple[str, FeatureParams], ...], min_duration: float) -> Decoded:
+    """Read ``path`` once, resample once per distinct rate, compute each
+    feature. Runs in a worker process (numpy, soundfile, av, soxr only).
+
+    Raises AudioError when the file cannot be read at all; a feature that
+    needs more audio than the file has gets a TooShortError in its place.
+    """
+    import soxr
+
+    windows = [Window(params.excerpt_seconds, params.offset) for _, params in features]
+    span = read_span(path, windows=windows, min_duration=min_duration)
+    at_rate: dict[int, np.ndarray] = {}
+    out: dict[str, Any] = {}
+    for position, (key, params) in enumerate(features):
+        rate = params.sample_rate
+        if rate not in at_rate:
+            at_rate[rate] = span.audio if rate == span.rate else soxr.resample(span.audio, span.rate, rate, quality="HQ")
+        try:
+            out[key] = compute_feature(span.cut(position, at_rate[rate], rate), params=params)
+        except InputTooShort as error:
+            out[key] = TooShortError(path, str(error))
+    return Decoded(out)
+
+
+# --- The graph of bundles ------------------------------------------------
+
+
+@dataclass
+class _Node:
+    """A bundle the pass runs: requested, or the backbone of one that is."""
+
+    name: str
+    config: dict
+    spec: Any  # what to load it from: a path, or a loaded Bundle
+    requested: bool = False
+    need_scores: bool = False
+    need_embedding: bool = False
+    feature: str | None = None  # feature key (audio bundles)
+    bundle: Bundle | None = None
+    broken: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.config["input"]["kind"]
+
+
+class Analysis:
+    """Runs a set of bundles over many files in one pass.
+
+    Parameters
+    ----------
+    bundles : sequence of str, os.PathLike or Bundle
+        Bundle names, directories or loaded bundles. A head's backbone is
+        added (and run once per file) when it is not in the list.
+    workers : int
+        Decoding processes (0 = decode in this process, no timeout).
+    timeout : float
+        Seconds allowed to decode one file before it is reported as failed.
+    batch_size : int
+        Files per model batch (their patches share forward passes).
+    min_duration : float
+        Files with less audio than this, in seconds, are too short.
+    device : str
+        Torch device for the models.
+    loaded : dict or None
+        A cache of loaded bundles by name, shared between passes.
+
+    Raises
+    ------
+    BundleError
+        A bundle's config.json is missing or malformed, two bundles share a
+        name, or a head's backbone gives no embedding. (Weights load in
+        :meth:`analyse`; a bundle whose weights fail is reported in
+        :attr:`broken` and the others run.)
+
+    Example
+    -------
+    >>> analysis = Analysis(["genre10"], workers=0)        # doctest: +SKIP
+    >>> for result in analysis.analyse(["song.flac"]):     # doctest: +SKIP
+    ...     print(result.outputs["genre10"].scores)
+    """
+
+    def __init__(
+        self,
+        bundles: Sequence[Any],
+        *,
+        workers: int = 2,
+        timeout: float = 30.0,
+        batch_size: int = 16,
+        min_duration: float = 3.0,
+        device: str = "cpu",
+        loaded: dict[str, Bundle] | None = None,
+    ):
+        self.workers = workers
+        self.timeout = timeout
+        self.batch_size = max(1, int(batch_size))
+        self.min_duration = min_duration
+        self.device = device
+        self._loaded = loaded if loaded is not None else {}
+        self.nodes: dict[str, _Node] = {}
+        for spec in bundles:
+            node = self._add(spec)
+            if node.requested:
+                raise BundleError(f"two bundles are named {node.name!r}")
+            node.requested = True
+            node.need_scores = "scores" in node.config["outputs"]
+            node.need_embedding = "embedding" in node.config["outputs"]
+        for node in list(self.nodes.values()):
+            if node.kind == "backbone":
+                backbone = self._add(node.config["input"]["bundle"])
+                if "embedding" not in backbone.config["outputs"]:
+                    raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
+                if backbone.kind != "audio":
+                    raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
+                backbone.need_embedding = True
+        self.features: dict[str, FeatureParams] = {}
+        for node in self.nodes.values():
+            if node.kind == "audio":
+                params = bundle_feature(node.config)
+                node.feature = feature_key(params)
+                self.features[node.feature] = params
+        #: name -> why the bundle could not be loaded (filled by analyse()).
+        self.broken: dict[str, str] = {}
+
+    def _add(self, spec: Any) -> _Node:
+        if isinstance(spec, Bundle):
+            name, config = spec.name, spec.config
+            self._loaded.setdefault(name, spec)
+        elif isinstance(spec, str) and spec in self.nodes:
+            return self.nodes[spec]
+        else:
+            path, config = read_config(spec)
+            name, spec = config["name"], path
+        if name not in self.nodes:
+            self.nodes[name] = _Node(name=name, config=config, spec=spec)
+        return self.nodes[name]
+
+    @property
+    def requested(self) -> list[str]:
+        return [name for name, node in self.nodes.items() if node.requested]
+
+    # --- models (in the model thread) -----------------------------------
+
+    def _load_all(self) -> None:
+        """Load every node's weights; a failure marks the node (and the
+        heads that read it) broken, the others still run."""
+        import torch
+
+        if self.workers > 0 and self.device == "cpu":
+            # Leave the decoding workers their cores; torch gets the rest.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))
+        for node in self.nodes.values():
+            if node.name in self._loaded:
+                node.bundle = self._loaded[node.name]
+                continue
+            try:
+                node.bundle = self._loaded[node.name] = load_bundle(node.spec, device=self.device)
+            except BundleError as error:
+                node.broken = str(error)
+        for node in self.nodes.values():
+            if node.kind == "backbone" and node.broken is None:
+                backbone = self.nodes[node.config["input"]["bundle"]]
+                if backbone.broken is not None:
+                    node.broken = f"{node.name}: its backbone {backbone.name} is unavailable ({backbone.broken})"
+        self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
+
+    def _forward_audio(self, node: _Node, arrays: list[np.ndarray]) -> tuple[list, list]:
+        """Scores and embeddings, averaged over each file's patches, for
+        ``arrays`` of shape (patches, ...). Returns two lists (None where
+        not needed)."""
+        import torch
+
+        from tagcore.families import family_module
+
+        family = family_module(node.bundle.family)
+        model = node.bundle.model
+        counts = [len(a) for a in arrays]
+        scores_out: list = [None] * len(arrays)
+        embed_out: list = [None] * len(arrays)
+        # Files whose patches have the same shape share forward passes.
+        by_shape: dict[tuple, list[int]] = {}
+        for position, array in enumerate(arrays):
+            by_shape.setdefault(array.shape[1:], []).append(position)
+        for positions in by_shape.values():
+            x = torch.from_numpy(np.concatenate([arrays[p] for p in positions])).to(self.device)
+            with torch.inference_mode():
+                probs, embeds = _family_forward(family, model, x, node.need_scores, node.need_embedding)
+            splits = np.cumsum([counts[p] for p in positions])[:-1]
+            if probs is not None:
+                for p, part in zip(positions, np.split(probs.float().cpu().numpy(), splits)):
+                    scores_out[p] = part.mean(axis=0)
+            if embeds is not None:
+                for p, part in zip(positions, np.split(embeds.float().cpu().numpy(), splits)):
+                    embed_out[p] = part.mean(axis=0).astype(np.float32)
+        return scores_out, embed_out
+
+    def _run_batch(self, files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]) -> list[Result]:
+        import torch
+
+        from tagcore.families import family_module
+
+        outputs: list[dict[str, Output]] = [{} for _ in files]
+        embeddings: list[dict[str, np.ndarray]] = [{} for _ in files]
+
+        def failed(name: str, error: Any) -> Output:
+            if isinstance(error, TooShortError):
+                return Output(TOO_SHORT, message=str(error))
+            return Output(FAILED, message=str(error))
+
+        for node in self.nodes.values():
+            if node.kind != "audio" or node.broken is not None:
+                continue
+            ready, arrays = [], []
+            for i, (_, _, decoded, _) in enumerate(files):
+                value = decoded if isinstance(decoded, AudioError) else decoded.features[node.feature]
+                if isinstance(value, AudioError):
+                    outputs[i][node.name] = failed(node.name, value)
+                else:
+                    ready.append(i)
+                    arrays.append(value)
+            if not ready:
+                continue
+            scores, embeds = self._forward_audio(node, arrays)
+            labels = node.bundle.labels
+            for i, row, vector in zip(ready, scores, embeds):
+                out = Output(OK)
+                if row is not None:
+                    out.scores = {label: float(p) for label, p in zip(labels, row)}
+                if vector is not None:
+                    out.embedding = vector
+                    embeddings[i][node.name] = vector
+                outputs[i][node.name] = out
+
+        for node in self.nodes.values():
+            if node.kind != "backbone" or node.broken is not None:
+                continue
+            backbone = node.config["input"]["bundle"]
+            ready = [i for i in range(len(files)) if backbone in embeddings[i]]
+            for i in range(len(files)):
+                if i not in ready:
+                    outputs[i][node.name] = outputs[i][backbone]
+            if not ready:
+                continue
+            family = family_module(node.bundle.family)
+            x = torch.from_numpy(np.stack([embeddings[i][backbone] for i in ready])).to(self.device)
+            probs = family.predict(node.bundle.model, x).float().cpu().numpy()
+            for i, row in zip(ready, probs):
+                outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
+
+        for node in self.nodes.values():
+            if node.kind != "text" or node.broken is not None:
+                continue
+            source = node.config["input"]["source"]
+            ready = [i for i, (_, _, _, texts) in enumerate(files) if (texts.get(source) or "").strip()]
+            for i, (_, path, _, _) in enumerate(files):
+                if i not in ready:
+                    outputs[i][node.name] = Output(NO_INPUT, message=f"{path}: no {source}")
+            if ready:
+                family = family_module(node.bundle.family)
+                probs = family.predict_texts(node.bundle.model, [files[i][3][source] for i in ready])
+                for i, row in zip(ready, np.asarray(probs)):
+                    outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
+
+        results = []
+        for i, (index, path, decoded, _) in enumerate(files):
+            wanted = {
+                name: outputs[i].get(name) or Output(UNAVAILABLE, message=self.broken.get(name))
+                for name in self.requested
+            }
+            results.append(Result(index, path, wanted, decodes=decoded.decodes if isinstance(decoded, Decoded) else 0))
+        return results
+
+    # --- the pass -------------------------------------------------------
+
+    def analyse(self, inputs: Iterable[Any]) -> Iterator[Result]:
+        """Yield one :class:`Result` per input, in completion order.
+
+        ``inputs``: paths, or :class:`Input` (a path and its texts). Read
+        lazily; memory holds at most a few batches of features.
+        """
+        texts_of: dict[int, Mapping[str, str]] = {}
+
+        def paths() -> Iterator[Any]:
+            for index, item in enumerate(inputs):
+                if isinstance(item, Input):
+                    if item.texts:
+                        texts_of[index] = item.texts
+                    yield item.path
+                else:
+                    yield item
+
+        audio = tuple(
+            (key, self.features[key])
+            for key in dict.fromkeys(n.feature for n in self.nodes.values() if n.kind == "audio")
+        )
+        if audio:
+            job = functools.partial(decode_features, features=audio, min_duration=self.min_duration)
+            decoded = map_files(paths(), job=job, workers=self.workers, timeout=self.timeout)
+        else:
+            decoded = ((index, path, None) for index, path in enumerate(paths()))
+
+        pending: list = []
+        scored: deque[Future] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagcore-model") as model_thread:
+            loading = model_thread.submit(self._load_all)
+
+            def submit() -> None:
+                if pending:
+                    scored.append(model_thread.submit(self._run_batch, list(pending)))
+                    pending.clear()
+
+            def finished(block: bool) -> Iterator[Result]:
+                while scored and (block or scored[0].done()):
+                    yield from scored.popleft().result()
+
+            for index, path, value in decoded:
+                pending.append((index, _path_text(path), value, texts_of.pop(index, {})))
+                if len(pending) >= self.batch_size:
+                    if loading.done():
+                        loading.result()  # raise an unexpected loading error here
+                    # Keep at most two batches queued: memory stays bounded.
+                    yield from finished(block=len(scored) >= 2)
+                    submit()
+                yield from finished(block=False)
+            submit()
+            loading.result()
+            yield from finished(block=True)
+
+
+def _family_forward(family, model, x, need_scores: bool, need_embedding: bool):
+    """(probabilities or None, embedding or None) of one forward pass."""
+    if need_scores and need_embedding and hasattr(family, "predict_with_embedding"):
+        return family.predict_with_embedding(model, x)
+    probs = family.predict(model, x) if need_scores else None
+    embeds = None
+    if need_embedding:
+        embed = getattr(family, "embed", None)
+        embeds = embed(model, x) if embed is not None else model.embed(x)
+    return probs, embeds
+
+
+def _path_text(path: Any) -> str:
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        return str(path)
