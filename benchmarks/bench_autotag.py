@@ -71,7 +71,8 @@ RANDOM_LABELS = ["blues", "classical", "country", "disco", "hiphop", "jazz", "me
 #: Architecture of the random stand-in when the shipped bundle is absent.
 RANDOM_MODEL = dict(channels=(16, 32, 64, 128), gru_hidden=128)
 SUMMARY_RE = re.compile(
-    r"autotag-ml: (?P<tagged>\d+) tagged, (?P<skipped>\d+) skipped \(.*?\), "
+    r"autotag-ml: (?P<analysed>\d+) analysed \((?P<decoded>\d+) decoded\), (?P<from_store>\d+) from the store.*\n"
+    r"  genre \(.*?\): (?P<tagged>\d+) tagged, (?P<unchanged>\d+) unchanged, (?P<short>\d+) skipped as too short, "
     r"(?P<failed>\d+) failed, (?P<below>\d+) below threshold"
 )
 
@@ -467,13 +468,13 @@ def autotag_run(config: Path, libdir: Path, flags: list[str], n: int, label: str
         )
     counts = {k: int(v) for k, v in match.groupdict().items()}
     result["counts"] = counts
-    if counts["failed"] or counts["skipped"] or counts["tagged"] + counts["below"] != n:
+    if counts["failed"] or counts["short"] or counts["analysed"] != n or counts["decoded"] != n:
         raise BenchError(f"not every item was analysed ({n} expected):\n{result['stdout'][-3000:]}")
     analysed = db_scalar(
-        libdir / "library.db", "SELECT COUNT(DISTINCT entity_id) FROM item_attributes WHERE key = 'ml_model'"
+        libdir / "library.db", "SELECT COUNT(DISTINCT entity_id) FROM item_attributes WHERE key = 'ml_genre_model'"
     )
     if analysed != n:
-        raise BenchError(f"{analysed} items carry ml_model in the database, expected {n}")
+        raise BenchError(f"{analysed} items carry ml_genre_model in the database, expected {n}")
     return result
 
 

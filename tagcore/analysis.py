@@ -140,6 +140,7 @@ class _Node:
     need_scores: bool = False
     need_embedding: bool = False
     feature: str | None = None  # feature key (audio bundles)
+    backbone: str | None = None  # name of the backbone node (heads)
     bundle: Bundle | None = None
     broken: str | None = None
 
@@ -217,6 +218,7 @@ class Analysis:
                 if backbone.kind != "audio":
                     raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
                 backbone.need_embedding = True
+                node.backbone = backbone.name
         self.features: dict[str, FeatureParams] = {}
         for node in self.nodes.values():
             if node.kind == "audio":
@@ -263,7 +265,7 @@ class Analysis:
                 node.broken = str(error)
         for node in self.nodes.values():
             if node.kind == "backbone" and node.broken is None:
-                backbone = self.nodes[node.config["input"]["bundle"]]
+                backbone = self.nodes[node.backbone]
                 if backbone.broken is not None:
                     node.broken = f"{node.name}: its backbone {backbone.name} is unavailable ({backbone.broken})"
         self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
@@ -338,7 +340,7 @@ class Analysis:
         for node in self.nodes.values():
             if node.kind != "backbone" or node.broken is not None:
                 continue
-            backbone = node.config["input"]["bundle"]
+            backbone = node.backbone
             ready = [i for i in range(len(files)) if backbone in embeddings[i]]
             for i in range(len(files)):
                 if i not in ready:

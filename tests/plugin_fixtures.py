@@ -23,7 +23,8 @@ SAMPLE_RATE = 44100
 SOUNDFILE_FORMATS = {"mp3": "MP3", "flac": "FLAC"}
 
 
-def make_bundle(directory: Path, *, name: str = "genre-test", version: str = "1", labels=LABELS, bias=BIAS) -> Path:
+def make_bundle(directory: Path, *, name: str = "genre-test", version: str = "1", labels=LABELS, bias=BIAS,
+                task: str = "genre") -> Path:
     """Save a small disambig bundle whose prediction is fixed by ``bias``."""
     torch.manual_seed(0)
     config = disambig.Config(channels=(4, 8, 8, 8), gru_hidden=8, n_labels=len(labels))
@@ -40,6 +41,7 @@ def make_bundle(directory: Path, *, name: str = "genre-test", version: str = "1"
         labels=list(labels),
         model_config=config.to_dict(),
         features=MelParams().to_dict(),
+        task=task,
         provenance={"made_by": "tests/plugin_fixtures.py"},
     )
 

@@ -15,6 +15,7 @@ it only once complete (:func:`write_atomically`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -106,15 +107,22 @@ class Report:
 
 def write_atomically(item: Item) -> None:
     """Write ``item``'s tags into its file through a temporary copy in the
-    same directory that replaces the file only once fully written, so a
-    crash never leaves a half-written file. Raises FileOperationError."""
+    same directory (``.<name>.autotagml-XXXX.<ext>``, hidden) that replaces
+    the file only once fully written, so a crash never leaves a
+    half-written file. A copy left by a killed run is removed the next time
+    the item is written. Raises FileOperationError."""
+    import glob
+
     from beets.library import WriteError
 
-    path = util.syspath(item.path)
+    path = os.fsdecode(util.syspath(item.path))
     directory, name = os.path.split(path)
     base, extension = os.path.splitext(name)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.fsdecode(base)[:40]}.", suffix=os.fsdecode(extension),
-                                         dir=os.fsdecode(directory) or ".")
+    prefix = f".{base[:40]}.autotagml-"
+    for leftover in glob.glob(os.path.join(glob.escape(directory or "."), glob.escape(prefix) + "*" + glob.escape(extension))):
+        with contextlib.suppress(OSError):
+            os.unlink(leftover)
+    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=extension, dir=directory or ".")
     os.close(handle)
     try:
         try:

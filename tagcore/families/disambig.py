@@ -138,6 +138,15 @@ def predict(model: Model, mels: torch.Tensor) -> torch.Tensor:
     return torch.softmax(model(mels), dim=-1)
 
 
+@torch.inference_mode()
+def predict_with_embedding(model: Model, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (batch, n_labels) and the GRU's last output
+    (batch, gru_hidden) of one forward pass."""
+    model.eval()
+    embedding = model.embed(mels)
+    return torch.softmax(model.dense(embedding), dim=-1), embedding
+
+
 # --- Section 2.2: monolabel learning -------------------------------------
 
 

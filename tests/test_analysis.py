@@ -1,0 +1,233 @@
+"""The analysis pass: several bundles, one decode per file, shared features,
+backbones run once for their heads, text bundles, bad files and bundles."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import tagcore.analysis as analysis_module
+from plugin_fixtures import make_bundle, write_audio
+from tagcore.analysis import NO_INPUT, OK, TOO_SHORT, UNAVAILABLE, Analysis, Input
+from tagcore.bundle import BundleError, load_bundle, save_bundle
+from tagcore.families import FAMILIES, disambig, head
+from tagcore.features import MelParams, feature_spec
+
+MUSICNN_LIKE = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=48, log="log10", center=True,
+                         excerpt_frames=2 * 62, patch_frames=62)
+
+
+def tiny_disambig(directory, *, name, features: MelParams, outputs=("scores",), labels=("a", "b", "c")):
+    torch.manual_seed(len(name))
+    config = disambig.Config(n_mels=features.n_mels, channels=(4, 8), pools=((2, 2), (2, 2)), gru_hidden=6,
+                             n_labels=len(labels))
+    return save_bundle(
+        directory / name, model=disambig.Model(config).eval(), family="disambig", name=name, version="1",
+        labels=list(labels), model_config=config.to_dict(), input={"kind": "audio", "feature": feature_spec(features)},
+        outputs=outputs, embedding_dim=6 if "embedding" in outputs else None, task="genre",
+    )
+
+
+def tiny_head(directory, *, name, backbone, labels=("x", "y")):
+    torch.manual_seed(len(name))
+    config = head.Config(n_inputs=6, n_labels=len(labels), hidden=4)
+    return save_bundle(
+        directory / name, model=head.Model(config).eval(), family="head", name=name, version="1",
+        labels=list(labels), model_config=config.to_dict(), input={"kind": "backbone", "bundle": str(backbone)},
+        task="mood",
+    )
+
+
+@pytest.fixture
+def files(tmp_path):
+    return [str(write_audio(tmp_path / f"song{i}.flac", "flac", seconds=5.0, frequency=220.0 * (i + 1))) for i in range(3)]
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """Counts calls of functions of tagcore.analysis (workers=0: in this process)."""
+    counts: dict[str, int] = {}
+
+    def wrap(name):
+        original = getattr(analysis_module, name)
+
+        def counted(*args, **kwargs):
+            counts[name] = counts.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(analysis_module, name, counted)
+
+    for name in ("read_span", "compute_feature"):
+        wrap(name)
+    return counts
+
+
+def scores_of(bundles, paths, **options):
+    return {r.path: {n: o.scores for n, o in r.outputs.items()} for r in Analysis(bundles, workers=0, **options).analyse(paths)}
+
+
+def test_two_bundles_of_different_features_cost_one_decode_per_file(tmp_path, files, count_calls):
+    one = tiny_disambig(tmp_path, name="one", features=MelParams(excerpt_frames=100))
+    two = tiny_disambig(tmp_path, name="two", features=MUSICNN_LIKE)
+
+    results = list(Analysis([one, two], workers=0).analyse(files))
+
+    assert count_calls["read_span"] == len(files)
+    assert count_calls["compute_feature"] == 2 * len(files)
+    assert sorted(r.path for r in results) == sorted(files)
+    assert all(r.decodes == 1 for r in results)
+    assert all(r.outputs[n].status == OK for r in results for n in ("one", "two"))
+    # The same scores as each bundle alone, up to the resampler: alone, the
+    # 16 kHz feature's 2 s are resampled by themselves; together, they are
+    # cut from the resampled 4.6 s the other feature needs (no edge effects).
+    one_alone, two_alone = scores_of([one], files), scores_of([two], files)
+    alone = {p: {**one_alone[p], **two_alone[p]} for p in files}
+    together = scores_of([one, two], files)
+    for path in files:
+        assert together[path]["one"] == pytest.approx(alone[path]["one"], abs=1e-6)
+        assert together[path]["two"] == pytest.approx(alone[path]["two"], abs=2e-3)
+
+
+def test_equal_features_are_computed_once(tmp_path, files, count_calls):
+    one = tiny_disambig(tmp_path, name="one", features=MUSICNN_LIKE)
+    same = tiny_disambig(tmp_path, name="same", features=dataclasses.replace(MUSICNN_LIKE))
+
+    list(Analysis([one, same], workers=0).analyse(files))
+
+    assert count_calls["compute_feature"] == len(files)
+
+
+def test_patches_are_averaged(tmp_path, files):
+    path = tiny_disambig(tmp_path, name="one", features=MUSICNN_LIKE)
+    bundle = load_bundle(path)
+    result = next(Analysis([bundle], workers=0).analyse(files[:1]))
+    from tagcore.audio import read_excerpt
+    from tagcore.features import compute_feature
+
+    # The whole 5 s file is read; the feature takes its centre.
+    x = compute_feature(read_excerpt(files[0], sample_rate=16000), params=MUSICNN_LIKE)
+    assert x.shape == (2, 62, 48)
+    expected = disambig.predict(bundle.model, torch.from_numpy(x)).mean(dim=0).numpy()
+    # Up to the resampler's edges (the whole file was resampled here).
+    assert list(result.outputs["one"].scores.values()) == pytest.approx(expected.tolist(), abs=2e-3)
+
+
+def test_a_backbone_runs_once_for_all_its_heads(tmp_path, files):
+    backbone = load_bundle(tiny_disambig(tmp_path, name="backbone", features=MelParams(excerpt_frames=100),
+                                         outputs=("scores", "embedding")))
+    heads = [tiny_head(tmp_path, name=f"head{i}", backbone="backbone") for i in range(3)]
+    rows = []
+    # Every forward of the backbone goes through embed: count its inputs.
+    original_embed = backbone.model.embed
+    backbone.model.embed = lambda x: (rows.append(x.shape[0]), original_embed(x))[1]
+
+    results = list(Analysis([backbone, *[str(h) for h in heads]], workers=0, batch_size=8).analyse(files))
+
+    assert sum(rows) == len(files)  # one forward row per file, for the backbone and three heads
+    for result in results:
+        assert set(result.outputs) == {"backbone", "head0", "head1", "head2"}
+        assert result.outputs["backbone"].embedding.shape == (6,)
+        assert sum(result.outputs["head1"].scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_head_alone_brings_its_backbone_but_returns_only_itself(tmp_path, files):
+    tiny_disambig(tmp_path, name="backbone", features=MelParams(excerpt_frames=100), outputs=("scores", "embedding"))
+    head_path = tiny_head(tmp_path, name="head", backbone=tmp_path / "backbone")
+    results = list(Analysis([str(head_path)], workers=0).analyse(files))
+    assert all(set(r.outputs) == {"head"} and r.outputs["head"].ok for r in results)
+
+
+def test_a_head_on_a_backbone_without_embedding_is_refused(tmp_path):
+    tiny_disambig(tmp_path, name="backbone", features=MelParams(excerpt_frames=100))
+    with pytest.raises(BundleError, match="gives no embedding"):
+        Analysis([str(tiny_head(tmp_path, name="head", backbone=tmp_path / "backbone"))])
+
+
+def test_too_short_for_one_feature_is_too_short_for_that_bundle_only(tmp_path):
+    short = str(write_audio(tmp_path / "short.flac", "flac", seconds=1.5))
+    whole = tiny_disambig(tmp_path, name="whole", features=MelParams(excerpt_frames=100))
+    patches = tiny_disambig(tmp_path, name="patches", features=MelParams(excerpt_frames=200, patch_frames=100))
+
+    (result,) = Analysis([whole, patches], workers=0, min_duration=1.0).analyse([short])
+
+    assert result.outputs["whole"].status == OK
+    assert result.outputs["patches"].status == TOO_SHORT
+    assert "short.flac: too short" in result.outputs["patches"].message
+
+
+def test_bad_files_fail_alone_with_their_cause(tmp_path, files):
+    text = tmp_path / "text.mp3"
+    text.write_text("not audio " * 100)
+    bundle = tiny_disambig(tmp_path, name="one", features=MelParams(excerpt_frames=100))
+    results = {r.path: r.outputs["one"] for r in Analysis([bundle], workers=2).analyse([*files, str(text)])}
+    assert results[str(text)].status == "failed"
+    assert results[str(text)].message.startswith(f"{text}: ")
+    assert all(results[p].ok for p in files)
+
+
+def test_a_broken_bundle_is_reported_once_and_the_others_run(tmp_path, files):
+    good = tiny_disambig(tmp_path, name="good", features=MelParams(excerpt_frames=100))
+    bad = tiny_disambig(tmp_path, name="bad", features=MUSICNN_LIKE)
+    (bad / "weights.safetensors").write_bytes(b"garbage")
+    analysis = Analysis([str(good), str(bad)], workers=0)
+    results = list(analysis.analyse(files))
+    assert set(analysis.broken) == {"bad"} and "weights.safetensors" in analysis.broken["bad"]
+    assert all(r.outputs["good"].ok and r.outputs["bad"].status == UNAVAILABLE for r in results)
+
+
+# --- A text family, registered for these tests only ----------------------
+
+
+@dataclasses.dataclass
+class Config:
+    n_labels: int = 2
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**data)
+
+
+class Model(torch.nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+
+def predict_texts(model, texts):
+    """Label 0 "long" scores the share of texts' words beyond 3 letters."""
+    share = np.array([np.mean([len(w) > 3 for w in t.split()]) for t in texts])
+    return np.stack([share, 1 - share], axis=1)
+
+
+def test_text_bundles_take_the_text_the_caller_supplies(tmp_path, files, monkeypatch):
+    monkeypatch.setitem(FAMILIES, "wordlength", __name__)
+    text_bundle = save_bundle(
+        tmp_path / "words", model=Model(Config()), family="wordlength", name="words", version="1",
+        labels=["long", "short"], model_config=Config().to_dict(), input={"kind": "text", "source": "lyrics"},
+        task="genre",
+    )
+    audio = tiny_disambig(tmp_path, name="audio", features=MelParams(excerpt_frames=100))
+    inputs = [Input(files[0], {"lyrics": "many wonderful words"}), Input(files[1], {}), files[2]]
+
+    results = {r.path: r for r in Analysis([str(text_bundle), audio], workers=0).analyse(inputs)}
+
+    assert results[files[0]].outputs["words"].scores == {"long": 1.0, "short": 0.0}
+    assert results[files[1]].outputs["words"].status == NO_INPUT
+    assert all(results[p].outputs["audio"].ok for p in files)
+
+    # Text alone: nothing is decoded.
+    (only,) = Analysis([str(text_bundle)], workers=0).analyse([Input("no-such-file.mp3", {"lyrics": "a b c d"})])
+    assert only.decodes == 0 and only.outputs["words"].scores["short"] == 1.0
+
+
+def test_the_shipped_v1_style_test_bundle_still_runs(tmp_path, files):
+    """make_bundle writes the plugin tests' bundle; the pass runs it."""
+    path = make_bundle(tmp_path / "b")
+    (result,) = Analysis([str(path)], workers=0).analyse(files[:1])
+    assert result.outputs["genre-test"].scores["hiphop"] == pytest.approx(0.975, abs=1e-3)
