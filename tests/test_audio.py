@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -294,3 +295,37 @@ def test_closing_the_iterator_early_stops_the_workers(make_file, ending):
         gc.collect()
     assert not is_running(pid)
     assert not worker_processes()
+
+
+def _write_wma(path, seconds=8.0, rate=44100):
+    """A WMA (wmav2 in ASF) tone, encoded with PyAV."""
+    container = av.open(str(path), "w", format="asf")
+    stream = container.add_stream("wmav2", rate=rate)
+    stream.layout, stream.bit_rate = "stereo", 128000
+    t = np.arange(int(seconds * rate)) / rate
+    data = np.tile((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (2, 1))
+    for pts in range(0, data.shape[1], 2048):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, pts:pts + 2048]), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = rate, pts
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def test_wma_files_whole_or_damaged_print_no_traceback(tmp_path, capfd):
+    """FFmpeg reads the file itself (a file: URL), so PyAV's file-object
+    callbacks can no longer print "PyAV library exception being dropped"."""
+    good = _write_wma(tmp_path / "good.wma")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.wma"
+    cut.write_bytes(data[: len(data) // 2])
+    garbage = tmp_path / "garbage.wma"
+    garbage.write_bytes(data[:5000] + bytes(range(256)) * 50)
+    results = {Path(p).name: r for _, p, r in read_excerpts([good, cut, garbage], duration=3.0, workers=1)}
+    assert results["good.wma"].shape == (3 * 22050,)
+    assert isinstance(results["garbage.wma"], AudioError)
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "exception being dropped" not in captured.err
