@@ -12,6 +12,7 @@ FAMILIES = {
 }
 COMMANDS = {
     "fetch": "download a public dataset from its official location",
+    "import-musicnn": "convert musicnn 0.1.0's TF checkpoints into the musicnn-msd/-mtt bundles",
 }
 
 
@@ -22,10 +23,15 @@ def main(argv: list[str] | None = None) -> int:
 
     disambig.add_arguments(sub.add_parser("disambig", help=FAMILIES["disambig"]))
     fetch.add_arguments(sub.add_parser("fetch", help=COMMANDS["fetch"]))
+    from trainer import import_musicnn
+
+    import_musicnn.add_arguments(sub.add_parser("import-musicnn", help=COMMANDS["import-musicnn"]))
     args = parser.parse_args(argv)
     try:
         if args.family == "fetch":
             return fetch.run(args)
+        if args.family == "import-musicnn":
+            return import_musicnn.run(args)
         if args.family == "disambig":
             disambig.run(args)
     except DatasetError as exc:
