@@ -141,6 +141,7 @@ class _Node:
     need_embedding: bool = False
     feature: str | None = None  # feature key (audio bundles)
     backbone: str | None = None  # name of the backbone node (heads)
+    sources: tuple[str, ...] = ()  # names of the nodes whose scores it reads (tag maps)
     bundle: Bundle | None = None
     broken: str | None = None
 
@@ -211,8 +212,16 @@ class Analysis:
             node.need_scores = "scores" in node.config["outputs"]
             node.need_embedding = "embedding" in node.config["outputs"]
         for node in list(self.nodes.values()):
+            if node.kind == "scores":
+                sources = [self._add(spec, near=node) for spec in node.config["input"]["bundles"]]
+                for source in sources:
+                    if source.kind not in ("audio", "backbone") or "scores" not in source.config["outputs"]:
+                        raise BundleError(f"{node.name}: it reads {source.name}, which gives no audio scores")
+                    source.need_scores = True
+                node.sources = tuple(source.name for source in sources)
+        for node in list(self.nodes.values()):
             if node.kind == "backbone":
-                backbone = self._add(node.config["input"]["bundle"])
+                backbone = self._add(node.config["input"]["bundle"], near=node)
                 if "embedding" not in backbone.config["outputs"]:
                     raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
                 if backbone.kind != "audio":
@@ -228,14 +237,24 @@ class Analysis:
         #: name -> why the bundle could not be loaded (filled by analyse()).
         self.broken: dict[str, str] = {}
 
-    def _add(self, spec: Any) -> _Node:
+    def _add(self, spec: Any, *, near: _Node | None = None) -> _Node:
+        """The node of ``spec`` (added when new). A bundle another one names
+        (``near``: a head's backbone, a tag map's source) is looked up by
+        name among the installed bundles, then beside ``near``'s directory."""
         if isinstance(spec, Bundle):
             name, config = spec.name, spec.config
             self._loaded.setdefault(name, spec)
         elif isinstance(spec, str) and spec in self.nodes:
             return self.nodes[spec]
         else:
-            path, config = read_config(spec)
+            try:
+                path, config = read_config(spec)
+            except BundleError:
+                home = near.spec.path if isinstance(near.spec, Bundle) else near.spec if near else None
+                sibling = os.path.join(os.path.dirname(os.fspath(home)), str(spec)) if home else None
+                if sibling is None or not os.path.isdir(sibling):
+                    raise
+                path, config = read_config(sibling)
             name, spec = config["name"], path
         if name not in self.nodes:
             self.nodes[name] = _Node(name=name, config=config, spec=spec)
@@ -268,6 +287,11 @@ class Analysis:
                 backbone = self.nodes[node.backbone]
                 if backbone.broken is not None:
                     node.broken = f"{node.name}: its backbone {backbone.name} is unavailable ({backbone.broken})"
+        for node in self.nodes.values():
+            if node.kind == "scores" and node.broken is None:
+                for source in node.sources:
+                    if self.nodes[source].broken is not None:
+                        node.broken = f"{node.name}: {source} is unavailable ({self.nodes[source].broken})"
         self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
 
     def _forward_audio(self, node: _Node, arrays: list[np.ndarray]) -> tuple[list, list]:
@@ -350,6 +374,24 @@ class Analysis:
             family = family_module(node.bundle.family)
             x = torch.from_numpy(np.stack([embeddings[i][backbone] for i in ready])).to(self.device)
             probs = family.predict(node.bundle.model, x).float().cpu().numpy()
+            for i, row in zip(ready, probs):
+                outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
+
+        for node in self.nodes.values():
+            if node.kind != "scores" or node.broken is not None:
+                continue
+            ready = [i for i in range(len(files)) if all(outputs[i][s].ok for s in node.sources)]
+            for i in range(len(files)):
+                if i not in ready:
+                    outputs[i][node.name] = next(outputs[i][s] for s in node.sources if not outputs[i][s].ok)
+            if not ready:
+                continue
+            family = family_module(node.bundle.family)
+            x = np.stack([
+                np.concatenate([[outputs[i][s].scores[label] for label in self.nodes[s].bundle.labels] for s in node.sources])
+                for i in ready
+            ]).astype(np.float32)
+            probs = family.predict(node.bundle.model, torch.from_numpy(x).to(self.device)).float().cpu().numpy()
             for i, row in zip(ready, probs):
                 outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
 

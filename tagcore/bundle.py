@@ -12,6 +12,7 @@
                                        # style, instrument, embedding, ...
       "input": {"kind": "audio", "feature": {"kind": "logmel", ...}},
                                        # or {"kind": "backbone", "bundle": "musicnn-msd"}
+                                       # or {"kind": "scores", "bundles": ["musicnn-msd", ...]}
                                        # or {"kind": "text", "source": "lyrics"}
       "outputs": ["scores", "embedding"],  # what a forward pass gives
       "labels": ["blues", ...],        # output order of the scores
@@ -46,7 +47,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 REQUIRED_KEYS = ("format", "format_version", "family", "name", "version", "task", "input", "outputs", "model")
 REQUIRED_KEYS_V1 = ("format", "format_version", "family", "name", "version", "labels", "model", "features")
-INPUT_KINDS = ("audio", "backbone", "text")
+INPUT_KINDS = ("audio", "backbone", "scores", "text")
 OUTPUTS = ("scores", "embedding")
 DEFAULT_BUNDLE = "genre10"
 APP_NAME = "beets-autotagml"
@@ -204,6 +205,10 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
             raise BundleError(f"{source}: input.feature: {exc}") from None
     elif spec["kind"] == "backbone" and not (isinstance(spec.get("bundle"), str) and spec["bundle"]):
         raise BundleError(f"{source}: input.bundle must name the backbone bundle")
+    elif spec["kind"] == "scores" and not (
+        isinstance(spec.get("bundles"), list) and spec["bundles"] and all(isinstance(b, str) and b for b in spec["bundles"])
+    ):
+        raise BundleError(f"{source}: input.bundles must list the bundles whose scores it reads")
     elif spec["kind"] == "text" and not (isinstance(spec.get("source"), str) and spec["source"]):
         raise BundleError(f"{source}: input.source must name the text (lyrics, reviews...)")
     from tagcore.families import FAMILIES

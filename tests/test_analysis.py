@@ -231,3 +231,40 @@ def test_the_shipped_v1_style_test_bundle_still_runs(tmp_path, files):
     path = make_bundle(tmp_path / "b")
     (result,) = Analysis([str(path)], workers=0).analyse(files[:1])
     assert result.outputs["genre-test"].scores["hiphop"] == pytest.approx(0.975, abs=1e-3)
+
+
+def test_a_tag_map_reads_the_scores_of_other_bundles(tmp_path, files):
+    from tagcore.families import tagmap
+
+    one = tiny_disambig(tmp_path, name="one", features=MelParams(excerpt_frames=100), labels=("a", "b", "c"))
+    two = tiny_disambig(tmp_path, name="two", features=MUSICNN_LIKE, labels=("a", "d"))
+    inputs = ["one:a", "one:b", "one:c", "two:a", "two:d"]
+    config, model = tagmap.build(inputs=inputs, labels=["A", "BC", "none"],
+                                 rules=[("one:a", "A", 0.3, 0.0), ("two:a", "A", 0.5, 0.0),
+                                        ("one:b", "BC", 0.2, 0.0), ("one:c", "BC", 0.2, 1.0)])
+    mapped = save_bundle(tmp_path / "map", model=model, family="tagmap", name="map", version="1",
+                         labels=["A", "BC", "none"], model_config=config.to_dict(),
+                         input={"kind": "scores", "bundles": ["one", "two"]}, task="genre")
+    results = list(Analysis([str(mapped), str(two)], workers=0).analyse(files))
+    alone = scores_of([one, two], files)
+
+    def logit(p):
+        return np.log(p / (1 - p))
+
+    for result in results:
+        assert set(result.outputs) == {"map", "two"}
+        got, src = result.outputs["map"].scores, alone[result.path]
+        assert got["none"] == 0.0
+        best_a = max(logit(src["one"]["a"]) - logit(0.3), logit(src["two"]["a"]) - logit(0.5))
+        assert got["A"] == pytest.approx(1 / (1 + np.exp(-best_a)), abs=3e-3)
+        best_bc = max(logit(src["one"]["b"]) - logit(0.2), logit(src["one"]["c"]) - logit(0.2) + 1.0)
+        assert got["BC"] == pytest.approx(1 / (1 + np.exp(-best_bc)), abs=3e-3)
+
+
+def test_a_tag_map_rule_must_name_known_inputs_and_labels():
+    from tagcore.families import tagmap
+
+    with pytest.raises(ValueError, match="unknown input"):
+        tagmap.build(inputs=["m:rock"], labels=["Rock"], rules=[("m:pop", "Rock", 0.5, 0)])
+    with pytest.raises(ValueError, match="threshold"):
+        tagmap.Config(inputs=["m:rock"], n_labels=1, entries=[[0, 0, 1.5, 0]])

@@ -30,6 +30,9 @@ FAMILIES = {
     # Small classifiers on a frozen backbone's embedding (logistic
     # regression or MLP), run in the same pass as their backbone.
     "head": "tagcore.families.head",
+    # Tag maps: labels of one vocabulary from other bundles' scores (data,
+    # not trained), e.g. musicnn's tags onto beets' genre names.
+    "tagmap": "tagcore.families.tagmap",
     # musicnn 0.1.0 (Pons & Serra 2019): pre-trained MSD/MTT taggers, ported.
     "musicnn": "tagcore.families.musicnn",
 }

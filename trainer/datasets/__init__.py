@@ -130,13 +130,14 @@ def csv_table(
     required: Iterable[str],
     report: LoadReport,
     delimiter: str = ",",
+    encoding: str = "utf-8",
 ) -> tuple[list[str], dict[str, int], Iterator[tuple[int, str, list[str]]]]:
     """A CSV file with a header row: ``(header, column, rows)`` where
     ``column`` maps names to positions (DatasetError naming missing
     ``required`` columns) and ``rows`` yields ``(line, where, fields)`` with
     ``where`` = ``file:line``; records with a field count other than the
     header's are skipped into ``report``."""
-    rows = csv_rows(path, delimiter=delimiter)
+    rows = csv_rows(path, delimiter=delimiter, encoding=encoding)
     _, header = next(rows, (1, []))
     column = column_index(path, header, required)
 

@@ -1,0 +1,58 @@
+"""4Q audio emotion dataset (Panda, Malheiro and Paiva, IEEE TAFFC 2018).
+
+Layout::
+
+    ROOT/Q1|Q2|Q3|Q4/<Song>.<audio extension>
+    ROOT/panda_dataset_taffc_metadata.csv   latin-1; Song, Artist, Title,
+        Quadrant, ..., MoodsStrSplit ("; "-separated AllMusic moods),
+        GenresStr ("; "-separated AllMusic genres)
+
+Quadrants of Russell's plane: Q1 +valence +arousal (happy, excited), Q2
+-valence +arousal (angry, tense), Q3 -valence -arousal (sad), Q4 +valence
+-arousal (calm). Folds should keep each artist on one side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainer.datasets import DatasetError, LoadReport, Record, csv_table
+
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+METADATA = "panda_dataset_taffc_metadata.csv"
+#: What ``labels`` can be: the quadrant, the AllMusic genres or moods.
+LABEL_COLUMNS = {"quadrant": "Quadrant", "genres": "GenresStr", "moods": "MoodsStrSplit"}
+
+
+def is_layout(root: str | Path) -> bool:
+    root = Path(root)
+    return (root / METADATA).is_file() and all((root / q).is_dir() for q in QUADRANTS)
+
+
+def load(root: str | Path, *, labels: str = "quadrant", report: LoadReport | None = None) -> list[Record]:
+    """Records of every clip: ``labels`` is ``"quadrant"`` (one label,
+    Q1..Q4), ``"genres"`` or ``"moods"`` (several, AllMusic's names).
+    Rows without audio, or whose folder disagrees with their quadrant, are
+    skipped and reported."""
+    root = Path(root)
+    if labels not in LABEL_COLUMNS:
+        raise ValueError(f"labels must be one of {sorted(LABEL_COLUMNS)}, not {labels!r}")
+    if not is_layout(root):
+        raise DatasetError(f"{root}: not a 4Q layout (needs {METADATA} and folders {', '.join(QUADRANTS)})")
+    report = report if report is not None else LoadReport()
+    audio = {p.stem: p for q in QUADRANTS for p in (root / q).iterdir() if p.is_file()}
+    records = []
+    wanted = ["Song", "Artist", "Quadrant", LABEL_COLUMNS[labels]]
+    _, column, rows = csv_table(root / METADATA, required=wanted, report=report, encoding="latin-1")
+    for _, where, fields in rows:
+        song, artist, quadrant, value = (fields[column[name]] for name in wanted)
+        path = audio.get(song)
+        if path is None:
+            report.skip(where, f"no audio file for {song}")
+            continue
+        if path.parent.name != quadrant:
+            report.skip(where, f"{song} is in {path.parent.name}/ but its row says {quadrant}")
+            continue
+        values = (quadrant,) if labels == "quadrant" else tuple(v.strip() for v in value.split(";") if v.strip())
+        records.append(Record(key=song, path=str(path), labels=values, artist=artist))
+    return records
