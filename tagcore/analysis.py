@@ -167,7 +167,9 @@ class Analysis:
     min_duration : float
         Files with less audio than this, in seconds, are too short.
     device : str
-        Torch device for the models.
+        Torch device for the models; ``"auto"``: CUDA when present, else
+        the CPU (resolved when the models load, so a pass that never runs
+        a model never imports torch).
     loaded : dict or None
         A cache of loaded bundles by name, shared between passes.
 
@@ -271,6 +273,8 @@ class Analysis:
         heads that read it) broken, the others still run."""
         import torch
 
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.workers > 0 and self.device == "cpu":
             # Leave the decoding workers their cores; torch gets the rest.
             torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))

@@ -25,7 +25,7 @@ import mediafile
 from beets import ui, util
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
-from tagcore.bundle import DEFAULT_BUNDLE, BundleError, read_config
+from tagcore.bundle import BundleError, read_config
 from tagcore.store import Store, StoreError, file_key
 
 from . import fields as F
@@ -41,8 +41,20 @@ if TYPE_CHECKING:
 
 #: Name of the store file, in the library's directory.
 STORE_NAME = "autotagml.sqlite"
-#: threshold and count for a task that a per-task mapping leaves out.
-PER_TASK_DEFAULTS = {"threshold": 0.3, "count": 2}
+#: The models used when the config names none (``models:`` replaces this
+#: set as a whole; ``model:`` alone means ``models: {genre: ...}``). A
+#: missing one is reported once and the other tasks run.
+DEFAULT_MODELS = {
+    "genre": "genre-musicnn",
+    "mood": "mood-musicnn",
+    "instrument": "instrument-mtt",
+    "voice": "voice-mtt",
+    "energy": "energy-mtt",
+    "embedding": "musicnn-msd",
+}
+#: threshold and count when neither the config nor the bundle says (a
+#: bundle's config.json may carry "decision": {"threshold": ..., "count": ...}).
+FALLBACK_DECISION = {"threshold": 0.3, "count": 2}
 
 
 class AutotagMLPlugin(BeetsPlugin):
@@ -51,16 +63,22 @@ class AutotagMLPlugin(BeetsPlugin):
         self.config.add(
             {
                 "auto": True,
-                # task -> bundle name or directory; ``model`` is the genre
-                # model of earlier versions and still counts when
-                # ``models`` does not name a genre model.
+                # task -> bundle name or directory (empty: DEFAULT_MODELS);
+                # ``model`` is the genre model of earlier versions.
                 "models": {},
-                "model": DEFAULT_BUNDLE,
-                # A number, or a mapping task -> number.
-                "threshold": PER_TASK_DEFAULTS["threshold"],
-                "count": PER_TASK_DEFAULTS["count"],
+                "model": None,
+                # A number, or a mapping task -> number; unset: what each
+                # bundle recommends (its config.json "decision").
+                "threshold": None,
+                "count": None,
+                # Tasks whose labels also go into files as a tag of their
+                # own (INSTRUMENT, VOICE, ENERGY...); genre, mood and style
+                # always do.
+                "file_tags": [],
                 "workers": 2,
                 "timeout": 30,
+                # Torch device of the models: auto (CUDA when present), cpu, cuda, cuda:1...
+                "device": "auto",
                 "batch_size": 16,
                 # Store file; empty: autotagml.sqlite beside the library.
                 "store": "",
@@ -68,7 +86,7 @@ class AutotagMLPlugin(BeetsPlugin):
         )
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
-        for name, descriptor in F.media_fields().items():
+        for name, descriptor in F.media_fields(self.config["file_tags"].as_str_seq()).items():
             if name in vars(mediafile.MediaFile):
                 # Registered by an earlier instance in this process.
                 from beets.library import Item
@@ -88,18 +106,29 @@ class AutotagMLPlugin(BeetsPlugin):
     # --- Configuration ---------------------------------------------------
 
     def task_specs(self) -> dict[str, str]:
-        """task -> configured bundle (name or directory), in config order."""
-        specs = {str(task): str(spec) for task, spec in (self.config["models"].get(dict) or {}).items() if spec}
-        if "genre" not in specs and self.config["model"].get():
-            specs = {"genre": self.config["model"].as_str(), **specs}
-        return specs
+        """task -> configured bundle (name or directory), in config order:
+        ``models`` (a task set to ``no`` or empty is off), else ``model`` as
+        the genre model, else :data:`DEFAULT_MODELS`."""
+        models = self.config["models"].get(dict) or {}
+        legacy = self.config["model"].get()
+        if models:
+            specs = {str(task): str(spec) for task, spec in models.items() if spec}
+            if legacy and "genre" not in models:
+                specs = {"genre": str(legacy), **specs}
+            return specs
+        if legacy:
+            return {"genre": str(legacy)}
+        return dict(DEFAULT_MODELS)
 
-    def _per_task(self, key: str, task: str, kind: type) -> Any:
-        """``threshold`` or ``count`` for ``task``: the number, or the
-        task's entry of a mapping (the default for a task it omits)."""
+    def _decision(self, key: str, task: str, config: dict, kind: type) -> Any:
+        """``threshold`` or ``count`` for ``task``: the configured number,
+        or the task's entry of a configured mapping, else what the bundle
+        recommends, else :data:`FALLBACK_DECISION`."""
         value = self.config[key].get()
         if isinstance(value, dict):
-            value = value.get(task, PER_TASK_DEFAULTS[key])
+            value = value.get(task)
+        if value is None:
+            value = (config.get("decision") or {}).get(key, FALLBACK_DECISION[key])
         try:
             return kind(value)
         except (TypeError, ValueError):
@@ -121,7 +150,9 @@ class AutotagMLPlugin(BeetsPlugin):
             models[task] = TaskModel(
                 task=task, spec=spec, name=config["name"], version=str(config["version"]),
                 labels=list(config.get("labels", [])),
-                threshold=self._per_task("threshold", task, float), count=self._per_task("count", task, int),
+                text_source=config["input"].get("source") if config["input"]["kind"] == "text" else None,
+                threshold=self._decision("threshold", task, config, float),
+                count=self._decision("count", task, config, int),
             )
         names = [m.name for m in models.values()]
         for task, model in list(models.items()):
@@ -271,6 +302,7 @@ class AutotagMLPlugin(BeetsPlugin):
 
     def _run(self, models, store, lib, *, write: bool, pretend: bool, force: bool) -> Run:
         options = {
+            "device": self.config["device"].as_str(),
             "workers": self.config["workers"].get(int),
             "timeout": float(self.config["timeout"].as_number()),
             "batch_size": self.config["batch_size"].get(int),

@@ -251,13 +251,17 @@ class _JoinedListField(mediafile.ListMediaField):
     """A multi-valued tag that beets sees as one text ("A; B"): beets'
     ``style`` is a text field, but players read one STYLE tag per value."""
 
+    def __init__(self, *styles, separator: str = "; "):
+        super().__init__(*styles)
+        self.separator = separator
+
     def __get__(self, mf, owner=None):
         values = super().__get__(mf, owner)
-        return "; ".join(values) if mf is not None and values is not None else values
+        return self.separator.join(values) if mf is not None and values is not None else values
 
     def __set__(self, mf, value):
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(";") if part.strip()]
+            value = [part.strip() for part in value.split(self.separator.strip()) if part.strip()]
         super().__set__(mf, value)
 
 
@@ -273,9 +277,15 @@ def _tag_storage(key: str) -> list:
     ]
 
 
-def media_fields() -> dict[str, mediafile.MediaField]:
-    """The media fields mediafile lacks: ``mood`` (a list) and ``style``."""
-    return {
+def media_fields(extra_tasks: Sequence[str] = ()) -> dict[str, mediafile.MediaField]:
+    """The media fields mediafile lacks: ``mood`` (a list) and ``style``,
+    and for each of ``extra_tasks`` its ``ml_<task>`` field as a tag named
+    after the task in capitals (INSTRUMENT, VOICE...), one value per label."""
+    fields = {
         "mood": mediafile.ListMediaField(*_tag_storage("MOOD")),
         "style": _JoinedListField(*_tag_storage("STYLE")),
     }
+    for task in extra_tasks:
+        if task not in TAG_FIELDS and task not in EMBEDDING_TASKS:
+            fields[tag_field(task)] = _JoinedListField(*_tag_storage(task.upper()), separator=", ")
+    return fields

@@ -50,6 +50,9 @@ class TaskModel:
     labels: list[str]
     threshold: float
     count: int
+    #: For a text bundle, the text it reads ("lyrics"...): the item field
+    #: of that name is handed to it.
+    text_source: str | None = None
 
     @property
     def is_embedding(self) -> bool:
@@ -216,7 +219,7 @@ class Run:
 
     def run(self, items: Iterable[Item], *, progress: bool = False) -> Report:
         """Set every item's fields, from the store or from a new analysis."""
-        todo: list[tuple[Any, bytes, tuple[str, ...]]] = []  # (id or item, path, bundle names)
+        todo: list[tuple[Any, bytes, tuple[str, ...], dict]] = []  # (id or item, path, bundle names, texts)
         with batched_commits(self.lib) as stored:
             for chunk in _chunks(items, CHUNK):
                 paths = [item.path for item in chunk]
@@ -230,7 +233,9 @@ class Run:
                         self._fail_all(item, f"{util.displayable_path(item.path)}: file not found")
                     elif missing:
                         entry = item.id if self.lib is not None and item.id is not None else item
-                        todo.append((entry, item.path, missing))
+                        texts = {m.text_source: item.get(m.text_source) or "" for m in self.models.values()
+                                 if m.text_source and m.name in missing}
+                        todo.append((entry, item.path, missing, texts))
                     else:
                         self.report.from_store += 1
                         self._apply(item, have, stored)
@@ -243,19 +248,20 @@ class Run:
     def _analyse(self, todo, stored, progress: bool) -> None:
         if not todo:
             return
-        from tagcore.analysis import UNAVAILABLE, Analysis
+        from tagcore.analysis import UNAVAILABLE, Analysis, Input
 
         groups: dict[tuple[str, ...], list[int]] = {}
-        for position, (_, _, missing) in enumerate(todo):
+        for position, (_, _, missing, _) in enumerate(todo):
             groups.setdefault(missing, []).append(position)
         specs = {m.name: m.spec for m in self.models.values()}
         with progress_bar(len(todo), progress) as bar:
             for names, positions in groups.items():
                 analysis = Analysis([specs[n] for n in names], loaded=self.loaded, **self.analysis_options)
                 reported: set[str] = set()
-                for result in analysis.analyse(util.syspath(todo[p][1]) for p in positions):
+                inputs = (Input(util.syspath(todo[p][1]), todo[p][3]) for p in positions)
+                for result in analysis.analyse(inputs):
                     bar.update(1)
-                    entry, path, _ = todo[positions[result.index]]
+                    entry, path, _, _ = todo[positions[result.index]]
                     for name, why in analysis.broken.items():
                         if name not in reported:
                             reported.add(name)
