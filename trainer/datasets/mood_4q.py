@@ -3,7 +3,7 @@
 Layout::
 
     ROOT/Q1|Q2|Q3|Q4/<Song>.<audio extension>
-    ROOT/panda_dataset_taffc_metadata.csv   latin-1; Song, Artist, Title,
+    ROOT/panda_dataset_taffc_metadata.csv   latin-1 or UTF-8; Song, Artist, Title,
         Quadrant, ..., MoodsStrSplit ("; "-separated AllMusic moods),
         GenresStr ("; "-separated AllMusic genres)
 
@@ -22,6 +22,18 @@ QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 METADATA = "panda_dataset_taffc_metadata.csv"
 #: What ``labels`` can be: the quadrant, the AllMusic genres or moods.
 LABEL_COLUMNS = {"quadrant": "Quadrant", "genres": "GenresStr", "moods": "MoodsStrSplit"}
+
+
+def metadata_encoding(path: Path) -> str:
+    """``utf-8`` when the file decodes as UTF-8, else ``latin-1``: the
+    release is described as latin-1, but copies re-saved as UTF-8 exist (the
+    one in shared/datasets is), and reading those as latin-1 garbles names
+    (Motörhead as MotÃ¶rhead)."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
 
 
 def is_layout(root: str | Path) -> bool:
@@ -43,7 +55,7 @@ def load(root: str | Path, *, labels: str = "quadrant", report: LoadReport | Non
     audio = {p.stem: p for q in QUADRANTS for p in (root / q).iterdir() if p.is_file()}
     records = []
     wanted = ["Song", "Artist", "Quadrant", LABEL_COLUMNS[labels]]
-    _, column, rows = csv_table(root / METADATA, required=wanted, report=report, encoding="latin-1")
+    _, column, rows = csv_table(root / METADATA, required=wanted, report=report, encoding=metadata_encoding(root / METADATA))
     for _, where, fields in rows:
         song, artist, quadrant, value = (fields[column[name]] for name in wanted)
         path = audio.get(song)
