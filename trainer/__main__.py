@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tagcore.bundle import BundleError
 from trainer.datasets import DatasetError
 
 FAMILIES = {
     "disambig": "audio genre classifier of seed 002 (CNN + GRU, monolabel training)",
+    "head": "small classifier (logistic regression or MLP) on a backbone's track embedding",
 }
 COMMANDS = {
     "fetch": "download a public dataset from its official location",
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import import_musicnn
 
     import_musicnn.add_arguments(sub.add_parser("import-musicnn", help=COMMANDS["import-musicnn"]))
+    from trainer import head
+
+    head.add_arguments(sub.add_parser("head", help=FAMILIES["head"]))
     args = parser.parse_args(argv)
     try:
         if args.family == "fetch":
@@ -34,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             return import_musicnn.run(args)
         if args.family == "disambig":
             disambig.run(args)
-    except DatasetError as exc:
+        if args.family == "head":
+            head.run(args)
+    except (DatasetError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
