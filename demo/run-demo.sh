@@ -20,8 +20,8 @@ autotagml:
     auto: no
 YAML
 export BEETSDIR="$demo_dir"
-rm -f "$demo_dir/library.db"  # start afresh on every run
+rm -f "$demo_dir/library.db" "$demo_dir"/autotagml.sqlite*  # start afresh on every run
 # -A: take the files as they are; -s: singletons (the clips carry no album tags).
 beet -c "$demo_dir/config.yaml" import -A -s "$demo_dir/music" > /dev/null
 beet -c "$demo_dir/config.yaml" autotag-ml
-beet -c "$demo_dir/config.yaml" ls -f '$path: $genres (country $ml_genre_country, pop $ml_genre_pop, classical $ml_genre_classical)'
+beet -c "$demo_dir/config.yaml" ls -f '$path: genres $genres | mood $mood | instruments $ml_instrument | voice $ml_voice | energy $ml_energy'
