@@ -15,6 +15,7 @@ FAMILIES = {
 COMMANDS = {
     "fetch": "download a public dataset from its official location",
     "import-musicnn": "convert musicnn 0.1.0's TF checkpoints into the musicnn-msd/-mtt bundles",
+    "tagmaps": "write the shipped tag maps (musicnn tags onto genres, moods, instruments...); --evaluate scores them",
 }
 
 
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import import_musicnn
 
     import_musicnn.add_arguments(sub.add_parser("import-musicnn", help=COMMANDS["import-musicnn"]))
+    from trainer import tagmaps
+
+    tagmaps.add_arguments(sub.add_parser("tagmaps", help=COMMANDS["tagmaps"]))
     from trainer import head
 
     head.add_arguments(sub.add_parser("head", help=FAMILIES["head"]))
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             return fetch.run(args)
         if args.family == "import-musicnn":
             return import_musicnn.run(args)
+        if args.family == "tagmaps":
+            return tagmaps.run(args)
         if args.family == "disambig":
             disambig.run(args)
         if args.family == "head":
