@@ -11,6 +11,7 @@ from tagcore.families import disambig
 from tagcore.features import MelParams
 
 LABELS = ["blues", "hiphop", "rock"]
+GTZAN_GENRES = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
 
 
 def tiny_config():
@@ -121,4 +122,12 @@ def test_a_format_1_bundle_still_loads_as_a_genre_tagger(bundle_dir):
 
 def test_the_shipped_genre10_bundle_loads():
     bundle = load_bundle("genre10")
-    assert bundle.task == "genre" and bundle.input_kind == "audio"
+    assert bundle.task == "genre" and bundle.input_kind == "backbone" and bundle.backbone == "musicnn-msd"
+    assert bundle.labels == GTZAN_GENRES
+
+
+def test_the_former_genre10_cnn_still_loads():
+    """The CNN + GRU once shipped as genre10 (format 1) loads as genre10-cnn."""
+    bundle = load_bundle("genre10-cnn")
+    assert (bundle.name, bundle.version, bundle.family) == ("genre10-cnn", "1", "disambig")
+    assert bundle.task == "genre" and bundle.input_kind == "audio" and bundle.labels == GTZAN_GENRES
