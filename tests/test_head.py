@@ -152,6 +152,15 @@ def test_a_csv_row_naming_a_missing_file_is_reported_with_its_line(setup, capsys
            "no audio file missing.wav)" in err
 
 
+def test_too_few_artists_for_the_folds_is_a_clear_error(setup, capsys):
+    base, _, backbone, files = setup
+    rows = "".join(f"{path},{label},{'one' if label == 'low' else 'two'}\n" for path, label in sorted(files.items()))
+    (base / "two-artists.csv").write_text(rows, encoding="utf-8")
+    assert run_head(base, backbone, "--data", str(base / "two-artists.csv"), "--folds", "3", "--name", "x",
+                    "--out", str(base / "x"), "--no-mfcc") == 2
+    assert "2 artists cannot fill 3 folds" in capsys.readouterr().err
+
+
 def test_several_labels_need_multilabel(setup, capsys):
     base, _, backbone, files = setup
     path = sorted(files)[0]
@@ -162,7 +171,7 @@ def test_several_labels_need_multilabel(setup, capsys):
 
 def test_beets_library_fields(setup, tmp_path):
     library = pytest.importorskip("beets.library")
-    _, _, _, files = setup
+    files = setup[3]
     paths = sorted(files)
     db = tmp_path / "library.db"
 
@@ -187,6 +196,14 @@ def test_beets_library_fields(setup, tmp_path):
     assert [r.labels for r in years] == [("2000",), ("2001",), ("2002",), ("2003",)]
     with pytest.raises(DatasetError, match="no field 'colour'"):
         trainer_head.load_beets(db, field_name="colour", music_dir=None, report=LoadReport())
+    # Through the command (no CV: four items).
+    base, bundles, backbone, _ = setup
+    assert run_head(base, backbone, "--beets-library", str(db), "--field", "genre", "--multilabel", "--folds", "0",
+                    "--no-mfcc", "--name", "libgenre", "--out", str(tmp_path / "libgenre"),
+                    "--report-dir", str(tmp_path / "runs")) == 0
+    bundle = load_bundle(tmp_path / "libgenre")
+    assert bundle.task == "genre" and bundle.labels == ["Jazz", "Pop", "Rock"]
+    assert bundle.config["provenance"]["data"] == "library.db (beets field genre)"
 
 
 # --- pieces -------------------------------------------------------------------

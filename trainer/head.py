@@ -468,9 +468,12 @@ def choose_c(x, y, groups, *, n_labels: int, multilabel: bool, hidden: int, grid
              rng: np.random.Generator, seed: int = 0) -> tuple[float, dict[float, float]]:
     """C of ``grid`` with the lowest log-loss in a ``k``-fold grouped CV
     over (x, y) alone (the training tracks of an outer fold); ties go to
-    the smaller C. Returns (C, {C: mean validation log-loss})."""
+    the smaller C. Returns (C, {C: mean validation log-loss}); with fewer
+    than two groups there is nothing to validate on: (1.0, {})."""
     y_matrix = y if multilabel else np.eye(n_labels, dtype=bool)[y]
     k = min(k, len(set(groups)))
+    if k < 2:  # one artist: nothing to validate on; C = 1
+        return 1.0, {}
     folds = grouped_folds(y_matrix, groups, k=k, rng=rng)
     values: dict[float, list[float]] = {float(c): [] for c in grid}
     for test in folds:
@@ -790,6 +793,10 @@ def run(args, *, log=None) -> dict:
     report_dir.mkdir(parents=True, exist_ok=True)
 
     evaluation: dict = {}
+    groups = len(set(data.groups))
+    if args.folds >= 2 and groups < args.folds:
+        raise DatasetError(f"{groups} {'artists' if data.has_artists else 'tracks'} cannot fill {args.folds} folds: "
+                           "pass fewer --folds (or --folds 0: no evaluation)")
     if args.folds >= 2:
         extra: dict[str, Callable] = {}
         if data.mfcc is not None:
