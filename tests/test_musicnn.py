@@ -11,7 +11,7 @@ import torch
 from tagcore.bundle import default_bundle_dir, load_bundle, save_bundle
 from tagcore.families import FAMILIES, family_module, musicnn
 from tagcore.features import compute_feature, feature_spec, log_mel_spectrogram
-from trainer.import_musicnn import MSD_LABELS, MTT_LABELS, import_musicnn, musicnn_feature, torch_state_dict
+from trainer.import_musicnn import BUNDLE_VERSION, DEFAULT_PATCHES, MSD_LABELS, MTT_LABELS, import_musicnn, musicnn_feature, torch_state_dict
 
 SMALL = musicnn.Config(
     n_mels=20, n_labels=4, patch_frames=30, timbral_filters=6, temporal_frames=(8, 5, 2),
@@ -258,7 +258,8 @@ def test_shipped_bundles(name, labels):
         pytest.skip(f"{name} not converted (python -m trainer import-musicnn)")
     bundle = load_bundle(path)
     assert bundle.family == "musicnn" and bundle.labels == labels
-    assert bundle.features == musicnn_feature(patches=5)
+    assert bundle.features == musicnn_feature(patches=DEFAULT_PATCHES)
+    assert bundle.version == BUNDLE_VERSION
     assert isinstance(bundle.model, musicnn.InferenceModel)
     assert (default_bundle_dir() / "MUSICNN-LICENSE").is_file()
     probs, emb = musicnn.predict_with_embedding(bundle.model, torch.zeros(2, 187, 96))

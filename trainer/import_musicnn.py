@@ -96,6 +96,14 @@ TF_LAYERS = (
 BN_FIELDS = (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"), ("moving_variance", "running_var"))
 
 
+#: 3 s patches per track, chosen from the measured quality and speed curve
+#: (docs/models/heads.md, benchmarks/bench_patches.py): 2 patches reach 4.5
+#: tracks/s for both models and their heads on the 2-core machine, 5 only 2.2.
+DEFAULT_PATCHES = 2
+#: Bumped when what the bundles compute changes (version 1: 5 patches), so
+#: that stores analyse again.
+BUNDLE_VERSION = "2"
+
 def musicnn_feature(*, patches: int = 5) -> MelParams:
     """musicnn's input as a tagcore feature: 16 kHz, 512-sample Hann
     windows (librosa ``center=True``, reflection padding), hop 256, 96 Slaney
@@ -212,7 +220,7 @@ def import_musicnn(source: str | Path, *, out: str | Path | None = None, patches
             }
             written.append(
                 save_bundle(
-                    out / name, model=model, family=musicnn.FAMILY, name=name, version="1",
+                    out / name, model=model, family=musicnn.FAMILY, name=name, version=BUNDLE_VERSION,
                     labels=list(labels), model_config=config.to_dict(), task="tags",
                     input={"kind": "audio", "feature": feature_spec(feature)},
                     outputs=("scores", "embedding"), embedding_dim=config.dense_units,
@@ -226,7 +234,8 @@ def import_musicnn(source: str | Path, *, out: str | Path | None = None, patches
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="musicnn-0.1.0-py3-none-any.whl, or a folder with MSD_musicnn/ and MTT_musicnn/")
     parser.add_argument("--out", default=None, help="where the bundles go (default: tagcore/bundles/)")
-    parser.add_argument("--patches", type=int, default=5, help="3 s patches per track the bundles read (default 5)")
+    parser.add_argument("--patches", type=int, default=DEFAULT_PATCHES,
+                        help=f"3 s patches per track the bundles read (default {DEFAULT_PATCHES})")
 
 
 def run(args: argparse.Namespace) -> int:

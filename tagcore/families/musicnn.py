@@ -47,6 +47,9 @@ from torch import nn
 from torch.nn import functional as F
 
 FAMILY = "musicnn"
+#: Patches per forward pass in the analysis pass: small batches run faster
+#: per patch on a CPU (cache) and bound memory (benchmarks/bench_patches.py).
+INFERENCE_CHUNK = 2
 
 
 @dataclass
