@@ -271,3 +271,44 @@ def test_a_run_killed_with_sigkill_resumes_cleanly(tmp_path):
     assert not list(music.glob(".*")), "a temporary copy was left behind"
     wrong = {p.name: file_genres(p) for p in music.glob("*.mp3") if file_genres(p) != ["Hip Hop"]}
     assert not wrong, (wrong, out)
+
+
+# --- The default model set on a real clip --------------------------------
+
+
+@pytest.mark.slow
+class TestDefaultModels(AutotagMLHelper):
+    """The shipped musicnn models, their heads and tag maps, on a real
+    acoustic clip labelled calm (PyPI immich-memories-music, MIT)."""
+
+    def test_default_set_writes_genre_mood_and_sets_instruments(self):
+        import immich_memories_music
+
+        from tagcore.store import Store
+
+        self.config["autotagml"].set({"workers": 0})
+        clip = Path(immich_memories_music.__file__).parent / "tracks" / "calm" / "calm_acoustic_1.opus"
+        path = self.lib_path / "calm.opus"
+        path.write_bytes(clip.read_bytes())
+        item = __import__("beets.library", fromlist=["Item"]).Item.from_path(str(path))
+        item.add(self.lib)
+
+        out, _ = self.run_ml("-w")
+
+        for task in ("genre", "mood", "instrument", "voice", "energy", "embedding"):
+            assert f"  {task} (" in out, out
+        stored = self.fresh(item)
+        assert stored.genres, out
+        assert stored["mood"][0] == "Calm"
+        assert "guitar" in stored["ml_instrument"].split(", ")
+        assert isinstance(stored["ml_mood_calm"], float) and isinstance(stored["ml_instrument_guitar"], float)
+        assert stored["ml_genre_model"] == "genre-musicnn" and stored["ml_embedding_model"] == "musicnn-msd"
+        tags = mutagen.File(str(path))
+        assert tags["MOOD"] == stored["mood"] and tags["GENRE"] == stored.genres
+        assert "INSTRUMENT" not in tags  # only where file_tags asks
+        assert [i.id for i in self.lib.items("ml_instrument:guitar")] == [item.id]
+        from beetsplug.autotagml import AutotagMLPlugin
+
+        with Store(AutotagMLPlugin().store_path(self.lib)) as store:
+            (vector,) = [v for p, v in store.embeddings("musicnn-msd", stored["ml_embedding_version"])]
+        assert vector.shape == (200,)
