@@ -38,6 +38,15 @@ FAMILIES = {
 }
 
 
+def config_from_dict(cls, data: dict, *, what: str):
+    """``cls(**data)`` for a family's Config dataclass, refusing keys it
+    does not know (a ValueError naming them and ``what`` the config is)."""
+    unknown = set(data) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    return cls(**data)
+
+
 def family_module(name: str) -> ModuleType:
     """Import and return the module of model family ``name``."""
     try:

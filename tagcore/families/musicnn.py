@@ -106,11 +106,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown {FAMILY} config keys: {sorted(unknown)}")
-        return cls(**data)
+        from tagcore.families import config_from_dict
+
+        return config_from_dict(cls, data, what=FAMILY)
 
 
 def same_padding(kernel: int) -> tuple[int, int]:

@@ -78,10 +78,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown {FAMILY} config keys: {sorted(unknown)}")
-        return cls(**data)
+        from tagcore.families import config_from_dict
+
+        return config_from_dict(cls, data, what=FAMILY)
 
 
 def _ceiling_logits(entries: list[list[float]]) -> torch.Tensor:
