@@ -59,7 +59,7 @@ HEAD_RE = re.compile(r"autotag-ml: (\d+) analysed \((\d+) decoded\), (\d+) from 
 
 
 def second_bundle(workdir: Path) -> str:
-    """A bundle on another feature than genre10's 22.05 kHz mel: musicnn-msd
+    """A bundle on another feature than genre10-cnn's 22.05 kHz mel: musicnn-msd
     when shipped, else a random-weight CNN+GRU on a 16 kHz 96-band mel of
     3 s patches (the musicnn input)."""
     from tagcore.bundle import BundleError, read_config, save_bundle
@@ -124,16 +124,16 @@ def synthetic_library(workdir: Path, sources: list[Path], items: int) -> tuple[P
         for i, link in enumerate(links):
             Item(path=os.fsencode(link), title=f"Item {i}", artist=f"Artist {i % 97}", album=f"Album {i % 211}",
                  format="MP3").add(lib)
-    _, meta = read_config("genre10")
-    outputs = {str(r.path): r.outputs["genre10"] for r in Analysis(["genre10"], workers=2).analyse([str(s) for s in sources])}
+    _, meta = read_config("genre10-cnn")
+    outputs = {str(r.path): r.outputs["genre10-cnn"] for r in Analysis(["genre10-cnn"], workers=2).analyse([str(s) for s in sources])}
     with Store(libdir / "autotagml.sqlite") as store:
         for i, link in enumerate(links):
             output = outputs[str(sources[i % len(sources)])]
-            store.put(os.fsencode(link), file_key(link), {"genre10": (meta["version"], meta["labels"], output)})
+            store.put(os.fsencode(link), file_key(link), {"genre10-cnn": (meta["version"], meta["labels"], output)})
     config = libdir / "config.yaml"
     write = "\n".join([
         f"directory: {json.dumps(str(music))}", f"library: {json.dumps(str(libdir / 'library.db'))}",
-        "plugins: autotagml", "autotagml:", "    auto: no", "    model: genre10", "    workers: 2", "",
+        "plugins: autotagml", "autotagml:", "    auto: no", "    model: genre10-cnn", "    workers: 2", "",
     ])
     config.write_text(write, encoding="utf-8")
     return config, libdir
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
         print(f"machine: {machine()}")
         print(f"1. analysis pass over {args.n} three-minute mp3 files, {args.workers} workers")
         other = second_bundle(args.workdir)
-        passes = [pass_run(bundles, paths, args.workers) for bundles in (["genre10"], [other], ["genre10", other])]
+        passes = [pass_run(bundles, paths, args.workers) for bundles in (["genre10-cnn"], [other], ["genre10-cnn", other])]
         for run in passes:
             print(f"  {' + '.join(Path(b).name for b in run['bundles']):<34} {run['wall_s']:7.2f} s  "
                   f"{run['tps']:6.2f} tracks/s  {run['decodes']} decodes")
