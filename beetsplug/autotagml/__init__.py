@@ -294,7 +294,13 @@ class AutotagMLPlugin(BeetsPlugin):
             ui.print_(line)
         for task, task_report in report.tasks.items():
             for item, message in task_report.below:
-                ui.print_(f"  {task} below threshold: {util.displayable_path(item.path)} ({message})")
+                line = f"  {task} below threshold: {util.displayable_path(item.path)} ({message})"
+                # Tags written into files are listed; the attribute-only
+                # tasks (instrument, voice, energy...) only with -v.
+                if task in F.TAG_FIELDS:
+                    ui.print_(line)
+                else:
+                    self._log.info("{}", line.strip())
             for _, message in task_report.too_short:
                 ui.print_(f"  {task} skipped: {message}")
             for _, message in task_report.failures:
