@@ -126,6 +126,25 @@ def _pad_time(x: torch.Tensor, kernel: int, dim_from_end: int, value: float = 0.
     return F.pad(x, pad, value=value)
 
 
+def _midend(front: torch.Tensor, convs, norms, frames: int) -> torch.Tensor:
+    """(batch, 561, frames) -> (batch, 753, frames): the front end and the
+    mid-end layers (ReLU then batch norm; the second and later residual),
+    densely concatenated."""
+    outputs = [front]
+    x = front
+    for i, (conv, norm) in enumerate(zip(convs, norms)):
+        y = norm(F.relu(conv(_pad_time(x, frames, 1))))
+        x = y if i == 0 else y + x
+        outputs.append(x)
+    return torch.cat(outputs, dim=1)
+
+
+def _pool(mid: torch.Tensor) -> torch.Tensor:
+    """(batch, C, frames) -> (batch, 2C): max and mean over time,
+    interleaved per channel as TF's concat + flatten."""
+    return torch.stack([mid.amax(dim=2), mid.mean(dim=2)], dim=2).flatten(1)
+
+
 class Model(nn.Module):
     """musicnn (models.py ``build_musicnn``), torch layout.
 
@@ -171,18 +190,12 @@ class Model(nn.Module):
     def midend(self, front: torch.Tensor) -> torch.Tensor:
         """(batch, 561, frames) -> (batch, 753, frames): front end and the
         three mid-end layers, densely concatenated."""
-        outputs = [front]
-        x = front
-        for i, (conv, norm) in enumerate(zip(self.midend_convs, self.midend_norms)):
-            y = norm(F.relu(conv(_pad_time(x, self.config.midend_frames, 1))))
-            x = y if i == 0 else y + x
-            outputs.append(x)
-        return torch.cat(outputs, dim=1)
+        return _midend(front, self.midend_convs, self.midend_norms, self.config.midend_frames)
 
     def pool(self, mid: torch.Tensor) -> torch.Tensor:
         """(batch, C, frames) -> (batch, 2C): max and mean over time,
         interleaved per channel as TF's concat + flatten."""
-        return torch.stack([mid.amax(dim=2), mid.mean(dim=2)], dim=2).flatten(1)
+        return _pool(mid)
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (batch, n_labels) and penultimate layer (batch, dense_units)."""
@@ -313,15 +326,8 @@ class InferenceModel(nn.Module):
         return torch.addcmul(self.front_add, front, self.front_mul)
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        front = self.frontend(x)
-        outputs = [front]
-        h = front
-        for i, (conv, norm) in enumerate(zip(self.midend_convs, self.midend_norms)):
-            y = norm(F.relu(conv(_pad_time(h, self.config.midend_frames, 1))))
-            h = y if i == 0 else y + h
-            outputs.append(h)
-        mid = torch.cat(outputs, dim=1)
-        pooled = torch.stack([mid.amax(dim=2), mid.mean(dim=2)], dim=2).flatten(1)
+        mid = _midend(self.frontend(x), self.midend_convs, self.midend_norms, self.config.midend_frames)
+        pooled = _pool(mid)
         embedding = torch.addcmul(self.dense_add, F.relu(self.dense(pooled)), self.dense_mul)
         return self.output(embedding), embedding
 
