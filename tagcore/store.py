@@ -224,6 +224,25 @@ class Store:
         ):
             yield path, np.frombuffer(blob, np.float16).astype(np.float32)
 
+    def embedding_versions(self, name: str) -> dict[str, int]:
+        """Versions of bundle ``name`` with stored embeddings -> how many."""
+        return {version: count for version, count in self._db.execute(
+            "SELECT b.version, COUNT(*) FROM outputs o JOIN bundles b ON b.id = o.bundle_id "
+            "WHERE b.name = ? AND o.embedding IS NOT NULL GROUP BY b.version", (name,))}
+
+    def embedding_state(self, name: str, version: str) -> tuple:
+        """A cheap summary of a bundle version's stored embeddings (count and
+        sums over their files' ids, sizes, mtimes and path lengths), which
+        changes when one is added, dropped, re-analysed or moved: the key of
+        caches built from :meth:`embeddings`."""
+        found = self._bundle(name, version)
+        if found is None:
+            return (0,)
+        return tuple(self._db.execute(
+            "SELECT COUNT(*), TOTAL(f.id), TOTAL(f.size), TOTAL(f.mtime_ns % 1000000007), TOTAL(LENGTH(f.path)), "
+            "TOTAL(f.id * LENGTH(f.path)) FROM outputs o JOIN files f ON f.id = o.file_id "
+            "WHERE o.bundle_id = ? AND o.embedding IS NOT NULL", (found[0],)).fetchone())
+
     def paths(self) -> Iterator[bytes]:
         """Every path the store knows."""
         for (path,) in self._db.execute("SELECT path FROM files").fetchall():

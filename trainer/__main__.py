@@ -11,6 +11,7 @@ from trainer.datasets import DatasetError
 FAMILIES = {
     "disambig": "audio genre classifier of seed 002 (CNN + GRU, monolabel training)",
     "head": "small classifier (logistic regression or MLP) on a backbone's track embedding",
+    "triplet": "LSI-guided triplet embedding of seed 001 (DPNN, 256-d) with its retrieval evaluation",
 }
 COMMANDS = {
     "fetch": "download a public dataset from its official location",
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import head
 
     head.add_arguments(sub.add_parser("head", help=FAMILIES["head"]))
+    from trainer import triplet
+
+    triplet.add_arguments(sub.add_parser("triplet", help=FAMILIES["triplet"]))
     args = parser.parse_args(argv)
     try:
         if args.family == "fetch":
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             disambig.run(args)
         if args.family == "head":
             head.run(args)
+        if args.family == "triplet":
+            triplet.run(args)
     except (DatasetError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

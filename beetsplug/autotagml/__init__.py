@@ -29,6 +29,7 @@ from tagcore.bundle import BundleError, read_config
 from tagcore.store import Store, StoreError, file_key
 
 from . import fields as F
+from . import similar
 from .fields import canonical_genre, choose, format_scores, is_known_genre, label_fields  # noqa: F401 (API)
 from .run import PROGRESS_MIN_ITEMS, Run, TaskModel  # noqa: F401
 
@@ -82,6 +83,9 @@ class AutotagMLPlugin(BeetsPlugin):
                 "batch_size": 16,
                 # Store file; empty: autotagml.sqlite beside the library.
                 "store": "",
+                # `beet similar` (similar.py): count, playlist_dir, relative_to,
+                # artist_cooldown, ann_threshold, model, format.
+                "similar": dict(similar.DEFAULTS),
             }
         )
         if self.config["auto"].get(bool):
@@ -256,7 +260,7 @@ class AutotagMLPlugin(BeetsPlugin):
             help="don't write metadata (opposite of -w)",
         )
         cmd.func = self.command
-        return [cmd]
+        return [cmd, similar.command(self)]
 
     def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
         pretend = bool(opts.pretend)

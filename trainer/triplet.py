@@ -1,0 +1,790 @@
+"""``python -m trainer triplet``: LSI-guided triplet embeddings (seed 001).
+
+Tag sets (genre, style, mood, theme...) of a dataset or a beets library are
+turned into LSI vectors (:mod:`tagcore.lsi`); a DPNN on the paper's 6 s
+log-mel segment (:mod:`tagcore.families.triplet`) is trained with online
+triplet selection in each mini-batch so that tracks with related tags lie
+close. Evaluation is section VI's: precision at k of retrieving tracks that
+share each tag set, the artist and the album, among held-out tracks, on
+artist-stratified folds, beside a random ranking, the MFCC-statistics
+embedding and the musicnn penultimate embedding in the same run.
+
+Data (``--data``):
+
+- a folder of label folders (GTZAN layout): one tag set, ``genre``;
+- the 4Q layout (:mod:`trainer.datasets.mood_4q`): ``genre`` (AllMusic
+  genres) and ``mood`` (AllMusic moods), artists from the metadata;
+- an MTG-Jamendo folder (``autotagging_genre.tsv``,
+  ``autotagging_moodtheme.tsv``... with an ``audio/`` tree): ``genre``,
+  ``mood`` (mood/theme) and ``instrument``; artist and album ids;
+- a CSV file with a header ``path,<set>,<set>...[,artist][,album]`` (tags
+  ``;``-separated, paths relative to the CSV's folder);
+- ``--beets-library DB``: genres (``genres``), ``style`` (a column) and
+  ``mood`` (a flexible attribute) of the user's items: the embedding learns
+  the user's notion of similar.
+
+Steps: features are decoded once per track (``--segments`` 6 s DPNN
+segments at 3, 9, 15... s and a centred 30 s mel for the MFCC statistics)
+and cached as one ``.npz``; folds keep each artist on one side; in every
+fold the LSI model is fitted on the training tracks only, the models are
+trained with early stopping on a validation part of the training tracks
+(mean P@10 over the tag sets used), and every method is scored on the
+fold's held-out tracks. With ``--name``, a DPNN trained on every track
+(early stopping on an artist-disjoint tenth) is written as a bundle with
+the figures in its config.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import itertools
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tagcore import lsi
+from trainer.datasets import DatasetError, LoadReport, csv_rows
+
+#: Tag sets the paper uses, in its order; any other name works too.
+PAPER_SETS = ("genre", "style", "mood", "theme")
+VARIANTS = ("dpnn", "projection")
+BASELINES = ("random", "mfcc", "musicnn-msd")
+
+
+# --- data --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track: ``tags`` maps a tag set name to its tags; ``artist`` and
+    ``album`` are grouping ids (empty when unknown)."""
+
+    key: str
+    path: str
+    tags: dict = field(hash=False)
+    artist: str = ""
+    album: str = ""
+
+
+def load_gtzan(root: str | Path, *, report: LoadReport) -> list[Track]:
+    from trainer.datasets import gtzan
+
+    return [Track(r.key, r.path, {"genre": r.labels}) for r in gtzan.load(root, report=report)]
+
+
+def load_4q(root: str | Path, *, report: LoadReport) -> list[Track]:
+    """4Q clips with their AllMusic genres and moods (lower-cased)."""
+    from trainer.datasets import mood_4q
+
+    genres = {r.key: r for r in mood_4q.load(root, labels="genres", report=report)}
+    moods = {r.key: r for r in mood_4q.load(root, labels="moods", report=LoadReport())}
+    tracks = []
+    for key, record in genres.items():
+        tags = {"genre": tuple(t.lower() for t in record.labels),
+                "mood": tuple(t.lower() for t in moods[key].labels) if key in moods else ()}
+        tracks.append(Track(key, record.path, tags, artist=record.artist))
+    return tracks
+
+
+def load_jamendo(root: str | Path, *, report: LoadReport, audio_dir: str | None = None) -> list[Track]:
+    """MTG-Jamendo full autotagging files of the genre, mood/theme and
+    instrument categories found in ``root``, joined by track id."""
+    from trainer.datasets import mtg_jamendo
+
+    root = Path(root)
+    merged: dict[str, Track] = {}
+    for category, name in (("genre", "genre"), ("moodtheme", "mood"), ("instrument", "instrument")):
+        tsv = root / f"autotagging_{category}.tsv"
+        if not tsv.is_file():
+            continue
+        for record in mtg_jamendo.load_full(tsv, audio_dir, category=category, report=report):
+            track = merged.get(record.key) or Track(record.key, record.path, {}, record.artist, record.album)
+            track.tags[name] = record.labels
+            merged[record.key] = track
+    if not merged:
+        raise DatasetError(f"{root}: no autotagging_genre/moodtheme/instrument.tsv (MTG-Jamendo layout)")
+    missing = [t for t in merged.values() if not os.path.isfile(t.path)]
+    for track in missing:
+        report.skip(track.key, f"no audio file {track.path}")
+    return [t for t in merged.values() if os.path.isfile(t.path)]
+
+
+def load_csv_tracks(path: str | Path, *, report: LoadReport) -> list[Track]:
+    """Tracks of a CSV with a header ``path,<set>,...[,artist][,album]``:
+    every column other than path, artist and album is a tag set (tags
+    ``;``-separated). Rows naming a missing file are skipped with
+    ``file:line: cause``."""
+    path = Path(path)
+    rows = list(csv_rows(path))
+    if not rows:
+        raise DatasetError(f"{path}: empty")
+    header = [name.strip().lower() for name in rows[0][1]]
+    if not header or header[0] != "path":
+        raise DatasetError(f"{path}:1: the header must start with 'path' and name the tag sets (path,genre,mood,...)")
+    sets = [name for name in header[1:] if name not in ("artist", "album")]
+    if not sets:
+        raise DatasetError(f"{path}:1: the header names no tag set column")
+    tracks, seen = [], set()
+    for line, fields in rows[1:]:
+        where = f"{path}:{line}"
+        if len(fields) < len(header):
+            fields = fields + [""] * (len(header) - len(fields))
+        row = dict(zip(header, fields))
+        name = row["path"].strip()
+        audio = Path(name) if os.path.isabs(name) else path.parent / name
+        if not name:
+            report.skip(where, "no path")
+        elif not audio.is_file():
+            report.skip(where, f"no audio file {name}")
+        elif str(audio) in seen:
+            report.skip(where, f"{name} listed twice")
+        else:
+            seen.add(str(audio))
+            tags = {s: tuple(dict.fromkeys(t.strip() for t in row[s].split(";") if t.strip())) for s in sets}
+            tracks.append(Track(str(audio), str(audio), tags, row.get("artist", "").strip(), row.get("album", "").strip()))
+    if not tracks:
+        raise DatasetError(f"{path}: no row names an existing audio file")
+    return tracks
+
+
+def load_beets_tracks(db_path: str | Path, *, music_dir: str | None, report: LoadReport) -> list[Track]:
+    """The library's genres (``genre``), ``style`` (column) and ``mood``
+    (flexible attribute) as tag sets; artist: MusicBrainz artist id, else
+    the artist name; album: the album id."""
+    from trainer.datasets import beets_library
+    from trainer.head import _beets_column
+
+    db_path = Path(db_path)
+    items = beets_library.load(db_path, music_dir=music_dir, report=report)
+    styles = _beets_column(db_path, "style") or {}
+    tracks = []
+    for item in items:
+        if not os.path.isfile(item.path):
+            report.skip(f"{db_path}: item {item.id}", f"no audio file {item.path}")
+            continue
+        tags = {
+            "genre": tuple(dict.fromkeys(item.genres)),
+            "style": beets_library.split_genres(styles.get(item.id, "") or item.attributes.get("style", "")),
+            "mood": beets_library.split_genres(item.attributes.get("mood", "")),
+        }
+        album = str(item.album_id) if item.album_id is not None else ""
+        tracks.append(Track(str(item.id), item.path, tags, item.mb_artistid or item.artist, album))
+    return tracks
+
+
+def load_tracks(args: argparse.Namespace, report: LoadReport) -> list[Track]:
+    """The tracks named by ``--data`` or ``--beets-library``."""
+    from trainer.datasets import gtzan, mood_4q, mtg_jamendo
+
+    if args.beets_library:
+        return load_beets_tracks(args.beets_library, music_dir=args.music_dir, report=report)
+    data = Path(args.data)
+    if data.is_file():
+        return load_csv_tracks(data, report=report)
+    if not data.is_dir():
+        raise DatasetError(f"{data}: no such file or folder")
+    if mood_4q.is_layout(data):
+        return load_4q(data, report=report)
+    if mtg_jamendo.is_layout(data):
+        return load_jamendo(data, report=report)
+    if gtzan.is_layout(data):
+        return load_gtzan(data, report=report)
+    raise DatasetError(f"{data}: not a GTZAN, 4Q or MTG-Jamendo layout, nor a CSV file")
+
+
+# --- features ----------------------------------------------------------------
+
+
+def segment_params(segments: int):
+    """The DPNN feature at offsets 3, 9, 15... s (``segments`` of them);
+    the first is the paper's (and the bundle's) segment."""
+    from tagcore.families.triplet import FEATURE
+
+    step = FEATURE.excerpt_seconds
+    return [dataclasses.replace(FEATURE, offset=FEATURE.offset + i * round(step)) for i in range(segments)]
+
+
+def _decode(path, *, features, min_duration):
+    from tagcore.analysis import decode_features
+
+    return decode_features(path, features=features, min_duration=min_duration)
+
+
+def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache_dir: Path | None,
+                     progress: bool = True) -> dict:
+    """DPNN segments and MFCC statistics of every path, decoded once and
+    cached in one ``.npz`` (keyed by paths, sizes, mtimes and parameters).
+
+    Returns ``{"mel": (n, segments, 130, 80) float16, "valid": (n,
+    segments) bool, "mfcc": (n, 80) float32, "errors": {index: message}}``;
+    a failed file has no valid segment and NaN MFCCs.
+    """
+    from tagcore.audio import AudioError, map_files
+    from tagcore.baseline import mfcc_statistics_from_logmel
+    from tagcore.features import MelParams, feature_key, feature_spec
+
+    params = segment_params(segments)
+    mfcc_params = MelParams()  # centred 30 s, 96 bands: the MFCC baseline's input
+    specs = [feature_spec(p) for p in params] + [feature_spec(mfcc_params)]
+    digest = hashlib.sha256(json.dumps(specs, sort_keys=True).encode())
+    for path in paths:
+        info = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    cache = cache_dir or _cache_root()
+    cache_file = cache / f"triplet-{digest.hexdigest()[:24]}.npz"
+    if cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as data:
+            return {"mel": data["mel"], "valid": data["valid"], "mfcc": data["mfcc"],
+                    "errors": {int(k): v for k, v in json.loads(str(data["errors"])).items()}}
+    first = params[0]
+    n = len(paths)
+    mel = np.zeros((n, segments, first.excerpt_frames, first.n_mels), np.float16)
+    valid = np.zeros((n, segments), bool)
+    mfcc = np.full((n, 80), np.nan, np.float32)
+    errors: dict[int, str] = {}
+    keys = [feature_key(p) for p in params]
+    features = tuple(zip(keys, params)) + ((feature_key(mfcc_params), mfcc_params),)
+    job = functools.partial(_decode, features=features, min_duration=1.0)
+    done = 0
+    for index, path, result in map_files(list(paths), job=job, workers=workers, timeout=120.0):
+        done += 1
+        if isinstance(result, AudioError):
+            errors[index] = str(result)
+            continue
+        for s, key in enumerate(keys):
+            value = result.features[key]
+            if isinstance(value, AudioError) or len(value) == 0 or value.shape[1] < 2:
+                continue
+            frames = min(value.shape[1], first.excerpt_frames)
+            mel[index, s, :frames] = value[0, :frames]
+            valid[index, s] = True
+        value = result.features[feature_key(mfcc_params)]
+        if not isinstance(value, AudioError):
+            mfcc[index] = mfcc_statistics_from_logmel(value[0], log_c=mfcc_params.log_c)
+        if not valid[index].any():
+            errors[index] = f"{path}: shorter than the 3 s offset of the DPNN segment"
+        if progress and (done % 100 == 0 or done == n):
+            print(f"  features: {done}/{n} files", flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = cache_file.with_suffix(".partial.npz")
+    np.savez(staging, mel=mel, valid=valid, mfcc=mfcc, errors=np.array(json.dumps(errors)))
+    os.replace(staging, cache_file)
+    return {"mel": mel, "valid": valid, "mfcc": mfcc, "errors": errors}
+
+
+def _cache_root() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("beets-autotagml")) / "triplet-features"
+
+
+# --- splits and relevance ----------------------------------------------------
+
+
+def group_ids(tracks: Sequence[Track]) -> np.ndarray:
+    """Artist-stratification groups: the artist, else the album, else the
+    track itself. Returns int ids, shape (n,)."""
+    names = [t.artist or (f"album:{t.album}" if t.album else f"track:{t.key}") for t in tracks]
+    index = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    return np.array([index[name] for name in names], np.int64)
+
+
+def album_ids(tracks: Sequence[Track], *, fallback_artist: bool) -> np.ndarray:
+    """Album ids for the album filter, -1 where unknown. With
+    ``fallback_artist``, tracks without an album use their artist (a
+    stricter filter: no pair of one artist)."""
+    names = [t.album or (f"artist:{t.artist}" if fallback_artist and t.artist else "") for t in tracks]
+    index = {name: i for i, name in enumerate(dict.fromkeys(n for n in names if n))}
+    return np.array([index[name] if name else -1 for name in names], np.int64)
+
+
+def artist_folds(tracks: Sequence[Track], *, folds: int, seed: int, stratify: str) -> np.ndarray:
+    """Fold of each track (0..folds-1): an artist's tracks stay in one fold;
+    groups are dealt to folds label by label (the first tag of
+    ``stratify``) so that every fold holds each label about equally."""
+    groups = group_ids(tracks)
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    first = {}
+    for track, group in zip(tracks, groups):
+        first.setdefault(int(group), (track.tags.get(stratify) or ("",))[0])
+    for group, label in first.items():
+        by_label.setdefault(label, []).append(group)
+    fold_of_group, position = {}, 0
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        for group in members:
+            fold_of_group[group] = position % folds
+            position += 1
+    return np.array([fold_of_group[int(g)] for g in groups], np.int64)
+
+
+def relevance(tracks: Sequence[Track], *, kinds: Sequence[str]) -> dict[str, np.ndarray]:
+    """(n, n) bool matrices: ``relevant[i, j]`` when tracks i and j share a
+    tag of the set (or the artist / album, for ``"artist"`` / ``"album"``);
+    the diagonal is False. Rows of tracks without the tag set are all
+    False (they are not queries)."""
+    out = {}
+    n = len(tracks)
+    for kind in kinds:
+        if kind in ("artist", "album"):
+            values = [getattr(t, kind) for t in tracks]
+            matrix = np.array([[bool(a) and a == b for b in values] for a in values], bool).reshape(n, n)
+        else:
+            sets = [set(t.tags.get(kind, ())) for t in tracks]
+            matrix = np.array([[bool(a & b) for b in sets] for a in sets], bool).reshape(n, n)
+        np.fill_diagonal(matrix, False)
+        out[kind] = matrix
+    return out
+
+
+def precision_at_k(embeddings: np.ndarray, relevant: np.ndarray, *, k: int) -> tuple[float, int]:
+    """Mean precision at ``k`` of cosine retrieval among the rows of
+    ``embeddings`` (the query itself excluded), over the queries with at
+    least one relevant track; ``k`` is clipped to n - 1. Returns (P@k,
+    number of queries)."""
+    x = lsi.l2_normalise(np.asarray(embeddings, np.float32))
+    scores = x @ x.T
+    np.fill_diagonal(scores, -np.inf)
+    queries = np.flatnonzero(relevant.any(axis=1))
+    if len(queries) == 0:
+        return float("nan"), 0
+    k = max(1, min(k, len(x) - 1))
+    top = np.argsort(-scores[queries], axis=1, kind="stable")[:, :k]
+    hits = np.take_along_axis(relevant[queries], top, axis=1)
+    return float(hits.mean()), int(len(queries))
+
+
+def lsi_similarity(tracks: Sequence[Track], *, sets: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept indices, (kept, kept) LSI cosine relatedness) of the tracks with
+    a tag in every set of ``sets`` (section IV-B-1), LSI fitted on them."""
+    kept = np.array(lsi.tracks_with_every_set([t.tags for t in tracks], sets=sets), np.int64)
+    if len(kept) < 3:
+        raise DatasetError(f"only {len(kept)} track(s) have a tag in every set of {', '.join(sets)}")
+    matrix, _ = lsi.tag_track_matrix([tracks[i].tags for i in kept], sets=sets)
+    model = lsi.fit_lsi(matrix, k=k)
+    return kept, lsi.relatedness(model.track_vectors)
+
+
+# --- training ----------------------------------------------------------------
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 60
+    patience: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 600
+    seed: int = 0
+    eval_every: int = 1
+
+
+def _inputs(data, indices: np.ndarray, segments: np.ndarray | None):
+    """Model inputs of ``indices``: the chosen segment's mel (DPNN) or the
+    backbone embedding (projection)."""
+    import torch
+
+    if data.ndim == 2:
+        return torch.from_numpy(np.ascontiguousarray(data[indices], np.float32))
+    seg = np.zeros(len(indices), np.int64) if segments is None else segments
+    return torch.from_numpy(data[indices, seg].astype(np.float32))
+
+
+def embed_all(model, data: np.ndarray, indices: np.ndarray, *, chunk: int = 128,
+              valid: np.ndarray | None = None) -> np.ndarray:
+    """Embeddings of ``indices``, (n, 256). Mel data: the first segment (the
+    paper's, at 3 s), or with ``valid`` ((tracks, segments) bool) the
+    l2-normalised mean over each track's valid segments."""
+    from tagcore.families import triplet
+
+    if valid is not None and data.ndim == 4:
+        total = np.zeros((len(indices), model.config.embedding_dim), np.float32)
+        for s in range(data.shape[1]):
+            part = np.concatenate([
+                triplet.embed(model, _inputs(data, indices[i:i + chunk], np.full(len(indices[i:i + chunk]), s))).numpy()
+                for i in range(0, len(indices), chunk)
+            ])
+            total += part * valid[indices, s][:, None]
+        return lsi.l2_normalise(total)
+    out = []
+    for start in range(0, len(indices), chunk):
+        out.append(triplet.embed(model, _inputs(data, indices[start:start + chunk], None)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.embedding_dim), np.float32)
+
+
+def train_embedder(config, data: np.ndarray, valid: np.ndarray | None, train: np.ndarray, similarity: np.ndarray,
+                   albums: np.ndarray, *, val: np.ndarray, val_relevant: dict[str, np.ndarray],
+                   options: TrainOptions, log=print):
+    """Train a :class:`tagcore.families.triplet.Model` with online triplet
+    selection.
+
+    ``train``: indices of the training tracks into ``data``; ``similarity``:
+    their (len(train), len(train)) LSI relatedness; ``albums``: album ids of
+    the training tracks (-1 unknown). Each epoch draws, per track, one of its
+    valid segments (``valid``, DPNN only). Early stopping on the mean P@10
+    over ``val_relevant`` ((len(val), len(val)) bool matrices over the pool
+    ``val``, whose rows without a relevant track are not queries: a few
+    validation tracks query the pool of validation and training tracks),
+    best weights kept; without a validation signal, the last epoch.
+    Returns (model, history list of dicts, best epoch).
+    """
+    import torch
+
+    from tagcore.families import triplet
+
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    model = triplet.Model(config)
+    optimiser = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    sim = torch.from_numpy(np.asarray(similarity, np.float32))
+    album_t = torch.from_numpy(np.asarray(albums, np.int64))
+    best, best_epoch, best_state, history, stale = -1.0, 0, None, [], 0
+    batch = max(2, min(options.batch_size, len(train)))
+    for epoch in range(1, options.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train))
+        losses, used, skipped = [], 0, 0
+        started = time.perf_counter()
+        for start in range(0, len(order), batch):
+            local = order[start:start + batch]
+            if len(local) < 2:
+                continue
+            segments = None
+            if valid is not None:
+                choices = [np.flatnonzero(valid[train[i]]) for i in local]
+                segments = np.array([rng.choice(c) if len(c) else 0 for c in choices], np.int64)
+            x = _inputs(data, train[local], segments)
+            z = model(x)
+            idx = torch.from_numpy(local)
+            value, chosen = triplet.loss(
+                z, sim[idx][:, idx], margin=config.margin, groups=album_t[idx],
+                positive_threshold=config.positive_threshold, negative_threshold=config.negative_threshold,
+                mining=config.mining,
+            )
+            optimiser.zero_grad()
+            value.backward()
+            optimiser.step()
+            losses.append(float(value.detach()))
+            used += len(chosen)
+            skipped += chosen.skipped
+        score = float("nan")
+        if len(val) > 1 and (epoch % options.eval_every == 0 or epoch == options.epochs):
+            z = embed_all(model, data, val)
+            scores = [p for p in (precision_at_k(z, rel, k=10)[0] for rel in val_relevant.values()) if np.isfinite(p)]
+            score = float(np.mean(scores)) if scores else float("nan")
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0, "triplets": used,
+                        "skipped_anchors": skipped, "val_p10": score, "seconds": round(time.perf_counter() - started, 2)})
+        if log:
+            log(f"    epoch {epoch}: loss {history[-1]['loss']:.4f}, {used} triplets, {skipped} anchors skipped, "
+                f"val P@10 {score:.3f}")
+        if not np.isfinite(score):  # no validation signal: keep the last epoch
+            best_state, best_epoch = {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch
+            continue
+        if score > best:
+            best, best_epoch, stale = score, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= options.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, history, best_epoch
+
+
+# --- the experiment ----------------------------------------------------------
+
+
+def _combos(sets: Sequence[str]) -> list[tuple[str, ...]]:
+    return [c for r in range(1, len(sets) + 1) for c in itertools.combinations(sets, r)]
+
+
+def _ks(text: str) -> list[int]:
+    if ":" in text:  # start:stop:step
+        start, stop, step = (int(v) for v in text.split(":"))
+        return list(range(start, stop + 1, step))
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="GTZAN-layout folder, 4Q folder, MTG-Jamendo folder, or a CSV path,<set>,...")
+    source.add_argument("--beets-library", help="a beets library database: genres, style and mood as tag sets")
+    parser.add_argument("--music-dir", help="with --beets-library: the library directory, for relative paths")
+    parser.add_argument("--sets", help="tag sets for the LSI, comma-separated (default: every set the data has)")
+    parser.add_argument("--combos", action="store_true", help="train on every combination of --sets (section VI)")
+    parser.add_argument("--k", default="40", help="LSI topics: N, a list N,M or a sweep START:STOP:STEP (e.g. 10:200:10)")
+    parser.add_argument("--variants", default="dpnn",
+                        help="models to train: dpnn (the paper's, on log-mel), projection (on musicnn-msd's embedding)")
+    parser.add_argument("--mining", default="hard", help="hard, paper or both (see docs/models/triplet.md)")
+    parser.add_argument("--margin", type=float, default=0.2, help="alpha of equation 2 (on l2-normalised embeddings)")
+    parser.add_argument("--channels", default="8,16,32,128", help="DPNN conv widths per stack (last: half the 256)")
+    parser.add_argument("--segments", type=int, default=4, help="6 s training segments per track (3, 9, 15, 21 s...)")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=600, help="tracks per mini-batch (the paper: 600)")
+    parser.add_argument("--folds", type=int, default=5, help="artist-disjoint folds (0: no evaluation)")
+    parser.add_argument("--runs", type=int, help="evaluate on this many of the folds (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--musicnn-patches", type=int, default=2,
+                        help="3 s patches averaged into the musicnn-msd embedding (2: what autotag-ml stores)")
+    parser.add_argument("--no-musicnn", action="store_true", help="skip the musicnn-msd baseline and projection")
+    parser.add_argument("--name", help="write a DPNN bundle of this name trained on every track")
+    parser.add_argument("--version", default="1")
+    parser.add_argument("--out", help="bundle directory (default: user data dir/bundles/NAME)")
+    parser.add_argument("--report-dir", help="report folder (default: runs/triplet-<data name>)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes")
+    parser.add_argument("--cache-dir", help="feature cache folder (default: the user cache dir)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _table(rows: list[dict], kinds: list[str], ks: list[int]) -> str:
+    head = "| method | tag sets | k | mining | " + " | ".join(f"{kind} P@{k}" for kind in kinds for k in ks) + " |"
+    lines = [head, "|" + " --- |" * (4 + len(kinds) * len(ks))]
+    for row in rows:
+        cells = []
+        for kind in kinds:
+            for k in ks:
+                mean = row["scores"].get(f"{kind}@{k}")
+                std = row["scores"].get(f"{kind}@{k}_std")
+                cells.append("" if mean is None or np.isnan(mean) else f"{mean:.3f} ± {std:.3f}")
+        lines.append(f"| {row['method']} | {row.get('sets', '')} | {row.get('k', '')} | {row.get('mining', '')} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from tagcore.families import triplet
+
+    torch.set_num_threads(max(1, args.threads))
+    report = LoadReport()
+    tracks = load_tracks(args, report)
+    for line in report.skipped[:20]:
+        print(f"skipped {line}", file=sys.stderr)
+    if len(report.skipped) > 20:
+        print(f"... and {len(report.skipped) - 20} more skipped", file=sys.stderr)
+    available = [s for s in dict.fromkeys(s for t in tracks for s, v in t.tags.items() if v)]
+    sets = [s.strip() for s in args.sets.split(",")] if args.sets else available
+    unknown = [s for s in sets if s not in available]
+    if unknown:
+        raise DatasetError(f"no track has tags of set(s) {', '.join(unknown)} (the data has {', '.join(available)})")
+    tracks = [t for t in tracks if any(t.tags.get(s) for s in sets)]
+    print(f"{len(tracks)} tracks with tags of {', '.join(sets)}")
+
+    paths = [t.path for t in tracks]
+    features = compute_features(paths, segments=args.segments, workers=args.workers,
+                                cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+    for index, message in sorted(features["errors"].items())[:20]:
+        print(f"skipped {message}", file=sys.stderr)
+    ok = np.array([i not in features["errors"] for i in range(len(tracks))])
+    musicnn = None
+    if not args.no_musicnn:
+        from trainer.embeddings import backbone_outputs
+
+        outputs = backbone_outputs(paths, bundles=["musicnn-msd", "musicnn-mtt"], patches=10, workers=args.workers)
+        msd = outputs["musicnn-msd"]
+        musicnn = {p: msd.track_embeddings(patches=p) for p in sorted({args.musicnn_patches, 10})}
+        ok &= msd.ok
+    keep = np.flatnonzero(ok)
+    tracks = [tracks[i] for i in keep]
+    mel, valid, mfcc = features["mel"][keep], features["valid"][keep], features["mfcc"][keep]
+    if musicnn:
+        musicnn = {p: e[keep] for p, e in musicnn.items()}
+    n = len(tracks)
+    print(f"{n} tracks decoded")
+
+    ks_lsi = _ks(args.k)
+    combos = _combos(sets) if args.combos else [tuple(sets)]
+    # k beyond a combination's vocabulary is that vocabulary (fit_lsi clips it): run it once.
+    combo_ks = {}
+    for combo in combos:
+        vocabulary = len({(s, tag) for t in tracks for s in combo for tag in t.tags.get(s, ())})
+        combo_ks[combo] = sorted({min(k, vocabulary) for k in ks_lsi})
+    minings = list(MINING_CHOICES[args.mining])
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or ("projection" in variants and musicnn is None):
+        raise DatasetError(f"variants must be among {VARIANTS} (projection needs the musicnn baseline): {bad or variants}")
+    kinds = list(sets) + [kind for kind in ("artist", "album") if any(getattr(t, kind) for t in tracks)]
+    eval_ks = [5, 10, 100]
+    has_album = any(t.album for t in tracks)
+    albums_all = album_ids(tracks, fallback_artist=not has_album)
+    channels = tuple(int(c) for c in args.channels.split(","))
+    options = TrainOptions(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=args.batch_size,
+                           seed=args.seed)
+
+    name = Path(args.data).name if args.data else "beets"
+    report_dir = Path(args.report_dir or Path("runs") / f"triplet-{name}")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    fold_scores: dict[str, list[dict]] = {}
+    best_epochs: dict[str, list[int]] = {}
+    meta: dict[str, dict] = {}
+
+    def record(method_key: str, info: dict, scores: dict) -> None:
+        meta.setdefault(method_key, info)
+        fold_scores.setdefault(method_key, []).append(scores)
+
+    if args.folds:
+        folds = artist_folds(tracks, folds=args.folds, seed=args.seed, stratify=sets[0])
+        runs = args.runs or args.folds
+        for fold in range(runs):
+            test = np.flatnonzero(folds == fold)
+            rest = np.flatnonzero(folds != fold)
+            # A validation tenth of the training artists, for early stopping only.
+            sub = artist_folds([tracks[i] for i in rest], folds=10, seed=args.seed + 1 + fold, stratify=sets[0])
+            val, train = rest[sub == 0], rest[sub != 0]
+            test_rel = relevance([tracks[i] for i in test], kinds=kinds)
+            print(f"fold {fold + 1}/{runs}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
+
+            def score(z: np.ndarray) -> dict:
+                out = {}
+                for kind, rel in test_rel.items():
+                    for k in eval_ks:
+                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0]
+                return out
+
+            rng = np.random.default_rng(args.seed + fold)
+            record("random", {"method": "random"}, score(rng.standard_normal((len(test), 256))))
+            mean, std = np.nanmean(mfcc[train], axis=0), np.nanstd(mfcc[train], axis=0) + 1e-6
+            record("mfcc", {"method": "MFCC statistics (z-scored)"}, score((mfcc[test] - mean) / std))
+            if musicnn:
+                for p, e in musicnn.items():
+                    record(f"musicnn-msd-{p}", {"method": f"musicnn-msd penultimate ({p} patches)"}, score(e[test]))
+            for combo, k, mining, variant in [(c, k, m, v) for c in combos for k in combo_ks[c]
+                                              for m in minings for v in variants]:
+                kept_local, similarity = lsi_similarity([tracks[i] for i in train], sets=combo, k=k)
+                train_kept = train[kept_local]
+                # Validation queries retrieve among validation + training tracks.
+                pool = np.concatenate([val, train_kept])
+                val_rel = relevance([tracks[i] for i in pool], kinds=list(combo))
+                for matrix in val_rel.values():
+                    matrix[len(val):] = False
+                if variant == "dpnn":
+                    config = triplet.Config(channels=channels, margin=args.margin, mining=mining)
+                    data, segs = mel, valid
+                else:
+                    emb = musicnn[args.musicnn_patches]
+                    config = triplet.Config(input_dim=emb.shape[1], margin=args.margin, mining=mining)
+                    data, segs = emb, None
+                started = time.perf_counter()
+                model, history, best_epoch = train_embedder(
+                    config, data, segs, train_kept, similarity, albums_all[train_kept], val=pool,
+                    val_relevant=val_rel, options=dataclasses.replace(options, seed=args.seed + fold), log=None,
+                )
+                key = f"{variant}|{'+'.join(combo)}|{k}|{mining}"
+                label = "DPNN (from scratch)" if variant == "dpnn" else "projection of musicnn-msd"
+                scores = score(embed_all(model, data, test))
+                record(key, {"method": label, "sets": "+".join(combo), "k": k, "mining": mining}, scores)
+                if variant == "dpnn" and args.segments > 1:
+                    # The mean over the track's 6 s segments (what a patched bundle gives).
+                    record(key + "|segments", {"method": f"DPNN, mean of {args.segments} segments",
+                                               "sets": "+".join(combo), "k": k, "mining": mining},
+                           score(embed_all(model, data, test, valid=valid)))
+                best_epochs.setdefault(key, []).append(best_epoch)
+                print(f"  {key}: best epoch {best_epoch}, {time.perf_counter() - started:.0f} s, "
+                      f"test {sets[0]} P@5 {scores.get(f'{sets[0]}@5', float('nan')):.3f}, "
+                      f"skipped anchors/epoch {history[0]['skipped_anchors']}", flush=True)
+        for key, runs_scores in fold_scores.items():
+            summary = {}
+            for metric in runs_scores[0]:
+                values = np.array([r[metric] for r in runs_scores], float)
+                summary[metric] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+                summary[f"{metric}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
+            results[key] = {**meta[key], "scores": summary, "folds": len(runs_scores),
+                            "best_epochs": best_epochs.get(key)}
+        table = _table(list(results.values()), kinds, eval_ks)
+        print(table)
+        command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
+        summary = {"command": command, "data": name, "tracks": n, "sets": sets, "kinds": kinds,
+                   "folds": args.folds, "runs": args.runs or args.folds, "eval_ks": eval_ks,
+                   "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "python": platform.python_version(), "torch": torch.__version__, "results": results}
+        (report_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (report_dir / "table.md").write_text(f"`{command}`\n\n{table}\n", encoding="utf-8")
+        print(f"report: {report_dir}")
+
+    if args.name:
+        _write_bundle(args, tracks, sets, ks_lsi[0], minings[0], mel, valid, albums_all, channels, options, results)
+    return results
+
+
+MINING_CHOICES = {"hard": ("hard",), "paper": ("paper",), "both": ("hard", "paper")}
+
+
+def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, options, results) -> Path:
+    """A DPNN on every track (early stopping on an artist-disjoint tenth),
+    saved as a bundle with the cross-validated figures in config.json."""
+    import torch
+
+    from tagcore.bundle import save_bundle, user_bundle_dir
+    from tagcore.families import triplet
+    from tagcore.features import feature_spec
+
+    sub = artist_folds(tracks, folds=10, seed=args.seed + 99, stratify=sets[0])
+    val, train = np.flatnonzero(sub == 0), np.flatnonzero(sub != 0)
+    kept_local, similarity = lsi_similarity([tracks[i] for i in train], sets=sets, k=k)
+    train = train[kept_local]
+    config = triplet.Config(channels=channels, margin=args.margin, mining=mining)
+    print(f"final DPNN: {len(train)} train, {len(val)} validation tracks")
+    pool = np.concatenate([val, train])
+    val_rel = relevance([tracks[i] for i in pool], kinds=list(sets))
+    for matrix in val_rel.values():
+        matrix[len(val):] = False
+    model, history, best_epoch = train_embedder(
+        config, mel, valid, train, similarity, albums[train], val=pool, val_relevant=val_rel, options=options,
+    )
+    out = Path(args.out) if args.out else user_bundle_dir() / args.name
+    command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
+    wanted = {key: value for key, value in results.items()
+              if key in ("random", "mfcc") or key.startswith("musicnn-msd") or key.startswith("dpnn|")}
+    save_bundle(
+        out, model=model, family="triplet", name=args.name, version=args.version, labels=None,
+        model_config=config.to_dict(), task="embedding",
+        input={"kind": "audio", "feature": feature_spec(triplet.FEATURE)}, outputs=["embedding"],
+        embedding_dim=config.embedding_dim,
+        provenance={"data": Path(args.data).name if args.data else "beets library", "tracks": len(tracks),
+                    "tag_sets": list(sets), "lsi_topics": k, "mining": mining, "command": command,
+                    "best_epoch": best_epoch, "trained": dt.date.today().isoformat(),
+                    "paper": "Schindler & Knees 2019, Multi-Task Music Representation Learning from Multi-Label Embeddings"},
+        metrics={"held_out_retrieval": {key: {"method": r["method"], "scores": {m: round(v, 4) for m, v in r["scores"].items()
+                                                                              if not m.endswith("_std")}}
+                                        for key, r in wanted.items()},
+                 "how": "P@k among held-out tracks of artist-disjoint folds (trainer/triplet.py)"},
+    )
+    print(f"bundle: {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trainer.triplet`` (the same as ``python -m trainer triplet``)."""
+    parser = argparse.ArgumentParser(prog="python -m trainer triplet", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
