@@ -41,6 +41,9 @@ from tagcore.features import FeatureParams, InputTooShort, compute_feature, feat
 #: source was supplied) are skips, not failures; ``unavailable``: the
 #: bundle could not be loaded (:attr:`Analysis.broken` says why, once).
 OK, FAILED, TOO_SHORT, NO_INPUT, UNAVAILABLE = "ok", "failed", "too_short", "no_input", "unavailable"
+#: A text the bundle cannot read (lyrics in another language, no words):
+#: a skip with its reason in ``message``; not stored, so retried.
+SKIPPED = "skipped"
 
 
 @dataclass
@@ -422,8 +425,17 @@ class Analysis:
                     outputs[i][node.name] = Output(NO_INPUT, message=f"{path}: no {source}")
             if ready:
                 family = family_module(node.bundle.family)
-                probs = family.predict_texts(node.bundle.model, [files[i][3][source] for i in ready])
-                for i, row in zip(ready, np.asarray(probs)):
+                texts = [files[i][3][source] for i in ready]
+                if hasattr(family, "predict_texts_checked"):
+                    # Texts the model cannot read (another language, no
+                    # words) come back with the reason: a skip, not a failure.
+                    probs, problems = family.predict_texts_checked(node.bundle.model, texts)
+                else:
+                    probs, problems = family.predict_texts(node.bundle.model, texts), [None] * len(ready)
+                for i, row, problem in zip(ready, np.asarray(probs), problems):
+                    if problem is not None:
+                        outputs[i][node.name] = Output(SKIPPED, message=f"{files[i][1]}: {problem}")
+                        continue
                     outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
 
         results = []

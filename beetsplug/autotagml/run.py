@@ -53,10 +53,17 @@ class TaskModel:
     #: For a text bundle, the text it reads ("lyrics"...): the item field
     #: of that name is handed to it.
     text_source: str | None = None
+    #: Beets genre name of labels (a genre bundle's "genre_names"), for fusion.
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_embedding(self) -> bool:
         return self.task in F.EMBEDDING_TASKS
+
+    @property
+    def source(self) -> str:
+        """What the bundle reads: its text source (``lyrics``...), else ``audio``."""
+        return self.text_source or "audio"
 
 
 @dataclass
@@ -70,12 +77,16 @@ class TaskReport:
     too_short: list[tuple[Any, str]] = field(default_factory=list)
     failures: list[tuple[Any, str]] = field(default_factory=list)
     below: list[tuple[Any, str]] = field(default_factory=list)
+    #: Texts the model could not read (another language, no words), with why.
+    skipped: list[tuple[Any, str]] = field(default_factory=list)
 
     def line(self, *, pretend: bool = False) -> str:
         verb = "to tag" if pretend else "tagged"
         skipped = f"{self.unchanged} unchanged, {len(self.too_short)} skipped as too short"
         if self.no_input:
             skipped += f", {self.no_input} skipped without input"
+        if self.skipped:
+            skipped += f", {len(self.skipped)} skipped as unreadable {self.model.source}"
         return (
             f"{self.model.task} ({self.model.name} {self.model.version}): {self.tagged} {verb}, "
             f"{skipped}, {len(self.failures)} failed, {len(self.below)} below threshold"
@@ -202,8 +213,11 @@ class Run:
     """
 
     def __init__(self, models: Mapping[str, TaskModel], *, store: Store, log, analysis_options: dict,
-                 loaded: dict, write: bool, pretend: bool, force: bool, lib: Library | None):
+                 loaded: dict, write: bool, pretend: bool, force: bool, lib: Library | None,
+                 fusion=None):
         self.models = dict(models)
+        #: GenreFusion (fusion.py) deciding ``genres`` from several sources, or None.
+        self.fusion = fusion
         self.store = store
         self.log = log
         self.analysis_options = analysis_options
@@ -241,7 +255,7 @@ class Run:
                         self._apply(item, have, stored)
             self._analyse(todo, stored, progress)
         for report in self.report.tasks.values():
-            for entries in (report.failures, report.below, report.too_short):
+            for entries in (report.failures, report.below, report.too_short, report.skipped):
                 entries.sort(key=lambda entry: util.displayable_path(entry[0].path))
         return self.report
 
@@ -312,6 +326,9 @@ class Run:
             if output.status == "no_input":
                 report.no_input += 1
                 continue
+            if output.status == "skipped":
+                report.skipped.append((item, output.message or f"{util.displayable_path(item.path)}: skipped"))
+                continue
             if output.status != "ok":
                 report.failures.append((item, output.message or f"{util.displayable_path(item.path)}: failed"))
                 continue
@@ -333,6 +350,8 @@ class Run:
                 changed_tasks.append(report)
             else:
                 report.unchanged += 1
+        if self.fusion is not None:
+            self._fuse(item, outputs, changes)
         if not changes and not removals:
             return
         if self.pretend:
@@ -362,6 +381,22 @@ class Run:
         stored()
         for report in changed_tasks:
             report.tagged += 1
+
+    def _fuse(self, item: Item, outputs: Mapping[str, Any], changes: dict[str, Any]) -> None:
+        """Replace the audio-only ``genres`` in ``changes`` by the genres of
+        every genre source with an output (fusion.py), and record them in
+        ``ml_genre_sources``; no genre reaching the threshold leaves
+        ``genres`` as it was."""
+        scores = {}
+        for task, model in self.models.items():
+            output = outputs.get(model.name)
+            if task in self.fusion.tasks and output is not None and output.status == "ok" and output.scores:
+                scores[task] = output.scores
+        changes.pop(F.tag_field("genre"), None)
+        if not scores:
+            return
+        fused = self.fusion.fields(scores)
+        changes.update({k: v for k, v in fused.items() if item.get(k) != v})
 
     def _save(self, item: Item) -> str | None:
         """Write the file's tags (if asked), then store the row. Returns an

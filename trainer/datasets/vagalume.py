@@ -120,3 +120,31 @@ def load(root: str | Path, *, language: str | None = None, report: LoadReport | 
             )
         )
     return records
+
+
+def balanced_top_genres(records: list[Lyrics], *, top: int = 10, per_genre: int = 2000, rng) -> list[Lyrics]:
+    """The paper's selection (seed 003, section III.B): the ``top`` genres
+    with the most songs (a song counts for each genre of its artist), then
+    ``per_genre`` songs drawn at random without replacement for each
+    (fewer when a genre has fewer). A song is drawn for the first of its
+    artist's genres that is among the top ones (the artist's main genre),
+    so no song is drawn twice; its labels are its artist's genres among the
+    top ones. ``rng``: a numpy Generator. Order: by genre, then as read."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for genre in record.labels:
+            counts[genre] = counts.get(genre, 0) + 1
+    kept = sorted(counts, key=lambda g: (-counts[g], g))[:top]
+    wanted = set(kept)
+    pools: dict[str, list[Lyrics]] = {genre: [] for genre in kept}
+    for record in records:
+        labels = tuple(g for g in record.labels if g in wanted)
+        if labels:
+            pools[labels[0]].append(Lyrics(key=record.key, artists=record.artists, title=record.title,
+                                           text=record.text, labels=labels, language=record.language))
+    chosen: list[Lyrics] = []
+    for genre in kept:
+        pool = pools[genre]
+        picks = sorted(rng.choice(len(pool), size=min(per_genre, len(pool)), replace=False)) if pool else []
+        chosen.extend(pool[i] for i in picks)
+    return chosen

@@ -1,0 +1,112 @@
+"""Genres from several sources of evidence: the audio and the lyrics.
+
+The ``genre`` task reads the audio; a second genre model reads the lyrics
+(task ``lyrics_genre``: a text bundle of task ``genre`` whose input source
+is ``lyrics``, such as the shipped ``lyrics-genius``). Each keeps its own
+confidences (``ml_genre_*``, ``ml_lyrics_genre_*``); the item's ``genres``
+come from both by this rule:
+
+1. each source's labels are named as beets names genres: the bundle's
+   ``genre_names`` table first (``rap`` -> ``Hip Hop``, ``r-b`` -> ``R&B``),
+   then lastgenre's aliases and title case
+   (:func:`beetsplug.autotagml.fields.canonical_genre`: ``hiphop`` -> ``Hip
+   Hop``), so the audio model's "hip hop" and the lyrics model's "rap" are
+   one genre; labels of one source naming the same genre add up (capped at 1);
+2. a genre's fused score is the weighted mean of its scores over the
+   sources that produced an output for the item *and have the genre in
+   their vocabulary* (weights: ``genre_weights``, default audio 1.0,
+   lyrics 0.5): a source is silent on genres it cannot name, so the five
+   genres of the lyrics model neither dilute nor block the audio model's
+   jazz or classical;
+3. at most ``count`` genres whose fused score reaches ``threshold`` (the
+   genre task's), best first, become ``genres``; ``ml_genre_sources``
+   records the sources that had a say in them (``audio``, ``lyrics`` or
+   ``audio, lyrics``). When none reaches the threshold, ``genres`` is left
+   as it was.
+
+A source with weight 0 still gets its confidence fields but decides
+nothing. Items without lyrics (or whose lyrics were skipped: another
+language, instrumental) get their genres from the audio alone, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .fields import canonical_genre
+
+#: Weights of the sources when the config gives none.
+DEFAULT_WEIGHTS = {"audio": 1.0, "lyrics": 0.5}
+#: Field naming the sources that decided an item's genres.
+SOURCES_FIELD = "ml_genre_sources"
+
+
+@dataclass
+class GenreSource:
+    """One configured genre model: the plugin task that runs it, the
+    source it reads (``audio``, ``lyrics``), its weight and the beets genre
+    name of each of its labels."""
+
+    task: str
+    source: str
+    weight: float
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def genre_scores(self, scores: Mapping[str, float]) -> dict[str, float]:
+        """Scores by beets genre name (labels naming one genre added, at most 1)."""
+        out: dict[str, float] = {}
+        for label, score in scores.items():
+            genre = canonical_genre(self.names.get(label, label))
+            out[genre] = min(1.0, out.get(genre, 0.0) + float(score))
+        return out
+
+
+def fuse(sources: Sequence[GenreSource], scores: Mapping[str, Mapping[str, float]]
+         ) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Fused score per genre and, per genre, the sources that scored it.
+
+    ``scores``: task -> label scores, for the sources that produced an
+    output for this item. Sources of weight 0 (or without output) take no
+    part."""
+    totals: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    voters: dict[str, list[str]] = {}
+    for source in sources:
+        if source.weight <= 0 or source.task not in scores:
+            continue
+        for genre, value in source.genre_scores(scores[source.task]).items():
+            totals[genre] = totals.get(genre, 0.0) + source.weight * value
+            weights[genre] = weights.get(genre, 0.0) + source.weight
+            voters.setdefault(genre, []).append(source.source)
+    return {genre: totals[genre] / weights[genre] for genre in totals}, voters
+
+
+@dataclass
+class GenreFusion:
+    """The fusion rule of a run: its sources, threshold and count."""
+
+    sources: list[GenreSource]
+    threshold: float
+    count: int
+
+    @property
+    def tasks(self) -> set[str]:
+        return {s.task for s in self.sources}
+
+    def choose(self, scores: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[str]]:
+        """(genres, sources that had a say in them) for one item."""
+        fused, voters = fuse(self.sources, scores)
+        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        chosen = [genre for genre, value in ranked if value >= self.threshold][: max(self.count, 0)]
+        used = {source for genre in chosen for source in voters[genre]}
+        order = [s.source for s in self.sources]
+        return chosen, sorted(used, key=order.index)
+
+    def fields(self, scores: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
+        """``genres`` and ``ml_genre_sources`` for one item, or {} when no
+        source had an output or no genre reaches the threshold."""
+        chosen, used = self.choose(scores)
+        if not chosen:
+            return {}
+        return {"genres": chosen, SOURCES_FIELD: ", ".join(used)}
