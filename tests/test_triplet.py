@@ -1,0 +1,265 @@
+"""The triplet family of seed 001: LSI relatedness on a tiny matrix, triplet
+selection on a hand-made batch, the DPNN's shapes, a tiny train-then-embed
+run, the bundle through the analysis pass, and the trainer's pure parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tagcore import lsi
+from tagcore.analysis import Analysis
+from tagcore.bundle import load_bundle, save_bundle
+from tagcore.families import family_module, triplet
+from tagcore.features import compute_feature, feature_spec
+from trainer import triplet as trainer_triplet
+from trainer.datasets import DatasetError, LoadReport
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+# --- LSI (section III-B) -----------------------------------------------------
+
+
+def test_lsi_on_a_tiny_matrix():
+    tracks = [
+        {"genre": ["rock"], "mood": ["angry"]},
+        {"genre": ["rock"], "mood": ["angry", "tense"]},
+        {"genre": ["jazz"], "mood": ["calm"]},
+        {"genre": ["jazz"]},  # no mood: left out (IV-B-1)
+    ]
+    kept = lsi.tracks_with_every_set(tracks, sets=["genre", "mood"])
+    assert kept == [0, 1, 2]
+    matrix, vocabulary = lsi.tag_track_matrix([tracks[i] for i in kept], sets=["genre", "mood"])
+    assert vocabulary == ["genre:jazz", "genre:rock", "mood:angry", "mood:calm", "mood:tense"]
+    # Binary, no TF-IDF: a cell is 1 where the tag is attributed.
+    assert matrix.tolist() == [[0, 0, 1], [1, 1, 0], [1, 1, 0], [0, 0, 1], [0, 1, 0]]
+    model = lsi.fit_lsi(matrix, k=2)
+    # The rank-2 SVD reconstructs the matrix's main structure.
+    u, s, vt = np.linalg.svd(matrix)
+    assert np.allclose(model.singular_values, s[:2], atol=1e-5)
+    related = lsi.relatedness(model.track_vectors)
+    assert related[0, 1] > 0.8 and abs(related[0, 2]) < 0.2
+    assert np.allclose(np.diag(related), 1.0, atol=1e-5)
+
+
+# --- triplet selection (section III-A) ------------------------------------------
+
+
+def _batch():
+    """Four tracks: 0 and 1 related (0.9), 2 borderline to 0 (0.5), 3
+    unrelated to everyone (0.1)."""
+    sim = torch.tensor([
+        [1.0, 0.9, 0.5, 0.1],
+        [0.9, 1.0, 0.85, 0.1],
+        [0.5, 0.85, 1.0, 0.1],
+        [0.1, 0.1, 0.1, 1.0],
+    ])
+    return sim
+
+
+def test_pair_masks_thresholds_and_the_diagonal():
+    positive, negative = triplet.pair_masks(_batch())
+    assert positive.tolist() == [
+        [False, True, False, False],
+        [True, False, True, False],
+        [False, True, False, False],
+        [False, False, False, False],
+    ]
+    # 0.5 is neither; the zeroed diagonal never makes a track its own negative.
+    assert negative.tolist() == [
+        [False, False, False, True],
+        [False, False, False, True],
+        [False, False, False, True],
+        [True, True, True, False],
+    ]
+
+
+def test_album_filter_removes_pairs_within_an_album():
+    albums = torch.tensor([7, 7, -1, -1])  # 0 and 1 from one album; -1 unknown
+    positive, negative = triplet.pair_masks(_batch(), groups=albums)
+    assert not positive[0, 1] and not positive[1, 0]
+    assert positive[1, 2]
+    # Unknown albums filter nothing.
+    assert negative[2, 3] and negative[3, 2]
+
+
+def test_mining_options_pick_opposite_ends():
+    sim = torch.tensor([
+        [1.0, 0.9, 0.95, 0.0, 0.1],
+        [0.9, 1.0, 0.9, 0.0, 0.0],
+        [0.95, 0.9, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.1, 0.0, 0.0, 0.0, 1.0],
+    ])
+    d = torch.tensor([
+        [0.0, 1.0, 3.0, 0.5, 2.0],
+        [1.0, 0.0, 1.0, 1.0, 1.0],
+        [3.0, 1.0, 0.0, 1.0, 1.0],
+        [0.5, 1.0, 1.0, 0.0, 1.0],
+        [2.0, 1.0, 1.0, 1.0, 0.0],
+    ])
+    hard = triplet.select_triplets(d, sim, mining="hard")
+    paper = triplet.select_triplets(d, sim, mining="paper")
+    # Anchor 0: positives 1 (d=1) and 2 (d=3); negatives 3 (d=0.5) and 4 (d=2).
+    assert (int(hard.positives[0]), int(hard.negatives[0])) == (2, 3)  # farthest positive, nearest negative
+    assert (int(paper.positives[0]), int(paper.negatives[0])) == (1, 4)  # argmin positive, argmax negative
+    # Anchors 3 and 4 have no positive: skipped and counted.
+    assert hard.anchors.tolist() == [0, 1, 2] and hard.skipped == 2
+
+
+def test_loss_is_the_hinge_of_equation_2():
+    sim = torch.tensor([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    z = torch.tensor([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0]], requires_grad=True)
+    value, chosen = triplet.loss(z, sim, margin=0.5)
+    # Anchor 0: d(a,p) = 1, d(a,n) = 9 -> 0; anchor 1: d = 1 vs 10 -> 0.
+    assert float(value) == 0.0 and len(chosen) == 2
+    z2 = torch.tensor([[0.0, 0.0], [0.0, 2.0], [1.0, 0.0]], requires_grad=True)
+    value, _ = triplet.loss(z2, sim, margin=0.5)
+    # Anchor 0: 4 - 1 + 0.5 = 3.5; anchor 1: 4 - 5 + 0.5 = 0 -> mean 1.75.
+    assert float(value) == pytest.approx(1.75)
+    value.backward()
+    assert z2.grad is not None and z2.grad.abs().sum() > 0
+    # No valid anchor: zero with a gradient of zero.
+    lonely, chosen = triplet.loss(z2, torch.eye(3), margin=0.5)
+    assert float(lonely) == 0.0 and len(chosen) == 0 and chosen.skipped == 3
+
+
+# --- the DPNN ----------------------------------------------------------------------
+
+
+def test_dpnn_shapes():
+    model = triplet.Model(triplet.Config()).eval()
+    out = model(torch.randn(3, 130, 80))
+    assert out.shape == (3, 256)
+    assert torch.allclose(out.norm(dim=1), torch.ones(3), atol=1e-5)
+    # A short track's fewer frames are padded.
+    assert model(torch.randn(2, 40, 80)).shape == (2, 256)
+    with pytest.raises(ValueError, match="frames, n_mels"):
+        model(torch.randn(2, 1, 130, 80))
+    projection = triplet.Model(triplet.Config(input_dim=200)).eval()
+    assert projection(torch.randn(4, 200)).shape == (4, 256)
+
+
+def test_feature_is_the_papers_input():
+    params = triplet.FEATURE
+    assert (params.n_mels, params.excerpt_frames, params.sample_rate, params.n_fft, params.hop_length) == (80, 130, 22050, 2048, 1024)
+    assert params.offset == 3.0 and params.center and (params.fmin, params.fmax) == (16.0, 11000.0)
+    assert params.excerpt_seconds == pytest.approx(6.0, abs=0.01)
+    y = np.random.default_rng(0).standard_normal(params.excerpt_samples).astype(np.float32) * 0.1
+    assert compute_feature(y, params=params).shape == (1, 130, 80)
+
+
+def _cluster_data(n_per: int = 12, seed: int = 0):
+    """Mel patches of two kinds (low bands vs high bands lit) and their tags."""
+    rng = np.random.default_rng(seed)
+    mel = np.zeros((2 * n_per, 2, 130, 80), np.float16)
+    for i in range(2 * n_per):
+        band = slice(5, 20) if i < n_per else slice(55, 70)
+        for s in range(2):
+            patch = rng.random((130, 80)) * 0.5
+            patch[:, band] += 3.0
+            mel[i, s] = patch
+    tags = [{"genre": ["low"]} if i < n_per else {"genre": ["high"]} for i in range(2 * n_per)]
+    return mel, tags
+
+
+def test_tiny_train_then_embed_run():
+    torch.manual_seed(0)
+    mel, tags = _cluster_data()
+    tracks = [trainer_triplet.Track(str(i), f"{i}.flac", t) for i, t in enumerate(tags)]
+    train = np.arange(0, 24, 2)
+    test = np.arange(1, 24, 2)
+    kept, similarity = trainer_triplet.lsi_similarity([tracks[i] for i in train], sets=["genre"], k=2)
+    config = triplet.Config(channels=(4, 8), embedding_dim=16, margin=0.5)
+    options = trainer_triplet.TrainOptions(epochs=6, patience=6, lr=3e-3, batch_size=12)
+    model, history, best = trainer_triplet.train_embedder(
+        config, mel, np.ones((24, 2), bool), train[kept], similarity, np.full(len(train), -1),
+        val=np.array([], np.int64), val_relevant={}, options=options, log=None,
+    )
+    assert history[0]["triplets"] == 12 and history[0]["skipped_anchors"] == 0
+    z = trainer_triplet.embed_all(model, mel, test)
+    assert z.shape == (12, 16)
+    rel = trainer_triplet.relevance([tracks[i] for i in test], kinds=["genre"])["genre"]
+    p5, queries = trainer_triplet.precision_at_k(z, rel, k=5)
+    assert queries == 12 and p5 >= 0.9
+
+
+def test_bundle_runs_in_the_analysis_pass(tmp_path):
+    torch.manual_seed(0)
+    config = triplet.Config(channels=(4, 8), embedding_dim=16)
+    model = triplet.Model(config).eval()
+    bundle = save_bundle(tmp_path / "sim", model=model, family="triplet", name="sim", version="1", labels=None,
+                         model_config=config.to_dict(), task="embedding",
+                         input={"kind": "audio", "feature": feature_spec(triplet.FEATURE)}, outputs=["embedding"],
+                         embedding_dim=16)
+    assert family_module("triplet") is triplet
+    loaded = load_bundle(bundle)
+    t = np.arange(22050 * 10) / 22050
+    sf.write(str(tmp_path / "a.wav"), (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 22050)
+    sf.write(str(tmp_path / "short.wav"), np.zeros(22050 * 2, np.float32), 22050)
+    results = {Path(r.path).name: r for r in Analysis([loaded], workers=0).analyse([tmp_path / "a.wav", tmp_path / "short.wav"])}
+    out = results["a.wav"].outputs["sim"]
+    assert out.ok and out.embedding.shape == (16,)
+    # The same through the model directly, on the paper's segment.
+    import soxr  # noqa: F401 (the pass resamples with it; here the rate already matches)
+
+    y, _ = sf.read(str(tmp_path / "a.wav"), dtype="float32")
+    start = int(3.0 * 22050)
+    x = compute_feature(y[start:start + triplet.FEATURE.excerpt_samples], params=triplet.FEATURE)
+    direct = triplet.embed(loaded.model, torch.from_numpy(x))[0].numpy()
+    assert np.allclose(out.embedding, direct, atol=1e-3)
+    # Shorter than the 3 s offset: not analysed, not a crash.
+    assert not results["short.wav"].outputs["sim"].ok
+
+
+# --- the trainer's pure parts ---------------------------------------------------
+
+
+def test_precision_at_k_by_hand():
+    z = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    rel = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], bool)
+    assert trainer_triplet.precision_at_k(z, rel, k=1) == (1.0, 4)
+    assert trainer_triplet.precision_at_k(z, rel, k=2) == (0.5, 4)
+    rel[2:] = False  # rows without a relevant track are not queries
+    assert trainer_triplet.precision_at_k(z, rel, k=1) == (1.0, 2)
+
+
+def test_artist_folds_keep_artists_together():
+    tracks = [trainer_triplet.Track(str(i), "", {"genre": [f"g{i % 3}"]}, artist=f"a{i // 2}") for i in range(30)]
+    folds = trainer_triplet.artist_folds(tracks, folds=3, seed=0, stratify="genre")
+    for i in range(0, 30, 2):
+        assert folds[i] == folds[i + 1]
+    assert sorted(np.bincount(folds)) == [10, 10, 10]
+    rel = trainer_triplet.relevance(tracks, kinds=["artist", "genre"])
+    assert rel["artist"][0, 1] and not rel["artist"][0, 2] and not rel["artist"][0, 0]
+
+
+def test_csv_tracks(tmp_path):
+    (tmp_path / "a.flac").write_bytes(b"x")
+    (tmp_path / "b.flac").write_bytes(b"x")
+    (tmp_path / "tags.csv").write_text(
+        "path,genre,mood,artist\na.flac,rock;punk,angry,A\nb.flac,jazz,,B\nmissing.flac,pop,happy,C\n",
+        encoding="utf-8")
+    report = LoadReport()
+    tracks = trainer_triplet.load_csv_tracks(tmp_path / "tags.csv", report=report)
+    assert [t.tags for t in tracks] == [{"genre": ("rock", "punk"), "mood": ("angry",)}, {"genre": ("jazz",), "mood": ()}]
+    assert tracks[0].artist == "A"
+    assert report.skipped == [f"{tmp_path / 'tags.csv'}:4: no audio file missing.flac"]
+    (tmp_path / "bad.csv").write_text("file,genre\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="must start with 'path'"):
+        trainer_triplet.load_csv_tracks(tmp_path / "bad.csv", report=report)
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (DATASETS / "mood_4q").is_dir(), reason="../shared/datasets/mood_4q is absent")
+def test_4q_tracks_carry_genres_and_moods():
+    tracks = trainer_triplet.load_4q(DATASETS / "mood_4q", report=LoadReport())
+    assert len(tracks) == 900
+    with_both = lsi.tracks_with_every_set([t.tags for t in tracks], sets=["genre", "mood"])
+    assert len(with_both) > 800
+    assert sum(bool(t.artist) for t in tracks) > 850
