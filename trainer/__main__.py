@@ -17,6 +17,9 @@ COMMANDS = {
     "fetch": "download a public dataset from its official location",
     "import-musicnn": "convert musicnn 0.1.0's TF checkpoints into the musicnn-msd/-mtt bundles",
     "tagmaps": "write the shipped tag maps (musicnn tags onto genres, moods, instruments...); --evaluate scores them",
+    "tag-embeddings": "seed 002's tag embeddings f_w, f_c, f_m, f_dist of a disambig bundle on held-out tracks, as similarity CSVs",
+    "disambig-eval": "seed 002's tag tasks on a similarity CSV: taxonomy learning, deduplication, translation",
+    "related": "build the related-tags bundle (AllMusic LSI + Last.fm co-occurrence); --evaluate: held-out P@5/R@5",
 }
 
 
@@ -36,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import head
 
     head.add_arguments(sub.add_parser("head", help=FAMILIES["head"]))
+    from trainer import disambig_eval, related, tag_embeddings
+
+    tag_embeddings.add_arguments(sub.add_parser("tag-embeddings", help=COMMANDS["tag-embeddings"]))
+    disambig_eval.add_arguments(sub.add_parser("disambig-eval", help=COMMANDS["disambig-eval"]))
+    related.add_arguments(sub.add_parser("related", help=COMMANDS["related"]))
     from trainer import triplet
 
     triplet.add_arguments(sub.add_parser("triplet", help=FAMILIES["triplet"]))
@@ -51,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             disambig.run(args)
         if args.family == "head":
             head.run(args)
+        if args.family in ("tag-embeddings", "disambig-eval", "related"):
+            return {"tag-embeddings": tag_embeddings, "disambig-eval": disambig_eval, "related": related}[args.family].run(args)
         if args.family == "triplet":
             triplet.run(args)
     except (DatasetError, BundleError) as exc:
