@@ -69,3 +69,77 @@ def average_precision(scores: np.ndarray, relevant: set[int]) -> float:
 def mean_average_precision(similarity: np.ndarray, relevant: Sequence[set[int]]) -> float:
     """MAP over the rows of ``similarity``."""
     return float(np.mean([average_precision(row, rel) for row, rel in zip(similarity, relevant)]))
+
+
+# --- Multi-label classification (seed 000, section 5.1) -----------------------
+# y: (n_items, n_labels) 0/1 truth; decisions: (n_items, n_labels) 0/1
+# predictions (scores thresholded); scores: (n_items, n_labels) real values.
+
+
+def _binary(matrix, what: str) -> np.ndarray:
+    array = np.asarray(matrix)
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be (n_items, n_labels), got shape {array.shape}")
+    return array.astype(bool)
+
+
+def multilabel_counts(y, decisions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-label true positives, false positives and false negatives,
+    three (n_labels,) int arrays."""
+    y, d = _binary(y, "y"), _binary(decisions, "decisions")
+    if y.shape != d.shape:
+        raise ValueError(f"y {y.shape} and decisions {d.shape} differ in shape")
+    return (y & d).sum(0), (~y & d).sum(0), (y & ~d).sum(0)
+
+
+def f1_per_label(y, decisions) -> np.ndarray:
+    """F1 of each label, (n_labels,) float; 0 where a label has neither
+    true nor predicted items."""
+    tp, fp, fn = multilabel_counts(y, decisions)
+    denom = 2 * tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros(len(tp), dtype=float), where=denom > 0)
+
+
+def micro_f1(y, decisions) -> float:
+    """F1 of the counts pooled over every label (section 5.1: "aggregates
+    the contributions of all labels")."""
+    tp, fp, fn = (int(v.sum()) for v in multilabel_counts(y, decisions))
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def macro_f1_multilabel(y, decisions) -> float:
+    """Unweighted mean of the per-label F1 over the labels that occur in
+    ``y`` or in ``decisions`` (a label with neither has no F1)."""
+    tp, fp, fn = multilabel_counts(y, decisions)
+    used = (tp + fp + fn) > 0
+    return float(f1_per_label(y, decisions)[used].mean()) if used.any() else 0.0
+
+
+def one_error(y, scores) -> float:
+    """Fraction of items whose top-scored label is not one of their true
+    labels (ties: the first label in order). Items without a true label
+    are left out."""
+    y = _binary(y, "y")
+    scores = np.asarray(scores, dtype=float)
+    has = y.any(1)
+    if not has.any():
+        raise ValueError("one-error needs at least one item with a true label")
+    top = np.argmax(scores[has], axis=1)
+    return float(np.mean(~y[has][np.arange(len(top)), top]))
+
+
+def hamming_loss(y, decisions) -> float:
+    """Fraction of wrong (item, label) decisions over all n_items x n_labels."""
+    y, d = _binary(y, "y"), _binary(decisions, "decisions")
+    return float(np.mean(y != d))
+
+
+def frequency_extremes_f1(y_train, y, decisions, labels, *, k: int = 5) -> dict:
+    """Table 4: the F1 of the ``k`` most and ``k`` least frequent labels
+    by their share of training items (ties by label order). Returns
+    ``{"most": [(label, share, f1), ...], "fewest": [...]}``."""
+    share = np.asarray(y_train, dtype=float).mean(0)
+    f1 = f1_per_label(y, decisions)
+    order = sorted(range(len(labels)), key=lambda i: (-share[i], i))
+    rows = [(labels[i], float(share[i]), float(f1[i])) for i in order]
+    return {"most": rows[:k], "fewest": rows[::-1][:k]}

@@ -11,6 +11,7 @@ from trainer.datasets import DatasetError
 FAMILIES = {
     "disambig": "audio genre classifier of seed 002 (CNN + GRU, monolabel training)",
     "head": "small classifier (logistic regression or MLP) on a backbone's track embedding",
+    "rmsc": "review-driven multi-label styles of seed 000 (HAN + label graph + soft training) with its baselines",
     "triplet": "LSI-guided triplet embedding of seed 001 (DPNN, 256-d) with its retrieval evaluation",
 }
 COMMANDS = {
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import triplet
 
     triplet.add_arguments(sub.add_parser("triplet", help=FAMILIES["triplet"]))
+    from trainer import rmsc
+
+    rmsc.add_arguments(sub.add_parser("rmsc", help=FAMILIES["rmsc"]))
     args = parser.parse_args(argv)
     try:
         if args.family == "fetch":
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             disambig.run(args)
         if args.family == "head":
             head.run(args)
+        if args.family == "rmsc":
+            rmsc.run(args)
         if args.family in ("tag-embeddings", "disambig-eval", "related"):
             return {"tag-embeddings": tag_embeddings, "disambig-eval": disambig_eval, "related": related}[args.family].run(args)
         if args.family == "triplet":

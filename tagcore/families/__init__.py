@@ -35,6 +35,9 @@ FAMILIES = {
     "tagmap": "tagcore.families.tagmap",
     # musicnn 0.1.0 (Pons & Serra 2019): pre-trained MSD/MTT taggers, ported.
     "musicnn": "tagcore.families.musicnn",
+    # seed 000: review-driven multi-label styles (HAN + label graph + soft
+    # training), text input (an album's reviews).
+    "han": "tagcore.families.han",
     # seed 001: LSI-guided triplet embeddings (DPNN, 256-d) for similarity.
     "triplet": "tagcore.families.triplet",
 }
