@@ -144,8 +144,13 @@ def run(args) -> int:
         "failed_tracks": len(failures),
         "tags_outside_bundle": outside,
         "tracks_per_tag": dict(zip(labels, annotations.sum(axis=0).astype(int).tolist())),
-        "bundle": None if bundle is None else {"name": bundle.name, "version": bundle.version,
-                                               "trained_with": bundle.config.get("provenance", {}).get("command", "")},
+        "bundle": None if bundle is None else {
+            "name": bundle.name, "version": bundle.version,
+            "trained_with": bundle.config.get("provenance", {}).get("command", ""),
+            # trainer/disambig.py has one training scheme: section 2.2's.
+            "training_scheme": "monolabel (seed 002, 2.2): one tag per album drawn inversely to its popularity, "
+                               "tags capped at --tag-cap and upsampled, softmax outputs",
+        },
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "note": "f_c, f_m and f_dist must come from tracks the bundle was not trained on",
     }

@@ -98,6 +98,11 @@ class AutotagMLPlugin(BeetsPlugin):
                 Item._media_fields.add(name)
             else:
                 self.add_media_field(name, descriptor)
+        # Related-tag proposals and `beet relatedtags` (related.py).
+        from . import related as related_tags
+
+        self.config.add({"related": dict(related_tags.DEFAULTS)})
+        self.related = related_tags.RelatedTags(self.config["related"], self._log)
         self._loaded: dict[str, Any] = {}
         self._stores: dict[str, Store] = {}
         self._before_write: dict[bytes, tuple[int, int] | None] = {}
@@ -260,7 +265,9 @@ class AutotagMLPlugin(BeetsPlugin):
             help="don't write metadata (opposite of -w)",
         )
         cmd.func = self.command
-        return [cmd, similar.command(self)]
+        from . import related as related_tags
+
+        return [cmd, similar.command(self), related_tags.make_command(self)]
 
     def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
         pretend = bool(opts.pretend)
@@ -309,6 +316,9 @@ class AutotagMLPlugin(BeetsPlugin):
                 ui.print_(f"  {task} skipped: {message}")
             for _, message in task_report.failures:
                 ui.print_(f"  {task} failed: {message}")
+        from . import related as related_tags
+
+        related_tags.run_step(self, lib, args, report, pretend=pretend, write=ui.should_write(opts.write))
 
     def _run(self, models, store, lib, *, write: bool, pretend: bool, force: bool) -> Run:
         options = {
