@@ -1,0 +1,274 @@
+"""Playlist-based tag propagation (seed 004, section III): the walk, P(s'|s),
+the supportive loss, the evaluation figures, the playlist readers of the
+trainer and the Spotify experiment on a tiny synthesized CSV."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tagcore import propagation as prop
+from tagcore.families import samplecnn
+
+KEYS = list("abcdefgh")
+#: a-b-c-d-e in order; c-f; a lone g (one song: dropped); h in no playlist;
+#: b repeated in the first list (the repeat is dropped); x is unknown.
+PLAYLISTS = [["a", "b", "c", "b", "d", "e", "x"], ["c", "f"], ["g"]]
+
+
+@pytest.fixture()
+def index():
+    return prop.build_index(PLAYLISTS, keys=KEYS, names=["one", "two", "three"])
+
+
+def test_index_drops_unknown_duplicates_and_one_song_playlists(index):
+    assert index.dropped == {"unknown": 1, "duplicates": 1, "short": 1}
+    assert index.n_playlists == 2 and index.names == ("one", "two")
+    assert index.playlist(0).tolist() == [0, 1, 2, 3, 4]
+    assert index.occurrences(2) == [(0, 2), (1, 0)]
+    assert index.in_playlists.tolist() == [True] * 6 + [False, False]
+
+
+def test_r_zero_never_moves(index):
+    rng = np.random.default_rng(0)
+    songs = np.arange(len(KEYS))
+    assert (prop.walk(index, songs, r=0.0, rng=rng) == songs).all()
+    assert all(prop.walk_one(index, s, r=0.0, rng=rng) == s for s in songs)
+
+
+def test_songs_in_no_playlist_and_in_one_song_playlists_stay(index):
+    rng = np.random.default_rng(1)
+    g, h = KEYS.index("g"), KEYS.index("h")
+    assert (prop.walk(index, np.array([g, h] * 50), r=0.9, rng=rng) == np.array([g, h] * 50)).all()
+    assert prop.walk_one(index, h, r=0.9, rng=rng) == h
+    assert prop.walk_distribution(index, g, r=0.9) == {g: 1.0}
+
+
+def test_walk_distribution_by_hand(index):
+    """Song a (first of a-b-c-d-e), r = 0.5: backward has no room (stays,
+    1/2); forward: a 1/4, b 1/8, c 1/16, d 1/32, e 1/32 (the end song
+    takes the tail)."""
+    dist = prop.walk_distribution(index, 0, r=0.5)
+    expected = {0: 0.5 + 0.25, 1: 0.125, 2: 0.0625, 3: 0.03125, 4: 0.03125}
+    assert dist == pytest.approx(expected)
+    assert sum(dist.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("r", [0.2, 0.5, 1.0])
+def test_vectorised_walk_and_reference_walk_share_the_exact_distribution(index, r):
+    song = 2  # c: in both playlists, in the middle of the first
+    exact = prop.walk_distribution(index, song, r=r)
+    n = 40_000
+    fast = prop.walk(index, np.full(n, song), r=r, rng=np.random.default_rng(2))
+    rng = np.random.default_rng(3)
+    slow = np.array([prop.walk_one(index, song, r=r, rng=rng) for _ in range(8000)])
+    for s, p in exact.items():
+        assert abs((fast == s).mean() - p) < 0.012
+        assert abs((slow == s).mean() - p) < 0.025
+    assert set(np.unique(fast)) <= set(exact)
+
+
+def test_walk_reaches_the_end_of_a_playlist_and_picks_it(index):
+    """r = 1: the walk always runs to an end and takes that song (the
+    printed pseudocode would pick nothing there)."""
+    out = prop.walk(index, np.full(2000, 2), r=1.0, rng=np.random.default_rng(4))
+    # from c: playlist one forward -> e, backward -> a; playlist two forward -> f, backward -> c itself
+    assert set(out.tolist()) == {0, 4, 5, 2}
+
+
+def test_selection_probability_is_equation_2():
+    p = prop.selection_probability(4, 1, r=0.5)  # distances 1, 0, 1, 2
+    z = 0.5 + 1 + 0.5 + 0.25
+    assert p == pytest.approx([0.5 / z, 1 / z, 0.5 / z, 0.25 / z])
+    assert prop.selection_probability(3, 0, r=0.0) == pytest.approx([1, 0, 0])
+
+
+def test_pair_probability_is_equation_4(index):
+    r = 0.5
+    # c sits in one (position 2 of 5) and two (position 0 of 2)
+    z_one = 1 + 0.5 + 0.5 + 0.25 + 0.25
+    z_two = 1 + 0.5
+    got = prop.pair_probability(index, np.array([2, 2, 2, 7]), np.array([1, 5, 2, 7]), r=r)
+    assert got == pytest.approx([(0.5 / z_one) / 2, (0.5 / z_two) / 2, (1 / z_one + 1 / z_two) / 2, 1.0])
+
+
+def test_propagated_targets_weights(index):
+    tags = np.eye(len(KEYS), dtype=bool)
+    songs = np.array([0, 2, 7, 6])
+    neighbours, targets, weights = prop.propagated_targets(index, songs, tags, r=0.0, rng=np.random.default_rng(0))
+    assert (neighbours == songs).all() and (weights == 0).all()
+    neighbours, targets, weights = prop.propagated_targets(index, np.repeat(songs, 200), tags, r=0.7,
+                                                           rng=np.random.default_rng(0), weighting="eq4")
+    moved = neighbours != np.repeat(songs, 200)
+    assert moved.any() and (weights[~moved] == 0).all() and (weights[moved] > 0).all() and (weights <= 1).all()
+    assert (targets == tags[neighbours]).all()
+    assert (weights[moved] == pytest.approx(prop.pair_probability(index, np.repeat(songs, 200)[moved],
+                                                                  neighbours[moved], r=0.7)))
+    _, _, flat = prop.propagated_targets(index, np.repeat(songs, 200), tags, r=0.7, rng=np.random.default_rng(0),
+                                         weighting="none")
+    assert set(np.unique(flat).tolist()) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="weighting"):
+        prop.propagated_targets(index, songs, tags, r=0.5, rng=np.random.default_rng(0), weighting="twice")
+    with pytest.raises(ValueError, match="search range"):
+        prop.walk(index, songs, r=1.5, rng=np.random.default_rng(0))
+
+
+def test_supportive_loss_by_hand():
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 1.0]])
+    own = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    other = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    weights = torch.tensor([0.5, 0.0])
+
+    def bce(z, y):
+        p = 1 / (1 + math.exp(-z))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    main = (bce(0, 1) + bce(2, 0) + bce(-1, 0) + bce(1, 1)) / 4
+    support = (0.5 * (bce(0, 1) + bce(2, 1)) / 2 + 0.0) / 2
+    assert float(samplecnn.loss(logits, own, other, weights)) == pytest.approx(main + support, rel=1e-6)
+
+
+def test_r_zero_gives_exactly_plain_bce(index):
+    torch.manual_seed(0)
+    logits = torch.randn(8, len(KEYS))
+    tags = np.random.default_rng(0).random((len(KEYS), len(KEYS))) < 0.3
+    songs = np.arange(len(KEYS))
+    _, targets, weights = prop.propagated_targets(index, songs, tags, r=0.0, rng=np.random.default_rng(0))
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(tags.astype(np.float32)))
+    full = samplecnn.loss(logits, torch.from_numpy(tags), torch.from_numpy(targets), torch.from_numpy(weights))
+    assert torch.equal(full, plain)
+
+
+def test_evaluation_figures_by_hand():
+    y = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], bool)
+    s = np.array([[0.9, 0.1], [0.8, 0.7], [0.2, 0.3], [0.1, 0.9]])
+    # tag 0: order 0, 1, 2, 3 -> hits at 1 and 3: AP (1 + 2/3) / 2; tag 1: order 3, 1, 2, 0 -> hit at 2: 1/2
+    assert prop.average_precisions(y, s).tolist() == pytest.approx([(1 + 2 / 3) / 2, 0.5])
+    # songs: 0 -> tag 0 first: 1; 1 -> tag 1 second: 1/2; 2 -> tag 0 second: 1/2; 3 has no tag
+    annotation = prop.average_precisions(y, s, axis=1)
+    assert annotation[:3].tolist() == pytest.approx([1, 0.5, 0.5]) and np.isnan(annotation[3])
+    # AUC tag 0: positives 0.9, 0.2 vs negatives 0.8, 0.1 -> 3 of 4 pairs; tag 1: 0.7 vs 0.1, 0.3, 0.9 -> 2/3
+    assert prop.roc_aucs(y, s).tolist() == pytest.approx([0.75, 2 / 3])
+    assert prop.roc_aucs(y, np.zeros((4, 2))).tolist() == pytest.approx([0.5, 0.5])
+    figures = prop.evaluate(y, s)
+    assert figures["annotation_map"] == pytest.approx(2 / 3)
+    assert figures["retrieval_auc"] == pytest.approx((0.75 + 2 / 3) / 2)
+
+
+def test_bucket_improvement():
+    starts, gains = prop.bucket_improvement(np.array([0.1, 0.2, 0.4, 0.5]), np.array([0.2, 0.2, 0.4, 0.6]),
+                                            np.array([1, 10, 5, 2]), bucket=2)
+    # popularity order: tag 1 (10), tag 2 (5) | tag 3 (2), tag 0 (1)
+    assert starts.tolist() == [1, 3]
+    assert gains.tolist() == pytest.approx([0.6 / 0.6 - 1, 0.8 / 0.6 - 1])
+
+
+# --- the trainer: playlist readers and bad input ---------------------------------
+
+
+def _audio_data(tmp_path, n=6):
+    from trainer.propagation import AudioData
+    from trainer.datasets import Record
+
+    records = []
+    for i in range(n):
+        path = tmp_path / "music" / f"TRACK{i:04d}.flac"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        records.append(Record(key=str(i), path=str(path), labels=("calm",) if i % 2 else ("happy",), artist=f"a{i}"))
+    y = np.array([[i % 2 == 1, i % 2 == 0] for i in range(n)])
+    return AudioData(records, ["calm", "happy"], y, np.zeros((n, 1, 10), np.float16), np.ones(n, int),
+                     [r.artist for r in records], True, [(f"artist {i}", f"song {i}") for i in range(n)])
+
+
+def _args(**values):
+    base = dict(playlists=[], m3u=[], aotm=None)
+    base.update(values)
+    return argparse.Namespace(**base)
+
+
+def test_m3u_folder_with_missing_files_foreign_files_duplicates_and_one_song_lists(tmp_path):
+    from trainer.propagation import read_playlists, training_index
+
+    data = _audio_data(tmp_path)
+    music = tmp_path / "music"
+    (tmp_path / "elsewhere.mp3").write_bytes(b"")
+    lists = tmp_path / "playlists"
+    lists.mkdir()
+    (lists / "evening.m3u").write_text(
+        "#EXTM3U\n#EXTINF:10,A - B\n../music/TRACK0000.flac\n../music/TRACK0001.flac\n../music/TRACK0001.flac\n"
+        "../music/gone.flac\n../elsewhere.mp3\nhttp://radio.example/stream\n", encoding="utf-8")
+    (lists / "single.m3u8").write_text(f"{music / 'TRACK0003.flac'}\n", encoding="utf-8")
+    (lists / "notes.txt").write_text("not a playlist")
+    found = read_playlists(data, _args(playlists=[str(lists)]))
+    assert found.tracks == [[0, 1, 1], [3]]
+    assert found.missing_files == 1 and found.not_in_library == 2
+    assert any("gone.flac" in m for m in found.messages) and any("elsewhere.mp3" in m for m in found.messages)
+    index = training_index(found, len(data.records), np.arange(len(data.records)))
+    assert index.n_playlists == 1 and index.dropped == {"unknown": 0, "duplicates": 1, "short": 1}
+    # restricted to training tracks: a test track never lends its tags
+    assert training_index(found, len(data.records), np.array([0, 2, 3])).n_playlists == 0
+
+
+def test_aotm_playlists_match_by_msd_id_and_by_artist_title(tmp_path):
+    from trainer.propagation import read_playlists
+
+    data = _audio_data(tmp_path)
+    aotm = tmp_path / "aotm.json.gz"
+    with gzip.open(aotm, "wt", encoding="utf-8") as f:
+        json.dump([{"mix_id": 1, "category": "Mood", "playlist": [
+            [["X", "Y"], "track0002"], [["Artist 4", "Song 4"], None], [["Nobody", "Nothing"], None]]}], f)
+    found = read_playlists(data, _args(aotm=str(aotm)))
+    assert found.tracks == [[2, 4]] and found.unmatched == 1
+
+
+# --- the Spotify experiment on a synthesized CSV ---------------------------------
+
+
+def _spotify_csv(path: Path, *, rows_per_list=12, lists=6, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    header = ("track_id,track_name,track_artist,track_popularity,track_album_id,track_album_name,"
+              "track_album_release_date,playlist_name,playlist_id,playlist_genre,playlist_subgenre,danceability,"
+              "energy,key,loudness,mode,speechiness,acousticness,instrumentalness,liveness,valence,tempo,duration_ms")
+    lines = [header]
+    genres = [("rock", "hard rock"), ("rock", "album rock"), ("pop", "dance pop"), ("pop", "indie poptimism"),
+              ("rap", "trap"), ("rap", "gangster rap")]
+    n = 0
+    for p in range(lists):
+        genre, sub = genres[p % len(genres)]
+        for k in range(rows_per_list):
+            track = f"t{n}" if not (k == 0 and p > 0) else "t0"  # t0 sits in every playlist
+            n += 1
+            energy = 0.9 if genre == "rock" else 0.5 if genre == "pop" else 0.2
+            lines.append(f"{track},Song {n},Artist {n % 17},50,al{n},Album,2019-01-01,List {p},pl{p},{genre},{sub},"
+                         f"{rng.random():.3f},{energy + 0.05 * rng.standard_normal():.3f},{rng.integers(12)},"
+                         f"-6.0,1,0.05,0.1,0.0,0.1,0.5,{100 + 20 * rng.random():.1f},200000")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_spotify_experiment_runs_and_reports(tmp_path):
+    from trainer import propagation as trainer_propagation
+
+    csv = _spotify_csv(tmp_path / "songs.csv")
+    parser = argparse.ArgumentParser()
+    trainer_propagation.add_arguments(parser)
+    args = parser.parse_args(["--spotify", str(csv), "--seeds", "0,1", "--r-grid", "0.5", "--keep-tags", "1,0.5",
+                              "--epochs", "3", "--batch-size", "16", "--lr", "0.1", "--hidden", "8",
+                              "--report-dir", str(tmp_path / "report"), "--bucket", "4"])
+    result = trainer_propagation.run(args, log=lambda *_: None)
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert len(saved["tags"]) == 9  # 3 genres + 6 subgenres
+    assert len(saved["runs"]) == 2 * 2 * 3  # seeds x keep x (baseline, eq4, none)
+    assert {run["weighting"] for run in saved["runs"]} == {"baseline", "eq4", "none"}
+    for run in saved["runs"]:
+        assert 0 <= run["retrieval_auc"] <= 1 and 0 < run["annotation_map"] <= 1
+    assert "keep=0.5 r=0.5 eq4" in result["metrics"]
+    assert (tmp_path / "report" / "summary.md").read_text().count("| 0.5 | eq4 |") == 2

@@ -1,0 +1,594 @@
+"""``python -m trainer propagation``: the sample-level CNN trained with
+playlist-based tag propagation (seed 004).
+
+Modes:
+
+- ``--data DIR`` (a 4Q dataset, a folder of label folders, or a CSV
+  ``path,labels[,artist]``) or ``--beets-library library.db --field mood``
+  (the user's own tags): audio tracks with tags. Playlists (optional, any
+  number): ``--playlists DIR`` (a folder of M3U/M3U8 files, such as the
+  smartplaylist plugin writes), ``--m3u FILE``, ``--aotm FILE`` (AotM-2011
+  JSON; entries matched by MSD track id to the audio file's stem, or by
+  artist and title to beets items). Tracks in no playlist train on the plain
+  loss. ``--init BUNDLE`` fine-tunes a samplecnn bundle (its convolutions;
+  a new output layer when the labels differ).
+  With ``--folds K`` it first cross-validates on artist-disjoint folds
+  (trainer.head's splitting), comparing in the same folds the sample-level
+  CNN, a logistic head on the musicnn-msd embedding (``--compare-head``)
+  and the trivial majority / label-frequency baseline; then it trains on
+  all tracks (10% of artists held out for early stopping) and writes a bundle.
+- ``--spotify FILE``: the Spotify playlist experiment of
+  :mod:`trainer.spotify_propagation` (an MLP over the 12 audio features).
+
+Training follows section IV-A: SGD, momentum 0.9, learning rate 0.01,
+divided by 5 whenever the validation loss rises; stopped when the
+validation loss has not improved for 12 epochs (best weights kept). Each
+epoch, each training track gives one random 59,049-sample window of its
+decoded excerpt and a fresh walk draws its s'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from tagcore import propagation as prop
+from tagcore.families import samplecnn
+from tagcore.features import WaveParams
+from trainer.datasets import DatasetError, LoadReport, Record
+
+SMALL_CHANNELS = "32,32,32,64,64,64,64,64,64,128"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a 4Q dataset, a folder of label folders, or a CSV path,labels[,artist]")
+    source.add_argument("--beets-library", help="a beets library database (library.db): the user's tags")
+    source.add_argument("--spotify", help="spotify_songs.csv(.gz): the Spotify playlist experiment (MLP on 12 features)")
+    parser.add_argument("--field", default="mood", help="with --beets-library: the item field giving the tags")
+    parser.add_argument("--music-dir", help="with --beets-library: the library directory, for relative paths")
+    parser.add_argument("--labels", default="quadrant", choices=["quadrant", "moods", "genres"],
+                        help="4Q layout: which labels")
+    parser.add_argument("--playlists", action="append", default=[],
+                        help="a folder of .m3u/.m3u8 playlists (repeatable)")
+    parser.add_argument("--m3u", action="append", default=[], help="one .m3u/.m3u8 playlist (repeatable)")
+    parser.add_argument("--aotm", help="AotM-2011 playlists JSON (.json or .json.gz)")
+    parser.add_argument("--r", type=float, default=0.4, help="search range r of the walk (0: no propagation)")
+    parser.add_argument("--weighting", choices=prop.WEIGHTINGS, default="eq4",
+                        help="weight of the supportive term: eq4 = P(s'|s) as the paper, none = 1")
+    parser.add_argument("--init", help="a samplecnn bundle to fine-tune (name or directory)")
+    parser.add_argument("--channels", default=",".join(map(str, samplecnn.Config().channels)),
+                        help=f"widths of the strided conv and the 9 blocks (CPU-sized: {SMALL_CHANNELS})")
+    parser.add_argument("--embedding", type=int, default=512, help="width of the final 1x1 convolution")
+    parser.add_argument("--patches", type=int, default=3,
+                        help="centred 59,049-sample patches decoded per track (train windows; test average)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--decay", type=float, default=5.0, help="divide the learning rate by this when val loss rises")
+    parser.add_argument("--epochs", type=int, default=200, help="most epochs")
+    parser.add_argument("--patience", type=int, default=12, help="epochs without a better validation loss")
+    parser.add_argument("--folds", type=int, default=0, help="artist-disjoint CV folds before the final fit (0: none)")
+    parser.add_argument("--seeds", default="0", help="seeds of the CV repetitions (and of the final fit: the first)")
+    parser.add_argument("--compare-head", action="store_true",
+                        help="in the CV: a logistic head on the musicnn-msd embedding, same folds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--workers", type=int, default=1, help="decoding processes")
+    parser.add_argument("--name", help="bundle name (default: samplecnn-<task>)")
+    parser.add_argument("--version", default="1")
+    parser.add_argument("--task", help="what the labels serve (mood, genre...); default from the data")
+    parser.add_argument("--out", help="bundle directory (default: user data dir/bundles/NAME)")
+    parser.add_argument("--no-bundle", action="store_true", help="evaluate only")
+    parser.add_argument("--report-dir", help="report folder (default: runs/NAME)")
+    parser.add_argument("--cache-dir", help="cache of decoded excerpts and backbone outputs")
+    # Spotify experiment (see trainer.spotify_propagation)
+    parser.add_argument("--r-grid", default="0,0.1,0.2,0.4,0.6,0.8", help="--spotify: search ranges swept")
+    parser.add_argument("--keep-tags", default="1.0,0.3",
+                        help="--spotify: fractions of training (song, tag) links kept (1: the data as is)")
+    parser.add_argument("--hidden", type=int, default=128, help="--spotify: MLP hidden units (two layers)")
+    parser.add_argument("--bucket", type=int, default=6, help="--spotify: tags per popularity bucket (Figure 5)")
+
+
+# --- the training loop (section IV-A) ----------------------------------------
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_loss: float = float("inf")
+    seconds: float = 0.0
+
+
+def fit(model: torch.nn.Module, *, train: np.ndarray, tags: np.ndarray, inputs: Callable, val_loss: Callable,
+        index: prop.PlaylistIndex | None, r: float, weighting: str, epochs: int, patience: int, batch_size: int,
+        lr: float, momentum: float, decay: float, seed: int, loss: Callable = samplecnn.loss,
+        log: Callable = print) -> FitResult:
+    """Train ``model`` on the songs ``train`` (dataset ids) with eq. 3.
+
+    inputs(ids, rng) -> (batch, ...) float tensor of the songs' inputs (a
+    random window for audio); tags: (n_songs, n_tags) 0/1; val_loss(model)
+    -> float, plain BCE on held-out songs. ``index``: playlists over the
+    dataset ids holding training songs only (None: no propagation). Each
+    epoch: a permutation, one walk per song (s' re-drawn every epoch),
+    SGD steps; the learning rate is divided by ``decay`` whenever the
+    validation loss is higher than at the epoch before; training stops
+    after ``patience`` epochs without a new best, and the best weights are
+    restored. All randomness comes from ``seed``."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    result = FitResult()
+    best_state, previous, stale = None, None, 0
+    started = time.monotonic()
+    propagate = index is not None and r > 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = rng.permutation(train)
+        total, count = 0.0, 0
+        for start in range(0, len(order), batch_size):
+            ids = order[start : start + batch_size]
+            if len(ids) < 2:  # batch norm needs two examples
+                continue
+            x = inputs(ids, rng)
+            y = torch.from_numpy(np.asarray(tags[ids], dtype=np.float32))
+            logits = model(x)
+            if propagate:
+                _, targets, weights = prop.propagated_targets(index, ids, tags, r=r, rng=rng, weighting=weighting)
+                value = loss(logits, y, torch.from_numpy(targets), torch.from_numpy(weights))
+            else:
+                value = loss(logits, y)
+            optimiser.zero_grad()
+            value.backward()
+            optimiser.step()
+            total += float(value.detach()) * len(ids)
+            count += len(ids)
+        current = float(val_loss(model))
+        lr_now = optimiser.param_groups[0]["lr"]
+        if previous is not None and current > previous:
+            for group in optimiser.param_groups:
+                group["lr"] /= decay
+        previous = current
+        row = {"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": current, "lr": lr_now}
+        result.history.append(row)
+        if current < result.best_val_loss:
+            result.best_val_loss, result.best_epoch, stale = current, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        log(f"    epoch {epoch}: train {row['train_loss']:.4f} val {current:.4f} lr {lr_now:g}")
+        if stale >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# --- audio data ---------------------------------------------------------------
+
+
+@dataclass
+class AudioData:
+    """Tracks with decoded excerpts and tags. ``audio`` (n, patches,
+    samples) float16; ``counts`` patches per track; ``y`` (n, tags) bool."""
+
+    records: list[Record]
+    labels: list[str]
+    y: np.ndarray
+    audio: np.ndarray
+    counts: np.ndarray
+    groups: list[str]
+    has_artists: bool
+    titles: list[tuple[str, str]] = field(default_factory=list)  # (artist, title), lower case, where known
+
+
+def window_inputs(data: AudioData, samples: int) -> Callable:
+    """inputs(ids, rng): one random ``samples`` window per track, anywhere
+    in its decoded excerpt (the patches are contiguous)."""
+
+    def inputs(ids, rng):
+        out = np.empty((len(ids), samples), np.float32)
+        for row, i in enumerate(ids):
+            flat = data.audio[i, : data.counts[i]].reshape(-1)
+            start = int(rng.integers(0, len(flat) - samples + 1))
+            out[row] = flat[start : start + samples]
+        return torch.from_numpy(out)
+
+    return inputs
+
+
+@torch.inference_mode()
+def predict_tracks(model: samplecnn.Model, data: AudioData, ids: np.ndarray, *, chunk: int = 16) -> np.ndarray:
+    """(len(ids), tags): sigmoid averaged over each track's patches."""
+    model.eval()
+    out = np.zeros((len(ids), data.y.shape[1]), np.float32)
+    for row, i in enumerate(ids):
+        x = torch.from_numpy(data.audio[i, : data.counts[i]].astype(np.float32))
+        out[row] = torch.cat([samplecnn.predict(model, x[s : s + chunk]) for s in range(0, len(x), chunk)]).mean(0).numpy()
+    return out
+
+
+def val_loss_fn(data: AudioData, ids: np.ndarray) -> Callable:
+    """Plain BCE over every patch of the tracks ``ids``."""
+
+    @torch.inference_mode()
+    def value(model):
+        model.eval()
+        total, count = 0.0, 0
+        for i in ids:
+            x = torch.from_numpy(data.audio[i, : data.counts[i]].astype(np.float32))
+            y = torch.from_numpy(np.repeat(data.y[i : i + 1].astype(np.float32), len(x), axis=0))
+            total += float(samplecnn.loss(model(x), y)) * len(x)
+            count += len(x)
+        return total / max(count, 1)
+
+    return value
+
+
+def load_audio_data(args, *, log=print) -> tuple[AudioData, str, LoadReport]:
+    """Records of ``--data``/``--beets-library`` with their decoded
+    excerpts; tracks that fail to decode are dropped and reported."""
+    from trainer import head as head_trainer
+    from trainer.waveforms import waveform_excerpts
+
+    report = LoadReport()
+    head_args = argparse.Namespace(beets_library=args.beets_library, data=args.data, field=args.field,
+                                   music_dir=args.music_dir, labels=args.labels)
+    records, layout = head_trainer.load_records(head_args, report)
+    titles = [("", "")] * len(records)
+    if layout == "beets":
+        from trainer.datasets import beets_library
+
+        items = {str(item.id): item for item in beets_library.load(args.beets_library, music_dir=args.music_dir)}
+        titles = [(items[r.key].artist.lower(), items[r.key].title.lower()) if r.key in items else ("", "")
+                  for r in records]
+    params = WaveParams(patches=args.patches)
+    cache = Path(args.cache_dir) / "waveforms" if args.cache_dir else None
+    waves = waveform_excerpts([r.path for r in records], params=params, workers=args.workers, cache_dir=cache)
+    keep = [i for i in range(len(records)) if waves.counts[i] > 0]
+    for i, message in sorted(waves.errors.items()):
+        report.skip(records[i].path, message)
+    records = [records[i] for i in keep]
+    labels = sorted({t for r in records for t in r.labels})
+    if len(labels) < 2:
+        raise DatasetError(f"need at least two labels, found {labels}")
+    column = {t: j for j, t in enumerate(labels)}
+    y = np.zeros((len(records), len(labels)), bool)
+    for i, r in enumerate(records):
+        y[i, [column[t] for t in r.labels]] = True
+    has_artists = any(r.artist for r in records)
+    groups = [(r.artist or r.key) if has_artists else r.key for r in records]
+    data = AudioData(records, labels, y, waves.audio[keep], waves.counts[keep], groups, has_artists,
+                     [titles[i] for i in keep])
+    return data, layout, report
+
+
+# --- playlists ----------------------------------------------------------------
+
+
+@dataclass
+class PlaylistSet:
+    """Playlists as lists of dataset track ids, with what was left out."""
+
+    names: list[str]
+    tracks: list[list[int]]
+    missing_files: int = 0
+    not_in_library: int = 0
+    unmatched: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+def read_playlists(data: AudioData, args) -> PlaylistSet:
+    """The playlists of ``--playlists``/``--m3u``/``--aotm`` over the
+    tracks of ``data``. M3U entries are matched by real path; an entry whose
+    file does not exist, or exists but is not a track of the data, is
+    counted (and the first few named); AotM entries are matched by MSD id
+    (the audio file's stem) or by artist and title (beets items)."""
+    from trainer.datasets import aotm2011, m3u
+
+    result = PlaylistSet([], [])
+    by_path = {os.path.realpath(r.path): i for i, r in enumerate(data.records)}
+    report = LoadReport()
+    lists = []
+    for folder in args.playlists:
+        lists += m3u.load_folder(folder, report=report)
+    for path in args.m3u:
+        lists.append(m3u.load(path, report=report))
+    for playlist in lists:
+        ids = []
+        for entry in playlist.entries:
+            if m3u.URL.match(entry.path):
+                result.not_in_library += 1
+                continue
+            real = os.path.realpath(entry.path)
+            if real in by_path:
+                ids.append(by_path[real])
+            elif not os.path.exists(entry.path):
+                result.missing_files += 1
+                if result.missing_files <= 5:
+                    result.messages.append(f"{playlist.key}: no such file {entry.path}")
+            else:
+                result.not_in_library += 1
+                if result.not_in_library <= 5:
+                    result.messages.append(f"{playlist.key}: {entry.path} is not among the tracks")
+        result.names.append(playlist.name)
+        result.tracks.append(ids)
+    if args.aotm:
+        by_stem = {Path(r.path).stem.upper(): i for i, r in enumerate(data.records)}
+        by_title = {t: i for i, t in enumerate(data.titles) if t != ("", "")}
+        for playlist in aotm2011.load(args.aotm, report=report):
+            ids = []
+            for ref in playlist.tracks:
+                i = by_stem.get((ref.msd_id or "").upper())
+                if i is None:
+                    i = by_title.get((ref.artist.lower(), ref.title.lower()))
+                if i is None:
+                    result.unmatched += 1
+                else:
+                    ids.append(i)
+            result.names.append(playlist.name or f"mix {playlist.key}")
+            result.tracks.append(ids)
+    result.messages += report.skipped[:20]
+    return result
+
+
+def training_index(playlists: PlaylistSet | None, n: int, train: np.ndarray) -> prop.PlaylistIndex | None:
+    """The playlist index over dataset ids restricted to the ``train``
+    tracks (others' tags are unknown at training time); None without
+    playlists."""
+    if playlists is None or not playlists.tracks:
+        return None
+    allowed = set(np.asarray(train).tolist())
+    lists = [[t for t in p if t in allowed] for p in playlists.tracks]
+    return prop.build_index(lists, keys=list(range(n)), names=playlists.names)
+
+
+# --- cross-validation -----------------------------------------------------------
+
+
+def split_validation(data_groups: Sequence[str], y: np.ndarray, ids: np.ndarray, *, seed: int,
+                     share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) of ``ids``: about ``share`` of the groups
+    (artists) held out, stratified by label (trainer.head.grouped_folds)."""
+    from trainer.head import grouped_folds
+
+    k = max(2, int(round(1 / share)))
+    groups = [data_groups[i] for i in ids]
+    if len(set(groups)) < k:
+        raise DatasetError(f"{len(set(groups))} artists are too few to hold out a validation set")
+    folds = grouped_folds(y[ids], groups, k=k, rng=np.random.default_rng([seed, 7]))
+    val = ids[folds[0]]
+    return np.setdiff1d(ids, val), val
+
+
+def model_config(args, n_labels: int) -> samplecnn.Config:
+    try:
+        channels = tuple(int(c) for c in args.channels.split(","))
+    except ValueError:
+        raise DatasetError(f"--channels: expected integers separated by commas, got {args.channels!r}") from None
+    return samplecnn.Config(channels=channels, embedding=args.embedding, n_labels=n_labels)
+
+
+def train_one(data: AudioData, train: np.ndarray, val: np.ndarray, args, *, seed: int,
+              playlists: PlaylistSet | None, init: dict | None = None, log=print) -> tuple[samplecnn.Model, FitResult]:
+    config = model_config(args, len(data.labels))
+    torch.manual_seed(seed)
+    model = samplecnn.Model(config)
+    if init is not None:
+        own = model.state_dict()
+        model.load_state_dict({k: v for k, v in init.items() if k in own and own[k].shape == v.shape}, strict=False)
+    index = training_index(playlists, len(data.records), train)
+    result = fit(model, train=train, tags=data.y, inputs=window_inputs(data, config.input_samples),
+                 val_loss=val_loss_fn(data, val), index=index, r=args.r, weighting=args.weighting,
+                 epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
+                 momentum=args.momentum, decay=args.decay, seed=seed, log=log)
+    return model, result
+
+
+def fold_scores(y: np.ndarray, probs: np.ndarray, *, single: bool) -> dict:
+    """Single-label: accuracy and macro-F1 of the argmax (and the
+    section IV-C figures); multi-label: the section IV-C figures."""
+    from tagcore import metrics
+
+    out = {k: v for k, v in prop.evaluate(y, probs).items() if not k.startswith("per_tag")}
+    if single:
+        truth, predicted = y.argmax(1), probs.argmax(1)
+        out = {"accuracy": metrics.accuracy(truth, predicted),
+               "macro_f1": metrics.macro_f1(truth, predicted, n_classes=y.shape[1]), **out}
+    return out
+
+
+def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seeds: Sequence[int],
+                   log=print) -> dict:
+    """Artist-disjoint k-fold CV (trainer.head.grouped_folds): the
+    sample-level CNN, the trivial baseline and (``--compare-head``) a
+    logistic head on musicnn-msd, on the same folds."""
+    from trainer import head as head_trainer
+
+    single = bool((data.y.sum(axis=1) == 1).all())
+    scores: dict[str, dict[str, list[float]]] = {}
+    fits = []
+    everything = np.arange(len(data.records))
+    plan = [(seed, number, test) for seed in seeds for number, test in enumerate(
+        head_trainer.grouped_folds(data.y, data.groups, k=args.folds, rng=np.random.default_rng(seed)), start=1)]
+
+    def record(found):
+        for name, values in found.items():
+            for metric, value in values.items():
+                scores.setdefault(name, {}).setdefault(metric, []).append(float(value))
+        log("  " + " | ".join(f"{name} " + " ".join(f"{m} {v:.3f}" for m, v in values.items())
+                              for name, values in found.items()))
+
+    for seed, number, test in plan:
+        rest = np.setdiff1d(everything, test)
+        train, val = split_validation(data.groups, data.y, rest, seed=seed)
+        log(f"seed {seed} fold {number}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
+        model, result = train_one(data, train, val, args, seed=seed, playlists=playlists, log=log)
+        fits.append({"seed": seed, "fold": number, "best_epoch": result.best_epoch,
+                     "epochs": len(result.history), "seconds": round(result.seconds, 1),
+                     "history": result.history})
+        found = {"samplecnn": fold_scores(data.y[test], predict_tracks(model, data, test), single=single)}
+        prior = data.y[rest].mean(axis=0)
+        trivial = np.tile(prior, (len(test), 1))  # the training label frequencies, for every track
+        found["trivial"] = fold_scores(data.y[test], trivial, single=single)
+        record(found)
+    if args.compare_head:
+        # After the CNN folds: the backbone outputs are usually cached by then.
+        from trainer.embeddings import backbone_outputs
+
+        cache = Path(args.cache_dir) / "backbone-outputs" if args.cache_dir else None
+        outputs = backbone_outputs([r.path for r in data.records], bundles=["musicnn-msd", "musicnn-mtt"],
+                                   patches=10, workers=args.workers, cache_dir=cache)
+        _, tagging_patches, _ = head_trainer.backbone_patches("musicnn-msd")
+        head_x = outputs["musicnn-msd"].track_embeddings(patches=tagging_patches)
+        head_ok = outputs["musicnn-msd"].counts > 0
+        for seed, number, test in plan:
+            rest = np.setdiff1d(everything, test)
+            fit_rows = rest[head_ok[rest]]
+            y_fit = data.y[fit_rows].argmax(1) if single else data.y[fit_rows]
+            groups = [data.groups[i] for i in fit_rows]
+            c, _ = head_trainer.choose_c(head_x[fit_rows], y_fit, groups, n_labels=len(data.labels),
+                                         multilabel=not single, hidden=0, grid=head_trainer.C_GRID, k=3,
+                                         rng=np.random.default_rng([seed, number]), seed=seed)
+            head_model = head_trainer._fit(head_x[fit_rows], y_fit, len(data.labels), multilabel=not single,
+                                           hidden=0, c=c, seed=seed, max_iter=500)
+            probs = head_trainer.predict(head_model, np.nan_to_num(head_x[test]))
+            log(f"seed {seed} fold {number}: musicnn-msd head, C {c:g}")
+            record({"musicnn_msd_head": fold_scores(data.y[test], probs, single=single)})
+    summary = {name: {m: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                          "folds": v} for m, v in values.items()} for name, values in scores.items()}
+    return {"models": summary, "fits": fits, "single_label": single}
+
+
+# --- the command --------------------------------------------------------------------
+
+
+def command_line() -> str:
+    if sys.argv[1:2] == ["propagation"]:
+        return "python -m trainer propagation " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    return ""
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise DatasetError(f"--seeds: expected integers separated by commas, got {text!r}") from None
+
+
+def run(args, *, log=None) -> dict:
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.spotify:
+        from trainer import spotify_propagation
+
+        return spotify_propagation.run(args, log=log)
+    if not 0.0 <= args.r <= 1.0:
+        raise DatasetError(f"--r must be in [0, 1], not {args.r}")
+    torch.set_num_threads(max(1, args.threads))
+    seeds = parse_seeds(args.seeds) or [0]
+    data, layout, report = load_audio_data(args, log=log)
+    for message in report.skipped[:20]:
+        log(f"skipped: {message}")
+    if len(report.skipped) > 20:
+        log(f"skipped: ... {len(report.skipped) - 20} more")
+    task = args.task or ("mood" if layout == "4q" and args.labels != "genres" else
+                         args.field if layout == "beets" else "genre")
+    name = args.name or f"samplecnn-{task}"
+    playlists = None
+    if args.playlists or args.m3u or args.aotm:
+        playlists = read_playlists(data, args)
+        covered = len({t for p in playlists.tracks for t in p})
+        log(f"playlists: {len(playlists.tracks)} read, {covered} of {len(data.records)} tracks in one or more; "
+            f"entries left out: {playlists.missing_files} missing files, {playlists.not_in_library} not among the "
+            f"tracks, {playlists.unmatched} unmatched AotM entries")
+        for message in playlists.messages:
+            log(f"  {message}")
+        index = training_index(playlists, len(data.records), np.arange(len(data.records)))
+        log(f"  indexed: {index.n_playlists} playlists of two or more tracks; dropped {index.dropped['duplicates']} "
+            f"repeated entries and {index.dropped['short']} playlists of fewer than two tracks")
+    log(f"{len(data.records)} tracks, {len(data.labels)} labels ({layout}), r {args.r}, weighting {args.weighting}")
+    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    init_state, init_name = None, None
+    if args.init:
+        from tagcore.bundle import load_bundle
+
+        bundle = load_bundle(args.init)
+        if bundle.family != samplecnn.FAMILY:
+            raise DatasetError(f"--init {args.init}: a {bundle.family} bundle, not a samplecnn one")
+        init_state = bundle.model.state_dict()
+        init_name = f"{bundle.name} {bundle.version}"
+        if bundle.labels != data.labels:
+            init_state = {k: v for k, v in init_state.items() if not k.startswith("dense.")}
+            log(f"--init {init_name}: labels differ, a new output layer is trained")
+        args.channels = ",".join(map(str, bundle.model.config.channels))
+        args.embedding = bundle.model.config.embedding
+    evaluation: dict = {}
+    if args.folds >= 2:
+        started = time.monotonic()
+        evaluation = cross_validate(data, args, playlists=playlists, seeds=seeds, log=log)
+        evaluation.update(command=command_line(), seconds=round(time.monotonic() - started, 1),
+                          protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.head.grouped_folds), "
+                                    f"seeds {seeds}; sample-level CNN trained on the training folds with 10% of their "
+                                    "artists held out for early stopping; every model scored on the same test folds"),
+                          tracks=len(data.records), labels=data.labels)
+        from trainer.report import write_json
+
+        write_json(report_dir / "cv.json", evaluation)
+        print(format_table(evaluation))
+    result = {"metrics": evaluation}
+    if not args.no_bundle:
+        everything = np.arange(len(data.records))
+        train, val = split_validation(data.groups, data.y, everything, seed=seeds[0])
+        log(f"final fit: {len(train)} train, {len(val)} validation tracks")
+        model, fitted = train_one(data, train, val, args, seed=seeds[0], playlists=playlists, init=init_state, log=log)
+        from tagcore import bundle as bundles
+
+        bundle_dir = Path(args.out) if args.out else bundles.user_bundle_dir() / name
+        provenance = {
+            "data": Path(args.beets_library or args.data).name, "layout": layout, "tracks": len(data.records),
+            "label_counts": {l: int(n) for l, n in zip(data.labels, data.y.sum(0))},
+            "playlists": len(playlists.tracks) if playlists else 0, "r": args.r, "weighting": args.weighting,
+            "init": init_name, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history),
+            "validation_loss": fitted.best_val_loss, "command": command_line(),
+            "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "python": platform.python_version(),
+        }
+        bundles.save_bundle(bundle_dir, model=model, family=samplecnn.FAMILY, name=name, version=args.version,
+                            labels=data.labels, model_config=model.config.to_dict(), task=task,
+                            input={"kind": "audio", "feature": {"kind": "waveform",
+                                                                **WaveParams(patches=args.patches).to_dict()}},
+                            outputs=("scores", "embedding"), embedding_dim=model.config.embedding,
+                            provenance=provenance, metrics=evaluation)
+        from trainer.report import write_report
+
+        write_report(report_dir, run_config={k: v for k, v in vars(args).items() if not callable(v)},
+                     metrics={**evaluation, "provenance": provenance, "bundle": str(bundle_dir)},
+                     history=fitted.history, labels=data.labels)
+        log(f"bundle written to {bundle_dir}; report in {report_dir}")
+        result["bundle"] = str(bundle_dir)
+    return result
+
+
+def format_table(evaluation: dict) -> str:
+    models = evaluation["models"]
+    names = list(next(iter(models.values())))
+    lines = ["| model | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for model, values in models.items():
+        lines.append(f"| {model} | " + " | ".join(f"{values[m]['mean']:.3f} ± {values[m]['std']:.3f}"
+                                                 for m in names) + " |")
+    return "\n".join(lines)
