@@ -220,8 +220,8 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
     profile names another language than ``config.language``, or when the
     vocabulary covers less than ``config.min_coverage`` of its tokens.
     """
-    from tagcore.lyrics import content_tokens, language_of_words, lyric_words
-    from tagcore.text import Vocabulary, cjk_fraction, pad_ids
+    from tagcore.lyrics import content_tokens, is_cjk, language_of_words, lyric_words
+    from tagcore.text import Vocabulary, pad_ids
 
     vocabulary = vocabulary or Vocabulary(list(config.vocabulary))
     encoded, rows, problems = [], [], []
@@ -233,7 +233,7 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
         if not words:
             problem = "no words in the lyrics (instrumental, or markers only)"
         elif config.language:
-            language = "cjk" if cjk_fraction(truncated) >= 0.3 else language_of_words(words)
+            language = "cjk" if is_cjk(truncated) else language_of_words(words)
             if language != config.language:
                 seen = "in no language it knows" if language == "unknown" else f"in {language!r}"
                 problem = f"lyrics {seen} by their stopword profile; the model reads {config.language!r} lyrics only"
