@@ -254,21 +254,85 @@ def _spotify_csv(path: Path, *, rows_per_list=12, lists=6, seed=0) -> Path:
     return path
 
 
-def test_spotify_experiment_runs_and_reports(tmp_path):
+def test_spotify_experiment_runs_and_reports(tmp_path, monkeypatch):
     from trainer import propagation as trainer_propagation
+    from trainer import spotify_propagation
+
+    drawn = []  # matplotlib costs seconds here; the figures' inputs are checked instead
+    monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: drawn.append((a, k)))
 
     csv = _spotify_csv(tmp_path / "songs.csv")
     parser = argparse.ArgumentParser()
     trainer_propagation.add_arguments(parser)
-    args = parser.parse_args(["--spotify", str(csv), "--seeds", "0,1", "--r-grid", "0.5", "--keep-tags", "1,0.5",
+    args = parser.parse_args(["--spotify", str(csv), "--seeds", "0", "--r-grid", "0.5", "--keep-tags", "1,0.5",
                               "--epochs", "3", "--batch-size", "16", "--lr", "0.1", "--hidden", "8",
                               "--report-dir", str(tmp_path / "report"), "--bucket", "4"])
     result = trainer_propagation.run(args, log=lambda *_: None)
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     assert len(saved["tags"]) == 9  # 3 genres + 6 subgenres
-    assert len(saved["runs"]) == 2 * 2 * 3  # seeds x keep x (baseline, eq4, none)
+    assert len(saved["runs"]) == 2 * 3  # keep x (baseline, eq4, none)
+    assert len(drawn) == 1 and drawn[0][1] == {"bucket": 4}
+    starts, curves = spotify_propagation.bucket_curves(saved, keep=0.5, r=0.5, weighting="eq4", bucket=4)
+    assert starts.tolist() == [1, 5, 9] and curves["map"].shape == (1, 3)
     assert {run["weighting"] for run in saved["runs"]} == {"baseline", "eq4", "none"}
     for run in saved["runs"]:
         assert 0 <= run["retrieval_auc"] <= 1 and 0 < run["annotation_map"] <= 1
     assert "keep=0.5 r=0.5 eq4" in result["metrics"]
     assert (tmp_path / "report" / "summary.md").read_text().count("| 0.5 | eq4 |") == 2
+
+
+# --- fine-tuning on a beets library and its playlists -------------------------------
+
+
+def test_fine_tune_on_a_beets_library_with_smartplaylist_m3u(tmp_path):
+    import contextvars
+    import os
+
+    library = pytest.importorskip("beets.library")
+    from plugin_fixtures import write_audio
+
+    from tagcore.bundle import load_bundle
+    from test_samplecnn import make_samplecnn_bundle
+    from trainer import propagation as trainer_propagation
+
+    music = tmp_path / "music"
+    paths = [write_audio(music / f"a{i % 4}" / f"{i}.flac", "flac", seconds=3.0, frequency=200 + 60 * i)
+             for i in range(8)]
+    db = tmp_path / "library.db"
+    moods = ["happy\\␀calm", "sad", "calm", "happy", "sad", "calm", "happy", None]
+
+    def build():
+        lib = library.Library(str(db), directory=str(music))
+        for i, path in enumerate(paths):
+            item = library.Item(path=os.fsencode(path), artist=f"artist{i % 4}", title=f"t{i}")
+            if moods[i]:
+                item["mood"] = moods[i]
+            lib.add(item)
+
+    contextvars.copy_context().run(build)
+    lists = tmp_path / "playlists"
+    lists.mkdir()
+    (lists / "evening.m3u").write_text("\n".join([str(paths[0]), str(paths[2]), str(paths[5]), str(music / "gone.flac"),
+                                                  str(paths[0])]) + "\n", encoding="utf-8")
+    (lists / "one.m3u").write_text(f"{paths[3]}\n", encoding="utf-8")
+    start = make_samplecnn_bundle(tmp_path / "start", labels=("angry", "tender"), bias=(0.0, 0.0), patches=1)
+    parser = argparse.ArgumentParser()
+    trainer_propagation.add_arguments(parser)
+    args = parser.parse_args(["--beets-library", str(db), "--music-dir", str(music), "--field", "mood",
+                              "--playlists", str(lists),
+                              "--init", str(start), "--patches", "1", "--epochs", "2", "--batch-size", "4",
+                              "--r", "0.5", "--workers", "0", "--cache-dir", str(tmp_path / "cache"),
+                              "--out", str(tmp_path / "mine"), "--report-dir", str(tmp_path / "runs")])
+    messages = []
+    result = trainer_propagation.run(args, log=messages.append)
+    text = "\n".join(messages)
+    assert "item 8: no mood" in text  # the untagged item is skipped, named
+    assert "1 missing files" in text and "gone.flac" in text
+    assert "dropped 1 repeated entries and 1 playlists of fewer than two tracks" in text
+    assert "labels differ, a new output layer is trained" in text
+    bundle = load_bundle(result["bundle"])
+    assert bundle.family == "samplecnn" and bundle.task == "mood" and bundle.labels == ["calm", "happy", "sad"]
+    assert bundle.config["provenance"]["init"] == "mood-samplecnn-test 1"
+    assert bundle.config["provenance"]["playlists"] == 2 and bundle.config["provenance"]["r"] == 0.5
+    assert bundle.model.config.channels == (4,) * 10  # the architecture of the bundle it started from
+    assert (tmp_path / "runs" / "metrics.json").is_file()

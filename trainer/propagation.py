@@ -363,13 +363,14 @@ def training_index(playlists: PlaylistSet | None, n: int, train: np.ndarray) -> 
 def split_validation(data_groups: Sequence[str], y: np.ndarray, ids: np.ndarray, *, seed: int,
                      share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) of ``ids``: about ``share`` of the groups
-    (artists) held out, stratified by label (trainer.head.grouped_folds)."""
+    (artists) held out, stratified by label (trainer.head.grouped_folds);
+    with fewer than 1/share artists, one fold of as many as there are."""
     from trainer.head import grouped_folds
 
-    k = max(2, int(round(1 / share)))
     groups = [data_groups[i] for i in ids]
-    if len(set(groups)) < k:
-        raise DatasetError(f"{len(set(groups))} artists are too few to hold out a validation set")
+    if len(set(groups)) < 2:
+        raise DatasetError("one artist (or one track) only: nothing to hold out for validation")
+    k = max(2, min(int(round(1 / share)), len(set(groups))))  # a small library holds out one artist of k
     folds = grouped_folds(y[ids], groups, k=k, rng=np.random.default_rng([seed, 7]))
     val = ids[folds[0]]
     return np.setdiff1d(ids, val), val
