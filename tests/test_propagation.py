@@ -336,3 +336,37 @@ def test_fine_tune_on_a_beets_library_with_smartplaylist_m3u(tmp_path):
     assert bundle.config["provenance"]["playlists"] == 2 and bundle.config["provenance"]["r"] == 0.5
     assert bundle.model.config.channels == (4,) * 10  # the architecture of the bundle it started from
     assert (tmp_path / "runs" / "metrics.json").is_file()
+
+
+def test_cross_validation_with_and_without_propagation(tmp_path, monkeypatch):
+    """--folds with playlists and r > 0: the same folds with r = 0 too, the
+    top-N vocabulary, per-tag figures and the popularity buckets."""
+    from plugin_fixtures import write_audio
+
+    from trainer import propagation as trainer_propagation
+
+    drawn = []
+    monkeypatch.setattr(trainer_propagation, "popularity_figure", lambda *a, **k: drawn.append(a))
+    rows, m3u = [], []
+    for i in range(8):
+        path = write_audio(tmp_path / "music" / f"{i}.flac", "flac", seconds=3.0, frequency=200 + 90 * i)
+        tags = ["low" if i < 4 else "high"] + (["rare"] if i == 0 else [])
+        rows.append(f"{path},{';'.join(tags)},artist{i}")
+        m3u.append(str(path))
+    (tmp_path / "data.csv").write_text("path,labels,artist\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "all.m3u").write_text("\n".join(m3u) + "\n", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    trainer_propagation.add_arguments(parser)
+    args = parser.parse_args(["--data", str(tmp_path / "data.csv"), "--m3u", str(tmp_path / "all.m3u"), "--folds", "2",
+                              "--top-tags", "2", "--r", "0.5", "--channels", ",".join(["4"] * 10), "--embedding", "4",
+                              "--patches", "1", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--bucket", "1",
+                              "--no-bundle", "--cache-dir", str(tmp_path / "cache"),
+                              "--report-dir", str(tmp_path / "runs")])
+    result = trainer_propagation.run(args, log=lambda *_: None)
+    evaluation = result["metrics"]
+    assert evaluation["labels"] == ["high", "low"]  # "rare" is not among the top 2
+    assert set(evaluation["models"]) == {"samplecnn", "samplecnn_r0", "trivial"}
+    for name in ("samplecnn", "samplecnn_r0"):
+        assert len(evaluation["models"][name]["retrieval_auc"]["folds"]) == 2
+    assert len(evaluation["per_tag"]) == 2 and evaluation["buckets"]["map"]["first_rank"] == [1, 2]
+    assert len(drawn) == 1 and (tmp_path / "runs" / "cv.json").is_file()

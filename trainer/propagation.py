@@ -83,6 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=12, help="epochs without a better validation loss")
     parser.add_argument("--folds", type=int, default=0, help="artist-disjoint CV folds before the final fit (0: none)")
     parser.add_argument("--seeds", default="0", help="seeds of the CV repetitions (and of the final fit: the first)")
+    parser.add_argument("--top-tags", type=int, default=0,
+                        help="keep the N most frequent tags only (the paper's top-50 / top-1000 vocabularies); 0: all")
     parser.add_argument("--compare-head", action="store_true",
                         help="in the CV: a logistic head on the musicnn-msd embedding, same folds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -263,6 +265,16 @@ def load_audio_data(args, *, log=print) -> tuple[AudioData, str, LoadReport]:
     for i, message in sorted(waves.errors.items()):
         report.skip(records[i].path, message)
     records = [records[i] for i in keep]
+    if args.top_tags:
+        counts = Counter(t for r in records for t in r.labels)
+        top = {t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: args.top_tags]}
+        kept = [Record(key=r.key, path=r.path, labels=tuple(t for t in r.labels if t in top), artist=r.artist,
+                       album=r.album, split=r.split) for r in records]
+        keep = [i for i, r in zip(keep, kept) if r.labels]
+        for r in kept:
+            if not r.labels:
+                report.skip(r.path, f"none of its tags is among the {args.top_tags} most frequent")
+        records = [r for r in kept if r.labels]
     labels = sorted({t for r in records for t in r.labels})
     if len(labels) < 2:
         raise DatasetError(f"need at least two labels, found {labels}")
@@ -424,6 +436,7 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
     scores: dict[str, dict[str, list[float]]] = {}
     fits = []
     everything = np.arange(len(data.records))
+    per_tag: list[dict] = []
     plan = [(seed, number, test) for seed in seeds for number, test in enumerate(
         head_trainer.grouped_folds(data.y, data.groups, k=args.folds, rng=np.random.default_rng(seed)), start=1)]
 
@@ -442,7 +455,17 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
         fits.append({"seed": seed, "fold": number, "best_epoch": result.best_epoch,
                      "epochs": len(result.history), "seconds": round(result.seconds, 1),
                      "history": result.history})
-        found = {"samplecnn": fold_scores(data.y[test], predict_tracks(model, data, test), single=single)}
+        probs = predict_tracks(model, data, test)
+        found = {"samplecnn": fold_scores(data.y[test], probs, single=single)}
+        if playlists is not None and args.r > 0:  # the same fold without propagation
+            plain = argparse.Namespace(**{**vars(args), "r": 0.0})
+            base_model, _ = train_one(data, train, val, plain, seed=seed, playlists=None, log=log)
+            base_probs = predict_tracks(base_model, data, test)
+            found["samplecnn_r0"] = fold_scores(data.y[test], base_probs, single=single)
+            with_p, without = prop.evaluate(data.y[test], probs), prop.evaluate(data.y[test], base_probs)
+            per_tag.append({"popularity": data.y[train].sum(0).tolist(),
+                            **{f"{k}_{name}": v.tolist() for name, figures in (("r", with_p), ("r0", without))
+                               for k, v in figures.items() if k.startswith("per_tag")}})
         prior = data.y[rest].mean(axis=0)
         trivial = np.tile(prior, (len(test), 1))  # the training label frequencies, for every track
         found["trivial"] = fold_scores(data.y[test], trivial, single=single)
@@ -472,7 +495,17 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
             record({"musicnn_msd_head": fold_scores(data.y[test], probs, single=single)})
     summary = {name: {m: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
                           "folds": v} for m, v in values.items()} for name, values in scores.items()}
-    return {"models": summary, "fits": fits, "single_label": single}
+    out = {"models": summary, "fits": fits, "single_label": single}
+    if per_tag:
+        out["per_tag"] = per_tag
+        out["buckets"] = {}
+        popularity = np.mean([f["popularity"] for f in per_tag], axis=0)
+        for metric in ("map", "auc"):
+            starts, gains = prop.bucket_improvement(np.nanmean([f[f"per_tag_{metric}_r0"] for f in per_tag], axis=0),
+                                                    np.nanmean([f[f"per_tag_{metric}_r"] for f in per_tag], axis=0),
+                                                    popularity, bucket=args.bucket)
+            out["buckets"][metric] = {"first_rank": starts.tolist(), "relative_improvement": gains.tolist()}
+    return out
 
 
 # --- the command --------------------------------------------------------------------
@@ -550,6 +583,8 @@ def run(args, *, log=None) -> dict:
         from trainer.report import write_json
 
         write_json(report_dir / "cv.json", evaluation)
+        if "buckets" in evaluation:
+            popularity_figure(evaluation["buckets"], report_dir / "popularity.png", bucket=args.bucket, r=args.r)
         print(format_table(evaluation))
     result = {"metrics": evaluation}
     if not args.no_bundle:
@@ -593,3 +628,28 @@ def format_table(evaluation: dict) -> str:
         lines.append(f"| {model} | " + " | ".join(f"{values[m]['mean']:.3f} ± {values[m]['std']:.3f}"
                                                  for m in names) + " |")
     return "\n".join(lines)
+
+
+def popularity_figure(buckets: dict, path: Path, *, bucket: int, r: float) -> None:
+    """Figure 5: relative retrieval improvement (MAP, AUC) of r over r = 0
+    per tag-popularity bucket; a plotting failure is reported, not raised."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+        for ax, metric in zip(axes, ("map", "auc")):
+            starts = buckets[metric]["first_rank"]
+            ax.bar(range(len(starts)), 100 * np.array(buckets[metric]["relative_improvement"], float))
+            ax.set_xticks(range(len(starts)), [f"{s}-{s + bucket - 1}" for s in starts], fontsize=8)
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_xlabel(f"tag popularity rank (buckets of {bucket})")
+            ax.set_ylabel("relative improvement (%)")
+            ax.set_title(f"retrieval {metric.upper()}: r = {r:g} vs r = 0", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    except Exception as error:  # noqa: BLE001 - a figure never stops a run
+        print(f"popularity figure failed: {type(error).__name__}: {error}", file=sys.stderr)
