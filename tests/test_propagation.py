@@ -370,3 +370,30 @@ def test_cross_validation_with_and_without_propagation(tmp_path, monkeypatch):
         assert len(evaluation["models"][name]["retrieval_auc"]["folds"]) == 2
     assert len(evaluation["per_tag"]) == 2 and evaluation["buckets"]["map"]["first_rank"] == [1, 2]
     assert len(drawn) == 1 and (tmp_path / "runs" / "cv.json").is_file()
+
+
+def test_spotify_sweep_resumes_from_its_results(tmp_path, monkeypatch):
+    from trainer import propagation as trainer_propagation
+    from trainer import spotify_propagation
+
+    monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: None)
+    csv = _spotify_csv(tmp_path / "songs.csv")
+    parser = argparse.ArgumentParser()
+    trainer_propagation.add_arguments(parser)
+    argv = ["--spotify", str(csv), "--seeds", "0", "--r-grid", "0.5", "--keep-tags", "1", "--epochs", "2",
+            "--batch-size", "16", "--hidden", "4", "--report-dir", str(tmp_path / "report")]
+    trainer_propagation.run(parser.parse_args(argv), log=lambda *_: None)
+    first = json.loads((tmp_path / "report" / "results.json").read_text())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(spotify_propagation, "run_one", refuse)
+    trainer_propagation.run(parser.parse_args(argv), log=lambda *_: None)
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["runs"] == first["runs"]
+    monkeypatch.undo()
+    monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: None)
+    # other settings: nothing is reused
+    trainer_propagation.run(parser.parse_args(argv[:-2] + ["--lr", "0.05", "--report-dir", str(tmp_path / "report")]),
+                            log=lambda *_: None)
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["settings"]["lr"] == 0.05

@@ -142,42 +142,63 @@ def run(args, *, log=print) -> dict:
     report_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     started = time.monotonic()
-    for seed in seeds:
-        train, val, test = artist_split(artists, seed=seed)
-        mean, std = x_raw[train].mean(0), x_raw[train].std(0) + 1e-9
-        x = (x_raw - mean) / std
-        allowed = set(train.tolist())
-        index = prop.build_index([[t for t in p if t in allowed] for p in lists], keys=list(range(len(ids))),
-                                 names=list_names)
-        covered = int(index.in_playlists[train].mean() * 100)
-        for keep in keeps:
+    settings = {k: getattr(args, k) for k in ("epochs", "patience", "batch_size", "lr", "momentum", "decay")}
+    from trainer.report import write_json
+
+    def header() -> dict:
+        return {"command": "python -m trainer propagation " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+                if sys.argv[1:2] == ["propagation"] else "", "data": Path(args.spotify).name, "tags": names,
+                "seeds": seeds, "r_grid": grid, "keep_tags": keeps, "hidden": args.hidden, "settings": settings,
+                "seconds": round(time.monotonic() - started, 1), "runs": runs}
+
+    # Runs of an earlier call with the same settings in the same report
+    # folder are kept and not run again (an interrupted sweep resumes).
+    done: set = set()
+    previous = report_dir / "results.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        same = (old.get("data"), old.get("tags"), old.get("hidden")) == (Path(args.spotify).name, names, args.hidden)
+        if same and old.get("settings") == settings:
+            runs = [run for run in old["runs"] if run["seed"] in seeds and run["keep"] in keeps and run["r"] in grid]
+            done = {(run["seed"], run["keep"], run["r"], run["weighting"]) for run in runs}
+            log(f"{len(runs)} runs of {previous} kept")
+
+    # keep outermost: every seed of the first setting is done before the next
+    # setting starts (results.json is rewritten after every run)
+    for keep in keeps:
+        for seed in seeds:
+            train, val, test = artist_split(artists, seed=seed)
+            mean, std = x_raw[train].mean(0), x_raw[train].std(0) + 1e-9
+            x = (x_raw - mean) / std
+            allowed = set(train.tolist())
+            index = prop.build_index([[t for t in p if t in allowed] for p in lists], keys=list(range(len(ids))),
+                                     names=list_names)
+            covered = int(index.in_playlists[train].mean() * 100)
             rng = np.random.default_rng([seed, int(keep * 1000)])
             view = y.copy()
             hide = rng.random(y.shape) >= keep
             hide[test] = False
             view &= ~hide
             popularity = view[train].sum(0)
-            for r in grid:
-                for weighting in (("none",) if r == 0 else prop.WEIGHTINGS):
-                    t0 = time.monotonic()
-                    figures = run_one(x, view, y, train, val, test, index if r > 0 else None, r=r,
-                                      weighting=weighting, hidden=args.hidden, seed=seed, args=args, log=log)
-                    runs.append({"seed": seed, "keep": keep, "r": r, "weighting": "baseline" if r == 0 else weighting,
-                                 "annotation_map": figures["annotation_map"], "retrieval_map": figures["retrieval_map"],
-                                 "retrieval_auc": figures["retrieval_auc"],
-                                 "per_tag_map": figures["per_tag_map"].tolist(),
-                                 "per_tag_auc": figures["per_tag_auc"].tolist(),
-                                 "popularity": popularity.tolist(), "best_epoch": figures["best_epoch"],
-                                 "epochs": figures["epochs"], "train_songs_in_playlists_pct": covered})
-                    log(f"seed {seed} keep {keep} r {r} {weighting}: annotation MAP {figures['annotation_map']:.4f} "
-                        f"retrieval MAP {figures['retrieval_map']:.4f} AUC {figures['retrieval_auc']:.4f} "
-                        f"(epoch {figures['best_epoch']}/{figures['epochs']}, {time.monotonic() - t0:.0f} s)")
-    results = {"command": "python -m trainer propagation " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-               if sys.argv[1:2] == ["propagation"] else "", "data": Path(args.spotify).name, "tags": names,
-               "seeds": seeds, "r_grid": grid, "keep_tags": keeps, "hidden": args.hidden,
-               "seconds": round(time.monotonic() - started, 1), "runs": runs}
-    from trainer.report import write_json
-
+            for weighting, r in [("none", 0.0)] + [(w, r) for w in prop.WEIGHTINGS for r in grid if r > 0]:
+                name = "baseline" if r == 0 else weighting
+                if (seed, keep, r, name) in done:
+                    continue
+                t0 = time.monotonic()
+                figures = run_one(x, view, y, train, val, test, index if r > 0 else None, r=r,
+                                  weighting=weighting, hidden=args.hidden, seed=seed, args=args, log=log)
+                runs.append({"seed": seed, "keep": keep, "r": r, "weighting": name,
+                             "annotation_map": figures["annotation_map"], "retrieval_map": figures["retrieval_map"],
+                             "retrieval_auc": figures["retrieval_auc"],
+                             "per_tag_map": figures["per_tag_map"].tolist(),
+                             "per_tag_auc": figures["per_tag_auc"].tolist(),
+                             "popularity": popularity.tolist(), "best_epoch": figures["best_epoch"],
+                             "epochs": figures["epochs"], "train_songs_in_playlists_pct": covered})
+                write_json(report_dir / "results.json", header())
+                log(f"seed {seed} keep {keep} r {r} {weighting}: annotation MAP {figures['annotation_map']:.4f} "
+                    f"retrieval MAP {figures['retrieval_map']:.4f} AUC {figures['retrieval_auc']:.4f} "
+                    f"(epoch {figures['best_epoch']}/{figures['epochs']}, {time.monotonic() - t0:.0f} s)")
+    results = header()
     write_json(report_dir / "results.json", results)
     summary = summarise(results, bucket=args.bucket)
     (report_dir / "summary.md").write_text(summary["markdown"], encoding="utf-8")
@@ -205,7 +226,8 @@ def summarise(results: dict, *, bucket: int) -> dict:
         sub = np.array([n.startswith("subgenre:") for n in names])
         for r in results["r_grid"]:
             for weighting in (("baseline",) if r == 0 else prop.WEIGHTINGS):
-                chosen = [run for run in runs if run["keep"] == keep and run["r"] == r and run["weighting"] == weighting]
+                chosen = [run for run in runs if run["keep"] == keep and run["r"] == r and run["weighting"] == weighting
+                          and run["seed"] in base]
                 if not chosen:
                     continue
                 row = {m: (float(np.mean([c[m] for c in chosen])), float(np.std([c[m] for c in chosen], ddof=1))
