@@ -29,6 +29,7 @@ from tagcore.bundle import BundleError, read_config
 from tagcore.store import Store, StoreError, file_key
 
 from . import fields as F
+from . import styles
 from . import similar
 from .fields import canonical_genre, choose, format_scores, is_known_genre, label_fields  # noqa: F401 (API)
 from .run import PROGRESS_MIN_ITEMS, Run, TaskModel  # noqa: F401
@@ -52,6 +53,9 @@ DEFAULT_MODELS = {
     "voice": "voice-mtt",
     "energy": "energy-mtt",
     "embedding": "musicnn-msd",
+    # Styles from album reviews (text input: a reviews.txt/reviews.json
+    # sidecar or the `reviews` attribute; albums without reviews skip it).
+    "style": "style-netease",
 }
 #: threshold and count when neither the config nor the bundle says (a
 #: bundle's config.json may carry "decision": {"threshold": ..., "count": ...}).
@@ -76,6 +80,9 @@ class AutotagMLPlugin(BeetsPlugin):
                 # own (INSTRUMENT, VOICE, ENERGY...); genre, mood and style
                 # always do.
                 "file_tags": [],
+                # Where album reviews are read from and how styles are
+                # named (styles.py): sources, names (english/original)...
+                "reviews": dict(styles.DEFAULTS),
                 "workers": 2,
                 "timeout": 30,
                 # Torch device of the models: auto (CUDA when present), cpu, cuda, cuda:1...
@@ -168,6 +175,10 @@ class AutotagMLPlugin(BeetsPlugin):
             if names.count(model.name) > 1:
                 errors[task] = f"bundle {model.name} serves several tasks; give each task its own"
                 del models[task]
+        try:  # review readers and label names of the style bundles (styles.py)
+            styles.attach(models, self.config["reviews"].get(dict), set(self.task_specs()), read_config)
+        except ValueError as exc:
+            raise ui.UserError(f"autotag-ml: {exc}") from None
         return models, errors
 
     @property
@@ -179,11 +190,14 @@ class AutotagMLPlugin(BeetsPlugin):
             fields[F.model_field(task)] = types.STRING
             fields[F.version_field(task)] = types.STRING
             try:
-                labels = read_config(spec)[1].get("labels", [])
+                config = read_config(spec)[1]
+                labels = config.get("labels", [])
             except BundleError as exc:
                 self._log.debug("no label types for {}: {}", task, exc)
                 continue
             fields.update({name: F.SCORE_TYPE for name in F.label_fields(labels, task).values()})
+            names = (self.config["reviews"].get(dict) or {}).get("names", "english")
+            fields.update(dict.fromkeys(styles.view_field_names(config, task, names), F.SCORE_TYPE))
             if task not in F.TAG_FIELDS:
                 fields[F.tag_field(task)] = types.STRING
         return fields
@@ -316,6 +330,8 @@ class AutotagMLPlugin(BeetsPlugin):
                 ui.print_(f"  {task} skipped: {message}")
             for _, message in task_report.failures:
                 ui.print_(f"  {task} failed: {message}")
+        for line in styles.after_run(models, lib, pretend=pretend, log=self._log):  # one line per album
+            ui.print_(line)
         from . import related as related_tags
 
         related_tags.run_step(self, lib, args, report, pretend=pretend, write=ui.should_write(opts.write))
@@ -365,6 +381,8 @@ class AutotagMLPlugin(BeetsPlugin):
                 self._log.warning("autotag-ml skipped {}", message)
             for _, message in task_report.failures:
                 self._log.warning("autotag-ml failed: {}", message)
+        for line in styles.after_run(models, session.lib, pretend=False, log=self._log):
+            self._log.warning("autotag-ml {}", line.strip())
 
     # --- For tests and scripts -------------------------------------------
 

@@ -55,6 +55,12 @@ class TaskModel:
     text_source: str | None = None
     #: Beets genre name of labels (a genre bundle's "genre_names"), for fusion.
     names: dict[str, str] = field(default_factory=dict)
+    #: item -> its text, when the text is not an item field (album
+    #: reviews: styles.ReviewReader); None: the field ``text_source``.
+    reader: Callable[[Any], str] | None = None
+    #: scores -> (scores, labels, extra fields) by the names written (a
+    #: bundle's label table: styles.label_view); None: labels as they are.
+    view: Callable[..., tuple] | None = None
 
     @property
     def is_embedding(self) -> bool:
@@ -247,8 +253,8 @@ class Run:
                         self._fail_all(item, f"{util.displayable_path(item.path)}: file not found")
                     elif missing:
                         entry = item.id if self.lib is not None and item.id is not None else item
-                        texts = {m.text_source: item.get(m.text_source) or "" for m in self.models.values()
-                                 if m.text_source and m.name in missing}
+                        texts = {m.text_source: (m.reader(item) if m.reader else item.get(m.text_source)) or ""
+                                 for m in self.models.values() if m.text_source and m.name in missing}
                         todo.append((entry, item.path, missing, texts))
                     else:
                         self.report.from_store += 1
@@ -332,10 +338,14 @@ class Run:
             if output.status != "ok":
                 report.failures.append((item, output.message or f"{util.displayable_path(item.path)}: failed"))
                 continue
+            scores, labels, extra = output.scores, model.labels, {}
+            if model.view is not None and not model.is_embedding:
+                scores, labels, extra = model.view(output.scores or {}, threshold=model.threshold, count=model.count)
             new, chosen = F.task_fields(
-                task, scores=None if model.is_embedding else output.scores, labels=model.labels,
+                task, scores=None if model.is_embedding else scores, labels=labels,
                 model=model.name, version=model.version, threshold=model.threshold, count=model.count,
             )
+            new.update(extra)
             stale = F.stale_fields(task, keys, new)
             differ = {k: v for k, v in new.items() if item.get(k) != v}
             changes.update(differ)
@@ -344,7 +354,7 @@ class Run:
                 touched_tasks.append(report)
             if not model.is_embedding and not chosen:
                 # Confidences are kept; the tag field is left as it was.
-                best = F.format_scores(output.scores or {}, limit=1)
+                best = F.format_scores(scores or {}, limit=1)
                 report.below.append((item, f"no score >= {model.threshold:g}; best {best}"))
             elif differ or stale:
                 changed_tasks.append(report)

@@ -1,0 +1,212 @@
+"""The plugin's ``style`` task from album reviews, through beets' test
+helpers: STYLE written into an mp3, a flac and an m4a, the album's style,
+English or original names, labels routed to ``mood``, the review sources,
+and bad review input (one line per album, nothing written for its style,
+the other tasks still run).
+
+The style bundle is a tiny HAN whose output layer is zero with a fixed
+bias, so its scores do not depend on the text: 流行 (Pop) sigmoid(3) =
+0.953, 摇滚 (Rock) sigmoid(-3) = 0.047, 伤感 (Sad, a mood) sigmoid(2) =
+0.881, 民谣 (Folk) sigmoid(0.5) = 0.622.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import pytest
+import torch
+from mediafile import MediaFile
+
+from beets.library import Item
+from plugin_fixtures import make_bundle, write_audio
+from tagcore import text as T
+from tagcore.families import han
+from test_plugin import (  # noqa: F401 (fixtures)
+    AutotagMLHelper,
+    clear_cached_classproperty,
+    fresh_beets_log_handlers,
+)
+
+LABELS = ["流行", "摇滚", "伤感", "民谣"]
+BIAS = (3.0, -3.0, 2.0, 0.5)
+NAMES = {"流行": "Pop", "摇滚": "Rock", "伤感": "Sad", "民谣": "Folk"}
+TASKS = {"流行": "style", "摇滚": "style", "伤感": "mood", "民谣": "style"}
+VOCABULARY = [T.PAD, T.UNK, "rock", "guitar", "record", "great", "民谣", "好听", "专辑", "这张"]
+REVIEWS = "这张民谣专辑很好听\n\na great rock record with guitar\n"
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def make_style_bundle(directory: Path, *, name: str = "style-test", threshold: float = 0.5) -> Path:
+    from trainer.rmsc import save_style_bundle
+
+    torch.manual_seed(0)
+    config = han.Config(vocabulary=VOCABULARY, n_labels=len(LABELS), embed_dim=8, hidden=8, attention_dim=8)
+    model = han.Model(config)
+    with torch.no_grad():
+        model.output.weight.zero_()
+        model.output.bias.copy_(torch.tensor(BIAS))
+    return save_style_bundle(directory, model=model, name=name, version="1", labels=LABELS, names=NAMES, tasks=TASKS,
+                             threshold=threshold, provenance={"made_by": "tests/test_plugin_styles.py"}, metrics={})
+
+
+def write_m4a(path: Path, seconds: float = 6.0) -> Path:
+    """A short AAC tone in an MP4 container, encoded with PyAV."""
+    import av
+
+    rate = 44100
+    t = np.arange(int(seconds * rate)) / rate
+    y = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        for start in range(0, len(y), 1024):
+            frame = av.AudioFrame.from_ndarray(y[None, start : start + 1024], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("styles-assets")
+    return {
+        "style": make_style_bundle(base / "style"),
+        "bundle": make_bundle(base / "genre"),
+        "mp3": write_audio(base / "tone.mp3", "mp3"),
+        "flac": write_audio(base / "tone.flac", "flac"),
+        "m4a": write_m4a(base / "tone.m4a"),
+    }
+
+
+def file_styles(path: Path) -> list[str]:
+    tags = mutagen.File(os.fsdecode(path))
+    if path.suffix == ".mp3":
+        frames = tags.tags.getall("TXXX:STYLE")
+        return list(frames[0].text) if frames else []
+    if path.suffix == ".m4a":
+        return [v.decode() for v in tags.tags.get("----:com.apple.iTunes:STYLE", [])]
+    return list(tags.get("STYLE", []))
+
+
+class StylesHelper(AutotagMLHelper):
+    def use_styles(self, *, genre: bool = False, mood: bool = False, **options) -> None:
+        """Only the style task, plus the audio genre model and a model
+        serving ``mood`` (any bundle) when asked."""
+        from beets.util import cached_classproperty
+
+        models = {"style": str(self.assets["style"])}
+        if genre:
+            models["genre"] = str(self.assets["bundle"])
+        if mood:
+            models["mood"] = str(self.assets["bundle"])
+        self.config["autotagml"].set({"models": models, "model": None, "workers": self.workers, **options})
+        cached_classproperty.cache.clear()
+
+    def add_album_files(self, folder: str, kinds: list[str], reviews: bytes | str | None = None,
+                        name: str = "Album") -> list[Item]:
+        """Audio files in their own folder, with an optional reviews.txt,
+        added to the library as one album."""
+        directory = self.lib_path / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        if reviews is not None:
+            (directory / "reviews.txt").write_bytes(reviews.encode() if isinstance(reviews, str) else reviews)
+        items = []
+        for number, kind in enumerate(kinds, start=1):
+            path = directory / f"{number:02d}.{kind}"
+            shutil.copyfile(self.assets[kind], path)
+            item = Item.from_path(str(path))
+            item.update({"album": name, "albumartist": "Artist", "track": number})
+            items.append(item)
+        self.lib.add_album(items)
+        return items
+
+
+class TestStyles(StylesHelper):
+    def test_style_lands_in_mp3_flac_and_m4a_and_on_the_album(self):
+        self.use_styles()
+        items = self.add_album_files("album", ["mp3", "flac", "m4a"], REVIEWS)
+
+        out, _ = self.run_ml("-w")
+
+        assert "style (style-test 1): 3 tagged" in out, out
+        for item in items:
+            stored = self.fresh(item)
+            # Pop 0.953 and Folk 0.622 pass p = 0.5; Rock does not; Sad is a mood.
+            assert stored.style == "Pop; Folk"
+            assert stored["ml_style_pop"] == pytest.approx(sig(3.0), abs=1e-3)
+            assert stored["ml_style_rock"] == pytest.approx(sig(-3.0), abs=1e-3)
+            assert stored["ml_style_sad"] == pytest.approx(sig(2.0), abs=1e-3)
+            assert isinstance(stored["ml_style_pop"], float)
+            assert stored["ml_style_model"] == "style-test" and stored["ml_style_version"] == "1"
+            # No mood model configured: the routed mood label fills mood.
+            assert stored["mood"] == ["Sad"]
+            assert file_styles(item.filepath) == ["Pop", "Folk"]
+            assert MediaFile(os.fsdecode(item.path)).style == "Pop; Folk"
+        album = self.fresh(items[0]).get_album()
+        assert album.style == "Pop; Folk" and album["ml_style_model"] == "style-test"
+
+    def test_original_names_and_a_mood_model_keeps_mood(self):
+        self.use_styles(mood=True, reviews={"names": "original"})
+        items = self.add_album_files("album", ["flac"], REVIEWS)
+
+        self.run_ml("-W", "-t", "style")
+
+        stored = self.fresh(items[0])
+        assert stored.style == "流行; 民谣"
+        assert not stored.get("mood")  # the mood task has its own model
+
+    def test_attribute_source_and_pretend(self):
+        self.use_styles()
+        items = self.add_album_files("album", ["mp3"])
+        album = self.fresh(items[0]).get_album()
+        album["reviews"] = REVIEWS
+        album.store()
+        before = items[0].filepath.read_bytes()
+
+        out, _ = self.run_ml("-p", "-w")
+        assert "style (style-test 1): 1 to tag" in out
+        assert items[0].filepath.read_bytes() == before and not self.fresh(items[0]).get("style")
+
+        self.run_ml("-w")
+        assert self.fresh(items[0]).style == "Pop; Folk" and file_styles(items[0].filepath) == ["Pop", "Folk"]
+
+    def test_bad_reviews_one_line_per_album_nothing_written_other_tasks_run(self):
+        self.use_styles(genre=True, reviews={"max_bytes": 4096})
+        good = self.add_album_files("good", ["mp3"], REVIEWS, name="Good")
+        bad = {
+            "binary": self.add_album_files("binary", ["mp3", "flac"], b"\x89PNG\r\n\x1a\n\x00\x00\x01", name="Binary"),
+            "blank": self.add_album_files("blank", ["mp3", "flac"], "   \n\n\t \n", name="Blank"),
+            "large": self.add_album_files("large", ["mp3", "flac"], "rock guitar record\n\n" * 1000, name="Large"),
+            "foreign": self.add_album_files("foreign", ["mp3"], "ein völlig unbekannter Text hier\n\nnoch mehr davon",
+                                            name="Foreign"),
+            "none": self.add_album_files("none", ["flac"], None, name="Without"),
+        }
+
+        out, _ = self.run_ml("-w")
+
+        assert "style (style-test 1): 1 tagged" in out and "8 skipped without input" in out, out
+        assert self.fresh(good[0]).style == "Pop; Folk"
+        lines = [line for line in out.splitlines() if line.startswith("  style skipped:")]
+        assert len(lines) == 4, out  # one per album with unusable reviews; none for the album without
+        for folder, cause in (("binary", "not UTF-8 text"), ("blank", "empty or whitespace"),
+                              ("large", "larger than 4,096 bytes"), ("foreign", "known to style-test")):
+            assert sum(folder in line and cause in line for line in lines) == 1, (folder, lines)
+        for items in bad.values():
+            for item in items:
+                stored = self.fresh(item)
+                assert not stored.get("style") and "ml_style_model" not in stored
+                assert file_styles(item.filepath) == []
+                assert stored.genres == ["Hip Hop"]  # the audio task still ran
+            assert not self.fresh(items[0]).get_album().get("style")
