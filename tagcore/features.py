@@ -121,6 +121,12 @@ class MelParams:
         return cls(**data)
 
 
+#: Seed 001's DPNN input (Schindler & Knees 2019, IV-B-2): a 6 s segment
+#: read at a 3 s offset, 22,050 Hz, 2048-sample Hann windows with 50 %
+#: overlap, centred frames, 80 mel bands from 16 Hz to 11 kHz: 130 x 80.
+DPNN_SEGMENT = MelParams(n_fft=2048, hop_length=1024, n_mels=80, fmin=16.0, fmax=11000.0, excerpt_frames=130,
+                         center=True, offset=3.0)
+
 # Slaney's mel scale: 200/3 Hz per mel up to 1 kHz, then logarithmic.
 _HZ_PER_MEL = 200.0 / 3
 _MIN_LOG_HZ = 1000.0

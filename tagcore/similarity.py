@@ -133,12 +133,33 @@ def load_matrix(base: str | os.PathLike, *, fingerprint: str) -> EmbeddingMatrix
 # --- search ------------------------------------------------------------------
 
 
-def cosine_scores(vectors: np.ndarray, query: np.ndarray, *, chunk: int = CHUNK_ROWS) -> np.ndarray:
+#: From this many float16 rows on, the scan runs as torch's half-precision
+#: matrix-vector product (vectorised; numpy converts float16 one value at a
+#: time: 280 ms against 12 ms for 100,000 x 256 on one core).
+TORCH_MIN_ROWS = 5000
+
+
+def cosine_scores(vectors: np.ndarray, query: np.ndarray, *, chunk: int = CHUNK_ROWS,
+                  torch_min_rows: int = TORCH_MIN_ROWS) -> np.ndarray:
     """Cosine similarity of every row of ``vectors`` ((n, d), l2-normalised,
-    float16 or float32) with ``query`` ((d,), normalised here). Returns
-    (n,) float32. Works chunk by chunk in float32."""
+    float16 or float32, possibly memory-mapped) with ``query`` ((d,),
+    normalised here). Returns (n,) float32.
+
+    Small or float32 matrices: numpy, chunk by chunk in float32. Float16
+    matrices of ``torch_min_rows`` rows or more: torch's float16
+    matrix-vector product in place over the (mapped) matrix, no copy;
+    scores then carry float16 rounding (about 1e-3)."""
     q = l2_rows(query)[0]
     n = vectors.shape[0]
+    if vectors.dtype == np.float16 and n >= torch_min_rows:
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a read-only memory map is read, never written
+            matrix = torch.from_numpy(np.asarray(vectors))
+        return torch.mv(matrix, torch.from_numpy(q).to(torch.float16)).float().numpy()
     out = np.empty(n, np.float32)
     for start in range(0, n, chunk):
         out[start:start + chunk] = np.asarray(vectors[start:start + chunk], np.float32) @ q

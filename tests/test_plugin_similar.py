@@ -16,7 +16,7 @@ import torch
 
 from beets import ui
 from beets.library import Item
-from plugin_fixtures import write_text_as_mp3
+from plugin_fixtures import make_bundle, write_text_as_mp3
 from tagcore.bundle import save_bundle
 from tagcore.families import triplet
 from tagcore.features import feature_spec
@@ -65,6 +65,7 @@ def assets(tmp_path_factory):
         "bundle": make_similarity_bundle(base / "sim"),
         "bundle_v2": make_similarity_bundle(base / "sim-v2", version="2"),
         "text": write_text_as_mp3(base / "text.mp3"),
+        "genre": make_bundle(base / "genre"),
         **audio,
     }
 
@@ -193,6 +194,22 @@ class TestSimilar(SimilarHelper):
 
         assert not target.exists()
         assert "would write" in out
+
+    def test_embeddings_are_stored_in_the_genre_pass(self):
+        self.config["autotagml"]["models"] = {"genre": str(self.assets["genre"]), "embedding": str(self.assets["bundle"])}
+        tracks = self.library()
+        self.capsys.readouterr()
+
+        self.analyse()
+
+        out = self.capsys.readouterr().out
+        assert "6 analysed (6 decoded)" in out  # one read per file for both models
+        from beetsplug.autotagml import AutotagMLPlugin
+
+        with Store(AutotagMLPlugin().store_path(self.lib)) as store:
+            got = store.get([t.path for t in tracks.values()], {"genre-test": "1", "sim-test": "1"})
+        assert all(set(outputs) == {"genre-test", "sim-test"} for outputs in got.values()) and len(got) == 6
+        assert all(outputs["sim-test"].embedding.shape == (32,) for outputs in got.values())
 
     def test_path_outside_the_library(self):
         self.library()

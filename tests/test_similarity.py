@@ -28,6 +28,9 @@ def test_brute_force_matches_numpy():
     assert [i for i, _ in best] == expected
     assert S.top_k(scores, k=1000) and len(S.top_k(scores, k=1000)) == 500
     assert S.top_k(np.array([]), k=3) == []
+    # The float16 scan of large matrices (torch) agrees to float16 rounding.
+    fast = S.cosine_scores(matrix.vectors, query, torch_min_rows=1)
+    assert fast.dtype == np.float32 and np.allclose(fast, reference, atol=3e-3)
 
 
 def test_from_pairs_refuses_mixed_lengths():

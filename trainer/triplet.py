@@ -546,6 +546,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-musicnn", action="store_true", help="skip the musicnn-msd baseline and projection")
     parser.add_argument("--name", help="write a DPNN bundle of this name trained on every track")
     parser.add_argument("--version", default="1")
+    parser.add_argument("--bundle-patches", type=int, default=4,
+                        help="6 s patches of the bundle's centred excerpt, embeddings averaged (1: the paper's "
+                             "single segment at 3 s)")
     parser.add_argument("--out", help="bundle directory (default: user data dir/bundles/NAME)")
     parser.add_argument("--report-dir", help="report folder (default: runs/triplet-<data name>)")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes")
@@ -753,14 +756,18 @@ def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, o
     )
     out = Path(args.out) if args.out else user_bundle_dir() / args.name
     command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
-    wanted = {key: value for key, value in results.items()
-              if key in ("random", "mfcc") or key.startswith("musicnn-msd") or key.startswith("dpnn|")}
+    wanted = results
+    patches = max(1, args.bundle_patches)
+    feature = triplet.FEATURE if patches == 1 else dataclasses.replace(
+        triplet.FEATURE, excerpt_frames=patches * triplet.FEATURE.excerpt_frames,
+        patch_frames=triplet.FEATURE.excerpt_frames, offset=None)
     save_bundle(
         out, model=model, family="triplet", name=args.name, version=args.version, labels=None,
         model_config=config.to_dict(), task="embedding",
-        input={"kind": "audio", "feature": feature_spec(triplet.FEATURE)}, outputs=["embedding"],
+        input={"kind": "audio", "feature": feature_spec(feature)}, outputs=["embedding"],
         embedding_dim=config.embedding_dim,
-        provenance={"data": Path(args.data).name if args.data else "beets library", "tracks": len(tracks),
+        provenance={"patches": patches, "excerpt": "the paper's 6 s segment at 3 s" if patches == 1 else
+                    f"{patches} x 6 s patches of a centred excerpt, embeddings averaged","data": Path(args.data).name if args.data else "beets library", "tracks": len(tracks),
                     "tag_sets": list(sets), "lsi_topics": k, "mining": mining, "command": command,
                     "best_epoch": best_epoch, "trained": dt.date.today().isoformat(),
                     "paper": "Schindler & Knees 2019, Multi-Task Music Representation Learning from Multi-Label Embeddings"},

@@ -121,13 +121,27 @@ def search_index(plugin, store: Store, matrix: S.EmbeddingMatrix, name: str, ver
     return S.open_index(matrix, ann_threshold=threshold, index_path=index_path)
 
 
-def _no_embeddings(store: Store, name: str, version: str, what: str) -> None:
+def _fix(plugin, name: str, query: str = "") -> str:
+    """The command that stores ``name``'s embeddings (and the setting it
+    needs when ``name`` is not the embedding task's bundle)."""
+    command = f"`beet autotag-ml -t embedding{' ' + query if query else ''}`"
+    spec = plugin.task_specs().get("embedding")
+    try:
+        configured = read_config(spec)[1]["name"] if spec else None
+    except BundleError:
+        configured = None
+    if configured != name:
+        command += f" with `autotagml: models: embedding: {name}` in the configuration"
+    return command
+
+
+def _no_embeddings(plugin, store: Store, name: str, version: str, what: str) -> None:
     others = {v: n for v, n in store.embedding_versions(name).items() if v != version}
     if others:
         held = ", ".join(f"version {v} ({n})" for v, n in sorted(others.items()))
         _fail(f"the store holds embeddings of {name} {held}, not of version {version} that is installed: "
-              f"run `beet autotag-ml -t embedding` to analyse the library again (versions are never mixed)")
-    _fail(f"no {what} has an embedding of {name} {version}: run `beet autotag-ml -t embedding` first")
+              f"run {_fix(plugin, name)} to analyse the library again (versions are never mixed)")
+    _fail(f"no {what} has an embedding of {name} {version}: run {_fix(plugin, name)} first")
 
 
 def decode_path(plugin, spec: str, path: str):
@@ -182,16 +196,16 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
             if store.embedding_versions(name).get(version):
                 names = ", ".join(util.displayable_path(i.path) for i in missing[:5])
                 _fail(f"no embedding of {name} {version} for {names}{' ...' if len(missing) > 5 else ''}: "
-                      f"run `beet autotag-ml -t embedding {' '.join(args)}` to analyse it")
-            _no_embeddings(store, name, version, "item")
+                      f"run {_fix(plugin, name, ' '.join(args))} to analyse it")
+            _no_embeddings(plugin, store, name, version, "item")
         for item in missing:
             ui.print_(f"similar: no embedding for {util.displayable_path(item.path)} (left out of the query; "
-                      f"`beet autotag-ml -t embedding` analyses it)")
+                      f"{_fix(plugin, name)} analyses it)")
         seed_paths = {i.path for i in seed_items}
 
     matrix = library_matrix(plugin, store, lib, name, version)
     if len(matrix) == 0:
-        _no_embeddings(store, name, version, "library item")
+        _no_embeddings(plugin, store, name, version, "library item")
     by_path = {item.path: item for item in lib.items()}
     keys = matrix.keys
     exclude = {i for i, key in enumerate(keys) if key in seed_paths or key not in by_path}

@@ -43,27 +43,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.features import MelParams
+from tagcore.features import DPNN_SEGMENT
 
 FAMILY = "triplet"
 
 #: The seed paper's input (section IV-B-2): 22,050 Hz, Hann windows of 2048
 #: samples with 50 % overlap (hop 1024), centred frames, 80 mel bands from
 #: 16 Hz to 11 kHz, log-compressed; 130 frames = 6.0 s read at 3 s.
-FEATURE = MelParams(
-    sample_rate=22050,
-    n_fft=2048,
-    hop_length=1024,
-    n_mels=80,
-    fmin=16.0,
-    fmax=11000.0,
-    excerpt_frames=130,
-    center=True,
-    offset=3.0,
-    log="ln",
-    log_c=10000.0,
-    power=2.0,
-)
+FEATURE = DPNN_SEGMENT
 
 #: Mining rules of the online triplet selection.
 #: ``"hard"``: the farthest valid positive and the nearest valid negative
