@@ -190,7 +190,10 @@ class Source:
     spelling: matched by :func:`spelling_key`), or a precomputed square
     ``similarity`` (n, n) between ``names`` (an audio tag similarity).
     ``weight`` scales its vote in :func:`combined_scores`; a ``fallback``
-    source votes only where no other source can score."""
+    source votes only where no other source can score. ``kinds`` (one per
+    name, optional) lets a name that exists in two kinds ("Playful" mood
+    and theme) keep one vector per kind: candidates given with their kind
+    are looked up by (kind, name) first."""
 
     name: str
     names: list[str]
@@ -198,6 +201,7 @@ class Source:
     vectors: np.ndarray | None = None
     similarity: np.ndarray | None = None
     fallback: bool = False
+    kinds: list[str] | None = None
 
     def __post_init__(self):
         if (self.vectors is None) == (self.similarity is None):
@@ -210,19 +214,27 @@ class Source:
         self.index: dict[str, int] = {}
         for i, n in enumerate(self.names):
             self.index.setdefault(spelling_key(n), i)
+        if self.kinds is not None and len(self.kinds) != len(self.names):
+            raise ValueError(f"source {self.name}: {len(self.kinds)} kinds for {len(self.names)} names")
+        self.kind_index = {(k, spelling_key(n)): i for i, (n, k) in enumerate(zip(self.names, self.kinds or ()))}
         if self.vectors is not None:
             self.unit = lsi.l2_normalise(self.vectors).astype(np.float32)
 
-    def rows(self, names: Sequence[str]) -> list[int | None]:
-        return [self.index.get(spelling_key(n)) for n in names]
+    def rows(self, names: Sequence[str], kinds: Sequence[str] | None = None) -> list[int | None]:
+        """Row of each name (None when unknown); with ``kinds``, the row of
+        that kind where this source has kinds."""
+        if kinds is None or not self.kind_index:
+            return [self.index.get(spelling_key(n)) for n in names]
+        return [self.kind_index.get((k, spelling_key(n)), self.index.get(spelling_key(n))) for n, k in zip(names, kinds)]
 
-    def scores(self, query: Sequence[str], candidates: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, query: Sequence[str], candidates: Sequence[str],
+               kinds: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cosine of each candidate with the query (the centroid of the
         query tags' unit vectors; for a similarity matrix, the mean of the
         query rows), shape (n_candidates,), and a mask of the candidates this
         source can score (known candidate, at least one known query tag)."""
         q = [r for r in self.rows(query) if r is not None]
-        c = self.rows(candidates)
+        c = self.rows(candidates, kinds)
         known = np.array([r is not None for r in c], dtype=bool)
         out = np.zeros(len(candidates), dtype=np.float64)
         if not q or not known.any():
@@ -238,14 +250,15 @@ class Source:
         return out, known
 
 
-def combined_scores(sources: Sequence[Source], query: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+def combined_scores(sources: Sequence[Source], query: Sequence[str], candidates: Sequence[str],
+                    kinds: Sequence[str] | None = None) -> np.ndarray:
     """Weighted mean, over the sources that can score it, of each
     candidate's cosine with ``query``; fallback sources (weight 1) only
     where no other source can; NaN where none can. Shape (n_candidates,)."""
     total = np.zeros(len(candidates))
     weight = np.zeros(len(candidates))
     for source in sorted(sources, key=lambda s: s.fallback):
-        s, known = source.scores(query, candidates)
+        s, known = source.scores(query, candidates, kinds)
         if source.fallback:
             known = known & (weight == 0)
         w = 1.0 if source.fallback else source.weight
@@ -292,7 +305,7 @@ class RelatedIndex:
         if exclude_same:
             indices = [i for i in indices if spelling_key(self.vocabulary.tags[i].name) != key]
         names = [self.vocabulary.tags[i].name for i in indices]
-        scores = combined_scores(self.sources, self.expand([name]), names)
+        scores = combined_scores(self.sources, self.expand([name]), names, [self.vocabulary.tags[i].kind for i in indices])
         order = [j for j in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable") if not np.isnan(scores[j])]
         return [(self.vocabulary.tags[indices[j]], float(scores[j])) for j in order[:n]]
 
@@ -334,7 +347,7 @@ def propose(
     if not indices or not known_query:
         return []
     names = [index.vocabulary.tags[i].name for i in indices]
-    scores = combined_scores(index.sources, known_query, names)
+    scores = combined_scores(index.sources, known_query, names, [kind] * len(names))
     if prior and prior_weight:
         p = np.array([prior.get(n, 0.0) for n in names])
         scores = (1 - prior_weight) * scores + prior_weight * p
@@ -503,7 +516,8 @@ def save_index(directory, index: RelatedIndex, *, name: str, version: str, prove
     for s in index.sources:
         kind = "vectors" if s.vectors is not None else "similarity"
         tensors[s.name] = np.ascontiguousarray((s.vectors if s.vectors is not None else s.similarity), dtype=np.float32)
-        sources.append({"name": s.name, "weight": s.weight, "kind": kind, "fallback": s.fallback, "names": list(s.names)})
+        sources.append({"name": s.name, "weight": s.weight, "kind": kind, "fallback": s.fallback, "names": list(s.names),
+                        "kinds": s.kinds})
     config = {
         "format": RELATED_FORMAT, "format_version": 1, "name": name, "version": str(version),
         "vocabulary": [[t.name, t.kind, t.count] for t in index.vocabulary.tags],
@@ -569,10 +583,10 @@ def load_index(directory=None) -> tuple[RelatedIndex, dict]:
             array = tensors[s["name"]]
             if s["kind"] == "vectors":
                 sources.append(Source(s["name"], list(s["names"]), float(s["weight"]), vectors=array,
-                                      fallback=bool(s.get("fallback"))))
+                                      fallback=bool(s.get("fallback")), kinds=s.get("kinds")))
             else:
                 sources.append(Source(s["name"], list(s["names"]), float(s["weight"]), similarity=array,
-                                      fallback=bool(s.get("fallback"))))
+                                      fallback=bool(s.get("fallback")), kinds=s.get("kinds")))
         aliases = {str(k): str(v) for k, v in (config.get("aliases") or {}).items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise RelatedBundleError(f"{config_path}: malformed ({exc})") from None

@@ -270,3 +270,14 @@ def test_lastfm_real_files():
     tags = lastfm_hetrec.load_tags(SHARED / "lastfm_hetrec2k")
     assert len(tags) == 11946
     assert "tropicália" in tags.values()
+
+
+def test_a_name_in_two_kinds_keeps_a_vector_per_kind():
+    tags = [R.Tag("Rap", "genre"), R.Tag("Playful", "mood"), R.Tag("Playful", "theme")]
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], dtype=np.float32)
+    source = R.Source("allmusic", [t.name for t in tags], vectors=vectors, kinds=[t.kind for t in tags])
+    idx = R.RelatedIndex(R.Vocabulary(tags), [source])
+    assert R.propose(idx, ["Rap"], kind="theme")[0][1] > 0.99
+    assert R.propose(idx, ["Rap"], kind="mood")[0][1] == pytest.approx(0.0, abs=1e-6)
+    near = dict(((t.kind, t.name), s) for t, s in idx.nearest("Rap"))
+    assert near[("theme", "Playful")] > 0.99 > near[("mood", "Playful")]

@@ -85,12 +85,12 @@ def lastfm_source(artist_tags: dict[int, dict[str, int]], *, k: int, min_artists
 def with_weight(source: R.Source, weight: float) -> R.Source:
     """A copy of ``source`` mixed in with ``weight``, or a fallback when 0."""
     return R.Source(source.name, source.names, weight if weight > 0 else 1.0, vectors=source.vectors,
-                    similarity=source.similarity, fallback=weight <= 0)
+                    similarity=source.similarity, fallback=weight <= 0, kinds=source.kinds)
 
 
 def allmusic_index(docs: Sequence[dict], *, k: int, min_count: int) -> tuple[R.Vocabulary, R.Source]:
     tags, vectors = R.lsi_tag_vectors(docs, sets=list(R.KINDS), k=k, min_count=min_count)
-    return R.Vocabulary(tags), R.Source("allmusic", [t.name for t in tags], 1.0, vectors=vectors)
+    return R.Vocabulary(tags), R.Source("allmusic", [t.name for t in tags], 1.0, vectors=vectors, kinds=[t.kind for t in tags])
 
 
 def audio_source(path: str, weight: float) -> R.Source:
