@@ -323,9 +323,10 @@ def run_step(plugin, lib: Library, args: list[str], report, *, pretend: bool, wr
     if not related.config["enabled"].get(bool):
         return
     pending = {item.id: changes for item, changes, _ in report.proposals if item.id is not None}
-    # Items a task failed on or skipped get nothing from this step either.
-    failed = {entry[0].path for task in report.tasks.values()
-              for entry in (*task.failures, *task.too_short, *getattr(task, "skipped", ()))}
+    # Items a task failed on (or found too short) get nothing from this step
+    # either; an item a text task skipped for want of input (no reviews,
+    # no lyrics) is fine.
+    failed = {entry[0].path for task in report.tasks.values() for entry in (*task.failures, *task.too_short)}
     items = (item for item in lib.items(args) if item.path not in failed)
     try:
         done = propose_for_items(related, items, pretend=pretend, write=write, pending=pending)
