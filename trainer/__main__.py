@@ -11,8 +11,10 @@ from trainer.datasets import DatasetError
 FAMILIES = {
     "disambig": "audio genre classifier of seed 002 (CNN + GRU, monolabel training)",
     "head": "small classifier (logistic regression or MLP) on a backbone's track embedding",
-    "rmsc": "review-driven multi-label styles of seed 000 (HAN + label graph + soft training) with its baselines",
+    "propagation": "sample-level CNN on raw audio with playlist-based tag propagation (seed 004); --spotify: the MLP experiment",
     "triplet": "LSI-guided triplet embedding of seed 001 (DPNN, 256-d) with its retrieval evaluation",
+    "rmsc": "review-driven multi-label styles of seed 000 (HAN + label graph + soft training) with its baselines",
+    "lyrics": "genre from lyrics of seed 003 (LSTM + attention over GloVe), its ablations and a TF-IDF baseline",
 }
 COMMANDS = {
     "fetch": "download a public dataset from its official location",
@@ -40,17 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import head
 
     head.add_arguments(sub.add_parser("head", help=FAMILIES["head"]))
+    from trainer import propagation
+
+    propagation.add_arguments(sub.add_parser("propagation", help=FAMILIES["propagation"]))
+    from trainer import triplet
+
+    triplet.add_arguments(sub.add_parser("triplet", help=FAMILIES["triplet"]))
     from trainer import disambig_eval, related, tag_embeddings
 
     tag_embeddings.add_arguments(sub.add_parser("tag-embeddings", help=COMMANDS["tag-embeddings"]))
     disambig_eval.add_arguments(sub.add_parser("disambig-eval", help=COMMANDS["disambig-eval"]))
     related.add_arguments(sub.add_parser("related", help=COMMANDS["related"]))
-    from trainer import triplet
-
-    triplet.add_arguments(sub.add_parser("triplet", help=FAMILIES["triplet"]))
     from trainer import rmsc
 
     rmsc.add_arguments(sub.add_parser("rmsc", help=FAMILIES["rmsc"]))
+    from trainer import lyrics
+
+    lyrics.add_arguments(sub.add_parser("lyrics", help=FAMILIES["lyrics"]))
     args = parser.parse_args(argv)
     try:
         if args.family == "fetch":
@@ -63,12 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             disambig.run(args)
         if args.family == "head":
             head.run(args)
-        if args.family == "rmsc":
-            rmsc.run(args)
-        if args.family in ("tag-embeddings", "disambig-eval", "related"):
-            return {"tag-embeddings": tag_embeddings, "disambig-eval": disambig_eval, "related": related}[args.family].run(args)
+        if args.family == "propagation":
+            propagation.run(args)
         if args.family == "triplet":
             triplet.run(args)
+        if args.family == "rmsc":
+            rmsc.run(args)
+        if args.family == "lyrics":
+            return lyrics.run(args)
+        if args.family in ("tag-embeddings", "disambig-eval", "related"):
+            return {"tag-embeddings": tag_embeddings, "disambig-eval": disambig_eval, "related": related}[args.family].run(args)
     except (DatasetError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -35,11 +35,16 @@ FAMILIES = {
     "tagmap": "tagcore.families.tagmap",
     # musicnn 0.1.0 (Pons & Serra 2019): pre-trained MSD/MTT taggers, ported.
     "musicnn": "tagcore.families.musicnn",
+    # seed 004: sample-level CNN on raw waveforms (Lee et al. 2017's 3^9
+    # model) trained with playlist-based tag propagation.
+    "samplecnn": "tagcore.families.samplecnn",
+    # seed 001: LSI-guided triplet embeddings (DPNN, 256-d) for similarity.
+    "triplet": "tagcore.families.triplet",
+    # seed 003: genre from lyrics, LSTM with attention over GloVe (text input).
+    "lyrics": "tagcore.families.lyrics",
     # seed 000: review-driven multi-label styles (HAN + label graph + soft
     # training), text input (an album's reviews).
     "han": "tagcore.families.han",
-    # seed 001: LSI-guided triplet embeddings (DPNN, 256-d) for similarity.
-    "triplet": "tagcore.families.triplet",
 }
 
 
