@@ -59,7 +59,7 @@ from trainer.datasets import DatasetError, LoadReport, csv_rows
 
 #: Tag sets the paper uses, in its order; any other name works too.
 PAPER_SETS = ("genre", "style", "mood", "theme")
-VARIANTS = ("dpnn", "projection")
+VARIANTS = ("dpnn", "projection", "mfcc-projection")
 BASELINES = ("random", "mfcc", "musicnn-msd")
 
 
@@ -529,7 +529,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--combos", action="store_true", help="train on every combination of --sets (section VI)")
     parser.add_argument("--k", default="40", help="LSI topics: N, a list N,M or a sweep START:STOP:STEP (e.g. 10:200:10)")
     parser.add_argument("--variants", default="dpnn",
-                        help="models to train: dpnn (the paper's, on log-mel), projection (on musicnn-msd's embedding)")
+                        help="models to train: dpnn (the paper's, on log-mel), projection (on musicnn-msd's "
+                             "embedding), mfcc-projection (on the MFCC statistics; cheap, for sweeps)")
     parser.add_argument("--mining", default="hard", help="hard, paper or both (see docs/models/triplet.md)")
     parser.add_argument("--margin", type=float, default=0.2, help="alpha of equation 2 (on l2-normalised embeddings)")
     parser.add_argument("--channels", default="8,16,32,128", help="DPNN conv widths per stack (last: half the 256)")
@@ -684,7 +685,7 @@ def run(args: argparse.Namespace) -> dict:
                     config = triplet.Config(channels=channels, margin=args.margin, mining=mining)
                     data, segs = mel, valid
                 else:
-                    emb = musicnn[args.musicnn_patches]
+                    emb = musicnn[args.musicnn_patches] if variant == "projection" else np.nan_to_num(mfcc)
                     config = triplet.Config(input_dim=emb.shape[1], margin=args.margin, mining=mining)
                     data, segs = emb, None
                 started = time.perf_counter()
@@ -693,7 +694,8 @@ def run(args: argparse.Namespace) -> dict:
                     val_relevant=val_rel, options=dataclasses.replace(options, seed=args.seed + fold), log=None,
                 )
                 key = f"{variant}|{'+'.join(combo)}|{k}|{mining}"
-                label = "DPNN (from scratch)" if variant == "dpnn" else "projection of musicnn-msd"
+                label = {"dpnn": "DPNN (from scratch)", "projection": "projection of musicnn-msd",
+                         "mfcc-projection": "projection of MFCC statistics"}[variant]
                 scores = score(embed_all(model, data, test))
                 record(key, {"method": label, "sets": "+".join(combo), "k": k, "mining": mining}, scores)
                 if variant == "dpnn" and args.segments > 1:
