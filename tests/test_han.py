@@ -219,3 +219,12 @@ def test_real_netease_rows_load():
     assert len(playlists) == 1318 and not report.skipped
     assert all("华语" in p.labels for p in playlists)  # on every row: dropped as a label by --max-label-share
     assert len({label for p in playlists for label in p.labels}) == 63
+
+
+def test_checked_prediction_names_texts_the_model_cannot_read():
+    torch.manual_seed(0)
+    model = han.Model(tiny_config()).eval()
+    probs, problems = han.predict_texts_checked(model, ["rock guitar synth", "!!! ...", "ganz andere wörter hier"])
+    assert problems[0] is None and probs[0].sum() > 0
+    assert problems[1] == "no words in the reviews" and "0% of the review words" in problems[2]
+    assert np.all(probs[1:] == 0)

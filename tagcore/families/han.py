@@ -368,3 +368,34 @@ def predict_texts(model: Model, texts: Sequence[str]) -> np.ndarray:
         ids = collate_albums(albums[start : start + INFERENCE_BATCH]).to(device)
         out.append(predict(model, ids).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, c.n_labels), dtype=np.float32)
+
+
+#: Below this share of known words a text is not read (predict_texts_checked);
+#: the plugin asks more by default (reviews.min_coverage, 0.2).
+MIN_COVERAGE = 0.05
+
+
+def text_problem(model: Model, text: str, *, min_coverage: float = MIN_COVERAGE) -> str | None:
+    """Why the model cannot read an album text (no words, or less than
+    ``min_coverage`` of its words in the vocabulary: another language),
+    else None."""
+    reviews = split_reviews(text, unit=model.config.review_unit)
+    tokens = [token for review in reviews for token in T.tokenize(review)]
+    if not tokens:
+        return "no words in the reviews"
+    coverage = vocabulary_of(model).coverage(tokens)
+    if coverage < min_coverage:
+        return f"{coverage:.0%} of the review words are known to the model (another language?)"
+    return None
+
+
+def predict_texts_checked(model: Model, texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
+    """:func:`predict_texts` and, per text, why it was not read (None when
+    it was); unreadable texts get zero rows. For the analysis pass, which
+    turns a reason into a ``skipped`` output."""
+    problems = [text_problem(model, text) for text in texts]
+    readable = [i for i, problem in enumerate(problems) if problem is None]
+    probs = np.zeros((len(texts), model.config.n_labels), dtype=np.float32)
+    if readable:
+        probs[readable] = predict_texts(model, [texts[i] for i in readable])
+    return probs, problems
