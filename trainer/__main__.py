@@ -23,6 +23,7 @@ COMMANDS = {
     "tag-embeddings": "seed 002's tag embeddings f_w, f_c, f_m, f_dist of a disambig bundle on held-out tracks, as similarity CSVs",
     "disambig-eval": "seed 002's tag tasks on a similarity CSV: taxonomy learning, deduplication, translation",
     "related": "build the related-tags bundle (AllMusic LSI + Last.fm co-occurrence); --evaluate: held-out P@5/R@5",
+    "tag-dedup": "seed 002's artificial deduplication on the 4Q clips (artist split, monolabel vs multi-label heads)",
 }
 
 
@@ -48,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     from trainer import triplet
 
     triplet.add_arguments(sub.add_parser("triplet", help=FAMILIES["triplet"]))
-    from trainer import disambig_eval, related, tag_embeddings
+    from trainer import disambig_eval, related, tag_dedup, tag_embeddings
 
     tag_embeddings.add_arguments(sub.add_parser("tag-embeddings", help=COMMANDS["tag-embeddings"]))
     disambig_eval.add_arguments(sub.add_parser("disambig-eval", help=COMMANDS["disambig-eval"]))
     related.add_arguments(sub.add_parser("related", help=COMMANDS["related"]))
+    tag_dedup.add_arguments(sub.add_parser("tag-dedup", help=COMMANDS["tag-dedup"]))
     from trainer import rmsc
 
     rmsc.add_arguments(sub.add_parser("rmsc", help=FAMILIES["rmsc"]))
@@ -79,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             rmsc.run(args)
         if args.family == "lyrics":
             return lyrics.run(args)
-        if args.family in ("tag-embeddings", "disambig-eval", "related"):
-            return {"tag-embeddings": tag_embeddings, "disambig-eval": disambig_eval, "related": related}[args.family].run(args)
+        if args.family in ("tag-embeddings", "disambig-eval", "related", "tag-dedup"):
+            return {"tag-embeddings": tag_embeddings, "disambig-eval": disambig_eval, "related": related,
+                    "tag-dedup": tag_dedup}[args.family].run(args)
     except (DatasetError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

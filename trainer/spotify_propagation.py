@@ -21,7 +21,11 @@ is trained from the same initialisation with the loop of
 :func:`trainer.propagation.fit` (SGD 0.01, momentum 0.9, lr / 5 on a rise
 of the validation loss, patience 12) and scored on the test songs: the
 section IV-C figures, per-tag retrieval MAP/AUC, and the relative
-improvement over the baseline by tag-popularity bucket (Figure 5).
+improvement over the baseline by tag-popularity bucket (Figure 5). A
+control, ``shuffled``, walks the same playlists (lengths and memberships)
+filled with a random permutation of the training songs, weight 1: as many
+supportive terms, none from a coherent playlist; it tells propagation's
+gain from what any extra soft targets would do.
 
 Outputs under ``--report-dir`` (default ``runs/spotify-propagation``):
 ``results.json`` (every run), ``summary.md`` (tables, mean ± std over
@@ -180,13 +184,23 @@ def run(args, *, log=print) -> dict:
             hide[test] = False
             view &= ~hide
             popularity = view[train].sum(0)
-            for weighting, r in [("none", 0.0)] + [(w, r) for w in prop.WEIGHTINGS for r in grid if r > 0]:
+            # The control: the same playlists (lengths, memberships) filled
+            # with a random permutation of the training songs, walked with
+            # weight 1: as many supportive terms, none from a coherent list.
+            shuffled = np.arange(len(ids))
+            shuffled[train] = train[np.random.default_rng([seed, 99]).permutation(len(train))]
+            shuffled_index = prop.build_index([[int(shuffled[t]) for t in p if t in allowed] for p in lists],
+                                              keys=list(range(len(ids))))
+            plan = [("none", 0.0)] + [(w, r) for w in (*prop.WEIGHTINGS, SHUFFLED) for r in grid if r > 0]
+            for weighting, r in plan:
                 name = "baseline" if r == 0 else weighting
                 if (seed, keep, r, name) in done:
                     continue
                 t0 = time.monotonic()
-                figures = run_one(x, view, y, train, val, test, index if r > 0 else None, r=r,
-                                  weighting=weighting, hidden=args.hidden, seed=seed, args=args, log=log)
+                walk_index = None if r == 0 else shuffled_index if weighting == SHUFFLED else index
+                figures = run_one(x, view, y, train, val, test, walk_index, r=r,
+                                  weighting="none" if weighting == SHUFFLED else weighting, hidden=args.hidden,
+                                  seed=seed, args=args, log=log)
                 runs.append({"seed": seed, "keep": keep, "r": r, "weighting": name,
                              "annotation_map": figures["annotation_map"], "retrieval_map": figures["retrieval_map"],
                              "retrieval_auc": figures["retrieval_auc"],
@@ -208,6 +222,9 @@ def run(args, *, log=print) -> dict:
 
 
 METRICS = ("annotation_map", "retrieval_map", "retrieval_auc")
+#: The control run's name: playlists filled with shuffled training songs, weight 1.
+SHUFFLED = "shuffled"
+LEGEND = {"eq4": "weight P(s'|s) (eq. 4)", "none": "weight 1", SHUFFLED: "shuffled playlists, weight 1 (control)"}
 
 
 def summarise(results: dict, *, bucket: int) -> dict:
@@ -225,7 +242,7 @@ def summarise(results: dict, *, bucket: int) -> dict:
         base = {run["seed"]: run for run in runs if run["keep"] == keep and run["weighting"] == "baseline"}
         sub = np.array([n.startswith("subgenre:") for n in names])
         for r in results["r_grid"]:
-            for weighting in (("baseline",) if r == 0 else prop.WEIGHTINGS):
+            for weighting in (("baseline",) if r == 0 else (*prop.WEIGHTINGS, SHUFFLED)):
                 chosen = [run for run in runs if run["keep"] == keep and run["r"] == r and run["weighting"] == weighting
                           and run["seed"] in base]
                 if not chosen:
@@ -283,14 +300,14 @@ def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int)
         for row, keep in enumerate(keeps):
             for col, metric in enumerate(METRICS):
                 ax = axes[row][col]
-                for weighting, style in (("eq4", "o-"), ("none", "s--")):
+                for weighting, style in (("eq4", "o-"), ("none", "s--"), (SHUFFLED, "x:")):
                     xs, means, stds = [], [], []
                     for r in results["r_grid"]:
                         w = "baseline" if r == 0 else weighting
                         vals = [x[metric] for x in runs if x["keep"] == keep and x["r"] == r and x["weighting"] == w]
                         if vals:
                             xs.append(r); means.append(np.mean(vals)); stds.append(np.std(vals))
-                    ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=f"weight {weighting}")
+                    ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=LEGEND[weighting])
                 ax.set_title(f"{metric.replace('_', ' ')} (tags kept {keep:g})", fontsize=9)
                 ax.set_xlabel("search range r")
                 ax.legend(fontsize=7)
