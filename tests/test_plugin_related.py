@@ -96,7 +96,8 @@ class Helper(PluginMixin, TestHelper):
 class TestRelatedTagsCommand(Helper):
     def test_lists_nearest_tags_with_kinds_and_scores(self):
         out = self.run("relatedtags", "-n", "3", "Jazz")
-        lines = out.splitlines()
+        assert out.splitlines()[1] == "  lastgenre genre tree: jazz"
+        lines = [line for line in out.splitlines() if "genre tree" not in line]
         assert lines[0] == "Jazz (genre)"
         assert "Bebop  [style]" in lines[1]
         assert {l.split("[")[1].rstrip("]") for l in lines[1:]} <= {"style", "mood", "theme", "genre"}
@@ -104,8 +105,9 @@ class TestRelatedTagsCommand(Helper):
 
     def test_kind_filter_and_alias(self):
         out = self.run("relatedtags", "-k", "mood", "hip-hop")  # an alias of Rap
-        assert "through an alias" in out.splitlines()[0]
-        assert "Aggressive  [mood]" in out.splitlines()[1]
+        lines = [line for line in out.splitlines() if "genre tree" not in line]
+        assert "through an alias" in lines[0]
+        assert "Aggressive  [mood]" in lines[1]
         assert "[style]" not in out
 
     def test_unknown_tag_names_the_closest_spellings(self):
@@ -114,6 +116,10 @@ class TestRelatedTagsCommand(Helper):
 
     def test_case_and_punctuation_do_not_matter(self):
         assert self.run("relatedtags", "GANGSTA-rap").splitlines()[0] == "GANGSTA-rap (style)"
+
+    def test_genre_tree_path_is_shown(self):
+        out = self.run("relatedtags", "Bebop")
+        assert "  lastgenre genre tree: jazz > bebop" in out.splitlines()
 
     def test_two_words_are_one_tag(self):
         assert self.run("relatedtags", "cool", "jazz").splitlines()[0] == "cool jazz (style)"

@@ -32,6 +32,7 @@ Configuration (under ``autotagml``)::
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -168,6 +169,46 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
 # --- The relatedtags command ------------------------------------------------------
 
 
+@functools.cache
+def genre_tree_paths() -> dict[str, tuple[str, ...]]:
+    """Spelling key -> path from the root of lastgenre's genre tree
+    (``genres-tree.yaml``) to the genre, e.g. ``bebop`` -> ("jazz",
+    "bebop"); empty when beets ships no tree. Loaded once."""
+    import yaml
+
+    from tagcore.related import spelling_key
+
+    base = F._lastgenre_dir()
+    if base is None or not (base / "genres-tree.yaml").is_file():
+        return {}
+    with (base / "genres-tree.yaml").open(encoding="utf-8") as handle:
+        tree = yaml.safe_load(handle) or []
+    paths: dict[str, tuple[str, ...]] = {}
+
+    def walk(node, above: tuple[str, ...]) -> None:
+        if isinstance(node, str):
+            paths.setdefault(spelling_key(node), (*above, node))
+        elif isinstance(node, dict):
+            for name, children in node.items():
+                paths.setdefault(spelling_key(str(name)), (*above, str(name)))
+                walk(children, (*above, str(name)))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, above)
+
+    walk(tree, ())
+    return paths
+
+
+def tree_path(name: str) -> tuple[str, ...] | None:
+    """``name``'s path in lastgenre's genre tree (after its alias rewrite),
+    or None."""
+    from tagcore.related import spelling_key
+
+    paths = genre_tree_paths()
+    return paths.get(spelling_key(F.normalize_label(name))) or paths.get(spelling_key(name))
+
+
 def library_genres(items: Iterable[Item]) -> Counter:
     """genre name -> number of items carrying it."""
     counts: Counter = Counter()
@@ -183,7 +224,12 @@ def duplicate_groups(related: RelatedTags | None, counts: Counter):
     from tagcore.related import combined_scores, find_duplicates
 
     def canonical(name: str) -> str | None:
-        return F.canonical_genre(name) if F.is_known_genre(name) else None
+        """lastgenre's spelling (title-cased as lastgenre does) of a genre
+        its genre list or genre tree knows."""
+        if F.is_known_genre(name):
+            return F.canonical_genre(name)
+        path = tree_path(name)
+        return path[-1].title() if path else None
 
     similarity = None
     if related is not None:
@@ -244,6 +290,8 @@ def nearest(related: RelatedTags, opts, args: list[str]) -> None:
             continue
         own = sorted({index.vocabulary.tags[i].kind for i in index.vocabulary.find(tag)})
         ui.print_(f"{tag} ({', '.join(own)})" if own else f"{tag} (not in the vocabulary: through an alias or Last.fm tags)")
+        if path := tree_path(tag):
+            ui.print_(f"  lastgenre genre tree: {' > '.join(path)}")
         if not found:
             ui.print_("  no related tag")
         for t, score in found:
