@@ -260,7 +260,47 @@ def summarise(results: dict, *, bucket: int) -> dict:
                 lines.append(f"| {r:g} | {weighting} | " + " | ".join(f"{row[m][0]:.4f} ± {row[m][1]:.4f}" for m in METRICS)
                              + " | " + " | ".join(f"{100 * rel[m]:+.1f}%" for m in METRICS)
                              + f" | {100 * rel_sub:+.1f}% | {better}/{len(chosen)} |")
+    # Figure 5 as a table: per popularity bucket, the relative change of
+    # retrieval MAP and AUC against the same seed's baseline (mean over
+    # seeds), and the rank correlation of per-tag change with popularity.
+    for keep in results["keep_tags"]:
+        lines += [f"\n### Relative change by tag popularity (training tags kept {keep:g}; buckets of {bucket} tags, "
+                  "most popular first; mean over seeds)\n",
+                  "| r | weighting | metric | " + " | ".join(f"ranks {b + 1}-{b + bucket}" for b in
+                                                          range(0, len(names), bucket)) + " | Spearman(popularity, change) |",
+                  "| --- | --- | --- |" + " --- |" * (len(range(0, len(names), bucket)) + 1)]
+        for r in [r for r in results["r_grid"] if r > 0]:
+            for weighting in (*prop.WEIGHTINGS, SHUFFLED):
+                starts, curves = bucket_curves(results, keep=keep, r=r, weighting=weighting, bucket=bucket)
+                for metric in ("map", "auc"):
+                    if not curves[metric].size:
+                        continue
+                    rho = tag_rank_correlation(results, keep=keep, r=r, weighting=weighting, metric=metric)
+                    lines.append(f"| {r:g} | {weighting} | {metric.upper()} | "
+                                 + " | ".join(f"{100 * v:+.1f}%" for v in np.nanmean(curves[metric], axis=0))
+                                 + f" | {rho:+.2f} |")
     return {"table": table, "markdown": "\n".join(lines) + "\n"}
+
+
+def tag_rank_correlation(results: dict, *, keep: float, r: float, weighting: str, metric: str) -> float:
+    """Spearman correlation, over tags, between training popularity and the
+    relative change of the per-tag retrieval figure (means over seeds);
+    negative: rarer tags gain more."""
+    runs = results["runs"]
+    changes, popularity = [], []
+    for seed in results["seeds"]:
+        base = [x for x in runs if x["seed"] == seed and x["keep"] == keep and x["weighting"] == "baseline"]
+        mine = [x for x in runs if x["seed"] == seed and x["keep"] == keep and x["r"] == r and x["weighting"] == weighting]
+        if base and mine:
+            b, m = np.array(base[0][f"per_tag_{metric}"], float), np.array(mine[0][f"per_tag_{metric}"], float)
+            changes.append(m / b - 1)
+            popularity.append(np.array(base[0]["popularity"], float))
+    if not changes:
+        return float("nan")
+    change, pop = np.nanmean(changes, axis=0), np.mean(popularity, axis=0)
+    ok = ~np.isnan(change)
+    ranks = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)  # noqa: E731
+    return float(np.corrcoef(ranks(pop[ok]), ranks(change[ok]))[0, 1])
 
 
 def bucket_curves(results: dict, *, keep: float, r: float, weighting: str, bucket: int):
