@@ -278,7 +278,9 @@ def test_spotify_experiment_runs_and_reports(tmp_path, monkeypatch):
     for run in saved["runs"]:
         assert 0 <= run["retrieval_auc"] <= 1 and 0 < run["annotation_map"] <= 1
     assert "keep=0.5 r=0.5 eq4" in result["metrics"]
-    assert (tmp_path / "report" / "summary.md").read_text().count("| 0.5 | eq4 |") == 2
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert summary.count("| 0.5 | eq4 | 0.") == 2  # one row per kept share
+    assert summary.count("| 0.5 | shuffled | MAP |") == 2 and "Spearman" in summary
 
 
 # --- fine-tuning on a beets library and its playlists -------------------------------
