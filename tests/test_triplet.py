@@ -263,3 +263,25 @@ def test_4q_tracks_carry_genres_and_moods():
     with_both = lsi.tracks_with_every_set([t.tags for t in tracks], sets=["genre", "mood"])
     assert len(with_both) > 800
     assert sum(bool(t.artist) for t in tracks) > 850
+
+
+def test_beets_library_tag_sets(tmp_path):
+    from beets.library import Item, Library
+
+    lib = Library(str(tmp_path / "library.db"), directory=str(tmp_path))
+    # The plugin stores moods as a list: beets' "\\␀"-joined text in the database.
+    for i, (genres, style, mood) in enumerate([(["Rock", "Punk"], "Pop Punk; Skate Punk", "angry"),
+                                               (["Jazz"], "", "calm\\␀warm")]):
+        audio = tmp_path / f"{i}.flac"
+        audio.write_bytes(b"x")
+        item = Item(path=str(audio), title=f"t{i}", artist=f"a{i}", genres=genres, style=style)
+        item["mood"] = mood
+        lib.add(item)
+    lib._close()
+    report = LoadReport()
+    tracks = trainer_triplet.load_beets_tracks(tmp_path / "library.db", music_dir=str(tmp_path), report=report)
+    assert report.skipped == []
+    assert [t.tags["genre"] for t in tracks] == [("Rock", "Punk"), ("Jazz",)]
+    assert tracks[0].tags["style"] == ("Pop Punk", "Skate Punk") and tracks[1].tags["style"] == ()
+    assert [t.tags["mood"] for t in tracks] == [("angry",), ("calm", "warm")]
+    assert tracks[0].artist == "a0"
