@@ -110,7 +110,7 @@ NETEASE_LABELS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from trainer.loop import add_loop_arguments
 
-    parser.add_argument("--data", required=True, help="RMSC album folder, JSONL file, or NetEase playlist CSV")
+    parser.add_argument("--data", help="RMSC album folder, JSONL file, or NetEase playlist CSV")
     parser.add_argument("--name", default="style-netease", help="bundle name")
     parser.add_argument("--version", default="1", help="bundle version")
     parser.add_argument("--out", help="bundle directory (default: user data dir/bundles/NAME)")
@@ -136,6 +136,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity-weight", type=float, default=1e-3, help="weight of ||G - I||^2")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--knn-k", type=int, default=10)
+    parser.add_argument("--summarise", nargs="+", metavar="RUN_DIR",
+                        help="only print the table of the runs.jsonl of these run folders (runs split over processes)")
+    parser.add_argument("--ship", nargs="+", metavar="BUNDLE",
+                        help="with --summarise and --out: copy the bundle (of those given) whose variant has the best "
+                             "mean validation micro-F1 in the combined table to --out, the table in its metrics")
     add_loop_arguments(parser)
     parser.set_defaults(batch_size=128, epochs=100, patience=15)
 
@@ -502,11 +507,21 @@ def han_config(p: Prepared, args, variant: str) -> han.Config:
                       **extra)
 
 
+def prior_bias(y_train: np.ndarray) -> torch.Tensor:
+    """log-odds of each label's training frequency, (m,): the output bias
+    that makes an untrained network predict the base rates."""
+    share = np.clip(np.asarray(y_train, dtype=np.float64).mean(0), 1e-3, 1 - 1e-3)
+    return torch.from_numpy(np.log(share / (1 - share))).float()
+
+
 def new_han(p: Prepared, config: han.Config, seed: int) -> han.Model:
+    """A HAN with the skip-gram vectors in its embedding table and the
+    output bias at the training labels' log-odds."""
     torch.manual_seed(seed)
     model = han.Model(config)
     with torch.no_grad():
         model.embedding.weight.copy_(torch.from_numpy(p.embeddings))
+        model.output.bias.copy_(prior_bias(p.y[p.train]))
     return model
 
 
@@ -594,6 +609,60 @@ def summarise(runs: Sequence[dict]) -> dict:
     return out
 
 
+def summarise_dirs(run_dirs: Sequence[str | Path]) -> dict:
+    """The table (:func:`summarise` per model) of the ``runs.jsonl`` files
+    of several run folders: one experiment split over processes."""
+    runs: dict[str, list[dict]] = {}
+    for directory in run_dirs:
+        path = Path(directory) / "runs.jsonl"
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such file")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                runs.setdefault(row.pop("model"), []).append(row)
+    order = [*VARIANTS, *BASELINES]
+    return {name: summarise(runs[name]) for name in sorted(runs, key=lambda n: order.index(n) if n in order else 99)}
+
+
+def ship(bundles: Sequence[str | Path], table: dict, out: Path, *, runs: Sequence[str]) -> str:
+    """Copy to ``out`` the bundle among ``bundles`` whose variant has the
+    best mean validation micro-F1 in ``table`` (never a test figure), with
+    the combined table in its ``metrics``. Returns the variant."""
+    import shutil
+    import tempfile
+
+    from tagcore.bundle import CONFIG_FILE, read_config
+
+    candidates = []
+    for bundle in bundles:
+        path, config = read_config(bundle)
+        variant = config.get("metrics", {}).get("variant")
+        if variant not in table:
+            raise DatasetError(f"{path}: its variant {variant!r} is not in the runs' table")
+        candidates.append((table[variant]["val_micro_f1"]["mean"], variant, path, config))
+    _, variant, path, config = max(candidates, key=lambda c: c[0])
+    config["metrics"]["ablation_mean_std"] = {name: {k: v for k, v in row.items() if k != "runs"}
+                                              for name, row in table.items()}
+    config["metrics"]["ablation_runs"] = [Path(r).name for r in runs]
+    config["provenance"]["shipped_by"] = command_line()
+    out = Path(out)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        shutil.copy2(path / "weights.safetensors", staging / "weights.safetensors")
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        staging.chmod(0o755)
+        for name in ("weights.safetensors", CONFIG_FILE):
+            (staging / name).chmod(0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return variant
+
+
 def command_line() -> str:
     return "python -m trainer rmsc " + " ".join(shlex.quote(a) for a in sys.argv[2:])
 
@@ -607,6 +676,17 @@ def english_table(labels: Sequence[str]) -> tuple[dict[str, str], dict[str, str]
 
 
 def run(args, *, log=print) -> dict:
+    if args.summarise:
+        table = summarise_dirs(args.summarise)
+        log(format_table(table))
+        if args.ship:
+            if not args.out:
+                raise DatasetError("--ship needs --out (where the chosen bundle goes)")
+            chosen = ship(args.ship, table, Path(args.out), runs=args.summarise)
+            log(f"shipped {chosen} to {args.out}")
+        return table
+    if not args.data:
+        raise DatasetError("--data is required (an RMSC folder, a JSONL file or the NetEase CSV)")
     if args.threads:
         torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir or Path("runs") / args.name)
@@ -655,6 +735,8 @@ def run(args, *, log=print) -> dict:
                 torch.manual_seed(seed)
                 net = (CNN(p.embeddings, len(p.labels), args.hidden // 2) if name == "CNN"
                        else HierarchicalLSTM(p.embeddings, len(p.labels), args.hidden))
+                with torch.no_grad():
+                    net.output.bias.copy_(prior_bias(p.y[p.train]))
                 fitted = train_network(p, net, lambda logits, y: F.binary_cross_entropy_with_logits(logits, y),
                                        args, seed=seed, name=f"{name} seed {seed}", log=log)
                 probs = predict_ids(net, p.ids)
