@@ -285,3 +285,20 @@ def test_beets_library_tag_sets(tmp_path):
     assert tracks[0].tags["style"] == ("Pop Punk", "Skate Punk") and tracks[1].tags["style"] == ()
     assert [t.tags["mood"] for t in tracks] == [("angry",), ("calm", "warm")]
     assert tracks[0].artist == "a0"
+
+
+def test_mtg_jamendo_layout_joins_categories(tmp_path):
+    (tmp_path / "audio" / "41").mkdir(parents=True)
+    (tmp_path / "audio" / "41" / "241.mp3").write_bytes(b"x")
+    header = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS\n"
+    (tmp_path / "autotagging_genre.tsv").write_text(
+        header + "track_241\tartist_1\talbum_9\t41/241.mp3\t200.0\tgenre---rock\tgenre---punk\n"
+        "track_242\tartist_2\talbum_8\t42/242.mp3\t100.0\tgenre---pop\n", encoding="utf-8")
+    (tmp_path / "autotagging_moodtheme.tsv").write_text(
+        header + "track_241\tartist_1\talbum_9\t41/241.mp3\t200.0\tmood/theme---energetic\n", encoding="utf-8")
+    report = LoadReport()
+    tracks = trainer_triplet.load_jamendo(tmp_path, report=report)
+    assert len(tracks) == 1
+    assert tracks[0].tags == {"genre": ("rock", "punk"), "mood": ("energetic",)}
+    assert (tracks[0].artist, tracks[0].album) == ("artist_1", "album_9")
+    assert any("no audio file" in line for line in report.skipped)
