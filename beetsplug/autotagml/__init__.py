@@ -30,6 +30,7 @@ from tagcore.store import Store, StoreError, file_key
 
 from . import fields as F
 from . import styles
+from . import fusion as FU
 from . import similar
 from .fields import canonical_genre, choose, format_scores, is_known_genre, label_fields  # noqa: F401 (API)
 from .run import PROGRESS_MIN_ITEMS, Run, TaskModel  # noqa: F401
@@ -56,6 +57,9 @@ DEFAULT_MODELS = {
     # Styles from album reviews (text input: a reviews.txt/reviews.json
     # sidecar or the `reviews` attribute; albums without reviews skip it).
     "style": "style-netease",
+    # Genre from the lyrics field (text input; items without lyrics skip it),
+    # fused with the audio genres (fusion.py).
+    "lyrics_genre": "lyrics-genius",
 }
 #: threshold and count when neither the config nor the bundle says (a
 #: bundle's config.json may carry "decision": {"threshold": ..., "count": ...}).
@@ -90,6 +94,9 @@ class AutotagMLPlugin(BeetsPlugin):
                 "batch_size": 16,
                 # Store file; empty: autotagml.sqlite beside the library.
                 "store": "",
+                # Weight of each genre source in the fused genres (fusion.py);
+                # empty: audio 1.0, lyrics 0.5.
+                "genre_weights": {},
                 # `beet similar` (similar.py): count, playlist_dir, relative_to,
                 # artist_cooldown, ann_threshold, model, format.
                 "similar": dict(similar.DEFAULTS),
@@ -167,6 +174,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 task=task, spec=spec, name=config["name"], version=str(config["version"]),
                 labels=list(config.get("labels", [])),
                 text_source=config["input"].get("source") if config["input"]["kind"] == "text" else None,
+                names=dict(config.get("genre_names") or {}) if config.get("task") == "genre" else {},
                 threshold=self._decision("threshold", task, config, float),
                 count=self._decision("count", task, config, int),
             )
@@ -180,6 +188,36 @@ class AutotagMLPlugin(BeetsPlugin):
         except ValueError as exc:
             raise ui.UserError(f"autotag-ml: {exc}") from None
         return models, errors
+
+    def genre_fusion(self, models: dict[str, TaskModel]) -> FU.GenreFusion | None:
+        """The rule fusing the genre models among ``models`` (fusion.py),
+        or None when no genre model reading text is configured (then the
+        genre task alone decides ``genres``, as without lyrics)."""
+        genre_tasks: dict[str, dict] = {}
+        for task, spec in self.task_specs().items():
+            try:
+                config = read_config(spec)[1]
+            except BundleError:
+                continue
+            if config.get("task") == "genre" and "scores" in config["outputs"]:
+                genre_tasks[task] = config
+        if not any(c["input"]["kind"] == "text" for c in genre_tasks.values()):
+            return None
+        weights = {**FU.DEFAULT_WEIGHTS, **(self.config["genre_weights"].get(dict) or {})}
+        sources = []
+        for task, model in models.items():
+            if task in genre_tasks:
+                try:
+                    weight = float(weights.get(model.source, 1.0))
+                except (TypeError, ValueError):
+                    raise ui.UserError(f"autotag-ml: genre_weights.{model.source} must be a number") from None
+                sources.append(FU.GenreSource(task=task, source=model.source, weight=weight, names=model.names))
+        if not sources:
+            return None
+        decider = "genre" if "genre" in genre_tasks else next(iter(genre_tasks))
+        config = genre_tasks[decider]
+        return FU.GenreFusion(sources, threshold=self._decision("threshold", decider, config, float),
+                              count=self._decision("count", decider, config, int))
 
     @property
     def item_types(self) -> dict[str, types.Type]:
@@ -271,6 +309,11 @@ class AutotagMLPlugin(BeetsPlugin):
             help="only these tasks (comma-separated: genre,mood)",
         )
         cmd.parser.add_option(
+            "-s", "--source", action="append", default=None, dest="sources",
+            help="only the models reading these sources: audio, lyrics, all (comma-separated; "
+                 "--source lyrics decodes no audio)",
+        )
+        cmd.parser.add_option(
             "-w", "--write", action="store_true", default=None, dest="write",
             help="write new metadata to files' tags (default: import.write)",
         )
@@ -295,6 +338,7 @@ class AutotagMLPlugin(BeetsPlugin):
                     f"(configured: {', '.join(self.task_specs()) or 'none'})"
                 )
         models, errors = self.task_models(tasks)
+        models, errors = self.only_sources(models, errors, opts.sources)
         if not models:
             raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in errors.items()) or "no model")
         try:
@@ -328,6 +372,8 @@ class AutotagMLPlugin(BeetsPlugin):
                     self._log.info("{}", line.strip())
             for _, message in task_report.too_short:
                 ui.print_(f"  {task} skipped: {message}")
+            for _, message in task_report.skipped:
+                ui.print_(f"  {task} skipped: {message}")
             for _, message in task_report.failures:
                 ui.print_(f"  {task} failed: {message}")
         for line in styles.after_run(models, lib, pretend=pretend, log=self._log):  # one line per album
@@ -344,7 +390,23 @@ class AutotagMLPlugin(BeetsPlugin):
             "batch_size": self.config["batch_size"].get(int),
         }
         return Run(models, store=store, log=self._log, analysis_options=options, loaded=self._loaded,
-                   write=write, pretend=pretend, force=force, lib=lib)
+                   write=write, pretend=pretend, force=force, lib=lib, fusion=self.genre_fusion(models))
+
+    def only_sources(self, models: dict[str, TaskModel], errors: dict[str, str], values: list[str] | None
+                     ) -> tuple[dict[str, TaskModel], dict[str, str]]:
+        """The models (and unavailable tasks) reading one of the sources of
+        ``--source`` values ("audio", "lyrics", "all"; comma-separated)."""
+        sources = {s.strip() for value in values or () for s in value.split(",") if s.strip()}
+        if not sources or "all" in sources:
+            return models, errors
+        known = {"audio", "lyrics"} | {m.source for m in models.values()}
+        unknown = sorted(sources - known)
+        if unknown:
+            raise ui.UserError(f"autotag-ml: unknown source {', '.join(unknown)} (known: all, {', '.join(sorted(known))})")
+        kept = {task: model for task, model in models.items() if model.source in sources}
+        if not kept:
+            raise ui.UserError(f"autotag-ml: no configured model reads {', '.join(sorted(sources))}")
+        return kept, {}
 
     # --- Import stage ----------------------------------------------------
 
@@ -379,6 +441,8 @@ class AutotagMLPlugin(BeetsPlugin):
                 self._log.info("{} unchanged for {}: {}", name, util.displayable_path(item.path), message)
             for _, message in task_report.too_short:
                 self._log.warning("autotag-ml skipped {}", message)
+            for _, message in task_report.skipped:
+                self._log.info("autotag-ml {} skipped {}", name, message)
             for _, message in task_report.failures:
                 self._log.warning("autotag-ml failed: {}", message)
         for line in styles.after_run(models, session.lib, pretend=False, log=self._log):
