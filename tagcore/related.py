@@ -1,4 +1,5 @@
-"""Related tags and clean tag vocabularies: pure functions, no file I/O.
+"""Related tags and clean tag vocabularies: pure functions, with file
+I/O only in :func:`save_index` and :func:`load_index` (the bundle).
 
 Two kinds of evidence relate tags (seed 001, section III-B; seed 002,
 section 2.4):
