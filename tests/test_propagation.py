@@ -393,6 +393,8 @@ def test_spotify_sweep_resumes_from_its_results(tmp_path, monkeypatch):
     monkeypatch.setattr(spotify_propagation, "run_one", refuse)
     trainer_propagation.run(parser.parse_args(argv), log=lambda *_: None)
     assert json.loads((tmp_path / "report" / "results.json").read_text())["runs"] == first["runs"]
+    summary = trainer_propagation.run(parser.parse_args(argv + ["--summary-only"]), log=lambda *_: None)
+    assert "keep=1 r=0.5 shuffled" in summary["metrics"]
     monkeypatch.undo()
     monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: None)
     # other settings: nothing is reused

@@ -102,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--spotify: fractions of training (song, tag) links kept (1: the data as is)")
     parser.add_argument("--hidden", type=int, default=128, help="--spotify: MLP hidden units (two layers)")
     parser.add_argument("--bucket", type=int, default=6, help="--spotify: tags per popularity bucket (Figure 5)")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="--spotify: train nothing; summarise and plot the runs in --report-dir/results.json")
 
 
 # --- the training loop (section IV-A) ----------------------------------------

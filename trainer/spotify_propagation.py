@@ -130,6 +130,17 @@ def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, h
 
 
 def run(args, *, log=print) -> dict:
+    if getattr(args, "summary_only", False):
+        report_dir = Path(args.report_dir or "runs/spotify-propagation")
+        try:
+            results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise DatasetError(f"{report_dir / 'results.json'}: cannot read ({error})") from None
+        summary = summarise(results, bucket=args.bucket)
+        (report_dir / "summary.md").write_text(summary["markdown"], encoding="utf-8")
+        draw_figures(results, summary, report_dir, bucket=args.bucket)
+        print(summary["markdown"])
+        return {"metrics": summary["table"], "report": str(report_dir)}
     torch.set_num_threads(max(1, args.threads))
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     try:
