@@ -127,6 +127,15 @@ def test_translation_pairs_exclude_string_matches():
     assert pairs == [("mumu:bebop", "bop", 0.9), ("mumu:jazz", "bop", 0.5), ("mumu:rock", "bop", 0.1)]
     kept = E.translation_pairs(labels, sim, top=1, exclude_string_matches=False)
     assert kept == [("mumu:jazz", "jazz", 0.95)]
+    # One to one: bop goes to bebop; jazz and rock find nothing else above 0.
+    assert E.translation_pairs(labels, sim, top=5, one_to_one=True)[0] == ("mumu:bebop", "bop", 0.9)
+    assert [b for _, b, _ in E.translation_pairs(labels, sim, top=5, one_to_one=True)].count("bop") == 1
+
+
+def test_translation_spelling_match_ignores_spaces():
+    labels = ["mumu:dance hall", "dancehall", "reggae"]
+    sim = np.array([[1, 0.9, 0.5], [0.9, 1, 0], [0.5, 0, 1]])
+    assert E.translation_pairs(labels, sim) == [("mumu:dance hall", "reggae", 0.5)]
 
 
 def test_prefixed_union_keeps_same_names_apart():

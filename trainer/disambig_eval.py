@@ -43,7 +43,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from tagcore import metrics
-from tagcore.related import fold
+from tagcore.related import fold, spelling_key
 from trainer.datasets import DatasetError
 
 
@@ -237,19 +237,35 @@ def strip_system(label: str, prefixes: Sequence[str]) -> str:
 
 def translation_pairs(
     labels: Sequence[str], similarity: np.ndarray, *, prefix_a: str = "mumu:", prefix_b: str = "",
-    top: int = 10, exclude_string_matches: bool = True, genre_prefix: str = "genre:",
+    top: int = 10, exclude_string_matches: bool = True, genre_prefix: str = "genre:", one_to_one: bool = False,
 ) -> list[tuple[str, str, float]]:
     """For every tag of system A (prefix ``prefix_a``) its most similar tag
-    of system B, excluding B tags spelled like it (after removing the system
-    and ``genre:`` prefixes and folding) when ``exclude_string_matches``;
-    the ``top`` pairs by similarity, best first."""
+    of system B, excluding B tags spelled like it (same
+    :func:`tagcore.related.spelling_key` once the system and ``genre:``
+    prefixes are removed: "dance hall" and "dancehall" match) when
+    ``exclude_string_matches``; the ``top`` pairs by similarity, best
+    first. With ``one_to_one`` the pairs are taken greedily from all (A, B)
+    pairs by decreasing similarity, each tag of either system at most once."""
     labels = list(labels)
     sim = np.asarray(similarity, dtype=float)
     a_idx = [i for i, l in enumerate(labels) if l.startswith(prefix_a)]
     b_idx = [i for i, l in enumerate(labels) if not l.startswith(prefix_a) and (not prefix_b or l.startswith(prefix_b))]
     if not a_idx or not b_idx:
         raise DatasetError(f"translation needs tags with and without the prefix {prefix_a!r}")
-    bare = lambda l: fold(strip_system(strip_system(l, [prefix_a, prefix_b]), [genre_prefix]))
+    bare = lambda l: spelling_key(strip_system(strip_system(l, [prefix_a, prefix_b]), [genre_prefix]))
+    if one_to_one:
+        every = sorted(((float(sim[i, j]), labels[i], labels[j]) for i in a_idx for j in b_idx
+                        if not np.isnan(sim[i, j]) and not (exclude_string_matches and bare(labels[i]) == bare(labels[j]))),
+                       key=lambda p: (-p[0], p[1], p[2]))
+        used: set[str] = set()
+        chosen = []
+        for score, a, b in every:
+            if a not in used and b not in used:
+                used.update((a, b))
+                chosen.append((a, b, score))
+                if len(chosen) == top:
+                    break
+        return chosen
     pairs = []
     for i in a_idx:
         best, best_score = None, -np.inf
@@ -282,6 +298,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix-b", default="", help="translation: prefix of system B's tags (default: the rest)")
     parser.add_argument("--top", type=int, default=10, help="translation: pairs to list")
     parser.add_argument("--keep-string-matches", action="store_true", help="translation: keep same-name pairs")
+    parser.add_argument("--one-to-one", action="store_true",
+                        help="translation: each tag of either system in at most one listed pair")
     parser.add_argument("--json", help="also write the results to this JSON file")
 
 
@@ -312,7 +330,7 @@ def run(args) -> int:
         else:
             pairs = translation_pairs(matrix.labels, matrix.values, prefix_a=args.prefix_a, prefix_b=args.prefix_b,
                                       top=args.top, exclude_string_matches=not args.keep_string_matches,
-                                      genre_prefix=args.genre_prefix)
+                                      genre_prefix=args.genre_prefix, one_to_one=args.one_to_one)
             results[name] = {"pairs": [[a, b, round(s, 4)] for a, b, s in pairs]}
     if args.translation:
         for name, r in results.items():
