@@ -88,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-head", action="store_true",
                         help="in the CV: a logistic head on the musicnn-msd embedding, same folds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else the CPU), cpu, cuda, cuda:1")
     parser.add_argument("--workers", type=int, default=1, help="decoding processes")
     parser.add_argument("--name", help="bundle name (default: samplecnn-<task>)")
     parser.add_argument("--version", default="1")
@@ -119,7 +120,7 @@ class FitResult:
 
 def fit(model: torch.nn.Module, *, train: np.ndarray, tags: np.ndarray, inputs: Callable, val_loss: Callable,
         index: prop.PlaylistIndex | None, r: float, weighting: str, epochs: int, patience: int, batch_size: int,
-        lr: float, momentum: float, decay: float, seed: int, loss: Callable = samplecnn.loss,
+        lr: float, momentum: float, decay: float, seed: int, loss: Callable = samplecnn.loss, device: str = "cpu",
         log: Callable = print) -> FitResult:
     """Train ``model`` on the songs ``train`` (dataset ids) with eq. 3.
 
@@ -134,6 +135,7 @@ def fit(model: torch.nn.Module, *, train: np.ndarray, tags: np.ndarray, inputs: 
     restored. All randomness comes from ``seed``."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    model.to(device)
     optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     result = FitResult()
     best_state, previous, stale = None, None, 0
@@ -147,12 +149,12 @@ def fit(model: torch.nn.Module, *, train: np.ndarray, tags: np.ndarray, inputs: 
             ids = order[start : start + batch_size]
             if len(ids) < 2:  # batch norm needs two examples
                 continue
-            x = inputs(ids, rng)
-            y = torch.from_numpy(np.asarray(tags[ids], dtype=np.float32))
+            x = inputs(ids, rng).to(device)
+            y = torch.from_numpy(np.asarray(tags[ids], dtype=np.float32)).to(device)
             logits = model(x)
             if propagate:
                 _, targets, weights = prop.propagated_targets(index, ids, tags, r=r, rng=rng, weighting=weighting)
-                value = loss(logits, y, torch.from_numpy(targets), torch.from_numpy(weights))
+                value = loss(logits, y, torch.from_numpy(targets).to(device), torch.from_numpy(weights).to(device))
             else:
                 value = loss(logits, y)
             optimiser.zero_grad()
@@ -221,9 +223,13 @@ def predict_tracks(model: samplecnn.Model, data: AudioData, ids: np.ndarray, *, 
     model.eval()
     out = np.zeros((len(ids), data.y.shape[1]), np.float32)
     for row, i in enumerate(ids):
-        x = torch.from_numpy(data.audio[i, : data.counts[i]].astype(np.float32))
-        out[row] = torch.cat([samplecnn.predict(model, x[s : s + chunk]) for s in range(0, len(x), chunk)]).mean(0).numpy()
+        x = torch.from_numpy(data.audio[i, : data.counts[i]].astype(np.float32)).to(_device(model))
+        out[row] = torch.cat([samplecnn.predict(model, x[s : s + chunk]) for s in range(0, len(x), chunk)]).mean(0).cpu().numpy()
     return out
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def val_loss_fn(data: AudioData, ids: np.ndarray) -> Callable:
@@ -234,8 +240,8 @@ def val_loss_fn(data: AudioData, ids: np.ndarray) -> Callable:
         model.eval()
         total, count = 0.0, 0
         for i in ids:
-            x = torch.from_numpy(data.audio[i, : data.counts[i]].astype(np.float32))
-            y = torch.from_numpy(np.repeat(data.y[i : i + 1].astype(np.float32), len(x), axis=0))
+            x = torch.from_numpy(data.audio[i, : data.counts[i]].astype(np.float32)).to(_device(model))
+            y = torch.from_numpy(np.repeat(data.y[i : i + 1].astype(np.float32), len(x), axis=0)).to(x.device)
             total += float(samplecnn.loss(model(x), y)) * len(x)
             count += len(x)
         return total / max(count, 1)
@@ -390,6 +396,14 @@ def split_validation(data_groups: Sequence[str], y: np.ndarray, ids: np.ndarray,
     return np.setdiff1d(ids, val), val
 
 
+def choose_device(args) -> str:
+    """``--device``: ``auto`` is CUDA when present, else the CPU."""
+    name = getattr(args, "device", "auto") or "auto"
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def model_config(args, n_labels: int) -> samplecnn.Config:
     try:
         channels = tuple(int(c) for c in args.channels.split(","))
@@ -410,7 +424,7 @@ def train_one(data: AudioData, train: np.ndarray, val: np.ndarray, args, *, seed
     result = fit(model, train=train, tags=data.y, inputs=window_inputs(data, config.input_samples),
                  val_loss=val_loss_fn(data, val), index=index, r=args.r, weighting=args.weighting,
                  epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
-                 momentum=args.momentum, decay=args.decay, seed=seed, log=log)
+                 momentum=args.momentum, decay=args.decay, seed=seed, device=choose_device(args), log=log)
     return model, result
 
 
