@@ -138,6 +138,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--knn-k", type=int, default=10)
     parser.add_argument("--summarise", nargs="+", metavar="RUN_DIR",
                         help="only print the table of the runs.jsonl of these run folders (runs split over processes)")
+    parser.add_argument("--figure", help="with --summarise and --ship: the heatmap of G - I (Figure 2) of the bundle "
+                                         "with a label graph whose variant has the best mean validation micro-F1")
     parser.add_argument("--ship", nargs="+", metavar="BUNDLE",
                         help="with --summarise and --out: copy the bundle (of those given) whose variant has the best "
                              "mean validation micro-F1 in the combined table to --out, the table in its metrics")
@@ -646,6 +648,7 @@ def ship(bundles: Sequence[str | Path], table: dict, out: Path, *, runs: Sequenc
                                               for name, row in table.items()}
     config["metrics"]["ablation_runs"] = [Path(r).name for r in runs]
     config["provenance"]["shipped_by"] = command_line()
+    config["provenance"]["command"] = portable(config["provenance"].get("command", ""))
     out = Path(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -663,8 +666,44 @@ def ship(bundles: Sequence[str | Path], table: dict, out: Path, *, runs: Sequenc
     return variant
 
 
+def graph_figure(bundles: Sequence[str | Path], table: dict, path: Path) -> str:
+    """Figure 2 for the best (mean validation micro-F1) of ``bundles``
+    that learned a label graph: G - I, labels by their English names (or
+    Chinese and English with a CJK font). Returns the PNG path or why none."""
+    from safetensors.torch import load_file
+
+    from tagcore.bundle import read_config
+
+    graphs = []
+    for bundle in bundles:
+        directory, config = read_config(bundle)
+        variant = config.get("metrics", {}).get("variant")
+        if config["model"].get("label_graph") and variant in table:
+            graphs.append((table[variant]["val_micro_f1"]["mean"], variant, directory, config))
+    if not graphs:
+        return "skipped: no bundle with a label graph"
+    _, variant, directory, config = max(graphs, key=lambda g: g[0])
+    graph = load_file(str(directory / "weights.safetensors"))["graph"].numpy()
+    names = config.get("label_names") or {}
+    shown = [f"{l} {names.get(l, l)}" if cjk_font() else names.get(l, l) for l in config["labels"]]
+    seed = config.get("metrics", {}).get("seed", 0)
+    return label_graph_png(path, graph, shown, title=f"Learned label graph G - I ({variant}, seed {seed})")
+
+
+def portable(command: str) -> str:
+    """``command`` with absolute paths cut to their last two parts, so no
+    path of the training machine lands in a bundle."""
+    parts = []
+    for word in shlex.split(command):
+        if word.startswith("/"):
+            word = "/".join(Path(word).parts[-2:])
+        parts.append(shlex.quote(word))
+    return " ".join(parts)
+
+
 def command_line() -> str:
-    return "python -m trainer rmsc " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    """This run's command line, absolute paths cut (:func:`portable`)."""
+    return portable("python -m trainer rmsc " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
 
 
 def english_table(labels: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -684,6 +723,8 @@ def run(args, *, log=print) -> dict:
                 raise DatasetError("--ship needs --out (where the chosen bundle goes)")
             chosen = ship(args.ship, table, Path(args.out), runs=args.summarise)
             log(f"shipped {chosen} to {args.out}")
+        if args.ship and args.figure:
+            log(f"label graph: {graph_figure(args.ship, table, Path(args.figure))}")
         return table
     if not args.data:
         raise DatasetError("--data is required (an RMSC folder, a JSONL file or the NetEase CSV)")
@@ -804,8 +845,13 @@ def finish(p: Prepared, args, *, seeds, results, kept, extremes, run_dir: Path, 
     shown = names if not cjk_font() else {l: f"{l} {n}" for l, n in names.items()}
     written = write_report(run_dir, run_config={k: v for k, v in vars(args).items() if k != "func"},
                            metrics={**evaluation, "shipped": bundle_metrics}, history=fitted.history)
-    figure = label_graph_png(run_dir / "label_graph.png", model.graph.detach().numpy(), [shown[l] for l in p.labels],
-                             title=f"Learned label graph G - I ({chosen}, seed {seeds[0]})")
+    with_graph = [v for v in kept if kept[v][0].config.label_graph]
+    if with_graph:
+        drawn = max(with_graph, key=lambda v: table[v]["val_micro_f1"]["mean"])
+        figure = label_graph_png(run_dir / "label_graph.png", kept[drawn][0].graph.detach().numpy(),
+                                 [shown[l] for l in p.labels], title=f"Learned label graph G - I ({drawn}, seed {seeds[0]})")
+    else:
+        figure = "skipped: no variant with a label graph"
     log(f"report in {run_dir} ({figure})")
     return {"metrics": evaluation, "bundle": str(out), "written": written, "label_graph": figure}
 
