@@ -85,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0", help="seeds of the CV repetitions (and of the final fit: the first)")
     parser.add_argument("--top-tags", type=int, default=0,
                         help="keep the N most frequent tags only (the paper's top-50 / top-1000 vocabularies); 0: all")
+    parser.add_argument("--no-cnn", action="store_true",
+                        help="in the CV: only the baselines (trivial, --compare-head) on the same folds")
     parser.add_argument("--compare-head", action="store_true",
                         help="in the CV: a logistic head on the musicnn-msd embedding, same folds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -465,6 +467,10 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
 
     for seed, number, test in plan:
         rest = np.setdiff1d(everything, test)
+        if getattr(args, "no_cnn", False):
+            prior = data.y[rest].mean(axis=0)
+            record({"trivial": fold_scores(data.y[test], np.tile(prior, (len(test), 1)), single=single)})
+            continue
         train, val = split_validation(data.groups, data.y, rest, seed=seed)
         log(f"seed {seed} fold {number}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
         model, result = train_one(data, train, val, args, seed=seed, playlists=playlists, log=log)
