@@ -228,3 +228,23 @@ def test_checked_prediction_names_texts_the_model_cannot_read():
     assert problems[0] is None and probs[0].sum() > 0
     assert problems[1] == "no words in the reviews" and "0% of the review words" in problems[2]
     assert np.all(probs[1:] == 0)
+
+
+def test_rmsc_layout_keeps_the_top_voted_informative_reviews(tmp_path):
+    from trainer.rmsc import load_albums
+
+    def album(name, tags, comments):
+        data = {"name": name, "url": "https://music.douban.com/subject/1/", "rates": "8.1", "tags": tags,
+                "all_short_comments": [{"name": "u", "rate": "4", "vote": str(v), "comment": c} for v, c in comments]}
+        (tmp_path / name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    album("专辑一", ["民谣", "流行"], [(3, "很好听的民谣专辑"), (50, "好听"), (9, "吉他和声音都很温暖"), (1, "民谣 吉他 温暖")])
+    album("专辑二", ["摇滚"], [(2, "摇滚乐队的现场很燃")])
+    (tmp_path / "broken").write_text("{not json", encoding="utf-8")
+    report = LoadReport()
+    albums, layout = load_albums(tmp_path, min_tokens=2, max_reviews=2, report=report)
+    assert layout == "rmsc" and [a.key for a in albums] == ["专辑一", "专辑二"]
+    # "好听" (one word) is dropped despite its 50 votes; then the two most voted.
+    assert albums[0].reviews == ["吉他和声音都很温暖", "很好听的民谣专辑"] and albums[0].labels == ("民谣", "流行")
+    assert albums[0].tokens[0][:2] == ["吉他", "和"]
+    assert len(report.skipped) == 1 and "broken" in report.skipped[0]
