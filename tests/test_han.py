@@ -110,6 +110,8 @@ def test_predict_texts_tokenizes_with_the_vocabulary_it_carries():
     model = han.Model(tiny_config()).eval()
     probs = han.predict_texts(model, ["rock guitar\n\nsynth beat", "民谣很好听", "", "zzz qqq"])
     assert probs.shape == (4, 3) and probs.dtype == np.float32 and np.all((probs > 0) & (probs < 1))
+    again = han.predict_texts(model, ["zzz qqq", "rock guitar\n\nsynth beat", "zzz qqq"])  # duplicates run once
+    assert np.allclose(again, probs[[3, 0, 3]], atol=1e-6)
     ids = han.encode_album(["rock guitar", "synth zzz"], han.vocabulary_of(model), max_reviews=40, max_words=100)
     assert ids.tolist() == [[2, 3], [4, T.UNK_ID]]
     assert han.encode_album(["a"] * 50, han.vocabulary_of(model), max_reviews=40, max_words=1).shape == (40, 1)

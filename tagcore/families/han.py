@@ -356,18 +356,25 @@ def vocabulary_of(model: Model) -> T.Vocabulary:
 def predict_texts(model: Model, texts: Sequence[str]) -> np.ndarray:
     """Label probabilities (len(texts), n_labels), float32, for album
     texts: each text is an album's reviews separated by blank lines (see
-    :func:`split_reviews` and ``Config.review_unit``). A text without any
-    known token still gets a prediction (from the unknown-word id)."""
+    :func:`split_reviews` and ``Config.review_unit``). Equal texts (an
+    album's tracks) are computed once. A text without any known token still
+    gets a prediction (from the unknown-word id)."""
     c = model.config
     vocabulary = vocabulary_of(model)
     device = next(model.parameters()).device
+    # The tracks of an album share its text: each distinct text runs once.
+    distinct = list(dict.fromkeys(texts))
     albums = [encode_album(split_reviews(t, unit=c.review_unit), vocabulary, max_reviews=c.max_reviews,
-                           max_words=c.max_words) for t in texts]
+                           max_words=c.max_words) for t in distinct]
     out = []
     for start in range(0, len(albums), INFERENCE_BATCH):
         ids = collate_albums(albums[start : start + INFERENCE_BATCH]).to(device)
         out.append(predict(model, ids).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, c.n_labels), dtype=np.float32)
+    if not out:
+        return np.zeros((0, c.n_labels), dtype=np.float32)
+    rows = np.concatenate(out)
+    position = {text: i for i, text in enumerate(distinct)}
+    return rows[[position[t] for t in texts]]
 
 
 #: Below this share of known words a text is not read (predict_texts_checked);
