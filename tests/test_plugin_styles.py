@@ -210,3 +210,14 @@ class TestStyles(StylesHelper):
                 assert file_styles(item.filepath) == []
                 assert stored.genres == ["Hip Hop"]  # the audio task still ran
             assert not self.fresh(items[0]).get_album().get("style")
+
+    def test_albums_without_reviews_are_not_analysed_again(self):
+        self.use_styles()
+        items = self.add_album_files("plain", ["mp3", "flac"], None, name="Plain")
+
+        out, _ = self.run_ml("-W")
+
+        assert "0 analysed (0 decoded), 2 from the store" in out, out
+        assert "style (style-test 1): 0 tagged" in out and "2 skipped without input" in out
+        assert "style skipped" not in out  # no reviews at all: listed only with -v
+        assert all(not self.fresh(item).get("style") for item in items)

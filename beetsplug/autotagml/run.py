@@ -255,6 +255,11 @@ class Run:
                         entry = item.id if self.lib is not None and item.id is not None else item
                         texts = {m.text_source: (m.reader(item) if m.reader else item.get(m.text_source)) or ""
                                  for m in self.models.values() if m.text_source and m.name in missing}
+                        if _only_idle_readers(self.models.values(), missing, texts):
+                            # Nothing to analyse (e.g. an album without reviews): no pass, no_input.
+                            self.report.from_store += 1
+                            self._apply(item, {**have, **_no_input(missing)}, stored)
+                            continue
                         todo.append((entry, item.path, missing, texts))
                     else:
                         self.report.from_store += 1
@@ -423,6 +428,19 @@ class Run:
                 self.store.update_key(item.path, old, new)
         item.store()
         return None
+
+
+def _only_idle_readers(models: Iterable[TaskModel], missing: tuple[str, ...], texts: Mapping[str, str]) -> bool:
+    """Whether every missing bundle reads its text through a reader
+    (styles.ReviewReader) that found none for this item."""
+    by_name = {m.name: m for m in models}
+    return all(by_name[n].reader is not None and not texts.get(by_name[n].text_source, "").strip() for n in missing)
+
+
+def _no_input(names: Iterable[str]) -> dict[str, Any]:
+    from tagcore.analysis import NO_INPUT, Output
+
+    return {name: Output(NO_INPUT) for name in names}
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
