@@ -9,6 +9,8 @@
    (10,000) with lyrics and no decodable audio (each item's file is a tiny
    placeholder: the run must decode nothing), timed whole as a subprocess
    (beets start-up included): items/s against the floor of 200 items/s.
+   The related-tags step that ``autotag-ml`` runs afterwards (another
+   feature, ``related: {enabled: ...}``) is off unless ``--with-related``.
 
 Lyrics come from the Genius CSV (``--data``), cycled over the items; the
 model is the shipped ``lyrics-genius`` bundle (``--bundle``).
@@ -68,7 +70,7 @@ def inference_speed(bundle: str, texts: list[str], *, batch: int, threads: int) 
             "songs_per_s": len(texts) / seconds, "preparation_s": prep, "skipped": skipped}
 
 
-def lyrics_library(workdir: Path, texts: list[str], items: int, bundle: str) -> Path:
+def lyrics_library(workdir: Path, texts: list[str], items: int, bundle: str, *, related: bool) -> Path:
     """A beets library of ``items`` items with lyrics whose files are tiny
     placeholders (not audio). Returns the config path."""
     from beets.library import Item, Library
@@ -89,7 +91,8 @@ def lyrics_library(workdir: Path, texts: list[str], items: int, bundle: str) -> 
     config.write_text("\n".join([
         f"directory: {json.dumps(str(music))}", f"library: {json.dumps(str(workdir / 'library.db'))}",
         "plugins: autotagml", "autotagml:", "    auto: no", "    workers: 2", "    batch_size: 64",
-        "    models:", "        genre: genre-musicnn", f"        lyrics_genre: {json.dumps(bundle)}", "",
+        "    models:", "        genre: genre-musicnn", f"        lyrics_genre: {json.dumps(bundle)}",
+        "    related:", f"        enabled: {'yes' if related else 'no'}", "",
     ]), encoding="utf-8")
     return config
 
@@ -103,6 +106,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--items", type=int, default=10000)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--with-related", action="store_true",
+                        help="keep the related-tags step of autotag-ml on (off: the lyrics source alone is timed)")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args(argv)
     try:
@@ -113,7 +118,7 @@ def main(argv=None) -> int:
               f"(batch {args.batch}, {args.threads} thread(s); cleaning+tokenizing {speed['preparation_s']:.2f} s; "
               f"{speed['skipped']} skipped)", flush=True)
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-lyrics-"))
-        config = lyrics_library(workdir, texts, args.items, args.bundle)
+        config = lyrics_library(workdir, texts, args.items, args.bundle, related=args.with_related)
         cmd = beet_executable() + ["-c", str(config), "autotag-ml", "-W", "--source", "lyrics"]
         result = run_measured(cmd, beet_env(workdir))
         match = HEAD_RE.search(result["stdout"])

@@ -66,6 +66,11 @@ PROFILES: dict[str, frozenset[str]] = {
 
 PROFILES = {lang: words if lang == "en" else words - PROFILES["en"] for lang, words in PROFILES.items()}
 
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
+for _lang, _words in PROFILES.items():
+    for _word in _words:
+        _LANGUAGES_OF[_word] = (*_LANGUAGES_OF.get(_word, ()), _lang)
+
 #: Markers meaning "no words": lyrics sites write them for instrumentals.
 INSTRUMENTAL = re.compile(r"^\W*(instrumental|\(instrumental\)|\[instrumental\])\W*$", re.IGNORECASE)
 
@@ -131,9 +136,15 @@ def lyric_tokens(text: str, *, remove_stopwords: bool = True, max_chars: int | N
 def language_shares(words: list[str], profiles: Mapping[str, frozenset[str]] | None = None) -> dict[str, float]:
     """For each language, the share of ``words`` (case-folded, stopwords
     kept) that are in its profile. Empty dict for no words."""
-    profiles = PROFILES if profiles is None else profiles
     if not words:
         return {}
+    if profiles is None:
+        # One pass over the words (a word -> languages table) instead of one per language.
+        counts = dict.fromkeys(PROFILES, 0)
+        for word in words:
+            for lang in _LANGUAGES_OF.get(word, ()):
+                counts[lang] += 1
+        return {lang: n / len(words) for lang, n in counts.items()}
     return {lang: sum(1 for w in words if w in vocab) / len(words) for lang, vocab in profiles.items()}
 
 

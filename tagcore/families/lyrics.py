@@ -228,12 +228,14 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
     for i, text in enumerate(texts):
         text = text or ""
         truncated = text[: config.max_chars]
-        words = lyric_words(truncated)
+        # CJK lyrics are skipped before jieba is loaded for them (~2 s).
+        cjk = config.language not in ("", "cjk") and is_cjk(truncated)
+        words = [] if cjk else lyric_words(truncated)
         problem = None
-        if not words:
+        if not words and not cjk:
             problem = "no words in the lyrics (instrumental, or markers only)"
         elif config.language:
-            language = "cjk" if is_cjk(truncated) else language_of_words(words)
+            language = "cjk" if cjk else language_of_words(words)
             if language != config.language:
                 seen = "in no language it knows" if language == "unknown" else f"in {language!r}"
                 problem = f"lyrics {seen} by their stopword profile; the model reads {config.language!r} lyrics only"
