@@ -128,6 +128,17 @@ def one(n: int, args) -> dict:
         result["ann_query_ms"] = round(1000 * float(np.median(times)), 3)
         found = [{i for i, _ in index.search(q, k=10)} for q in queries[30:130]]
         result["ann_recall_at_10"] = round(float(np.mean([len(a & b) / 10 for a, b in zip(truth, found)])), 3)
+        # The same index searched wider (ef_search), no rebuild.
+        for ef in [int(v) for v in args.ef_search_sweep.split(",") if v.strip()]:
+            index.index.expansion_search = ef
+            times = []
+            for q in queries[:30]:
+                started = time.perf_counter()
+                index.search(q, k=10)
+                times.append(time.perf_counter() - started)
+            found = [{i for i, _ in index.search(q, k=10)} for q in queries[30:130]]
+            result[f"ef{ef}"] = {"query_ms": round(1000 * float(np.median(times)), 3),
+                                 "recall_at_10": round(float(np.mean([len(a & b) / 10 for a, b in zip(truth, found)])), 3)}
     for leftover in folder.iterdir():
         leftover.unlink()
     folder.rmdir()
@@ -144,6 +155,7 @@ def main() -> int:
     parser.add_argument("--connectivity", type=int, default=16, help="HNSW M")
     parser.add_argument("--expansion-add", type=int, default=128, help="HNSW ef_construction")
     parser.add_argument("--expansion-search", type=int, default=64, help="HNSW ef_search")
+    parser.add_argument("--ef-search-sweep", default="", help="also search the built index with these ef_search values")
     parser.add_argument("--tmp", default=None, help="folder for the temporary matrices")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
@@ -155,7 +167,8 @@ def main() -> int:
     for n in (int(s) for s in args.sizes.split(",")):
         cmd = [sys.executable, __file__, "--one", str(n), "--threads", str(args.threads), "--ann-min", str(args.ann_min),
                "--ann-max", str(args.ann_max), "--connectivity", str(args.connectivity),
-               "--expansion-add", str(args.expansion_add), "--expansion-search", str(args.expansion_search)] + ([] if args.ann else ["--no-ann"]) + (["--tmp", args.tmp] if args.tmp else [])
+               "--expansion-add", str(args.expansion_add), "--expansion-search", str(args.expansion_search),
+               "--ef-search-sweep", args.ef_search_sweep] + ([] if args.ann else ["--no-ann"]) + (["--tmp", args.tmp] if args.tmp else [])
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             print(done.stderr, file=sys.stderr)
