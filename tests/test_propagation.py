@@ -270,11 +270,11 @@ def test_spotify_experiment_runs_and_reports(tmp_path, monkeypatch):
     result = trainer_propagation.run(args, log=lambda *_: None)
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     assert len(saved["tags"]) == 9  # 3 genres + 6 subgenres
-    assert len(saved["runs"]) == 2 * 4  # keep x (baseline, eq4, none, shuffled control)
+    assert len(saved["runs"]) == 2 * 5  # keep x (baseline, eq4, none, shuffled and doubled controls)
     assert len(drawn) == 1 and drawn[0][1] == {"bucket": 4}
     starts, curves = spotify_propagation.bucket_curves(saved, keep=0.5, r=0.5, weighting="eq4", bucket=4)
     assert starts.tolist() == [1, 5, 9] and curves["map"].shape == (1, 3)
-    assert {run["weighting"] for run in saved["runs"]} == {"baseline", "eq4", "none", "shuffled"}
+    assert {run["weighting"] for run in saved["runs"]} == {"baseline", "eq4", "none", "shuffled", "doubled"}
     for run in saved["runs"]:
         assert 0 <= run["retrieval_auc"] <= 1 and 0 < run["annotation_map"] <= 1
     assert "keep=0.5 r=0.5 eq4" in result["metrics"]

@@ -25,7 +25,10 @@ improvement over the baseline by tag-popularity bucket (Figure 5). A
 control, ``shuffled``, walks the same playlists (lengths and memberships)
 filled with a random permutation of the training songs, weight 1: as many
 supportive terms, none from a coherent playlist; it tells propagation's
-gain from what any extra soft targets would do.
+gain from what any extra soft targets would do. A second control,
+``doubled``, counts the song's own binary cross-entropy twice (eq. 3 when
+every s' has exactly the tags of s): it tells propagation's gain from the
+larger loss (a larger step) alone.
 
 Outputs under ``--report-dir`` (default ``runs/spotify-propagation``):
 ``results.json`` (every run), ``summary.md`` (tables, mean ± std over
@@ -100,8 +103,18 @@ def artist_split(artists, *, seed: int, shares=(0.7, 0.1, 0.2)):
     return tuple(np.flatnonzero(song_part == k) for k in range(3))
 
 
-def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, hidden, seed, args, log):
+def doubled_loss(logits: torch.Tensor, targets: torch.Tensor, *rest) -> torch.Tensor:
+    """The DOUBLED control: BCE on the song's own tags, twice (what eq. 3
+    gives when every s' carries exactly the tags of s)."""
+    from tagcore.families import samplecnn
+
+    return 2 * samplecnn.loss(logits, targets)
+
+
+def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, hidden, seed, args, log,
+            loss=None):
     """Train one MLP; returns the section IV-C figures on the test songs."""
+    from tagcore.families import samplecnn
     from trainer.propagation import fit
 
     torch.manual_seed(seed)
@@ -119,7 +132,8 @@ def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, h
 
     result = fit(model, train=train, tags=y_train_view, inputs=inputs, val_loss=val_loss, index=index, r=r,
                  weighting=weighting, epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-                 lr=args.lr, momentum=args.momentum, decay=args.decay, seed=seed, log=lambda *_: None)
+                 lr=args.lr, momentum=args.momentum, decay=args.decay, seed=seed, loss=loss or samplecnn.loss,
+                 log=lambda *_: None)
     with torch.inference_mode():
         model.eval()
         scores = torch.sigmoid(model(xt[test])).numpy()
@@ -202,16 +216,17 @@ def run(args, *, log=print) -> dict:
             shuffled[train] = train[np.random.default_rng([seed, 99]).permutation(len(train))]
             shuffled_index = prop.build_index([[int(shuffled[t]) for t in p if t in allowed] for p in lists],
                                               keys=list(range(len(ids))))
-            plan = [("none", 0.0)] + [(w, r) for w in (*prop.WEIGHTINGS, SHUFFLED) for r in grid if r > 0]
+            plan = [("none", 0.0), (DOUBLED, 0.0)] + [(w, r) for w in (*prop.WEIGHTINGS, SHUFFLED) for r in grid if r > 0]
             for weighting, r in plan:
-                name = "baseline" if r == 0 else weighting
+                name = weighting if weighting == DOUBLED else "baseline" if r == 0 else weighting
                 if (seed, keep, r, name) in done:
                     continue
                 t0 = time.monotonic()
                 walk_index = None if r == 0 else shuffled_index if weighting == SHUFFLED else index
                 figures = run_one(x, view, y, train, val, test, walk_index, r=r,
-                                  weighting="none" if weighting == SHUFFLED else weighting, hidden=args.hidden,
-                                  seed=seed, args=args, log=log)
+                                  weighting="none" if weighting in (SHUFFLED, DOUBLED) else weighting,
+                                  hidden=args.hidden, seed=seed, args=args, log=log,
+                                  loss=doubled_loss if weighting == DOUBLED else None)
                 runs.append({"seed": seed, "keep": keep, "r": r, "weighting": name,
                              "annotation_map": figures["annotation_map"], "retrieval_map": figures["retrieval_map"],
                              "retrieval_auc": figures["retrieval_auc"],
@@ -235,6 +250,9 @@ def run(args, *, log=print) -> dict:
 METRICS = ("annotation_map", "retrieval_map", "retrieval_auc")
 #: The control run's name: playlists filled with shuffled training songs, weight 1.
 SHUFFLED = "shuffled"
+#: The second control: the song's own BCE counted twice (r = 0), i.e. the
+#: supportive term when a neighbour's tags are exactly the song's own.
+DOUBLED = "doubled"
 LEGEND = {"eq4": "weight P(s'|s) (eq. 4)", "none": "weight 1", SHUFFLED: "shuffled playlists, weight 1 (control)"}
 
 
@@ -253,7 +271,7 @@ def summarise(results: dict, *, bucket: int) -> dict:
         base = {run["seed"]: run for run in runs if run["keep"] == keep and run["weighting"] == "baseline"}
         sub = np.array([n.startswith("subgenre:") for n in names])
         for r in results["r_grid"]:
-            for weighting in (("baseline",) if r == 0 else (*prop.WEIGHTINGS, SHUFFLED)):
+            for weighting in (("baseline", DOUBLED) if r == 0 else (*prop.WEIGHTINGS, SHUFFLED)):
                 chosen = [run for run in runs if run["keep"] == keep and run["r"] == r and run["weighting"] == weighting
                           and run["seed"] in base]
                 if not chosen:
