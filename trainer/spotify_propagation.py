@@ -399,6 +399,10 @@ def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int)
                         if vals:
                             xs.append(r); means.append(np.mean(vals)); stds.append(np.std(vals))
                     ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=LEGEND[weighting])
+                doubled = [x[metric] for x in runs if x["keep"] == keep and x["weighting"] == DOUBLED]
+                if doubled:
+                    ax.axhline(np.mean(doubled), color="grey", linestyle="-.", linewidth=1,
+                               label="doubled own BCE, r = 0 (control)")
                 ax.set_title(f"{metric.replace('_', ' ')} (tags kept {keep:g})", fontsize=9)
                 ax.set_xlabel("search range r")
                 ax.legend(fontsize=7)
