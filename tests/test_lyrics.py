@@ -263,3 +263,43 @@ def test_genius_songs_and_folds():
     for test in folds:
         inside = {groups[i] for i in test}
         assert not inside & {groups[i] for i in np.setdiff1d(np.arange(len(songs)), test)}
+
+
+def test_vagalume_layout_through_the_trainer(tmp_path):
+    import csv
+
+    rows_a = [["Artist", "Genres", "Songs", "Popularity", "Link"],
+              ["Band A", "Rock; Pop", "3", "1.0", "/a/"], ["Band B", "Pop", "2", "1.0", "/b/"],
+              ["Banda C", "Samba", "1", "1.0", "/c/"]]
+    rows_l = [["ALink", "SName", "SLink", "Lyric", "Idiom"],
+              ["/a/", "One", "/a/1", ENGLISH, "ENGLISH"], ["/a/", "Two", "/a/2", ENGLISH, "ENGLISH"],
+              ["/b/", "Three", "/b/3", ENGLISH, "ENGLISH"], ["/c/", "Quatro", "/c/4", PORTUGUESE, "PORTUGUESE"]]
+    for name, rows in (("artists-data.csv", rows_a), ("lyrics-data.csv", rows_l)):
+        with (tmp_path / name).open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows(rows)
+    args = argparse.Namespace(data=str(tmp_path), layout="auto", language="en", top_genres=2, per_genre=10, seed=0,
+                              limit=0)
+    songs, notes = T.load_songs(args, T.LoadReport(), log=lambda *a: None)
+    assert notes["layout"] == "vagalume" and notes["vagalume_rows"] == 3  # "en" matches the older "ENGLISH"
+    assert sorted(s.genres for s in songs) == [("Pop",), ("Pop", "Rock"), ("Pop", "Rock")]
+
+
+def test_multilabel_model_trains_and_gives_a_sigmoid_per_genre(tmp_path):
+    torch.set_num_threads(1)
+    songs = synthetic_songs(40, seed=2)
+    labels = ["country", "rap"]
+    y = T.gold_matrix(songs, labels)
+    y[:5] = 1.0  # a few songs in both genres
+    tokens = [lyric_tokens(s.text) for s in songs]
+    vocabulary = T.Vocabulary.build(tokens, min_count=1)
+    args = argparse.Namespace(seed=0, lr=0.02, run_dir=str(tmp_path), epochs=3, batch_size=16, accumulate=1,
+                              patience=100, device="cpu", precision="fp32", num_workers=0, checkpoint_every=0,
+                              resume=False)
+    config = family.Config(vocabulary=list(vocabulary.tokens), n_labels=2, embedding_dim=4, hidden=8,
+                           max_tokens=16, multilabel=True)
+    enc = [vocabulary.encode(t) for t in tokens]
+    model, history, _ = T.train_model(config, train_ids=enc[:32], train_y=y[:32], val_ids=enc[32:], val_y=y[32:],
+                                      glove={}, args=args, name="multi")
+    probs = family.predict_texts(model, [s.text for s in songs[:8]])
+    assert len(history) == 3 and probs.shape == (8, 2)
+    assert ((probs > 0) & (probs < 1)).all() and not np.allclose(probs.sum(axis=1), 1.0)

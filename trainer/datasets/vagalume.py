@@ -24,6 +24,9 @@ from pathlib import Path
 from trainer.datasets import DatasetError, LoadReport, Lyrics, csv_table
 
 ARTISTS = "artists-data.csv"
+#: ISO 639-1 code -> the language name of the older release's Idiom column.
+LANGUAGE_NAMES = {"en": "english", "pt": "portuguese", "es": "spanish", "fr": "french", "de": "german",
+                  "it": "italian", "nl": "dutch"}
 LYRICS = "lyrics-data.csv"
 
 
@@ -76,7 +79,8 @@ def load(root: str | Path, *, language: str | None = None, report: LoadReport | 
     from ``root/artists-data.csv``: key the song link, language as written.
 
     language : keep only songs in this language (compared without case, to
-        the ``language`` or ``Idiom`` value: ``pt``, ``PORTUGUESE``...).
+        the ``language`` or ``Idiom`` value; an ISO code and the language's
+        English name are the same: ``en`` keeps ``en`` and ``ENGLISH``).
     Songs with a wrong field count, empty lyrics, a repeated link, an artist
     link missing from artists-data.csv or an artist without genres are
     skipped and listed in ``report`` as ``file:line: cause``.
@@ -90,10 +94,15 @@ def load(root: str | Path, *, language: str | None = None, report: LoadReport | 
     lyrics_csv = root / LYRICS
     _, column, rows = csv_table(lyrics_csv, required=("ALink", "SName", "SLink", "Lyric"), report=report)
     language_column = column.get("language", column.get("Idiom"))
+    # The newer release writes ISO codes ("en"), the older one names ("ENGLISH"): accept either.
+    wanted = None
+    if language is not None:
+        code = language.lower()
+        wanted = {code, LANGUAGE_NAMES.get(code, code), *(c for c, n in LANGUAGE_NAMES.items() if n == code)}
     records, seen = [], set()
     for _, where, fields in rows:
         song_language = fields[language_column].strip() if language_column is not None else ""
-        if language is not None and song_language.lower() != language.lower():
+        if wanted is not None and song_language.lower() not in wanted:
             continue
         link, artist_link = fields[column["SLink"]].strip(), fields[column["ALink"]].strip()
         text = fields[column["Lyric"]]
