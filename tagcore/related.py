@@ -28,6 +28,7 @@ high similarity.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections import Counter, defaultdict
@@ -44,6 +45,7 @@ KINDS = ("genre", "style", "mood", "theme")
 # --- Spelling ----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(name: str) -> str:
     """``name`` lower-cased, accents removed (NFKD, combining marks
     dropped), ``& + /`` kept, other punctuation and ``_ -`` made spaces,
@@ -55,6 +57,7 @@ def fold(name: str) -> str:
     return " ".join(text.split())
 
 
+@functools.lru_cache(maxsize=65536)
 def spelling_key(name: str) -> str:
     """:func:`fold` without spaces: the key two spellings of one tag share
     ("Bossa Nova", "Bossanova" -> ``bossanova``; "Hip-Hop", "hip hop",
@@ -132,7 +135,12 @@ class Vocabulary:
         return found
 
     def of_kind(self, kind: str) -> list[int]:
-        return [i for i, t in enumerate(self.tags) if t.kind == kind]
+        """Indices of the tags of ``kind``, in vocabulary order (computed
+        once per kind)."""
+        cache = self.__dict__.setdefault("_of_kind", {})
+        if kind not in cache:
+            cache[kind] = [i for i, t in enumerate(self.tags) if t.kind == kind]
+        return list(cache[kind])
 
 
 # --- Tag vectors ---------------------------------------------------------------

@@ -67,6 +67,8 @@ class RelatedTags:
         self.log = log
         self._index = None
         self._bundle_config: dict = {}
+        #: (genres, styles) -> proposals: items share few genre combinations.
+        self._proposal_cache: dict = {}
 
     def index(self):
         """The related-tags index; raises ui.UserError when the bundle
@@ -91,6 +93,12 @@ class RelatedTags:
     def proposals(self, genres: list[str], styles: list[str]) -> dict[str, list[tuple[str, float]]]:
         """kind -> [(name, score)] for an item with ``genres`` and
         ``styles``; empty lists without a known genre."""
+        key = (tuple(genres), tuple(styles))
+        if key not in self._proposal_cache:
+            self._proposal_cache[key] = self._proposals(genres, styles)
+        return self._proposal_cache[key]
+
+    def _proposals(self, genres: list[str], styles: list[str]) -> dict[str, list[tuple[str, float]]]:
         from tagcore.related import popularity_prior, propose
 
         index = self.index()
