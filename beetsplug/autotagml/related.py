@@ -136,41 +136,45 @@ def split_style(value: str) -> list[str]:
 
 
 def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: bool, write: bool,
-                      pending: dict[int, dict[str, Any]] | None = None) -> list[tuple[Item, dict[str, Any]]]:
+                      pending: dict[int, dict[str, Any]] | None = None,
+                      lib: Library | None = None) -> list[tuple[Item, dict[str, Any]]]:
     """Set (or with ``pretend`` only return) every item's proposal fields.
     ``pending`` maps item ids to the fields a pretend run would have set
     (their genres are proposed from). A file that cannot be written is
-    logged and its item left unchanged. Returns (item, changes) pairs."""
+    logged and its item left unchanged. With ``lib``, stores are committed
+    in batches. Returns (item, changes) pairs."""
     from beets.library import FileOperationError
 
-    from .run import write_atomically
+    from .run import batched_commits, write_atomically
 
     done = []
-    for item in items:
-        genres = None
-        if pending and item.id in pending and "genres" in pending[item.id]:
-            genres = pending[item.id]["genres"]
-        changes = related.changes_for(item, genres)
-        if not changes:
-            continue
-        done.append((item, changes))
-        if pretend:
-            continue
-        before = {k: item.get(k) for k in changes if k in item}
-        item.update(changes)
-        if write and ("style" in changes or "mood" in changes):
-            try:
-                write_atomically(item)
-            except (FileOperationError, OSError) as exc:
-                related.log.warning("related tags not written for {}: {}", util.displayable_path(item.path), exc)
-                for k in changes:
-                    if k in before:
-                        item[k] = before[k]
-                    else:
-                        del item[k]
-                done.pop()
+    with batched_commits(lib) as stored:
+        for item in items:
+            genres = None
+            if pending and item.id in pending and "genres" in pending[item.id]:
+                genres = pending[item.id]["genres"]
+            changes = related.changes_for(item, genres)
+            if not changes:
                 continue
-        item.store()
+            done.append((item, changes))
+            if pretend:
+                continue
+            before = {k: item.get(k) for k in changes if k in item}
+            item.update(changes)
+            if write and ("style" in changes or "mood" in changes):
+                try:
+                    write_atomically(item)
+                except (FileOperationError, OSError) as exc:
+                    related.log.warning("related tags not written for {}: {}", util.displayable_path(item.path), exc)
+                    for k in changes:
+                        if k in before:
+                            item[k] = before[k]
+                        else:
+                            del item[k]
+                    done.pop()
+                    continue
+            item.store()
+            stored()
     return done
 
 
@@ -385,7 +389,7 @@ def run_step(plugin, lib: Library, args: list[str], report, *, pretend: bool, wr
     failed = {entry[0].path for task in report.tasks.values() for entry in (*task.failures, *task.too_short)}
     items = (item for item in lib.items(args) if item.path not in failed)
     try:
-        done = propose_for_items(related, items, pretend=pretend, write=write, pending=pending)
+        done = propose_for_items(related, items, pretend=pretend, write=write, pending=pending, lib=lib)
     except ui.UserError as exc:
         ui.print_(f"  related tags: not run: {exc}")
         return
