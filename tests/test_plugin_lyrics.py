@@ -3,7 +3,6 @@ helpers: two sources fused, one source alone (--source), bad lyrics."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import ClassVar
@@ -58,20 +57,8 @@ def assets(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(autouse=True)
-def clear_cached_classproperty():
-    cached_classproperty.cache.clear()
-    yield
-    cached_classproperty.cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def fresh_beets_log_handlers():
-    log = logging.getLogger("beets")
-    before = list(log.handlers)
-    yield
-    for handler in [h for h in log.handlers if h not in before]:
-        log.removeHandler(handler)
+# beets' class caches and log handlers reset around every test.
+from test_plugin import clear_cached_classproperty, fresh_beets_log_handlers  # noqa: E402,F401
 
 
 class TestLyricsSource(PluginMixin, TestHelper):
