@@ -21,6 +21,7 @@ its module path; :func:`family_module` imports it lazily.
 from __future__ import annotations
 
 import importlib
+from dataclasses import asdict
 from types import ModuleType
 
 FAMILIES = {
@@ -55,6 +56,16 @@ def config_from_dict(cls, data: dict, *, what: str):
     if unknown:
         raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
     return cls(**data)
+
+
+def config_to_dict(config) -> dict:
+    """A family's Config dataclass as a JSON-ready dict: tuples (channel
+    widths, pooling shapes, vocabularies) become lists, nested ones too."""
+
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+    return {name: plain(value) for name, value in asdict(config).items()}
 
 
 def family_module(name: str) -> ModuleType:

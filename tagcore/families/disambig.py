@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -57,10 +57,9 @@ class Config:
             raise ValueError("channels and pools must have the same length")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        data["pools"] = [list(p) for p in self.pools]
-        return data
+        from tagcore.families import config_to_dict
+
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":

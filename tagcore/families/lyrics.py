@@ -38,7 +38,7 @@ whose words the vocabulary covers less than ``min_coverage``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -107,9 +107,9 @@ class Config:
     min_coverage: float = 0.3
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["vocabulary"] = list(self.vocabulary)
-        return data
+        from tagcore.families import config_to_dict
+
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":

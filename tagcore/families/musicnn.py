@@ -40,7 +40,7 @@ folded where that is exact (same outputs, faster).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -99,10 +99,9 @@ class Config:
         return self.frontend_channels + self.midend_layers * self.midend_filters
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["timbral_ratios"] = list(self.timbral_ratios)
-        data["temporal_frames"] = list(self.temporal_frames)
-        return data
+        from tagcore.families import config_to_dict
+
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":

@@ -27,7 +27,7 @@ averaged over tags and songs like the main term.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -71,9 +71,9 @@ class Config:
                              f"for {len(self.channels) - 1} blocks, not {self.input_samples}")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        return data
+        from tagcore.families import config_to_dict
+
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":

@@ -37,7 +37,7 @@ The model may instead read a frozen backbone's track embedding (``input_dim
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -111,9 +111,9 @@ class Config:
             raise ValueError(f"embedding_dim must be even (two stacks), not {self.embedding_dim}")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        return data
+        from tagcore.families import config_to_dict
+
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
