@@ -236,30 +236,40 @@ class Source:
             return [self.index.get(spelling_key(n)) for n in names]
         return [self.kind_index.get((k, spelling_key(n)), self.index.get(spelling_key(n))) for n, k in zip(names, kinds)]
 
-    def scores(self, query: Sequence[str], candidates: Sequence[str],
+    def scores(self, query: Sequence[str | Sequence[str]], candidates: Sequence[str],
                kinds: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine of each candidate with the query (the centroid of the
-        query tags' unit vectors; for a similarity matrix, the mean of the
-        query rows), shape (n_candidates,), and a mask of the candidates this
-        source can score (known candidate, at least one known query tag)."""
-        q = [r for r in self.rows(query) if r is not None]
+        """Cosine of each candidate with the query, shape (n_candidates,),
+        and a mask of the candidates this source can score (known candidate,
+        at least one known query tag).
+
+        ``query`` holds tag names or groups of names (one query tag with its
+        aliases, :meth:`RelatedIndex.expand_groups`): each group's centroid
+        of unit vectors is normalised, and the query is the normalised mean
+        of the group centroids, so every group weighs the same however many
+        names it has. For a similarity matrix, the mean of each group's rows,
+        then the mean over groups."""
+        groups = [[r for r in self.rows([g] if isinstance(g, str) else list(g)) if r is not None] for g in query]
+        groups = [g for g in groups if g]
         c = self.rows(candidates, kinds)
         known = np.array([r is not None for r in c], dtype=bool)
         out = np.zeros(len(candidates), dtype=np.float64)
-        if not q or not known.any():
+        if not groups or not known.any():
             return out, np.zeros(len(candidates), dtype=bool)
         cols = np.array([r for r in c if r is not None])
         if self.vectors is not None:
-            centroid = self.unit[q].mean(axis=0)
-            norm = np.linalg.norm(centroid)
-            centroid = centroid / norm if norm > 0 else centroid
-            out[known] = self.unit[cols] @ centroid
+            centroid = np.mean([_unit(self.unit[g].mean(axis=0)) for g in groups], axis=0)
+            out[known] = self.unit[cols] @ _unit(centroid)
         else:
-            out[known] = np.nanmean(self.similarity[np.ix_(q, cols)], axis=0)
+            out[known] = np.nanmean([np.nanmean(self.similarity[np.ix_(g, cols)], axis=0) for g in groups], axis=0)
         return out, known
 
 
-def combined_scores(sources: Sequence[Source], query: Sequence[str], candidates: Sequence[str],
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm > 0 else vector
+
+
+def combined_scores(sources: Sequence[Source], query: Sequence[str | Sequence[str]], candidates: Sequence[str],
                     kinds: Sequence[str] | None = None) -> np.ndarray:
     """Weighted mean, over the sources that can score it, of each
     candidate's cosine with ``query``; fallback sources (weight 1) only
@@ -280,24 +290,35 @@ def combined_scores(sources: Sequence[Source], query: Sequence[str], candidates:
 @dataclass
 class RelatedIndex:
     """The vocabulary (kinds), the sources, and ``aliases`` (spelling key
-    -> vocabulary name) for common names the vocabulary spells otherwise
-    ("rock" -> "Pop/Rock", "hip hop" -> "Rap"); what a related-tags bundle
-    holds."""
+    -> vocabulary name or names) for common names the vocabulary spells
+    otherwise ("hip hop" -> "Rap", "metal" -> ["Pop/Rock", "Heavy Metal"]);
+    what a related-tags bundle holds."""
 
     vocabulary: Vocabulary
     sources: list[Source]
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str | list[str]] = field(default_factory=dict)
 
     def expand(self, query: Sequence[str]) -> list[str]:
-        """``query`` plus the alias target of each name the vocabulary
-        does not hold (order kept, no repeats by spelling)."""
+        """``query`` plus the alias targets of each name the vocabulary
+        does not hold (an alias maps to one name or a list of names; order
+        kept, no repeats by spelling)."""
         out, seen = [], set()
         for name in query:
-            for n in (name, None if self.vocabulary.find(name) else self.aliases.get(spelling_key(name))):
+            targets = [] if self.vocabulary.find(name) else self.aliases.get(spelling_key(name)) or []
+            for n in [name, *([targets] if isinstance(targets, str) else targets)]:
                 if n and spelling_key(n) not in seen:
                     seen.add(spelling_key(n))
                     out.append(n)
         return out
+
+    def expand_groups(self, query: Sequence[str]) -> list[list[str]]:
+        """One group per query name: the name, then its alias targets when
+        the vocabulary does not hold it (see :meth:`Source.scores`)."""
+        groups = []
+        for name in query:
+            targets = [] if self.vocabulary.find(name) else self.aliases.get(spelling_key(name)) or []
+            groups.append([name, *([targets] if isinstance(targets, str) else targets)])
+        return groups
 
     def nearest(self, name: str, *, kinds: Sequence[str] = KINDS, n: int = 10,
                 exclude_same: bool = True) -> list[tuple[Tag, float]]:
@@ -314,7 +335,7 @@ class RelatedIndex:
         if exclude_same:
             indices = [i for i in indices if spelling_key(self.vocabulary.tags[i].name) != key]
         names = [self.vocabulary.tags[i].name for i in indices]
-        scores = combined_scores(self.sources, self.expand([name]), names, [self.vocabulary.tags[i].kind for i in indices])
+        scores = combined_scores(self.sources, self.expand_groups([name]), names, [self.vocabulary.tags[i].kind for i in indices])
         order = [j for j in np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable") if not np.isnan(scores[j])]
         return [(self.vocabulary.tags[indices[j]], float(scores[j])) for j in order[:n]]
 
@@ -324,11 +345,21 @@ class RelatedIndex:
         return bool(self.vocabulary.find(name)) or key in self.aliases or any(key in s.index for s in self.sources)
 
 
-def popularity_prior(vocabulary: Vocabulary, kind: str) -> dict[str, float]:
-    """name -> document count of each ``kind`` tag over the largest count
-    of that kind (the most popular is 1)."""
+PRIOR_SCALES = ("linear", "log")
+
+
+def popularity_prior(vocabulary: Vocabulary, kind: str, *, scale: str = "linear") -> dict[str, float]:
+    """name -> popularity of each ``kind`` tag in [0, 1], the most popular
+    being 1: its document count over the largest count (``scale="linear"``)
+    or ``log(1 + count) / log(1 + largest)`` (``"log"``, which keeps a
+    tag on 30 tracks well above one on 2 without letting the head of the
+    list drown everything else)."""
+    if scale not in PRIOR_SCALES:
+        raise ValueError(f"prior scale must be one of {PRIOR_SCALES}, got {scale!r}")
     tags = [vocabulary.tags[i] for i in vocabulary.of_kind(kind)]
     top = max((t.count for t in tags), default=0) or 1
+    if scale == "log":
+        return {t.name: float(np.log1p(t.count) / np.log1p(top)) for t in tags}
     return {t.name: t.count / top for t in tags}
 
 
@@ -352,7 +383,7 @@ def propose(
     ``(1 - w) * score + w * prior`` with ``w = prior_weight``."""
     skip = {spelling_key(n) for n in (*query, *exclude)}
     indices = [i for i in index.vocabulary.of_kind(kind) if spelling_key(index.vocabulary.tags[i].name) not in skip]
-    known_query = index.expand([q for q in query if index.known(q)])
+    known_query = index.expand_groups([q for q in query if index.known(q)])
     if not indices or not known_query:
         return []
     names = [index.vocabulary.tags[i].name for i in indices]
@@ -477,17 +508,23 @@ def precision_recall_at_k(proposed: Sequence[str], truth: Iterable[str], *, k: i
 
 # --- Common names the AllMusic vocabulary spells otherwise ----------------------
 
-#: Spelling key -> AllMusic genre, for names a beets library commonly holds
-#: (lastgenre's canonical genres) that AllMusic files under another name.
-#: Used only when the vocabulary does not hold the name itself.
+#: Spelling key -> AllMusic name(s), for names a beets library commonly
+#: holds (lastgenre's canonical genres, the labels of the plugin's audio
+#: models) that AllMusic files under another name. "Metal" is AllMusic's
+#: genre Pop/Rock *and* its style Heavy Metal: with the genre alone a metal
+#: track would be read as any Pop/Rock track. Used only when the vocabulary
+#: does not hold the name itself; :func:`tree_aliases` adds the children of
+#: lastgenre's genre tree.
 ALLMUSIC_ALIASES = {
     spelling_key(k): v
     for k, v in {
-        "rock": "Pop/Rock", "pop": "Pop/Rock", "pop rock": "Pop/Rock", "metal": "Pop/Rock", "heavy metal": "Pop/Rock",
-        "punk": "Pop/Rock", "indie": "Pop/Rock", "alternative": "Pop/Rock",
+        "rock": "Pop/Rock", "pop": "Pop/Rock", "pop rock": "Pop/Rock", "metal": ["Pop/Rock", "Heavy Metal"],
+        "punk": "Pop/Rock", "indie": ["Pop/Rock", "Indie Rock"], "alternative": ["Pop/Rock", "Alternative/Indie Rock"],
+        "alternative rock": ["Pop/Rock", "Alternative/Indie Rock"], "progressive rock": ["Pop/Rock", "Prog-Rock"],
+        "dance music": ["Electronic", "Club/Dance"], "new age music": "New Age",
         "hip hop": "Rap", "hip-hop": "Rap", "rap music": "Rap",
         "rnb": "R&B", "rhythm and blues": "R&B", "soul": "R&B", "funk": "R&B",
-        "electronica": "Electronic", "dance": "Electronic", "edm": "Electronic",
+        "electronica": "Electronic", "dance": ["Electronic", "Club/Dance"], "edm": "Electronic",
         "world": "International", "world music": "International",
         "spoken word": "Comedy/Spoken", "comedy": "Comedy/Spoken",
         "children's": "Childrens", "children's music": "Childrens", "kids": "Childrens",
@@ -496,6 +533,44 @@ ALLMUSIC_ALIASES = {
         "avantgarde": "Avant-Garde", "experimental": "Avant-Garde", "easy": "Easy Listening",
     }.items()
 }
+
+
+def tree_aliases(paths: Mapping[str, Sequence[str]], vocabulary: Vocabulary) -> dict[str, list[str]]:
+    """Aliases from a genre tree: for each node of the tree (``paths``:
+    any key -> the path from the root to a genre, e.g. lastgenre's
+    ``("rock", "hard rock")``) that ``vocabulary`` does not hold, the
+    vocabulary's spelling of its direct children that it does hold
+    ("rock" -> Art Rock, Hard Rock, Heavy Metal, ...), in tree order. Nodes
+    with no such child are left out. Keys are :func:`spelling_key`."""
+    children: dict[str, list[str]] = defaultdict(list)
+    for path in paths.values():
+        if len(path) >= 2 and path[-1] not in children[spelling_key(path[-2])]:
+            children[spelling_key(path[-2])].append(path[-1])
+    out: dict[str, list[str]] = {}
+    for node, kids in children.items():
+        if vocabulary.find(node):
+            continue
+        held = []
+        for kid in kids:
+            found = vocabulary.find(kid)
+            if found and vocabulary.tags[found[0]].name not in held:
+                held.append(vocabulary.tags[found[0]].name)
+        if held:
+            out[node] = held
+    return out
+
+
+def merge_aliases(*tables: Mapping[str, str | Sequence[str]]) -> dict[str, list[str]]:
+    """One alias table from several (key -> name or names): each key's
+    targets in table order, without repeats."""
+    out: dict[str, list[str]] = {}
+    for table in tables:
+        for key, targets in table.items():
+            listed = out.setdefault(key, [])
+            for t in [targets] if isinstance(targets, str) else targets:
+                if t not in listed:
+                    listed.append(t)
+    return out
 
 
 # --- Bundle I/O (the only file access of this module) ----------------------------
@@ -596,7 +671,8 @@ def load_index(directory=None) -> tuple[RelatedIndex, dict]:
             else:
                 sources.append(Source(s["name"], list(s["names"]), float(s["weight"]), similarity=array,
                                       fallback=bool(s.get("fallback")), kinds=s.get("kinds")))
-        aliases = {str(k): str(v) for k, v in (config.get("aliases") or {}).items()}
+        aliases = {str(k): (str(v) if isinstance(v, str) else [str(x) for x in v])
+                   for k, v in (config.get("aliases") or {}).items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise RelatedBundleError(f"{config_path}: malformed ({exc})") from None
     return RelatedIndex(vocabulary, sources, aliases), config

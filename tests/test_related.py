@@ -144,6 +144,38 @@ def test_nearest_and_unknown():
 def test_popularity_prior():
     v = R.Vocabulary([R.Tag("A", "style", 10), R.Tag("B", "style", 5), R.Tag("C", "mood", 3)])
     assert R.popularity_prior(v, "style") == {"A": 1.0, "B": 0.5}
+    log = R.popularity_prior(v, "style", scale="log")
+    assert log["A"] == pytest.approx(1.0) and log["B"] == pytest.approx(np.log(6) / np.log(11))
+    with pytest.raises(ValueError):
+        R.popularity_prior(v, "style", scale="sqrt")
+
+
+def test_alias_groups_weigh_each_query_name_once():
+    # "wide" aliases to three names along axis 0, "narrow" to one along
+    # axis 1: flat, "wide" would pull the centroid three times as hard.
+    vocab = R.Vocabulary([R.Tag(n, "genre", 1) for n in ("A1", "A2", "A3", "B")] + [R.Tag("S", "style", 1)])
+    vectors = np.array([[1.0, 0], [1, 0], [1, 0], [0, 1], [1, 1]])
+    src = R.Source("s", ["A1", "A2", "A3", "B", "S"], vectors=vectors)
+    idx = R.RelatedIndex(vocab, [src], {"wide": ["A1", "A2", "A3"], "narrow": "B"})
+    assert idx.expand_groups(["wide", "narrow", "A1"]) == [["wide", "A1", "A2", "A3"], ["narrow", "B"], ["A1"]]
+    assert idx.expand(["wide", "narrow"]) == ["wide", "A1", "A2", "A3", "narrow", "B"]
+    (name, score), = R.propose(idx, ["wide", "narrow"], kind="style", count=1)
+    assert name == "S" and score == pytest.approx(1.0)  # midway between the two axes
+    flat = src.scores(["A1", "A2", "A3", "B"], ["S"])[0][0]
+    assert flat < 0.95
+
+
+def test_tree_aliases_take_the_children_the_vocabulary_holds():
+    vocab = R.Vocabulary([R.Tag("Hard Rock", "style", 3), R.Tag("Heavy Metal", "style", 2), R.Tag("Bebop", "style", 1),
+                          R.Tag("Jazz", "genre", 5)])
+    paths = {"rock": ("rock",), "hardrock": ("rock", "hard rock"), "heavymetal": ("rock", "heavy metal"),
+             "blackmetal": ("rock", "heavy metal", "black metal"), "mathrock": ("rock", "math rock"),
+             "jazz": ("jazz",), "bebop": ("jazz", "bebop"), "polka": ("polka",)}
+    aliases = R.tree_aliases(paths, vocab)
+    # jazz is held, heavy metal is held (its child is not), polka has no child
+    assert aliases == {"rock": ["Hard Rock", "Heavy Metal"]}
+    merged = R.merge_aliases({"rock": "Pop/Rock", "metal": ["Pop/Rock", "Heavy Metal"]}, aliases)
+    assert merged == {"rock": ["Pop/Rock", "Hard Rock", "Heavy Metal"], "metal": ["Pop/Rock", "Heavy Metal"]}
 
 
 # --- Duplicates ---------------------------------------------------------------------------
@@ -226,6 +258,28 @@ def test_shipped_bundle_holds_tag_vectors_only():
     assert any("Bop" in s or "Jazz" in s for s in styles)
 
 
+@pytest.mark.parametrize("genres, expected", [
+    (["Metal"], "Heavy Metal"),  # not every Pop/Rock style: the metal ones
+    (["Rock", "Metal"], "Heavy Metal"),
+    (["Hip Hop"], "Rap"),
+    (["Jazz"], "Jazz"),
+    (["Country"], "Country"),
+])
+def test_shipped_bundle_proposals_for_beets_genre_names(genres, expected):
+    """What the plugin proposes for the genres its audio models write: the
+    top five styles name the genre's family, not a niche style that only
+    shares AllMusic's broad genre."""
+    if not (R.default_related_bundle() / "config.json").is_file():
+        pytest.skip("related-tags bundle not built")
+    idx, config = R.load_index()
+    defaults = config.get("defaults") or {}
+    prior = R.popularity_prior(idx.vocabulary, "style", scale=defaults.get("prior_scale", "linear"))
+    styles = [n for n, _ in R.propose(idx, genres, kind="style", count=5, prior=prior,
+                                      prior_weight=defaults.get("prior_weight", 0.0))]
+    assert any(expected in s for s in styles[:3]), styles
+    assert not {"Japanese Traditions", "Dutch Pop", "C-Pop", "Hong Kong Pop"} & set(styles)
+
+
 # --- trainer.related pieces on tiny data -------------------------------------------------------
 
 
@@ -245,7 +299,8 @@ def test_allmusic_documents_and_evaluate_split():
     styles = result["styles from genres"]
     assert styles["related"]["p@5"] >= styles["most_popular"]["p@5"]
     assert styles["related"]["r@5"] > 0.9  # the two styles of each genre are its top two
-    assert set(result) == {"styles from genres", "moods from genres+styles", "moods from genres"}
+    assert set(result) == {"styles from genres", "moods from genres+styles", "moods from genres",
+                           "styles from beets genres", "moods from beets genres"}
 
 
 def test_lastfm_loader(tmp_path):

@@ -14,7 +14,10 @@ Quality check (``--evaluate``): the AllMusic tracks are split 80/20 at
 random (seed ``--seed``); the index is built from the 80 % (Last.fm as it
 is), and for each held-out track its styles (and moods) are hidden and
 proposed from its genres (moods: from its genres and its true styles, and
-from its genres alone). Precision and recall at 5 are compared with the 5
+from its genres alone), and from the genre names a beets library would hold
+for it (the roots of lastgenre's genre tree above its genres and styles:
+"Rock", "Jazz", "Hip Hop"; the aliases of the bundle then reach AllMusic's
+names, so this row checks them). Precision and recall at 5 are compared with the 5
 most popular training styles/moods (one list for every track) and with the
 5 most popular among training tracks sharing the track's genres (a stronger
 baseline). The choice of source weights and popularity prior is made on a
@@ -48,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "AllMusic cannot score (default: chosen on validation by --evaluate, else 0)")
     parser.add_argument("--prior-weight", type=float, default=None,
                         help="popularity prior mixed into proposals (default: chosen on validation, else 0)")
+    parser.add_argument("--prior-scale", choices=R.PRIOR_SCALES, default=None,
+                        help="popularity prior on counts or on log counts (default: chosen on validation)")
     parser.add_argument("--k", type=int, default=64, help="LSI topics for AllMusic")
     parser.add_argument("--lastfm-k", type=int, default=64, help="LSI topics for Last.fm")
     parser.add_argument("--min-count", type=int, default=2, help="AllMusic tags seen on fewer tracks are left out")
@@ -112,38 +117,80 @@ def popularity(docs: Sequence[dict], kind: str) -> dict[str, float]:
 
 
 def _pr(proposals: Sequence[Sequence[str]], truths: Sequence[Sequence[str]], k: int = 5) -> dict:
+    if not truths:
+        return {"p@5": float("nan"), "r@5": float("nan"), "n": 0}
     ps, rs = zip(*(R.precision_recall_at_k(p, t, k=k) for p, t in zip(proposals, truths)))
     return {"p@5": float(np.mean(ps)), "r@5": float(np.mean(rs)), "n": len(truths)}
 
 
+def genre_tree_paths() -> dict[str, tuple[str, ...]]:
+    """lastgenre's genre tree as spelling key -> path (empty without beets'
+    tree file)."""
+    from beetsplug.autotagml.related import genre_tree_paths as paths
+
+    return paths()
+
+
+def index_aliases(vocabulary: R.Vocabulary) -> dict[str, list[str]]:
+    """The alias table a bundle ships: the hand-written AllMusic aliases,
+    then the children of lastgenre's tree nodes the vocabulary lacks."""
+    return R.merge_aliases(R.ALLMUSIC_ALIASES, R.tree_aliases(genre_tree_paths(), vocabulary))
+
+
+def beets_genres(doc: dict) -> list[str]:
+    """The genres a beets library would hold for an AllMusic track: the
+    roots of lastgenre's genre tree above its genres and styles, title-cased
+    as lastgenre writes them with ``canonical: yes`` ("Heavy Metal" ->
+    "Rock", "Bebop" -> "Jazz"). Empty when the tree knows none of them."""
+    from beetsplug.autotagml.related import tree_path
+
+    roots = {path[0] for name in (*doc["genre"], *doc["style"]) if (path := tree_path(name))}
+    return sorted(root.title() for root in roots)
+
+
 def evaluate_split(train: Sequence[dict], test: Sequence[dict], *, k: int, min_count: int, sources_extra: Sequence[R.Source],
-                   prior_weight: float) -> dict:
+                   prior_weight: float, prior_scale: str = "linear") -> dict:
     """P@5/R@5 of proposals and baselines for styles and moods of ``test``
-    documents, the index built from ``train``."""
+    documents, the index built from ``train``. Queries are the track's
+    AllMusic genres (moods: also its true styles), and, as a user's library
+    would hold them, its beets genre names (:func:`beets_genres`); names
+    equal to a query name are dropped from the truth there (a query name is
+    never proposed), and tracks left without truth are skipped."""
     vocabulary, allmusic = allmusic_index(train, k=k, min_count=min_count)
-    index = R.RelatedIndex(vocabulary, [allmusic, *sources_extra], R.ALLMUSIC_ALIASES)
+    index = R.RelatedIndex(vocabulary, [allmusic, *sources_extra], index_aliases(vocabulary))
     out: dict = {}
     by_genre: dict[str, dict[str, Counter]] = {kind: defaultdict(Counter) for kind in ("style", "mood")}
     for d in train:
         for kind in ("style", "mood"):
             for g in d["genre"]:
                 by_genre[kind][g].update(d[kind])
-    for kind, with_styles in (("style", False), ("mood", True), ("mood", False)):
-        rows = [d for d in test if d[kind] and d["genre"]]
-        prior = popularity(train, kind)
-        global_top = [n for n, _ in sorted(prior.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
+    for kind, query_kind in (("style", "genres"), ("mood", "genres+styles"), ("mood", "genres"),
+                             ("style", "beets genres"), ("mood", "beets genres")):
+        prior = R.popularity_prior(vocabulary, kind, scale=prior_scale)
+        counts = popularity(train, kind)
+        global_top = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
         ours, pop, cond, truths = [], [], [], []
-        for d in rows:
-            query = list(d["genre"]) + (list(d["style"]) if with_styles else [])
+        for d in test:
+            if not d[kind] or not d["genre"]:
+                continue
+            truth = list(d[kind])
+            if query_kind == "beets genres":
+                query = beets_genres(d)
+                asked = {R.spelling_key(q) for q in query}
+                truth = [t for t in truth if R.spelling_key(t) not in asked]
+                if not query or not truth:
+                    continue
+            else:
+                query = list(d["genre"]) + (list(d["style"]) if query_kind == "genres+styles" else [])
             ours.append([n for n, _ in R.propose(index, query, kind=kind, count=5, prior=prior, prior_weight=prior_weight)])
             pop.append(global_top)
             c = Counter()
             for g in d["genre"]:
                 c.update(by_genre[kind][g])
             cond.append([n for n, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:5]])
-            truths.append(d[kind])
-        name = f"{kind}s" + (" from genres+styles" if kind == "mood" and with_styles else " from genres")
-        out[name] = {"related": _pr(ours, truths), "most_popular": _pr(pop, truths), "popular_in_genre": _pr(cond, truths)}
+            truths.append(truth)
+        out[f"{kind}s from {query_kind}"] = {"related": _pr(ours, truths), "most_popular": _pr(pop, truths),
+                                             "popular_in_genre": _pr(cond, truths)}
     return out
 
 
@@ -176,6 +223,7 @@ def run(args) -> int:
 
     lastfm_weight = args.lastfm_weight if args.lastfm_weight is not None else 0.0
     prior_weight = args.prior_weight if args.prior_weight is not None else 0.0
+    prior_scale = args.prior_scale or "linear"
     evaluation: dict = {}
     if args.evaluate:
         rng = np.random.default_rng(args.seed)
@@ -185,29 +233,31 @@ def run(args) -> int:
         grid = []
         for lw in ([0.0, 0.5, 1.0] if lastfm and args.lastfm_weight is None else [lastfm_weight if lastfm else 0.0]):
             for pw in ([0.0, 0.25, 0.5] if args.prior_weight is None else [prior_weight]):
-                extra = []
-                if lastfm:
-                    extra.append(with_weight(lastfm, lw))
-                if audio:
-                    extra.append(audio)
-                r = evaluate_split(fit, val, k=args.k, min_count=args.min_count, sources_extra=extra, prior_weight=pw)
-                score = np.mean([r[key]["related"]["p@5"] for key in r])
-                grid.append({"lastfm_weight": lw, "prior_weight": pw, "validation_mean_p@5": float(score),
-                             **{key: r[key]["related"] for key in r}})
-                print(f"validation: lastfm {lw} prior {pw}: mean P@5 {score:.3f}", file=sys.stderr)
+                for ps in (R.PRIOR_SCALES if args.prior_scale is None and pw > 0 else [prior_scale]):
+                    extra = []
+                    if lastfm:
+                        extra.append(with_weight(lastfm, lw))
+                    if audio:
+                        extra.append(audio)
+                    r = evaluate_split(fit, val, k=args.k, min_count=args.min_count, sources_extra=extra,
+                                       prior_weight=pw, prior_scale=ps)
+                    score = np.nanmean([r[key]["related"]["p@5"] for key in r])
+                    grid.append({"lastfm_weight": lw, "prior_weight": pw, "prior_scale": ps,
+                                 "validation_mean_p@5": float(score), **{key: r[key]["related"] for key in r}})
+                    print(f"validation: lastfm {lw} prior {pw} ({ps}): mean P@5 {score:.3f}", file=sys.stderr)
         best = max(grid, key=lambda g: g["validation_mean_p@5"])
-        lastfm_weight, prior_weight = best["lastfm_weight"], best["prior_weight"]
+        lastfm_weight, prior_weight, prior_scale = best["lastfm_weight"], best["prior_weight"], best["prior_scale"]
         extra = []
         if lastfm:
             extra.append(with_weight(lastfm, lastfm_weight))
         if audio:
             extra.append(audio)
         test_result = evaluate_split(train, test, k=args.k, min_count=args.min_count, sources_extra=extra,
-                                     prior_weight=prior_weight)
+                                     prior_weight=prior_weight, prior_scale=prior_scale)
         evaluation = {
             "protocol": f"AllMusic tracks split 80/20 at random (seed {args.seed}); index from the 80 %; "
                         "weights chosen on a random tenth of the 80 %; P@5/R@5 on the 20 %",
-            "chosen": {"lastfm_weight": lastfm_weight, "prior_weight": prior_weight},
+            "chosen": {"lastfm_weight": lastfm_weight, "prior_weight": prior_weight, "prior_scale": prior_scale},
             "validation_grid": grid,
             "test": test_result,
             "tracks": {"train": len(train), "test": len(test)},
@@ -228,7 +278,7 @@ def run(args) -> int:
             sources.append(with_weight(lastfm, lastfm_weight))
         if audio:
             sources.append(audio)
-        index = R.RelatedIndex(vocabulary, sources, R.ALLMUSIC_ALIASES)
+        index = R.RelatedIndex(vocabulary, sources, index_aliases(vocabulary))
         kinds = Counter(t.kind for t in vocabulary.tags)
         provenance = {
             "command": "python -m trainer related " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["related"] else "",
@@ -241,10 +291,12 @@ def run(args) -> int:
                                                 "source": "HetRec 2011 Last.fm-2k, research use"},
             "audio": None if not audio else {"file": Path(args.audio_similarity).name, "tags": len(audio.names),
                                               "weight": args.audio_weight},
+            "aliases": "hand-written AllMusic aliases (tagcore.related.ALLMUSIC_ALIASES), then the children of "
+                       "beets' lastgenre genre tree (genres-tree.yaml) for tree nodes the vocabulary lacks",
             "contents": "tag names, kinds, document counts and LSI tag vectors only; no track, artist or user data",
             "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        defaults = {"prior_weight": prior_weight}
+        defaults = {"prior_weight": prior_weight, "prior_scale": prior_scale}
         R.save_index(args.out, index, name=args.name, version=args.version, provenance=provenance,
                      metrics=evaluation, defaults=defaults)
         print(f"bundle written to {args.out}: {len(vocabulary)} tags ({dict(kinds)})", file=sys.stderr)

@@ -88,6 +88,11 @@ class RelatedTags:
         self.index()
         return float((self._bundle_config.get("defaults") or {}).get("prior_weight", 0.0))
 
+    @property
+    def prior_scale(self) -> str:
+        self.index()
+        return str((self._bundle_config.get("defaults") or {}).get("prior_scale", "linear"))
+
     # --- Proposals ------------------------------------------------------
 
     def proposals(self, genres: list[str], styles: list[str]) -> dict[str, list[tuple[str, float]]]:
@@ -110,7 +115,8 @@ class RelatedTags:
             query = [name for source in sources for name in query_of[source]]
             exclude = styles if kind == "style" else []
             out[kind] = propose(index, query, kind=kind, count=count, min_score=min_score, exclude=exclude,
-                                prior=popularity_prior(index.vocabulary, kind), prior_weight=self.prior_weight)
+                                prior=popularity_prior(index.vocabulary, kind, scale=self.prior_scale),
+                                prior_weight=self.prior_weight)
         return out
 
     def changes_for(self, item: Item, genres: list[str] | None = None) -> dict[str, Any]:
