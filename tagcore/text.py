@@ -59,6 +59,24 @@ def script_of(text: str, *, threshold: float = 0.3) -> str:
     return "cjk" if cjk_fraction(text) >= threshold else "latin"
 
 
+SCRIPT_NAMES = {"cjk": "Chinese/Japanese/Korean", "latin": "space-separated (Latin, Cyrillic...)"}
+
+
+def script_problem(text: str, vocabulary: "Vocabulary") -> str | None:
+    """Why a model with ``vocabulary`` cannot read ``text`` because of its
+    script (a model built from Chinese text shown English, or the reverse),
+    else None. Word coverage alone does not catch this: a Chinese
+    vocabulary holds enough common English words ("love", "the", band
+    names) to cover a fifth of an English review."""
+    expected = vocabulary.script()
+    if expected is None or not text.strip():
+        return None
+    found = script_of(text)
+    if found == expected:
+        return None
+    return f"the text is in {SCRIPT_NAMES[found]} script; the model was trained on {SCRIPT_NAMES[expected]} text"
+
+
 def normalise(text: str) -> str:
     """NFKC-normalised text (full-width forms folded, compatibility
     characters unified) with control characters other than newline and
@@ -184,6 +202,19 @@ class Vocabulary:
         if not tokens:
             return 1.0
         return sum(1 for token in tokens if token in self.index) / len(tokens)
+
+    def script(self, *, share: float = 0.8) -> str | None:
+        """The script the vocabulary was built from: ``"cjk"`` or
+        ``"latin"`` when at least ``share`` of its words are in it (a word
+        is CJK when most of its letters are), None for a mixed or empty
+        vocabulary.
+        Computed once."""
+        cached = self.__dict__.get("_script")
+        if cached is None:
+            words = self.tokens[2:]
+            cjk = sum(1 for w in words if cjk_fraction(w) > 0.5) / len(words) if words else 0.5
+            cached = self._script = ("cjk" if cjk >= share else "latin" if 1 - cjk >= share else "mixed",)
+        return None if cached[0] == "mixed" else cached[0]
 
     def to_dict(self) -> dict:
         return {"tokens": self.tokens}

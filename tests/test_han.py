@@ -250,3 +250,16 @@ def test_rmsc_layout_keeps_the_top_voted_informative_reviews(tmp_path):
     assert albums[0].reviews == ["吉他和声音都很温暖", "很好听的民谣专辑"] and albums[0].labels == ("民谣", "流行")
     assert albums[0].tokens[0][:2] == ["吉他", "和"]
     assert len(report.skipped) == 1 and "broken" in report.skipped[0]
+
+
+def test_checked_prediction_skips_text_in_another_script():
+    """A model whose vocabulary is Chinese does not read English text, even
+    text whose words it knows."""
+    torch.manual_seed(0)
+    config = tiny_config()
+    config.vocabulary = [T.PAD, T.UNK, "民谣", "好听", "专辑", "摇滚", "吉他", "rock"]
+    model = han.Model(config).eval()
+    probs, problems = han.predict_texts_checked(model, ["民谣专辑好听", "rock rock rock"])
+    assert problems[0] is None and probs[0].sum() > 0
+    assert "space-separated" in problems[1] and "another language" in problems[1]
+    assert np.all(probs[1] == 0)

@@ -74,3 +74,24 @@ def test_read_text_refuses_binary(tmp_path):
     path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     with pytest.raises(UnicodeDecodeError):
         text.read_text(path)
+
+
+@pytest.mark.parametrize("words, script", [
+    (["民谣", "好听", "专辑", "摇滚", "the"], "cjk"),  # 80 % Chinese words
+    (["rock", "guitar", "record", "great", "民谣"], "latin"),
+    (["rock", "guitar", "民谣", "好听"], None),  # mixed: no script check
+    ([], None),
+])
+def test_vocabulary_script(words, script):
+    assert text.Vocabulary([text.PAD, text.UNK, *words]).script() == script
+
+
+def test_script_problem_names_both_scripts():
+    chinese = text.Vocabulary([text.PAD, text.UNK, "民谣", "好听", "专辑", "摇滚", "the"])
+    assert text.script_problem("这张民谣专辑很好听", chinese) is None
+    assert text.script_problem("这张民谣专辑很好听, the best record", chinese) is None  # mostly Chinese
+    problem = text.script_problem("the best folk record of the year", chinese)
+    assert "space-separated" in problem and "Chinese/Japanese/Korean" in problem
+    assert text.script_problem("   ", chinese) is None
+    mixed = text.Vocabulary([text.PAD, text.UNK, "rock", "民谣"])
+    assert text.script_problem("the best folk record", mixed) is None

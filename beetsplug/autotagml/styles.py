@@ -24,6 +24,12 @@ Configuration (``autotagml: reviews:``), see :data:`DEFAULTS`:
 - ``min_coverage``: the share of the reviews' words the model must know;
   below it the album is not tagged (reviews in a language it never saw).
 
+Only reviews in the script of the model's vocabulary are read (the shipped
+NetEase model reads Chinese: English reviews are left out, and an album
+with English reviews only is not tagged, with a message saying so); word
+coverage alone does not catch English shown to a Chinese model, whose
+vocabulary holds common English words.
+
 An album whose reviews cannot be used gets one line saying why (the
 reader's :attr:`ReviewReader.messages`) and nothing is written for its
 style; its other tasks run as usual.
@@ -249,6 +255,13 @@ class ReviewReader:
             if not kept:
                 return AlbumReviews(problem=f"{origin}: {len(found)} review(s), none with enough words "
                                             f"(at least {o.min_tokens} tokens, two distinct)")
+            if self.vocabulary is not None and (script := self.vocabulary.script()):
+                # Mixed languages: read the reviews in the model's script only.
+                readable = [r for r in kept if T.script_of(r.text) == script]
+                if not readable:
+                    problem = T.script_problem(R.album_text(kept), self.vocabulary) or "no review in its script"
+                    return AlbumReviews(problem=f"{origin}: not read by {self.model_name}: {problem}")
+                kept = readable
             if self.vocabulary is not None and o.min_coverage > 0:
                 tokens = [t for r in kept for t in T.tokenize(r.text)]
                 coverage = self.vocabulary.coverage(tokens)

@@ -383,13 +383,16 @@ MIN_COVERAGE = 0.05
 
 
 def text_problem(model: Model, text: str, *, min_coverage: float = MIN_COVERAGE) -> str | None:
-    """Why the model cannot read an album text (no words, or less than
+    """Why the model cannot read an album text (no words; a script other
+    than its vocabulary's, :func:`tagcore.text.script_problem`; or less than
     ``min_coverage`` of its words in the vocabulary: another language),
     else None."""
     reviews = split_reviews(text, unit=model.config.review_unit)
     tokens = [token for review in reviews for token in T.tokenize(review)]
     if not tokens:
         return "no words in the reviews"
+    if problem := T.script_problem(text, vocabulary_of(model)):
+        return problem + " (another language)"
     coverage = vocabulary_of(model).coverage(tokens)
     if coverage < min_coverage:
         return f"{coverage:.0%} of the review words are known to the model (another language?)"
