@@ -189,6 +189,32 @@ def test_tiny_train_then_embed_run():
     assert queries == 12 and p5 >= 0.9
 
 
+def test_batch_size_chosen_on_validation_only():
+    """train_selected trains once per batch size and keeps the model with
+    the best validation P@10; validation queries retrieve among validation
+    and training tracks, never test tracks."""
+    torch.manual_seed(0)
+    mel, tags = _cluster_data()
+    tracks = [trainer_triplet.Track(str(i), f"{i}.flac", t) for i, t in enumerate(tags)]
+    train, val = np.array([0, 2, 4, 6, 8, 12, 14, 16, 18, 20]), np.array([1, 13])
+    kept, similarity = trainer_triplet.lsi_similarity([tracks[i] for i in train], sets=["genre"], k=2)
+    pool = np.concatenate([val, train[kept]])
+    val_rel = trainer_triplet.relevance([tracks[i] for i in pool], kinds=["genre"])
+    for matrix in val_rel.values():
+        matrix[len(val):] = False
+    config = triplet.Config(channels=(4, 8), embedding_dim=16, margin=0.5)
+    options = trainer_triplet.TrainOptions(epochs=3, patience=3, lr=3e-3, batch_size=4)
+    model, history, best, size, scores = trainer_triplet.train_selected(
+        config, mel, np.ones((24, 2), bool), train[kept], similarity, np.full(len(train), -1),
+        val=pool, val_relevant=val_rel, options=options, batch_sizes=[10, 4],
+    )
+    assert set(scores) == {10, 4} and all(np.isfinite(v) for v in scores.values())
+    assert size == max(scores, key=lambda b: (scores[b], b == 10))  # best validation, the first on a tie
+    assert trainer_triplet._batch_sizes("16, 600") == [16, 600]
+    with pytest.raises(trainer_triplet.DatasetError):
+        trainer_triplet._batch_sizes("1")
+
+
 def test_bundle_runs_in_the_analysis_pass(tmp_path):
     torch.manual_seed(0)
     config = triplet.Config(channels=(4, 8), embedding_dim=16)

@@ -506,6 +506,34 @@ def train_embedder(config, data: np.ndarray, valid: np.ndarray | None, train: np
     return model, history, best_epoch
 
 
+def train_selected(config, data, segments, train, similarity, albums, *, val, val_relevant, options,
+                   batch_sizes: Sequence[int]):
+    """:func:`train_embedder` once per batch size, keeping the model whose
+    best validation P@10 is highest (the first listed on a tie; a single
+    size is simply trained). Returns (model, history, best epoch, batch
+    size, {batch size: best validation P@10})."""
+    best = None
+    val_scores: dict[int, float] = {}
+    for size in batch_sizes:
+        model, history, best_epoch = train_embedder(
+            config, data, segments, train, similarity, albums, val=val, val_relevant=val_relevant,
+            options=dataclasses.replace(options, batch_size=size), log=None,
+        )
+        finite = [h["val_p10"] for h in history if np.isfinite(h["val_p10"])]
+        val_scores[size] = max(finite) if finite else float("nan")
+        if best is None or (np.isfinite(val_scores[size]) and not val_scores[size] <= best[0]):
+            best = (val_scores[size] if np.isfinite(val_scores[size]) else -1.0, model, history, best_epoch, size)
+    _, model, history, best_epoch, size = best
+    return model, history, best_epoch, size, val_scores
+
+
+def _batch_sizes(text) -> list[int]:
+    sizes = [int(b) for b in str(text).split(",") if b.strip()]
+    if not sizes or min(sizes) < 2:
+        raise DatasetError(f"--batch-size wants sizes of at least 2 tracks, got {text!r}")
+    return sizes
+
+
 # --- the experiment ----------------------------------------------------------
 
 
@@ -538,7 +566,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=600, help="tracks per mini-batch (the paper: 600)")
+    parser.add_argument("--batch-size", default="600",
+                        help="tracks per mini-batch (the paper: 600); a list (16,600) trains each and keeps, per fold "
+                             "and for the bundle, the one with the best validation P@10 (never the test tracks)")
     parser.add_argument("--folds", type=int, default=5, help="artist-disjoint folds (0: no evaluation)")
     parser.add_argument("--runs", type=int, help="evaluate on this many of the folds (default: all)")
     parser.add_argument("--seed", type=int, default=0)
@@ -631,7 +661,8 @@ def run(args: argparse.Namespace) -> dict:
     has_album = any(t.album for t in tracks)
     albums_all = album_ids(tracks, fallback_artist=not has_album)
     channels = tuple(int(c) for c in args.channels.split(","))
-    options = TrainOptions(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=args.batch_size,
+    batch_sizes = _batch_sizes(args.batch_size)
+    options = TrainOptions(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=batch_sizes[0],
                            seed=args.seed)
 
     name = Path(args.data).name if args.data else "beets"
@@ -640,6 +671,7 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, dict] = {}
     fold_scores: dict[str, list[dict]] = {}
     best_epochs: dict[str, list[int]] = {}
+    chosen_batches: dict[str, list[dict]] = {}
     meta: dict[str, dict] = {}
 
     def record(method_key: str, info: dict, scores: dict) -> None:
@@ -659,10 +691,12 @@ def run(args: argparse.Namespace) -> dict:
             print(f"fold {fold + 1}/{runs}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
 
             def score(z: np.ndarray) -> dict:
+                # P@k with k at or above the candidates (len(test) - 1) is the
+                # base rate for every method: left out (NaN).
                 out = {}
                 for kind, rel in test_rel.items():
                     for k in eval_ks:
-                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0]
+                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < len(test) - 1 else float("nan")
                 return out
 
             rng = np.random.default_rng(args.seed + fold)
@@ -689,11 +723,13 @@ def run(args: argparse.Namespace) -> dict:
                     config = triplet.Config(input_dim=emb.shape[1], margin=args.margin, mining=mining)
                     data, segs = emb, None
                 started = time.perf_counter()
-                model, history, best_epoch = train_embedder(
+                model, history, best_epoch, batch_size, val_scores = train_selected(
                     config, data, segs, train_kept, similarity, albums_all[train_kept], val=pool,
-                    val_relevant=val_rel, options=dataclasses.replace(options, seed=args.seed + fold), log=None,
+                    val_relevant=val_rel, options=dataclasses.replace(options, seed=args.seed + fold),
+                    batch_sizes=batch_sizes,
                 )
                 key = f"{variant}|{'+'.join(combo)}|{k}|{mining}"
+                chosen_batches.setdefault(key, []).append({"chosen": batch_size, "validation_p10": val_scores})
                 label = {"dpnn": "DPNN (from scratch)", "projection": "projection of musicnn-msd",
                          "mfcc-projection": "projection of MFCC statistics"}[variant]
                 scores = score(embed_all(model, data, test))
@@ -704,7 +740,9 @@ def run(args: argparse.Namespace) -> dict:
                                                "sets": "+".join(combo), "k": k, "mining": mining},
                            score(embed_all(model, data, test, valid=valid)))
                 best_epochs.setdefault(key, []).append(best_epoch)
-                print(f"  {key}: best epoch {best_epoch}, {time.perf_counter() - started:.0f} s, "
+                print(f"  {key}: batch {batch_size} (validation P@10 "
+                      + ", ".join(f"{b}: {v:.3f}" for b, v in val_scores.items())
+                      + f"), best epoch {best_epoch}, {time.perf_counter() - started:.0f} s, "
                       f"test {sets[0]} P@5 {scores.get(f'{sets[0]}@5', float('nan')):.3f}, "
                       f"skipped anchors/epoch {history[0]['skipped_anchors']}", flush=True)
         for key, runs_scores in fold_scores.items():
@@ -715,6 +753,9 @@ def run(args: argparse.Namespace) -> dict:
                 summary[f"{metric}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
             results[key] = {**meta[key], "scores": summary, "folds": len(runs_scores),
                             "best_epochs": best_epochs.get(key)}
+            base = key.removesuffix("|segments")
+            if base in chosen_batches:
+                results[key]["batch_sizes"] = chosen_batches[base]
         table = _table(list(results.values()), kinds, eval_ks)
         print(table)
         command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
@@ -753,9 +794,11 @@ def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, o
     val_rel = relevance([tracks[i] for i in pool], kinds=list(sets))
     for matrix in val_rel.values():
         matrix[len(val):] = False
-    model, history, best_epoch = train_embedder(
+    model, history, best_epoch, batch_size, val_scores = train_selected(
         config, mel, valid, train, similarity, albums[train], val=pool, val_relevant=val_rel, options=options,
+        batch_sizes=_batch_sizes(args.batch_size),
     )
+    print(f"final DPNN: batch {batch_size} (validation P@10 {val_scores}), best epoch {best_epoch}")
     out = Path(args.out) if args.out else user_bundle_dir() / args.name
     command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
     wanted = results
@@ -771,10 +814,13 @@ def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, o
         provenance={"patches": patches, "excerpt": "the paper's 6 s segment at 3 s" if patches == 1 else
                     f"{patches} x 6 s patches of a centred excerpt, embeddings averaged","data": Path(args.data).name if args.data else "beets library", "tracks": len(tracks),
                     "tag_sets": list(sets), "lsi_topics": k, "mining": mining, "command": command,
-                    "best_epoch": best_epoch, "trained": dt.date.today().isoformat(),
+                    "best_epoch": best_epoch, "batch_size": batch_size,
+                    "batch_size_validation_p10": {str(b): round(v, 4) for b, v in val_scores.items()},
+                    "trained": dt.date.today().isoformat(),
                     "paper": "Schindler & Knees 2019, Multi-Task Music Representation Learning from Multi-Label Embeddings"},
-        metrics={"held_out_retrieval": {key: {"method": r["method"], "scores": {m: round(v, 4) for m, v in r["scores"].items()
-                                                                              if not m.endswith("_std")}}
+        metrics={"held_out_retrieval": {key: {"method": r["method"], "folds": r["folds"],
+                                              "scores": {m: round(v, 4) for m, v in r["scores"].items()
+                                                         if np.isfinite(v)}}
                                         for key, r in wanted.items()},
                  "how": "P@k among held-out tracks of artist-disjoint folds (trainer/triplet.py)"},
     )
