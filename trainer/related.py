@@ -93,6 +93,12 @@ def with_weight(source: R.Source, weight: float) -> R.Source:
                     similarity=source.similarity, fallback=weight <= 0, kinds=source.kinds)
 
 
+def extra_sources(lastfm: R.Source | None, lastfm_weight: float, audio: R.Source | None) -> list[R.Source]:
+    """The sources beside AllMusic: Last.fm at ``lastfm_weight`` (0: a
+    fallback) and the audio similarity, those given."""
+    return [*([with_weight(lastfm, lastfm_weight)] if lastfm else []), *([audio] if audio else [])]
+
+
 def allmusic_index(docs: Sequence[dict], *, k: int, min_count: int) -> tuple[R.Vocabulary, R.Source]:
     tags, vectors = R.lsi_tag_vectors(docs, sets=list(R.KINDS), k=k, min_count=min_count)
     return R.Vocabulary(tags), R.Source("allmusic", [t.name for t in tags], 1.0, vectors=vectors, kinds=[t.kind for t in tags])
@@ -234,12 +240,8 @@ def run(args) -> int:
         for lw in ([0.0, 0.5, 1.0] if lastfm and args.lastfm_weight is None else [lastfm_weight if lastfm else 0.0]):
             for pw in ([0.0, 0.25, 0.5] if args.prior_weight is None else [prior_weight]):
                 for ps in (R.PRIOR_SCALES if args.prior_scale is None and pw > 0 else [prior_scale]):
-                    extra = []
-                    if lastfm:
-                        extra.append(with_weight(lastfm, lw))
-                    if audio:
-                        extra.append(audio)
-                    r = evaluate_split(fit, val, k=args.k, min_count=args.min_count, sources_extra=extra,
+                    r = evaluate_split(fit, val, k=args.k, min_count=args.min_count,
+                                       sources_extra=extra_sources(lastfm, lw, audio),
                                        prior_weight=pw, prior_scale=ps)
                     score = np.nanmean([r[key]["related"]["p@5"] for key in r])
                     grid.append({"lastfm_weight": lw, "prior_weight": pw, "prior_scale": ps,
@@ -247,12 +249,8 @@ def run(args) -> int:
                     print(f"validation: lastfm {lw} prior {pw} ({ps}): mean P@5 {score:.3f}", file=sys.stderr)
         best = max(grid, key=lambda g: g["validation_mean_p@5"])
         lastfm_weight, prior_weight, prior_scale = best["lastfm_weight"], best["prior_weight"], best["prior_scale"]
-        extra = []
-        if lastfm:
-            extra.append(with_weight(lastfm, lastfm_weight))
-        if audio:
-            extra.append(audio)
-        test_result = evaluate_split(train, test, k=args.k, min_count=args.min_count, sources_extra=extra,
+        test_result = evaluate_split(train, test, k=args.k, min_count=args.min_count,
+                                     sources_extra=extra_sources(lastfm, lastfm_weight, audio),
                                      prior_weight=prior_weight, prior_scale=prior_scale)
         evaluation = {
             "protocol": f"AllMusic tracks split 80/20 at random (seed {args.seed}); index from the 80 %; "
@@ -273,12 +271,8 @@ def run(args) -> int:
 
     if args.out:
         vocabulary, allmusic = allmusic_index(docs, k=args.k, min_count=args.min_count)
-        sources = [allmusic]
-        if lastfm:
-            sources.append(with_weight(lastfm, lastfm_weight))
-        if audio:
-            sources.append(audio)
-        index = R.RelatedIndex(vocabulary, sources, index_aliases(vocabulary))
+        index = R.RelatedIndex(vocabulary, [allmusic, *extra_sources(lastfm, lastfm_weight, audio)],
+                               index_aliases(vocabulary))
         kinds = Counter(t.kind for t in vocabulary.tags)
         provenance = {
             "command": "python -m trainer related " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["related"] else "",
