@@ -69,6 +69,22 @@ def measure(bundles: list[str], paths: list[Path], workers: int, device: str) ->
     return result
 
 
+def installed_defaults() -> list[str]:
+    """The default model set's bundle names (each once) that are installed;
+    each one missing is named and left out."""
+    from beetsplug.autotagml import DEFAULT_MODELS
+    from tagcore.bundle import BundleError, read_config
+
+    present = []
+    for task, name in DEFAULT_MODELS.items():
+        try:
+            read_config(name)
+            present.append(name)
+        except BundleError as error:
+            print(f"  {task}: {name} not installed ({error}); left out", flush=True)
+    return list(dict.fromkeys(present))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20)
@@ -78,21 +94,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from beetsplug.autotagml import DEFAULT_MODELS
-    from tagcore.bundle import BundleError, read_config
-
     paths = generate(args.workdir / "music", args.n)
     print(f"machine: {machine()}")
     try:
-        present = []
-        for task, name in DEFAULT_MODELS.items():
-            try:
-                read_config(name)
-                present.append(name)
-            except BundleError as error:
-                print(f"  {task}: {name} not installed ({error}); left out", flush=True)
-        runs = [measure([name], paths, args.workers, args.device) for name in dict.fromkeys(present)]
-        full = measure(list(dict.fromkeys(present)), paths, args.workers, args.device)
+        present = installed_defaults()
+        runs = [measure([name], paths, args.workers, args.device) for name in present]
+        full = measure(present, paths, args.workers, args.device)
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         return 2

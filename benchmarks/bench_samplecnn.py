@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_autotag import REPO, BenchError, generate, machine  # noqa: E402
-from bench_models import measure  # noqa: E402
+from bench_models import installed_defaults, measure  # noqa: E402
 
 
 def random_bundle(directory: Path, *, channels: str, embedding: int, patches: int) -> Path:
@@ -73,8 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from beetsplug.autotagml import DEFAULT_MODELS
-    from tagcore.bundle import BundleError, read_config
+    from tagcore.bundle import read_config
 
     paths = generate(args.workdir / "music", args.n)
     print(f"machine: {machine()}")
@@ -84,13 +83,7 @@ def main(argv=None) -> int:
         _, config = read_config(bundle)
         print(f"sample-level CNN: {config['name']} {config['version']}, channels {config['model']['channels']}, "
               f"{config['input']['feature']['patches']} patch(es) of {config['input']['feature']['patch_samples']} samples")
-        defaults = []
-        for name in dict.fromkeys(DEFAULT_MODELS.values()):
-            try:
-                read_config(name)
-                defaults.append(name)
-            except BundleError as error:
-                print(f"  {name} not installed ({error}); left out", flush=True)
+        defaults = installed_defaults()
         try:
             baseline = measure(["musicnn-msd"], paths, args.workers, args.device)
             alone = measure([bundle], paths, args.workers, args.device)
