@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from beets.library import Item
+from beets import ui
 from beets.test.helper import PluginMixin, TestHelper
 from beets.util import cached_classproperty
 from plugin_fixtures import make_bundle, write_audio
@@ -98,8 +99,11 @@ class TestRelatedTagsCommand(Helper):
         assert "[style]" not in out
 
     def test_unknown_tag_names_the_closest_spellings(self):
-        out = self.run("relatedtags", "Jaz")
-        assert "Jaz: not in the vocabulary; closest spellings: Jazz" in out
+        # Nothing listed: the command fails (non-zero exit) after naming the spellings.
+        self.capsys.readouterr()
+        with pytest.raises(ui.UserError, match="no tag given is known"):
+            self.run_command("relatedtags", "Jaz")
+        assert "Jaz: not in the vocabulary; closest spellings: Jazz" in self.capsys.readouterr().out
 
     def test_case_and_punctuation_do_not_matter(self):
         assert self.run("relatedtags", "GANGSTA-rap").splitlines()[0] == "GANGSTA-rap (style)"

@@ -299,12 +299,14 @@ def nearest(related: RelatedTags, opts, args: list[str]) -> None:
     index = related.index()
     # "beet relatedtags hard rock": one tag of two words unless each word is a tag.
     tags = [" ".join(args)] if len(args) > 1 and not all(index.known(a) for a in args) else args
+    unknown_tags = 0
     for tag in tags:
         try:
             found = index.nearest(tag, kinds=kinds, n=opts.count)
         except UnknownTag as exc:
             hint = f"; closest spellings: {', '.join(exc.suggestions)}" if exc.suggestions else ""
             ui.print_(f"{tag}: not in the vocabulary{hint}")
+            unknown_tags += 1
             continue
         own = sorted({index.vocabulary.tags[i].kind for i in index.vocabulary.find(tag)})
         ui.print_(f"{tag} ({', '.join(own)})" if own else f"{tag} (not in the vocabulary: through an alias or Last.fm tags)")
@@ -314,6 +316,8 @@ def nearest(related: RelatedTags, opts, args: list[str]) -> None:
             ui.print_("  no related tag")
         for t, score in found:
             ui.print_(f"  {score:5.2f}  {t.name}  [{t.kind}]")
+    if unknown_tags == len(tags):
+        raise ui.UserError("relatedtags: no tag given is known to the related-tags index")
 
 
 def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> None:
