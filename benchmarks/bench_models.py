@@ -85,13 +85,19 @@ def installed_defaults() -> list[str]:
     return list(dict.fromkeys(present))
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20)
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every analysis-pass benchmark takes: files, workers,
+    device, where the synthetic music goes, and a JSON report."""
+    parser.add_argument("--n", type=int, default=20, help="synthetic files")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "autotagml-bench")
     parser.add_argument("--json", type=Path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     paths = generate(args.workdir / "music", args.n)

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_autotag import REPO, BenchError, generate, machine  # noqa: E402
-from bench_models import installed_defaults, measure  # noqa: E402
+from bench_models import add_run_arguments, installed_defaults, measure  # noqa: E402
 
 
 def random_bundle(directory: Path, *, channels: str, embedding: int, patches: int) -> Path:
@@ -62,15 +62,11 @@ def random_bundle(directory: Path, *, channels: str, embedding: int, patches: in
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
+    add_run_arguments(parser)
     parser.add_argument("--bundle", help="a trained samplecnn bundle (default: random weights)")
     parser.add_argument("--channels", default="128,128,128,256,256,256,256,256,256,512")
     parser.add_argument("--embedding", type=int, default=512)
     parser.add_argument("--patches", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "autotagml-bench")
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from tagcore.bundle import read_config

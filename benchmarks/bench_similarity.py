@@ -72,6 +72,22 @@ def synthetic(n: int, *, seed: int, folder: Path) -> Path:
     return path
 
 
+def median_ms(search, queries) -> float:
+    """Median wall time of ``search(q)`` over ``queries``, in milliseconds."""
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        search(q)
+        times.append(time.perf_counter() - started)
+    return 1000 * float(np.median(times))
+
+
+def recall_at_10(truth: list[set], index, queries) -> float:
+    """Mean share of the exact top 10 (``truth``) that ``index`` finds."""
+    found = [{i for i, _ in index.search(q, k=10)} for q in queries]
+    return float(np.mean([len(a & b) / 10 for a, b in zip(truth, found)]))
+
+
 def one(n: int, args) -> dict:
     from tagcore import similarity as S
 
@@ -91,22 +107,12 @@ def one(n: int, args) -> dict:
     picks = rng.integers(0, n, 130)
     queries = [np.asarray(vectors[i], np.float32) + 0.05 * rng.standard_normal(DIM).astype(np.float32) for i in picks]
     exact.search(queries[0], k=10)  # page the matrix in
-    times = []
-    for q in queries[:30]:
-        started = time.perf_counter()
-        exact.search(q, k=10)
-        times.append(time.perf_counter() - started)
-    result["brute_query_ms"] = round(1000 * float(np.median(times)), 2)
+    result["brute_query_ms"] = round(median_ms(lambda q: exact.search(q, k=10), queries[:30]), 2)
     result["brute_rss_mb"] = round(rss_mb() - before, 1)
     # Floor: one float32 BLAS matrix-vector product over an in-memory copy.
     if n <= 1_000_000:
         dense = np.asarray(vectors, np.float32)
-        floor = []
-        for q in queries[:30]:
-            started = time.perf_counter()
-            dense @ q
-            floor.append(time.perf_counter() - started)
-        result["floor_matvec_ms"] = round(1000 * float(np.median(floor)), 2)
+        result["floor_matvec_ms"] = round(median_ms(lambda q: dense @ q, queries[:30]), 2)
         result["brute_over_floor"] = round(result["brute_query_ms"] / max(result["floor_matvec_ms"], 1e-6), 2)
         del dense
     truth = [{i for i, _ in exact.search(q, k=10)} for q in queries[30:130]]
@@ -120,25 +126,13 @@ def one(n: int, args) -> dict:
         result["ann_build_s"] = round(time.perf_counter() - started, 1)
         result["ann_rss_mb"] = round(rss_mb() - before_ann, 1)
         result["ann_memory_mb"] = round(index.index.memory_usage / 2**20, 1)
-        times = []
-        for q in queries[:30]:
-            started = time.perf_counter()
-            index.search(q, k=10)
-            times.append(time.perf_counter() - started)
-        result["ann_query_ms"] = round(1000 * float(np.median(times)), 3)
-        found = [{i for i, _ in index.search(q, k=10)} for q in queries[30:130]]
-        result["ann_recall_at_10"] = round(float(np.mean([len(a & b) / 10 for a, b in zip(truth, found)])), 3)
+        result["ann_query_ms"] = round(median_ms(lambda q: index.search(q, k=10), queries[:30]), 3)
+        result["ann_recall_at_10"] = round(recall_at_10(truth, index, queries[30:130]), 3)
         # The same index searched wider (ef_search), no rebuild.
         for ef in [int(v) for v in args.ef_search_sweep.split(",") if v.strip()]:
             index.index.expansion_search = ef
-            times = []
-            for q in queries[:30]:
-                started = time.perf_counter()
-                index.search(q, k=10)
-                times.append(time.perf_counter() - started)
-            found = [{i for i, _ in index.search(q, k=10)} for q in queries[30:130]]
-            result[f"ef{ef}"] = {"query_ms": round(1000 * float(np.median(times)), 3),
-                                 "recall_at_10": round(float(np.mean([len(a & b) / 10 for a, b in zip(truth, found)])), 3)}
+            result[f"ef{ef}"] = {"query_ms": round(median_ms(lambda q: index.search(q, k=10), queries[:30]), 3),
+                                 "recall_at_10": round(recall_at_10(truth, index, queries[30:130]), 3)}
     for leftover in folder.iterdir():
         leftover.unlink()
     folder.rmdir()

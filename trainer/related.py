@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from tagcore import related as R
+from trainer.report import write_json
 
 KIND_OF_FIELD = {"genres": "genre", "styles": "style", "moods": "mood", "themes": "theme"}
 
@@ -265,9 +265,7 @@ def run(args) -> int:
         if args.report:
             path = Path(args.report)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
-            tmp.replace(path)
+            write_json(path, evaluation)
 
     if args.out:
         vocabulary, allmusic = allmusic_index(docs, k=args.k, min_count=args.min_count)

@@ -32,7 +32,6 @@ the data are 900 clips, not 170,000 tracks.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 
 from tagcore.families import disambig
 from trainer import disambig_eval as E
+from trainer.report import write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -186,9 +186,7 @@ def run(args) -> int:
     if args.report:
         path = Path(args.report)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        write_json(path, summary)
     return 0
 
 
