@@ -129,6 +129,56 @@ def test_prepare_texts_skips_with_reasons_and_truncates():
     assert prepared.ids.shape == (2, 16)  # the 1 MB text is cut to max_tokens
 
 
+@pytest.mark.parametrize("n, length, windows, starts", [
+    (0, 3, 4, None),             # empty song: one padding window
+    (2, 3, 4, [0]),              # shorter than a window
+    (3, 3, 4, [0]),
+    (7, 3, 4, [0, 3, 4]),        # last partial window moved back to end at id 7
+    (9, 3, 4, [0, 3, 6]),
+    (20, 3, 4, [0, 3, 6, 9]),    # only the first windows x length ids are read
+    (20, 3, 1, [0]),             # windows = 1: the first window only
+])
+def test_song_windows(n, length, windows, starts):
+    ids = list(range(1, n + 1))
+    got = family.song_windows(ids, length=length, windows=windows)
+    if starts is None:
+        assert got == [[0]]
+    else:
+        assert got == [ids[s : s + length] for s in starts]
+
+
+def test_a_long_song_is_read_as_the_mean_over_its_windows():
+    torch.manual_seed(0)
+    vocabulary = ["<pad>", "<unk>", "road", "truck", "gun", "money", "whiskey", "porch"]
+    config = family.Config(vocabulary=vocabulary, n_labels=3, embedding_dim=4, hidden=6, max_tokens=4,
+                           windows=3, language="", min_coverage=0.0)
+    model = family.Model(config).eval()
+    text = "road truck gun money whiskey porch road gun money truck"  # 10 tokens: windows at 0, 4, 6
+    prepared = family.prepare_texts(config, [text, "gun"])
+    assert prepared.ids.shape == (4, 4) and prepared.owners.tolist() == [0, 0, 0, 1]
+    ids = [vocabulary.index(w) for w in text.split()]
+    each = family.predict(model, torch.tensor([ids[0:4], ids[4:8], ids[6:10]]))
+    assert np.allclose(family.predict_texts(model, [text])[0], each.mean(dim=0).numpy(), atol=1e-6)
+    # The trainer reads encoded songs the same way.
+    assert np.allclose(T.predict_ids(model, [ids]), each.mean(dim=0).numpy(), atol=1e-6)
+
+
+def test_training_windows_are_random_but_fixed_by_seed_epoch_and_index():
+    data = T.Encoded([list(range(1, 11)), [1, 2]], np.eye(2), length=4, seed=0)
+    seen = set()
+    for epoch in range(20):
+        data.set_epoch(epoch)
+        window = data[0][0].tolist()
+        assert len(window) == 4 and window == list(range(window[0], window[0] + 4))
+        seen.add(window[0])
+        assert data[1][0].tolist() == [1, 2]
+    assert len(seen) > 3  # windows move across epochs
+    data.set_epoch(5)
+    again = T.Encoded([list(range(1, 11)), [1, 2]], np.eye(2), length=4, seed=0)
+    again.set_epoch(5)
+    assert data[0][0].tolist() == again[0][0].tolist()
+
+
 # --- folds and scoring --------------------------------------------------------
 
 
@@ -168,6 +218,12 @@ def test_artist_folds_keep_every_artist_on_one_side():
     assert sorted(np.concatenate(random).tolist()) == list(range(len(songs)))
     kept = T.balance(y, np.arange(len(songs)), rng=rng)
     assert len(set(np.argmax(y[kept], axis=1).tolist())) == 3
+    # The development split lies inside fold 0's training songs, artist-disjoint.
+    dev_train, dev_test = T.development_split(y, groups, k=3)
+    assert not set(dev_train) & set(folds[0]) and not set(dev_test) & set(folds[0])
+    assert not set(dev_train) & set(dev_test)
+    assert len(dev_train) + len(dev_test) == len(songs) - len(folds[0])
+    assert not {a for i in dev_test for a in songs[i].artists} & {a for i in dev_train for a in songs[i].artists}
 
 
 def test_top1_is_correct_when_in_the_gold_set():

@@ -24,6 +24,9 @@ Steps:
    smallest count, section III.B); 10% of them (by artist group on
    artist folds) are held out for choosing the epoch; the vocabulary is
    built on the training songs; the embedding starts from GloVe 6B 50-d;
+   each song's first ``--windows`` x ``--max-tokens`` tokens are read: a
+   random window of ``--max-tokens`` per song and epoch in training, the
+   mean over the song's consecutive windows in prediction;
    each model variant (``--variants``) trains through the shared loop
    (``trainer.loop.fit``: Adam, batch 100, 15 epochs, the best validation
    epoch kept) and the TF-IDF + logistic-regression baseline trains on
@@ -86,13 +89,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-genres", type=int, default=10, help="Vagalume: the most frequent genres kept")
     parser.add_argument("--per-genre", type=int, default=2000, help="Vagalume: songs per genre after undersampling")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--fold-types", default="artist,random", help="artist, random or both (comma-separated)")
+    parser.add_argument("--fold-types", default="artist,random",
+                        help="artist, random (5 folds each) or dev: the development split, inside artist fold 0's "
+                             "training songs (comma-separated)")
     parser.add_argument("--variants", default=",".join(family.VARIANTS),
                         help=f"models to cross-validate: {', '.join(family.VARIANTS)}")
     parser.add_argument("--ablation-folds", default="artist",
                         help="fold types on which the variants other than primary run (artist, random or both)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline")
-    parser.add_argument("--max-tokens", type=int, default=128, help="tokens read per song")
+    parser.add_argument("--max-tokens", type=int, default=128, help="tokens per window (the model's input length)")
+    parser.add_argument("--windows", type=int, default=8,
+                        help="windows read per song: its first WINDOWS x MAX_TOKENS tokens; training takes a random "
+                             "window per song and epoch, prediction averages over the windows (1: the first window)")
     parser.add_argument("--min-count", type=int, default=2, help="vocabulary: least training-set count of a word")
     parser.add_argument("--max-vocab", type=int, default=20000)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
@@ -185,6 +193,22 @@ def random_folds(n: int, *, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(part) for part in np.array_split(order, k)]
 
 
+#: ``--fold-types``: 5 artist-disjoint folds, 5 random folds, and the
+#: development split (:func:`development_split`).
+FOLD_TYPES = ("artist", "random", "dev")
+
+
+def development_split(y: np.ndarray, groups: Sequence[str], *, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices of the split on which model choices are tried
+    out: the training songs of artist fold 0 (folds of seed 0) split again
+    by artist group, about 80 / 20 (fixed seed 123). Fold 0's test songs
+    take no part, so they stay unseen by every choice made here. The split
+    does not depend on ``--seed``, so seeds vary only the training."""
+    outer_test = artist_folds(y, groups, k=k, seed=0)[0]
+    outer_train = np.setdiff1d(np.arange(len(y)), outer_test)
+    return hold_out(outer_train, groups, fraction=0.2, rng=np.random.default_rng(123))
+
+
 def balance(y: np.ndarray, indices: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Random undersampling of ``indices`` (rows of ``y``): each song is
     counted under its rarest gold genre (rarest within ``indices``) and
@@ -267,17 +291,29 @@ def glove_vectors(words: set[str]) -> dict[str, np.ndarray]:
 
 
 class Encoded(torch.utils.data.Dataset):
-    """(ids, target) pairs: ids (T,) int64, target (n_labels,) float32."""
+    """(ids, target) pairs: ids (T,) int64, target (n_labels,) float32.
 
-    def __init__(self, ids: list[list[int]], targets: np.ndarray):
+    A song longer than ``length`` ids gives one window of ``length`` ids at
+    a random start, drawn from (seed, epoch, index) only (so a resumed run
+    sees the same windows); ``length`` None gives the whole id list."""
+
+    def __init__(self, ids: list[list[int]], targets: np.ndarray, *, length: int | None = None, seed: int = 0):
         self.ids = [torch.tensor(x or [0], dtype=torch.long) for x in ids]
         self.targets = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i: int):
-        return self.ids[i], self.targets[i]
+        ids = self.ids[i]
+        if self.length is not None and len(ids) > self.length:
+            start = int(np.random.default_rng((self.seed, self.epoch, i)).integers(0, len(ids) - self.length + 1))
+            ids = ids[start : start + self.length]
+        return ids, self.targets[i]
 
 
 def make_collate(pad_to: int | None):
@@ -301,14 +337,21 @@ def targets_of(y: np.ndarray, *, multilabel: bool) -> np.ndarray:
 
 
 def predict_ids(model: family.Model, ids: list[list[int]], *, batch: int = 256) -> np.ndarray:
-    """(n, n_labels) probabilities of encoded songs."""
-    pad_to = None if (model.config.pooling or not model.config.attention) else model.config.max_tokens
-    collate = make_collate(pad_to)
-    out = []
-    for start in range(0, len(ids), batch):
-        x, _ = collate([(torch.tensor(i or [0]), torch.zeros(1)) for i in ids[start : start + batch]])
-        out.append(family.predict(model, x).numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.config.n_labels))
+    """(n, n_labels) probabilities of encoded songs: each song cut into its
+    windows (:func:`tagcore.families.lyrics.song_windows`), the mean over
+    them, as at inference."""
+    config = model.config
+    windows, owners = [], []
+    for song, song_ids in enumerate(ids):
+        for window in family.song_windows(song_ids, length=config.max_tokens, windows=config.windows):
+            windows.append(window)
+            owners.append(song)
+    if not windows:
+        return np.zeros((0, config.n_labels), dtype=np.float32)
+    pad_to = None if (config.pooling or not config.attention) else config.max_tokens
+    padded = pad_ids(windows, length=pad_to or max(len(w) for w in windows))
+    probs = family.predict_windows(model, padded, batch=batch)
+    return family.mean_by_owner(probs, np.asarray(owners), len(ids))
 
 
 def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, glove: dict, args, name: str):
@@ -321,7 +364,8 @@ def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, gl
     matrix, coverage = embedding_matrix(vocabulary, glove, dim=config.embedding_dim, seed=args.seed)
     model.set_embeddings(matrix)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
-    data = Encoded(train_ids, targets_of(train_y, multilabel=config.multilabel))
+    data = Encoded(train_ids, targets_of(train_y, multilabel=config.multilabel), length=config.max_tokens,
+                   seed=args.seed)
     pad_to = None if (config.pooling or not config.attention) else config.max_tokens
 
     def evaluate(m):
@@ -402,7 +446,8 @@ def load_songs(args, report: LoadReport, *, log=print) -> tuple[list[Song], dict
 def model_config(args, labels, vocabulary: Vocabulary, variant: str) -> family.Config:
     return family.Config(
         vocabulary=list(vocabulary.tokens), n_labels=len(labels), multilabel=args.multilabel,
-        freeze_embeddings=args.freeze_embeddings, max_tokens=args.max_tokens, language=args.language or "",
+        freeze_embeddings=args.freeze_embeddings, max_tokens=args.max_tokens, windows=args.windows,
+        language=args.language or "",
         **family.VARIANTS[variant],
     )
 
@@ -451,7 +496,7 @@ def run(args) -> int:
     notes["artist_groups"] = len(set(groups))
     notes["largest_group"] = max(Counter(groups).values())
     print(f"labels {labels}; {notes['artist_groups']} artist groups (largest {notes['largest_group']} songs)")
-    tokens = [lyric_tokens(s.text, max_chars=family.Config.max_chars)[: args.max_tokens] for s in songs]
+    tokens = [lyric_tokens(s.text, max_chars=family.Config.max_chars)[: args.max_tokens * args.windows] for s in songs]
     all_words = {t for doc in tokens for t in doc}
     glove = glove_vectors(all_words | {t.replace("'", "") for t in all_words})
     print(f"GloVe: {len(glove)} of {len(all_words)} distinct tokens")
@@ -461,10 +506,18 @@ def run(args) -> int:
         raise DatasetError(f"unknown variants {unknown}; known: {', '.join(family.VARIANTS)}")
     fold_types = [f.strip() for f in args.fold_types.split(",") if f.strip()]
     ablation_types = {f.strip() for f in args.ablation_folds.split(",") if f.strip()}
+    unknown = [f for f in fold_types if f not in FOLD_TYPES]
+    if unknown:
+        raise DatasetError(f"unknown fold types {unknown}; known: {', '.join(FOLD_TYPES)}")
+    everything = np.arange(len(songs))
     folds = {
-        "artist": artist_folds(y, groups, k=args.folds, seed=args.seed),
-        "random": random_folds(len(songs), k=args.folds, seed=args.seed),
+        "artist": [(np.setdiff1d(everything, test), test)
+                   for test in artist_folds(y, groups, k=args.folds, seed=args.seed)],
+        "random": [(np.setdiff1d(everything, test), test)
+                   for test in random_folds(len(songs), k=args.folds, seed=args.seed)],
     }
+    if "dev" in fold_types:
+        folds["dev"] = [development_split(y, groups, k=args.folds)]
     results_path = run_dir / "results.jsonl"
     rows: list[dict] = []
     if results_path.exists() and args.resume:
@@ -491,18 +544,17 @@ def run(args) -> int:
             if fold_type in ablation_types:
                 plan += [(fold_type, v) for v in variants if v != "primary"]
     for fold_type, model in plan:
-        for f, test in enumerate(folds[fold_type]):
+        for f, (train, test) in enumerate(folds[fold_type]):
             if (fold_type, f, model) in done:
                 continue
             rng = np.random.default_rng(args.seed + 1000 * f)
-            train = np.setdiff1d(np.arange(len(songs)), test)
             if not args.no_balance:
                 train = balance(y, train, rng=rng)
             if model == BASELINE:
                 probs = baseline_probs([tokens[i] for i in train], y[train], [tokens[i] for i in test], seed=args.seed)
                 extra = {}
             else:
-                fit_idx, val_idx = hold_out(train, groups if fold_type == "artist" else None,
+                fit_idx, val_idx = hold_out(train, None if fold_type == "random" else groups,
                                             fraction=args.val_fraction, rng=rng)
                 vocabulary = Vocabulary.build([tokens[i] for i in fit_idx], min_count=args.min_count,
                                               max_size=args.max_vocab)

@@ -28,12 +28,20 @@ drops attention and pooling, so the LSTM's output at each song's last real
 token, (B, hidden), feeds the dropout; Model 3 is the primary model with
 hidden size 64 instead of 128.
 
+Reading a whole song (``Config.windows``): the model sees windows of
+``max_tokens`` tokens. A song's first ``windows * max_tokens`` tokens are
+cut into consecutive windows (:func:`song_windows`; the last one ends at the
+song's last token), the model runs on each and the song's probabilities
+are the mean over its windows. The trainer feeds one random window per
+song and epoch. ``windows = 1`` reads the first ``max_tokens`` tokens only,
+as bundles made before windows did.
+
 Inference from raw lyrics (:func:`predict_texts`, :func:`prepare_texts`)
 cleans and tokenizes as the trainer did (:mod:`tagcore.lyrics`), reads at
-most ``max_chars`` characters and ``max_tokens`` tokens, and skips, with
-the reason, lyrics without words (instrumental markers), lyrics whose
-stopword profile says they are not in the model's language, and lyrics
-whose words the vocabulary covers less than ``min_coverage``.
+most ``max_chars`` characters and ``windows * max_tokens`` tokens, and
+skips, with the reason, lyrics without words (instrumental markers),
+lyrics whose stopword profile says they are not in the model's language,
+and lyrics whose words the vocabulary covers less than ``min_coverage``.
 """
 
 from __future__ import annotations
@@ -79,7 +87,11 @@ class Config:
     freeze_embeddings : bool
         Keep the GloVe-initialised embedding fixed in training.
     max_tokens : int
-        Tokens read per song (the first ones, after cleaning).
+        Tokens per window (the model's input length).
+    windows : int
+        Windows read per song at inference: its first ``windows *
+        max_tokens`` tokens (after cleaning), probabilities averaged over
+        the windows (:func:`song_windows`); 1 = the first window only.
     max_chars : int
         Characters of the raw lyrics read before cleaning.
     remove_stopwords : bool
@@ -101,6 +113,7 @@ class Config:
     multilabel: bool = False
     freeze_embeddings: bool = False
     max_tokens: int = 128
+    windows: int = 1
     max_chars: int = 4000
     remove_stopwords: bool = True
     language: str = "en"
@@ -183,6 +196,36 @@ class Model(nn.Module):
         return self.linear(self.dropout(self.features(ids)[0]))
 
 
+def song_windows(ids: list[int], *, length: int, windows: int) -> list[list[int]]:
+    """Consecutive windows of ``length`` token ids covering the first
+    ``windows * length`` ids of a song: starts 0, length, 2 * length...; a
+    last partial window is moved back to end at the last id (so it overlaps
+    its neighbour) unless it is the song's only one. A song of at most
+    ``length`` ids (or ``windows = 1``) is one window of its first
+    ``length`` ids; an empty song is one window ``[0]`` (padding).
+
+    >>> song_windows(list(range(1, 8)), length=3, windows=4)
+    [[1, 2, 3], [4, 5, 6], [5, 6, 7]]
+    """
+    ids = list(ids[: length * max(1, windows)]) or [0]
+    if len(ids) <= length:
+        return [ids]
+    starts = list(range(0, len(ids) - length + 1, length))
+    if starts[-1] + length < len(ids):
+        starts.append(len(ids) - length)
+    return [ids[start : start + length] for start in starts]
+
+
+def mean_by_owner(probs: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
+    """(n, n_labels) mean of the rows of ``probs`` (n_windows, n_labels)
+    that belong to each of ``n`` songs (``owners[i]`` is window i's song)."""
+    owners = np.asarray(owners, dtype=int)
+    sums = np.zeros((n, probs.shape[1]), dtype=np.float64)
+    np.add.at(sums, owners, probs)
+    counts = np.bincount(owners, minlength=n).reshape(-1, 1)
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
 def loss(logits: torch.Tensor, targets: torch.Tensor, *, multilabel: bool) -> torch.Tensor:
     """Multi-label: binary cross-entropy against (B, n_labels) 0/1 targets.
     Single-label: cross-entropy against (B, n_labels) target
@@ -203,13 +246,15 @@ def predict(model: Model, ids: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Prepared:
-    """Texts made ready for the model: ``ids`` (n, T) for the texts that
-    can be read (``rows`` their positions in the input), and for each input
-    text None or the reason it is skipped."""
+    """Texts made ready for the model: ``ids`` (n_windows, T), the windows
+    of the texts that can be read; ``rows`` the input positions of those
+    texts; ``owners`` (n_windows,) the index into ``rows`` of each window's
+    text; and for each input text None or the reason it is skipped."""
 
     ids: np.ndarray
     rows: list[int]
     problems: list[str | None]
+    owners: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
 def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepared:
@@ -224,7 +269,7 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
     from tagcore.text import Vocabulary, pad_ids
 
     vocabulary = vocabulary or Vocabulary(list(config.vocabulary))
-    encoded, rows, problems = [], [], []
+    encoded, owners, rows, problems = [], [], [], []
     for i, text in enumerate(texts):
         text = text or ""
         truncated = text[: config.max_chars]
@@ -240,20 +285,24 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
                 seen = "in no language it knows" if language == "unknown" else f"in {language!r}"
                 problem = f"lyrics {seen} by their stopword profile; the model reads {config.language!r} lyrics only"
         if problem is None:
-            tokens = content_tokens(words, remove_stopwords=config.remove_stopwords)[: config.max_tokens]
+            read = config.max_tokens * max(1, config.windows)
+            tokens = content_tokens(words, remove_stopwords=config.remove_stopwords)[:read]
             coverage = vocabulary.coverage(tokens)
             if not tokens:
                 problem = "no words in the lyrics once stopwords are removed"
             elif coverage < config.min_coverage:
                 problem = f"only {coverage:.0%} of the lyrics' words are known to the model (< {config.min_coverage:.0%})"
             else:
-                encoded.append(vocabulary.encode(tokens))
+                for window in song_windows(vocabulary.encode(tokens), length=config.max_tokens, windows=config.windows):
+                    encoded.append(window)
+                    owners.append(len(rows))
                 rows.append(i)
         problems.append(problem)
     pad_to = config.max_tokens
     if config.pooling or not config.attention:
         pad_to = max((len(ids) for ids in encoded), default=1)
-    return Prepared(ids=pad_ids(encoded, length=pad_to), rows=rows, problems=problems)
+    return Prepared(ids=pad_ids(encoded, length=pad_to), rows=rows, problems=problems,
+                    owners=np.asarray(owners, dtype=int))
 
 
 #: Texts per forward pass in :func:`predict_texts`.
@@ -267,18 +316,28 @@ def predict_texts_checked(model: Model, texts: list[str]) -> tuple[np.ndarray, l
     config = model.config
     prepared = prepare_texts(config, list(texts), vocabulary=_vocabulary(model))
     out = np.full((len(texts), config.n_labels), np.nan, dtype=np.float32)
-    device = next(model.parameters()).device
-    # Songs of similar length share a pass: less padding to run through the LSTM.
-    order = sorted(range(len(prepared.rows)), key=lambda r: int((prepared.ids[r] != 0).sum()))
-    for start in range(0, len(order), TEXT_BATCH):
-        chunk = order[start : start + TEXT_BATCH]
-        ids = prepared.ids[chunk]
-        if config.pooling or not config.attention:
-            ids = ids[:, : max(1, int((ids != 0).sum(axis=1).max()))]
-        probs = predict(model, torch.from_numpy(np.ascontiguousarray(ids)).to(device)).float().cpu().numpy()
-        for r, row in zip(chunk, probs):
-            out[prepared.rows[r]] = row
+    if prepared.rows:
+        out[prepared.rows] = mean_by_owner(predict_windows(model, prepared.ids), prepared.owners, len(prepared.rows))
     return out, prepared.problems
+
+
+@torch.inference_mode()
+def predict_windows(model: Model, ids: np.ndarray, *, batch: int = TEXT_BATCH) -> np.ndarray:
+    """(n_windows, n_labels) probabilities of right-padded windows
+    ``ids`` (n_windows, T), ``batch`` windows per forward pass."""
+    config = model.config
+    out = np.zeros((len(ids), config.n_labels), dtype=np.float32)
+    device = next(model.parameters()).device
+    lengths = (ids != 0).sum(axis=1)
+    # Windows of similar length share a pass: less padding to run through the LSTM.
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        part = ids[chunk]
+        if config.pooling or not config.attention:
+            part = part[:, : max(1, int(lengths[chunk].max()))]
+        out[chunk] = predict(model, torch.from_numpy(np.ascontiguousarray(part)).to(device)).float().cpu().numpy()
+    return out
 
 
 def predict_texts(model: Model, texts: list[str]) -> np.ndarray:
