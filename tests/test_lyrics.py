@@ -369,3 +369,30 @@ def test_hold_out_keeps_whole_groups_and_skips_a_huge_one():
         assert sorted([*train, *val]) == list(range(100))
         assert 10 <= len(val) <= 20 and "big" not in {groups[i] for i in val}
         assert not {groups[i] for i in val} & {groups[i] for i in train}
+
+
+# Written for this test (not real songs): a country verse and a rap verse.
+COUNTRY_VERSE = """[Chorus]
+Down a dirt road in my daddy's old truck
+Whiskey on the porch and the creek running slow
+Boots by the door, Sunday morning church bells ringing
+Little hometown, tractor in the field and a fiddle singing"""
+RAP_VERSE = """[Verse 1]
+Yeah, I'm in the booth with my homies, money stacked to the ceiling
+The block is hot, the streets remember every deal that I was dealing
+Mic check, my flow is sick, the hustle never stopping
+Trap beat drop, the whole gang on the corner, bottles popping"""
+
+
+def test_shipped_lyrics_bundle_reads_whole_songs_and_tells_country_from_rap():
+    bundle = load_bundle(Path(__file__).resolve().parents[1] / "tagcore" / "bundles" / "lyrics-genius")
+    config = bundle.model.config
+    assert (config.windows, config.max_tokens, config.pooling, config.attention) == (8, 128, False, True)
+    probs, problems = family.predict_texts_checked(bundle.model, [COUNTRY_VERSE, RAP_VERSE, INSTRUMENTAL, PORTUGUESE])
+    country, rap = bundle.labels.index("country"), bundle.labels.index("rap")
+    assert problems[:2] == [None, None] and probs[0].argmax() == country
+    assert probs[1, rap] > 2 * probs[1, country]
+    assert "no words" in problems[2] and "'pt'" in problems[3] and np.isnan(probs[2:]).all()
+    # A long song is read as at most 8 windows of 128 tokens.
+    prepared = family.prepare_texts(config, [(COUNTRY_VERSE + "\n") * 400])
+    assert prepared.ids.shape[0] <= 8 and prepared.ids.shape[1] == 128
