@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default=",".join(family.VARIANTS),
                         help=f"models to cross-validate: {', '.join(family.VARIANTS)}")
     parser.add_argument("--ablation-folds", default="artist",
-                        help="fold types on which the variants other than primary run (artist, random or both)")
+                        help="fold types on which the variants other than primary run (of --fold-types, comma-separated)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per window (the model's input length)")
     parser.add_argument("--windows", type=int, default=8,
