@@ -264,6 +264,13 @@ class Source:
         return out, known
 
 
+def _names(targets: str | Sequence[str] | None) -> list[str]:
+    """An alias table's value (one name, names, or None) as a list."""
+    if not targets:
+        return []
+    return [targets] if isinstance(targets, str) else list(targets)
+
+
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(vector)
     return vector / norm if norm > 0 else vector
@@ -301,24 +308,19 @@ class RelatedIndex:
     def expand(self, query: Sequence[str]) -> list[str]:
         """``query`` plus the alias targets of each name the vocabulary
         does not hold (an alias maps to one name or a list of names; order
-        kept, no repeats by spelling)."""
+        kept, no repeats by spelling): :meth:`expand_groups`, flattened."""
         out, seen = [], set()
-        for name in query:
-            targets = [] if self.vocabulary.find(name) else self.aliases.get(spelling_key(name)) or []
-            for n in [name, *([targets] if isinstance(targets, str) else targets)]:
-                if n and spelling_key(n) not in seen:
-                    seen.add(spelling_key(n))
-                    out.append(n)
+        for n in (n for group in self.expand_groups(query) for n in group):
+            if n and spelling_key(n) not in seen:
+                seen.add(spelling_key(n))
+                out.append(n)
         return out
 
     def expand_groups(self, query: Sequence[str]) -> list[list[str]]:
         """One group per query name: the name, then its alias targets when
         the vocabulary does not hold it (see :meth:`Source.scores`)."""
-        groups = []
-        for name in query:
-            targets = [] if self.vocabulary.find(name) else self.aliases.get(spelling_key(name)) or []
-            groups.append([name, *([targets] if isinstance(targets, str) else targets)])
-        return groups
+        return [[name, *([] if self.vocabulary.find(name) else _names(self.aliases.get(spelling_key(name))))]
+                for name in query]
 
     def nearest(self, name: str, *, kinds: Sequence[str] = KINDS, n: int = 10,
                 exclude_same: bool = True) -> list[tuple[Tag, float]]:
@@ -567,7 +569,7 @@ def merge_aliases(*tables: Mapping[str, str | Sequence[str]]) -> dict[str, list[
     for table in tables:
         for key, targets in table.items():
             listed = out.setdefault(key, [])
-            for t in [targets] if isinstance(targets, str) else targets:
+            for t in _names(targets):
                 if t not in listed:
                     listed.append(t)
     return out

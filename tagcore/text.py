@@ -29,6 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -58,6 +59,10 @@ def script_of(text: str, *, threshold: float = 0.3) -> str:
     ``"latin"`` (meaning: any space-separated script)."""
     return "cjk" if cjk_fraction(text) >= threshold else "latin"
 
+
+#: Share of a vocabulary's words in one script for :meth:`Vocabulary.script`
+#: to name it.
+SCRIPT_SHARE = 0.8
 
 SCRIPT_NAMES = {"cjk": "Chinese/Japanese/Korean", "latin": "space-separated (Latin, Cyrillic...)"}
 
@@ -203,18 +208,18 @@ class Vocabulary:
             return 1.0
         return sum(1 for token in tokens if token in self.index) / len(tokens)
 
-    def script(self, *, share: float = 0.8) -> str | None:
+    def script(self) -> str | None:
         """The script the vocabulary was built from: ``"cjk"`` or
-        ``"latin"`` when at least ``share`` of its words are in it (a word
-        is CJK when most of its letters are), None for a mixed or empty
-        vocabulary.
-        Computed once."""
-        cached = self.__dict__.get("_script")
-        if cached is None:
-            words = self.tokens[2:]
-            cjk = sum(1 for w in words if cjk_fraction(w) > 0.5) / len(words) if words else 0.5
-            cached = self._script = ("cjk" if cjk >= share else "latin" if 1 - cjk >= share else "mixed",)
-        return None if cached[0] == "mixed" else cached[0]
+        ``"latin"`` when at least :data:`SCRIPT_SHARE` of its words are in
+        it (a word is CJK when most of its letters are), None for a mixed
+        or empty vocabulary. Computed once."""
+        return self._script
+
+    @cached_property
+    def _script(self) -> str | None:
+        words = self.tokens[2:]
+        cjk = sum(1 for w in words if cjk_fraction(w) > 0.5) / len(words) if words else 0.5
+        return "cjk" if cjk >= SCRIPT_SHARE else "latin" if 1 - cjk >= SCRIPT_SHARE else None
 
     def to_dict(self) -> dict:
         return {"tokens": self.tokens}

@@ -69,7 +69,7 @@ from tagcore import metrics
 from tagcore.bundle import save_bundle
 from tagcore.families import lyrics as family
 from tagcore.lyrics import detect_language, lyric_tokens
-from tagcore.text import Vocabulary, embedding_matrix, pad_ids
+from tagcore.text import Vocabulary, embedding_matrix
 from trainer.datasets import DatasetError, LoadReport, Lyrics, genius, vagalume
 
 #: Beets genre names of dataset labels the lastgenre aliases do not map
@@ -346,20 +346,12 @@ def targets_of(y: np.ndarray, *, multilabel: bool) -> np.ndarray:
 
 def predict_ids(model: family.Model, ids: list[list[int]], *, batch: int = 256) -> np.ndarray:
     """(n, n_labels) probabilities of encoded songs: each song cut into its
-    windows (:func:`tagcore.families.lyrics.song_windows`), the mean over
+    windows (:func:`tagcore.families.lyrics.encode_windows`), the mean over
     them, as at inference."""
-    config = model.config
-    windows, owners = [], []
-    for song, song_ids in enumerate(ids):
-        for window in family.song_windows(song_ids, length=config.max_tokens, windows=config.windows):
-            windows.append(window)
-            owners.append(song)
-    if not windows:
-        return np.zeros((0, config.n_labels), dtype=np.float32)
-    pad_to = None if (config.pooling or not config.attention) else config.max_tokens
-    padded = pad_ids(windows, length=pad_to or max(len(w) for w in windows))
-    probs = family.predict_windows(model, padded, batch=batch)
-    return family.mean_by_owner(probs, np.asarray(owners), len(ids))
+    if not ids:
+        return np.zeros((0, model.config.n_labels), dtype=np.float32)
+    windows, owners = family.encode_windows(model.config, ids)
+    return family.mean_by_owner(family.predict_windows(model, windows, batch=batch), owners, len(ids))
 
 
 def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, glove: dict, args, name: str):
@@ -374,7 +366,6 @@ def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, gl
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     data = Encoded(train_ids, targets_of(train_y, multilabel=config.multilabel), length=config.max_tokens,
                    seed=args.seed)
-    pad_to = None if (config.pooling or not config.attention) else config.max_tokens
 
     def evaluate(m):
         if not len(val_ids):
@@ -386,7 +377,7 @@ def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, gl
     loop.monitor, loop.mode, loop.log_every = "val_accuracy", "max", 0
     if not len(val_ids):
         loop.monitor, loop.mode = "train_loss_proxy", "max"
-    result = fit(model, optimizer=optimizer, train_set=data, collate=make_collate(pad_to),
+    result = fit(model, optimizer=optimizer, train_set=data, collate=make_collate(config.input_length),
                  loss_fn=lambda logits, t: family.loss(logits, t, multilabel=config.multilabel),
                  evaluate=evaluate if len(val_ids) else (lambda m: {"train_loss_proxy": 0.0}), config=loop)
     return model, result.history, coverage

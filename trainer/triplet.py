@@ -521,8 +521,9 @@ def train_selected(config, data, segments, train, similarity, albums, *, val, va
         )
         finite = [h["val_p10"] for h in history if np.isfinite(h["val_p10"])]
         val_scores[size] = max(finite) if finite else float("nan")
-        if best is None or (np.isfinite(val_scores[size]) and not val_scores[size] <= best[0]):
-            best = (val_scores[size] if np.isfinite(val_scores[size]) else -1.0, model, history, best_epoch, size)
+        ranking = max(finite) if finite else -1.0  # a size without a validation score ranks last
+        if best is None or ranking > best[0]:
+            best = (ranking, model, history, best_epoch, size)
     _, model, history, best_epoch, size = best
     return model, history, best_epoch, size, val_scores
 

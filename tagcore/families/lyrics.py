@@ -119,6 +119,13 @@ class Config:
     language: str = "en"
     min_coverage: float = 0.3
 
+    @property
+    def input_length(self) -> int | None:
+        """``max_tokens`` when every window must be padded to it (attention
+        without pooling: the flattened sequence feeds a linear layer of
+        fixed width), else None (a batch is padded to its longest window)."""
+        return self.max_tokens if self.attention and not self.pooling else None
+
     def to_dict(self) -> dict:
         from tagcore.families import config_to_dict
 
@@ -216,6 +223,22 @@ def song_windows(ids: list[int], *, length: int, windows: int) -> list[list[int]
     return [ids[start : start + length] for start in starts]
 
 
+def encode_windows(config: Config, songs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of encoded songs (:func:`song_windows` with the config's
+    ``max_tokens`` and ``windows``), right-padded: ids (n_windows, T), T =
+    ``config.input_length`` or the longest window; and owners (n_windows,),
+    the index of each window's song."""
+    from tagcore.text import pad_ids
+
+    windows, owners = [], []
+    for song, ids in enumerate(songs):
+        for window in song_windows(ids, length=config.max_tokens, windows=config.windows):
+            windows.append(window)
+            owners.append(song)
+    length = config.input_length or max((len(w) for w in windows), default=1)
+    return pad_ids(windows, length=length), np.asarray(owners, dtype=int)
+
+
 def mean_by_owner(probs: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
     """(n, n_labels) mean of the rows of ``probs`` (n_windows, n_labels)
     that belong to each of ``n`` songs (``owners[i]`` is window i's song)."""
@@ -266,10 +289,10 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
     vocabulary covers less than ``config.min_coverage`` of its tokens.
     """
     from tagcore.lyrics import content_tokens, is_cjk, language_of_words, lyric_words
-    from tagcore.text import Vocabulary, pad_ids
+    from tagcore.text import Vocabulary
 
     vocabulary = vocabulary or Vocabulary(list(config.vocabulary))
-    encoded, owners, rows, problems = [], [], [], []
+    encoded, rows, problems = [], [], []
     for i, text in enumerate(texts):
         text = text or ""
         truncated = text[: config.max_chars]
@@ -293,16 +316,11 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
             elif coverage < config.min_coverage:
                 problem = f"only {coverage:.0%} of the lyrics' words are known to the model (< {config.min_coverage:.0%})"
             else:
-                for window in song_windows(vocabulary.encode(tokens), length=config.max_tokens, windows=config.windows):
-                    encoded.append(window)
-                    owners.append(len(rows))
+                encoded.append(vocabulary.encode(tokens))
                 rows.append(i)
         problems.append(problem)
-    pad_to = config.max_tokens
-    if config.pooling or not config.attention:
-        pad_to = max((len(ids) for ids in encoded), default=1)
-    return Prepared(ids=pad_ids(encoded, length=pad_to), rows=rows, problems=problems,
-                    owners=np.asarray(owners, dtype=int))
+    ids, owners = encode_windows(config, encoded)
+    return Prepared(ids=ids, rows=rows, problems=problems, owners=owners)
 
 
 #: Texts per forward pass in :func:`predict_texts`.
@@ -334,7 +352,7 @@ def predict_windows(model: Model, ids: np.ndarray, *, batch: int = TEXT_BATCH) -
     for start in range(0, len(order), batch):
         chunk = order[start : start + batch]
         part = ids[chunk]
-        if config.pooling or not config.attention:
+        if config.input_length is None:
             part = part[:, : max(1, int(lengths[chunk].max()))]
         out[chunk] = predict(model, torch.from_numpy(np.ascontiguousarray(part)).to(device)).float().cpu().numpy()
     return out
