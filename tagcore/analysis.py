@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import deque
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -44,6 +45,10 @@ OK, FAILED, TOO_SHORT, NO_INPUT, UNAVAILABLE = "ok", "failed", "too_short", "no_
 #: A text the bundle cannot read (lyrics in another language, no words):
 #: a skip with its reason in ``message``; not stored, so retried.
 SKIPPED = "skipped"
+
+
+class Cancelled(Exception):
+    """Raised in the model thread when a pass was abandoned."""
 
 
 @dataclass
@@ -241,6 +246,8 @@ class Analysis:
                 self.features[node.feature] = params
         #: name -> why the bundle could not be loaded (filled by analyse()).
         self.broken: dict[str, str] = {}
+        #: Set when a pass is abandoned: the model thread stops between forward passes.
+        self._cancelled = threading.Event()
 
     def _add(self, spec: Any, *, near: _Node | None = None) -> _Node:
         """The node of ``spec`` (added when new). A bundle another one names
@@ -330,6 +337,8 @@ class Analysis:
             parts = [[], []]
             with torch.inference_mode():
                 for start in range(0, len(x), chunk):
+                    if self._cancelled.is_set():
+                        raise Cancelled()
                     probs, embeds = _family_forward(family, model, x[start : start + chunk], node.need_scores,
                                                     node.need_embedding)
                     for slot, value in enumerate((probs, embeds)):
@@ -358,7 +367,7 @@ class Analysis:
             return Output(FAILED, message=str(error))
 
         for node in self.nodes.values():
-            if node.kind != "audio" or node.broken is not None:
+            if node.kind != "audio" or node.broken is not None or self._cancelled.is_set():
                 continue
             ready, arrays = [], []
             for i, (_, _, decoded, _) in enumerate(files):
@@ -478,7 +487,9 @@ class Analysis:
 
         pending: list = []
         scored: deque[Future] = deque()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagcore-model") as model_thread:
+        self._cancelled.clear()
+        model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagcore-model")
+        try:
             loading = model_thread.submit(self._load_all)
 
             def submit() -> None:
@@ -502,6 +513,17 @@ class Analysis:
             submit()
             loading.result()
             yield from finished(block=True)
+        except BaseException:
+            # Ctrl-C, or the caller stopped reading: the batch in the model
+            # thread stops at its next forward pass instead of finishing,
+            # and the decoding workers are killed (closing `decoded`).
+            self._cancelled.set()
+            model_thread.shutdown(wait=False, cancel_futures=True)
+            close = getattr(decoded, "close", None)
+            if close is not None:
+                close()
+            raise
+        model_thread.shutdown(wait=True)
 
 
 def _family_forward(family, model, x, need_scores: bool, need_embedding: bool):

@@ -302,11 +302,48 @@ class Store:
             )
         return cursor.rowcount > 0
 
-    def move(self, source: bytes | str, destination: bytes | str) -> None:
-        """A file was moved: its outputs follow it."""
+    def move(self, source: bytes | str, destination: bytes | str, *, old: FileKey | None = None,
+             new: FileKey | None = None) -> bool:
+        """A file was moved or renamed: its outputs follow it. With ``old``
+        and ``new`` (the file's key before and after the move, which a move
+        across file systems may change), the key follows too when the
+        outputs were recorded under ``old``. Moving a path onto itself (as
+        beets reports after ``beet modify``) changes nothing. Returns
+        whether outputs were moved."""
+        source, destination = _path_bytes(source), _path_bytes(destination)
+        if source == destination:
+            return False
         with self._transaction():
-            self._db.execute("DELETE FROM files WHERE path = ?", (_path_bytes(destination),))
-            self._db.execute("UPDATE files SET path = ? WHERE path = ?", (_path_bytes(destination), _path_bytes(source)))
+            if self._db.execute("SELECT 1 FROM files WHERE path = ?", (source,)).fetchone() is None:
+                return False
+            self._db.execute("DELETE FROM files WHERE path = ?", (destination,))
+            self._db.execute("UPDATE files SET path = ? WHERE path = ?", (destination, source))
+            if old is not None and new is not None:
+                self._db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ? AND size = ? AND mtime_ns = ?",
+                                 (*new, destination, *old))
+        return True
+
+    def copy(self, source: bytes | str, destination: bytes | str, *, old: FileKey | None,
+             new: FileKey | None) -> bool:
+        """A file was copied (or linked) from ``source`` to ``destination``:
+        the copy gets the source's outputs under its own key ``new``, when
+        those outputs are current (recorded under ``old``, the source's key
+        now). Returns whether outputs were copied."""
+        source, destination = _path_bytes(source), _path_bytes(destination)
+        if source == destination or old is None or new is None:
+            return False
+        with self._transaction():
+            row = self._db.execute("SELECT id FROM files WHERE path = ? AND size = ? AND mtime_ns = ?",
+                                   (source, *old)).fetchone()
+            if row is None:
+                return False
+            self._db.execute("DELETE FROM files WHERE path = ?", (destination,))
+            copy_id = self._db.execute("INSERT INTO files (path, size, mtime_ns) VALUES (?, ?, ?)",
+                                       (destination, *new)).lastrowid
+            self._db.execute(
+                "INSERT INTO outputs SELECT ?, bundle_id, status, scores, embedding, message FROM outputs "
+                "WHERE file_id = ?", (copy_id, row[0]))
+        return True
 
     def forget(self, paths: Iterable[bytes | str]) -> int:
         """Drop every output of ``paths``; returns how many files went."""

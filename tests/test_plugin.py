@@ -163,6 +163,14 @@ class AutotagMLHelper(PluginMixin, TestHelper):
         captured = self.capsys.readouterr()
         return captured.out, captured.err
 
+    def run_ml_failing(self, *args: str) -> tuple[str, str]:
+        """A run that must end in a UserError (a non-zero exit status):
+        its output and the error's message."""
+        self.capsys.readouterr()
+        with pytest.raises(ui.UserError) as error:
+            self.run_command("autotag-ml", *args)
+        return self.capsys.readouterr().out, str(error.value)
+
     def fresh(self, item: Item) -> Item:
         return self.lib.get_item(item.id)
 
@@ -212,12 +220,12 @@ class TestCommand(AutotagMLHelper):
         assert (item.filepath.read_bytes() != before) is file_written
         assert file_genres(item.filepath) == (["Hip Hop"] if file_written else [])
 
-    def test_pretend_changes_nothing(self):
+    def test_pretend_changes_nothing_but_keeps_the_analysis(self):
         item = self.add_audio("song.mp3", "mp3", genres=["Blues"])
         before_bytes = item.filepath.read_bytes()
         before_row = dict(self.fresh(item))
 
-        out, _ = self.run_ml("-p", "-w")
+        out, _ = self.run_ml("-p", "-w", "--force")
 
         assert item.filepath.read_bytes() == before_bytes
         after = self.fresh(item)
@@ -227,8 +235,11 @@ class TestCommand(AutotagMLHelper):
         assert "genre scores: hiphop 0.98, rock 0.02, jazz 0.01" in out
         assert "pretend, nothing changed): 1 analysed" in out
         assert "genre (genre-test 1): 1 to tag" in out
+        # What pretend analysed is in the store: the real run decodes nothing.
+        out, _ = self.run_ml("-W")
+        assert "0 analysed (0 decoded), 1 from the store" in out
 
-    def test_second_run_reads_the_store_and_force_decodes_again(self):
+    def test_second_run_reads_the_store_and_reanalyze_decodes_again(self):
         item = self.add_audio("song.mp3", "mp3")
         self.run_ml("-W")
 
@@ -236,18 +247,10 @@ class TestCommand(AutotagMLHelper):
         assert "0 analysed (0 decoded), 1 from the store" in out
         assert "0 tagged, 1 unchanged" in out
 
-        # Fields overwritten elsewhere are set again from the store.
-        mark = self.fresh(item)
-        mark.genres = ["Blues"]
-        mark.store()
-        out, _ = self.run_ml("-W")
-        assert "0 analysed (0 decoded), 1 from the store" in out
-        assert "1 tagged, 0 unchanged" in out
-        assert self.fresh(item).genres == ["Hip Hop"]
-
-        out, _ = self.run_ml("-W", "-f")
+        out, _ = self.run_ml("-W", "--reanalyze")
         assert "1 analysed (1 decoded), 0 from the store" in out
         assert "0 tagged, 1 unchanged" in out
+        assert self.fresh(item).genres == ["Hip Hop"]
 
     def test_new_model_version_reanalyses(self):
         item = self.add_audio("song.mp3", "mp3")
@@ -257,7 +260,7 @@ class TestCommand(AutotagMLHelper):
         out, _ = self.run_ml("-W")
 
         assert "1 analysed (1 decoded)" in out
-        assert "genre (genre-test 2): 1 tagged" in out
+        assert "genre (genre-test 2): 0 tagged, 1 unchanged" in out  # the same genres
         assert self.fresh(item)["ml_genre_version"] == "2"
 
     @pytest.mark.parametrize(
@@ -267,12 +270,12 @@ class TestCommand(AutotagMLHelper):
             (0.0, 2, ["Hip Hop", "Rock"], 0),
             (0.01, 3, ["Hip Hop", "Rock"], 0),
             (0.0, 1, ["Hip Hop"], 0),
-            (0.99, 2, ["Blues"], 1),  # nothing passes: genres left as they were
+            (0.99, 2, [], 1),  # nothing passes: genres stay empty
         ],
     )
     def test_threshold_and_count(self, threshold, count, genres, below):
         self.use_model(threshold=threshold, count=count)
-        item = self.add_audio("song.mp3", "mp3", genres=["Blues"])
+        item = self.add_audio("song.mp3", "mp3")
 
         out, _ = self.run_ml("-w")
 
@@ -315,7 +318,7 @@ class TestCommand(AutotagMLHelper):
     def test_failed_write_leaves_row_untouched(self, monkeypatch):
         from mediafile import UnreadableFileError
 
-        item = self.add_audio("song.mp3", "mp3", genres=["Blues"])
+        item = self.add_audio("song.mp3", "mp3")
         before_row = dict(self.fresh(item))
         before_bytes = item.filepath.read_bytes()
 
@@ -323,13 +326,14 @@ class TestCommand(AutotagMLHelper):
             raise UnreadableFileError(self.filename, "disk says no")
 
         monkeypatch.setattr(MediaFile, "save", refuse)
-        out, _ = self.run_ml("-w")
+        out, error = self.run_ml_failing("-w")
 
         assert dict(self.fresh(item)) == before_row
         assert item.filepath.read_bytes() == before_bytes
         assert "0 tagged" in out and "1 failed" in out
+        assert out.count("disk says no") == 1
         assert f"failed: error writing {item.filepath}" in out
-        assert "disk says no" in out
+        assert error == "autotag-ml: 1 item failed (listed above)"
 
 
 class TestBrokenFiles(AutotagMLHelper):
@@ -344,10 +348,13 @@ class TestBrokenFiles(AutotagMLHelper):
         truncated = self.add_audio("truncated.mp3", "truncated", genres=["Blues"])
         broken = {item.id: (item.filepath.read_bytes(), dict(self.fresh(item))) for item in (text, truncated)}
 
-        out, err = self.run_ml("-w")
+        self.capsys.readouterr()
+        with pytest.raises(ui.UserError, match="1 item failed"):  # the exit status says so
+            self.run_command("autotag-ml", "-w")
+        out, err = self.capsys.readouterr()
 
         assert f"{good} tagged, 0 unchanged, 1 skipped as too short, 1 failed, 0 below threshold" in out
-        assert f"genre failed: {text.filepath}: not a recognised audio file" in out
+        assert f"  failed: {text.filepath}: not a recognised audio file" in out
         assert f"genre skipped: {truncated.filepath}: too short" in out
         for item in (text, truncated):
             data, row = broken[item.id]

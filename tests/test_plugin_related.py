@@ -159,7 +159,7 @@ class TestDuplicates(Helper):
         assert list(self.lib.get_item(good.id).genres) == ["Hip Hop"]
         assert list(self.lib.get_item(other.id).genres) == ["Hip Hop"]
         assert list(self.lib.get_item(missing.id).genres) == ["Hip-Hop"]
-        assert "not renamed (file not written)" in out
+        assert f"not renamed: error reading {missing.filepath}" in out
         assert "renamed the genres of 1 item(s)" in out
 
     def test_apply_declined_changes_nothing(self, monkeypatch):

@@ -289,8 +289,15 @@ class TestLargeLibraryPath(SimilarHelper):
         assert any(name.endswith(".npy") for name in kept)
         if usearch_available():
             assert sum(name.endswith(".usearch") for name in kept) == 1
-        # A removed item changes the store state: the cache is rebuilt.
+        # A removed item is left out of the search at once; its analysis
+        # stays while its file exists, until a full run prunes it, which
+        # changes the store state: the cache is rebuilt.
         self.lib.items("title:Tock").get().remove()
+        out = self.similar("title:Tick", "-n", "1", "-f", "$title")
+        assert out.split(None, 1)[1].strip() != "Tock"
+        with Store(store_path) as store:
+            assert store.embedding_state("sim-test", "1")[0] == 6
+        self.analyse()
         out = self.similar("title:Tick", "-n", "1", "-f", "$title")
         assert out.split(None, 1)[1].strip() != "Tock"
         with Store(store_path) as store:

@@ -102,13 +102,15 @@ class TestStore(AutotagMLHelper):
         gone = self.add_audio("gone.mp3", "mp3")
         also_gone = self.add_audio("also.mp3", "mp3")
         self.run_ml("-W")
-        gone.remove()  # beets' item_removed event
-        with self.lib.transaction() as tx:  # behind beets' back: pruned by a full run
+        gone.remove(delete=True)  # beets' item_removed event, then the file goes
+        with self.lib.transaction() as tx:  # behind beets' back
             tx.mutate("DELETE FROM items WHERE id = ?", (also_gone.id,))
+        with self.store() as store:  # kept until a full run: beets deletes files after the event
+            assert len(store) == 3
 
         out, _ = self.run_ml("-W")
 
-        assert "1 pruned from the store" in out
+        assert "2 pruned from the store" in out
         with self.store() as store:
             assert list(store.paths()) == [keep.path]
 

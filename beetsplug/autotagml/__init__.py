@@ -33,7 +33,7 @@ from . import styles
 from . import fusion as FU
 from . import similar
 from .fields import canonical_genre, choose, format_scores, is_known_genre, label_fields  # noqa: F401 (API)
-from .run import PROGRESS_MIN_ITEMS, Run, TaskModel  # noqa: F401
+from .run import PROGRESS_MIN_ITEMS, Run, TaskModel, run_lock  # noqa: F401
 
 if TYPE_CHECKING:
     import optparse
@@ -80,6 +80,11 @@ class AutotagMLPlugin(BeetsPlugin):
                 # bundle recommends (its config.json "decision").
                 "threshold": None,
                 "count": None,
+                # As lastgenre: values of genres/mood/style that the plugin
+                # did not write are kept unless ``force``; with ``force``,
+                # ``keep_existing`` keeps them and adds the model's after them.
+                "force": False,
+                "keep_existing": False,
                 # Tasks whose labels also go into files as a tag of their
                 # own (INSTRUMENT, VOICE, ENERGY...); genre, mood and style
                 # always do.
@@ -120,11 +125,15 @@ class AutotagMLPlugin(BeetsPlugin):
         self._loaded: dict[str, Any] = {}
         self._stores: dict[str, Store] = {}
         self._before_write: dict[bytes, tuple[int, int] | None] = {}
+        self._before_move: dict[bytes, tuple[int, int] | None] = {}
         self._stage_errors: set[str] = set()
         self.register_listener("write", self._on_write)
         self.register_listener("after_write", self._on_after_write)
         self.register_listener("item_removed", self._on_item_removed)
+        self.register_listener("before_item_moved", self._on_before_item_moved)
         self.register_listener("item_moved", self._on_item_moved)
+        for event in ("item_copied", "item_linked", "item_hardlinked", "item_reflinked"):
+            self.register_listener(event, self._on_item_copied)
 
     # --- Configuration ---------------------------------------------------
 
@@ -189,23 +198,28 @@ class AutotagMLPlugin(BeetsPlugin):
             raise ui.UserError(f"autotag-ml: {exc}") from None
         return models, errors
 
-    def genre_fusion(self, models: dict[str, TaskModel]) -> FU.GenreFusion | None:
-        """The rule fusing the genre models among ``models`` (fusion.py),
-        or None when no genre model reading text is configured (then the
-        genre task alone decides ``genres``, as without lyrics)."""
+    def genre_fusion(self, models: dict[str, TaskModel]) -> tuple[FU.GenreFusion | None, dict[str, TaskModel]]:
+        """The rule fusing the configured genre models (fusion.py), or None
+        when no genre model reading text is configured (then the genre task
+        alone decides ``genres``, as without lyrics); and the genre models
+        among them that ``models`` leaves out (a run of one source or task),
+        whose stored outputs still take part."""
+        configured = models
+        if not set(self.task_specs()) <= set(models):
+            configured = {**self.task_models()[0], **models}
         genre_tasks: dict[str, dict] = {}
-        for task, spec in self.task_specs().items():
+        for task, model in configured.items():
             try:
-                config = read_config(spec)[1]
+                config = read_config(model.spec)[1]
             except BundleError:
                 continue
             if config.get("task") == "genre" and "scores" in config["outputs"]:
                 genre_tasks[task] = config
         if not any(c["input"]["kind"] == "text" for c in genre_tasks.values()):
-            return None
+            return None, {}
         weights = {**FU.DEFAULT_WEIGHTS, **(self.config["genre_weights"].get(dict) or {})}
         sources = []
-        for task, model in models.items():
+        for task, model in configured.items():
             if task in genre_tasks:
                 try:
                     weight = float(weights.get(model.source, 1.0))
@@ -213,17 +227,20 @@ class AutotagMLPlugin(BeetsPlugin):
                     raise ui.UserError(f"autotag-ml: genre_weights.{model.source} must be a number") from None
                 sources.append(FU.GenreSource(task=task, source=model.source, weight=weight, names=model.names))
         if not sources:
-            return None
+            return None, {}
         decider = "genre" if "genre" in genre_tasks else next(iter(genre_tasks))
         config = genre_tasks[decider]
-        return FU.GenreFusion(sources, threshold=self._decision("threshold", decider, config, float),
-                              count=self._decision("count", decider, config, int))
+        fusion = FU.GenreFusion(sources, threshold=self._decision("threshold", decider, config, float),
+                                count=self._decision("count", decider, config, int))
+        context = {task: model for task, model in configured.items() if task in fusion.tasks and task not in models}
+        return fusion, context
 
     @property
     def item_types(self) -> dict[str, types.Type]:
         """Types of the fields this plugin sets; label fields come from each
         bundle's config.json (weights are not loaded here)."""
         fields: dict[str, types.Type] = {"mood": F.LIST_TYPE}
+        fields.update({F.written_field(tag): F.LIST_TYPE for tag in F.TAG_FIELDS.values()})
         for task, spec in self.task_specs().items():
             fields[F.model_field(task)] = types.STRING
             fields[F.version_field(task)] = types.STRING
@@ -285,12 +302,29 @@ class AutotagMLPlugin(BeetsPlugin):
             store.update_key(path, old, new)
 
     def _on_item_removed(self, item: Item) -> None:
-        if (store := self._item_store(item)) is not None:
+        """An item left the library. Its analysis goes only when its file
+        is gone too: beets removes and adds items of the same file when it
+        re-imports them. (``beet rm -d`` deletes the file after this event:
+        a full run prunes what is left.)"""
+        if not os.path.exists(util.syspath(item.path)) and (store := self._item_store(item)) is not None:
             store.forget([item.path])
 
+    def _on_before_item_moved(self, item: Item, source: bytes, destination: bytes) -> None:
+        self._before_move[source] = file_key(util.syspath(source))
+
     def _on_item_moved(self, item: Item, source: bytes, destination: bytes) -> None:
+        """A move or rename keeps the analysis (beets also sends this with
+        the same source and destination after ``beet modify``)."""
+        old = self._before_move.pop(source, None)
+        if source != destination and (store := self._item_store(item)) is not None:
+            store.move(source, destination, old=old, new=file_key(util.syspath(destination)))
+
+    def _on_item_copied(self, item: Item, source: bytes, destination: bytes) -> None:
+        """A copy or link (``beet import`` with ``copy: yes``...) gets the
+        source's analysis, under its own size and mtime."""
         if (store := self._item_store(item)) is not None:
-            store.move(source, destination)
+            store.copy(source, destination, old=file_key(util.syspath(source)),
+                       new=file_key(util.syspath(destination)))
 
     # --- Command ---------------------------------------------------------
 
@@ -301,7 +335,23 @@ class AutotagMLPlugin(BeetsPlugin):
             help="show the fields that would be set, change nothing",
         )
         cmd.parser.add_option(
-            "-f", "--force", action="store_true", default=False,
+            "-f", "--force", action="store_true", default=None, dest="force",
+            help="replace genres, moods and styles that the plugin did not write (as lastgenre's --force)",
+        )
+        cmd.parser.add_option(
+            "-F", "--no-force", action="store_false", dest="force",
+            help="keep values that the plugin did not write (the default)",
+        )
+        cmd.parser.add_option(
+            "-k", "--keep-existing", action="store_true", default=None, dest="keep_existing",
+            help="with --force: keep the values there and add the model's after them",
+        )
+        cmd.parser.add_option(
+            "-K", "--no-keep-existing", action="store_false", dest="keep_existing",
+            help="with --force: replace the values there",
+        )
+        cmd.parser.add_option(
+            "-r", "--reanalyze", action="store_true", default=False,
             help="decode and analyse again, even items the store knows",
         )
         cmd.parser.add_option(
@@ -328,6 +378,7 @@ class AutotagMLPlugin(BeetsPlugin):
 
     def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
         pretend = bool(opts.pretend)
+        self.check_config()
         tasks = None
         if opts.tasks:
             tasks = [t.strip() for value in opts.tasks for t in value.split(",") if t.strip()]
@@ -345,11 +396,19 @@ class AutotagMLPlugin(BeetsPlugin):
             store = self.store(lib)
         except StoreError as exc:
             raise ui.UserError(f"autotag-ml: {exc}") from None
+        force = self.config["force"].get(bool) if opts.force is None else opts.force
+        keep = self.config["keep_existing"].get(bool) if opts.keep_existing is None else opts.keep_existing
         run = self._run(models, store, lib, write=ui.should_write(opts.write), pretend=pretend,
-                        force=bool(opts.force))
-        report = run.run(lib.items(args), progress=True)
+                        reanalyze=bool(opts.reanalyze), ownership=F.Ownership(force=force, keep_existing=keep))
+        with run_lock(store.path, lambda message: ui.print_(f"autotag-ml: {message} (Ctrl-C to stop)")):
+            try:
+                report = run.run(lib.items(args), progress=True)
+            except KeyboardInterrupt:
+                raise ui.UserError(
+                    f"autotag-ml: interrupted after {run.report.done} of {run.report.total}+ items; what was "
+                    "analysed and saved is kept, and the next run goes on from there") from None
         report.unavailable = {**errors, **report.unavailable}
-        if not args and not pretend and not tasks:
+        if not args and not pretend and not tasks and not opts.sources:
             # A run over the whole library saw every item's path.
             report.pruned = store.prune(run.seen)
         if all(task in report.unavailable for task in models):
@@ -374,23 +433,57 @@ class AutotagMLPlugin(BeetsPlugin):
                 ui.print_(f"  {task} skipped: {message}")
             for _, message in task_report.skipped:
                 ui.print_(f"  {task} skipped: {message}")
-            for _, message in task_report.failures:
-                ui.print_(f"  {task} failed: {message}")
+        for message in report.failed_items.values():  # one line per item, whatever the number of tasks
+            ui.print_(f"  failed: {message}")
         for line in styles.after_run(models, lib, pretend=pretend, log=self._log):  # one line per album
             ui.print_(line)
         from . import related as related_tags
 
         related_tags.run_step(self, lib, args, report, pretend=pretend, write=ui.should_write(opts.write))
+        if report.failed_items:
+            count = len(report.failed_items)
+            raise ui.UserError(f"autotag-ml: {count} item{'s' if count != 1 else ''} failed (listed above)")
 
-    def _run(self, models, store, lib, *, write: bool, pretend: bool, force: bool) -> Run:
+    def check_config(self) -> None:
+        """Refuse options that would fail later, before any work, in one
+        line naming the option."""
+        for key, minimum in (("workers", 0), ("batch_size", 1)):
+            value = self.config[key].get()
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ui.UserError(f"autotag-ml: {key} must be a whole number >= {minimum}, not {value!r}")
+        timeout = self.config["timeout"].get()
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ui.UserError(f"autotag-ml: timeout must be a number of seconds > 0, not {timeout!r}")
+        for key, kind, low, high in (("threshold", float, 0.0, 1.0), ("count", int, 1, None)):
+            value = self.config[key].get()
+            values = value.items() if isinstance(value, dict) else [(None, value)]
+            for task, number in values:
+                name = f"{key}.{task}" if task is not None else key
+                if number is None:
+                    continue
+                if isinstance(number, bool) or not isinstance(number, (int, float)) or (
+                        kind is int and number != int(number)):
+                    raise ui.UserError(f"autotag-ml: {name} must be a {'whole ' if kind is int else ''}number, "
+                                       f"not {number!r}")
+                if number < low or (high is not None and number > high):
+                    bound = f"between {low:g} and {high:g}" if high is not None else f">= {low}"
+                    raise ui.UserError(f"autotag-ml: {name} must be {bound}, not {number!r}")
+
+    def _run(self, models, store, lib, *, write: bool, pretend: bool, reanalyze: bool = False,
+             ownership: F.Ownership | None = None) -> Run:
         options = {
             "device": self.config["device"].as_str(),
             "workers": self.config["workers"].get(int),
             "timeout": float(self.config["timeout"].as_number()),
             "batch_size": self.config["batch_size"].get(int),
         }
+        if ownership is None:
+            ownership = F.Ownership(force=self.config["force"].get(bool),
+                                    keep_existing=self.config["keep_existing"].get(bool))
+        fusion, context = self.genre_fusion(models)
         return Run(models, store=store, log=self._log, analysis_options=options, loaded=self._loaded,
-                   write=write, pretend=pretend, force=force, lib=lib, fusion=self.genre_fusion(models))
+                   write=write, pretend=pretend, reanalyze=reanalyze, lib=lib, fusion=fusion,
+                   ownership=ownership, context=context)
 
     def only_sources(self, models: dict[str, TaskModel], errors: dict[str, str], values: list[str] | None
                      ) -> tuple[dict[str, TaskModel], dict[str, str]]:
@@ -429,9 +522,8 @@ class AutotagMLPlugin(BeetsPlugin):
                 self._stage_errors.add("store")
                 self._log.error("autotag-ml disabled for this import: {}", exc)
             return
-        report = self._run(models, store, session.lib, write=False, pretend=False, force=False).run(
-            task.imported_items()
-        )
+        with run_lock(store.path, lambda message: self._log.warning("autotag-ml: {}", message)):
+            report = self._run(models, store, session.lib, write=False, pretend=False).run(task.imported_items())
         for name, why in report.unavailable.items():
             if name not in self._stage_errors:
                 self._stage_errors.add(name)
@@ -450,13 +542,13 @@ class AutotagMLPlugin(BeetsPlugin):
 
     # --- For tests and scripts -------------------------------------------
 
-    def tag_items(self, items: Iterable[Item], *, write: bool, pretend: bool = False, force: bool = False,
+    def tag_items(self, items: Iterable[Item], *, write: bool, pretend: bool = False, reanalyze: bool = False,
                   lib: Library | None = None, tasks: list[str] | None = None):
         """Run the configured tasks over ``items`` (the command without its
         output). Returns the run's Report."""
         models, errors = self.task_models(tasks)
         store = self.store(lib) if lib is not None else Store(":memory:")
-        report = self._run(models, store, lib, write=write, pretend=pretend, force=force).run(items)
+        report = self._run(models, store, lib, write=write, pretend=pretend, reanalyze=reanalyze).run(items)
         report.unavailable = {**errors, **report.unavailable}
         return report
 

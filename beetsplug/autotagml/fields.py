@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -226,6 +227,77 @@ def task_fields(
     if chosen:
         fields[tag_field(task)] = tag_value(task, chosen)
     return fields, chosen
+
+
+# --- Whose values a tag field holds ---------------------------------------------
+
+#: Prefix of the fields recording what the plugin itself wrote into a tag
+#: field: ``ml_written_genres``, ``ml_written_mood``, ``ml_written_style``.
+WRITTEN_PREFIX = "ml_written_"
+
+
+def written_field(tag: str) -> str:
+    """The field recording the values the plugin wrote into ``tag``."""
+    return f"{WRITTEN_PREFIX}{tag}"
+
+
+def tag_values(value: Any) -> list[str]:
+    """A tag field's value as a list: lists as they are, ``style``'s text
+    split on ";" ("A; B" -> ["A", "B"]), nothing -> []."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(";") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """How a run treats values that the plugin did not write itself, as
+    lastgenre does: ``force`` off keeps them untouched; ``force`` on
+    replaces them, or with ``keep_existing`` keeps them and adds the
+    model's values after them."""
+
+    force: bool = False
+    keep_existing: bool = False
+
+
+def merge_tag(current: Sequence[str], written: Sequence[str], chosen: Sequence[str], ownership: Ownership
+              ) -> tuple[list[str], list[str], bool]:
+    """The new values of a tag field, the values of them the plugin owns
+    (to record), and whether values of someone else were kept untouched.
+
+    ``current``: the field's values now; ``written``: what the plugin wrote
+    there last (its record); ``chosen``: what the model decides now (empty
+    when no label reaches the threshold). Values in ``current`` that the
+    plugin did not write are the user's (or another plugin's):
+
+    - none (an empty field, or only the plugin's own values): the field
+      becomes ``chosen``, so a stricter threshold or count takes back what
+      an earlier run wrote, down to an empty field;
+    - some, ``force`` off: the field is left as it is;
+    - some, ``force`` on, ``keep_existing`` on: theirs first, then the
+      chosen values they lack;
+    - some, ``force`` on, ``keep_existing`` off: ``chosen`` replaces them
+      (when nothing is chosen, their values stay).
+
+    >>> merge_tag(["Metal"], [], ["Rock"], Ownership())
+    (['Metal'], [], True)
+    >>> merge_tag(["Rock", "Pop"], ["Rock", "Pop"], ["Rock"], Ownership())
+    (['Rock'], ['Rock'], False)
+    """
+    current, written, chosen = list(current), list(written), list(chosen)
+    others = [v for v in current if v not in written]
+    if not others:
+        return chosen, chosen, False
+    if not ownership.force:
+        return current, [v for v in written if v in current], True
+    if ownership.keep_existing:
+        added = [v for v in chosen if v not in others]
+        return others + added, added, False
+    if not chosen:
+        return current, [v for v in written if v in current], True
+    return chosen, chosen, False
 
 
 def stale_fields(task: str, keys: Sequence[str], fields: Mapping[str, Any]) -> list[str]:

@@ -134,6 +134,9 @@ class RelatedTags:
                 changes["style"] = F.tag_value("style", [F.display_name("style", n) for n, _ in proposed["style"]])
             if proposed["mood"] and not list(item.get("mood") or []):
                 changes["mood"] = [F.display_name("mood", n) for n, _ in proposed["mood"]]
+        for tag in WRITABLE.values():
+            if tag in changes:  # filled by the plugin: recorded as its own
+                changes[F.written_field(tag)] = F.tag_values(changes[tag])
         return {k: v for k, v in changes.items() if item.get(k) != v and not (v == "" and k not in item)}
 
 
@@ -151,7 +154,7 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
     in batches. Returns (item, changes) pairs."""
     from beets.library import FileOperationError
 
-    from .run import batched_commits, write_atomically
+    from .run import batched_commits, file_tags_change, write_item
 
     done = []
     with batched_commits(lib) as stored:
@@ -166,12 +169,13 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
             if pretend:
                 continue
             before = {k: item.get(k) for k in changes if k in item}
+            write_file = write and file_tags_change(item, changes)
             item.update(changes)
-            if write and ("style" in changes or "mood" in changes):
+            if write_file:
                 try:
-                    write_atomically(item)
-                except (FileOperationError, OSError) as exc:
-                    related.log.warning("related tags not written for {}: {}", util.displayable_path(item.path), exc)
+                    write_item(item)
+                except FileOperationError as exc:
+                    related.log.warning("related tags not written: {}", exc)
                     for k in changes:
                         if k in before:
                             item[k] = before[k]
@@ -361,20 +365,26 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
         return
     from beets.library import FileOperationError
 
-    from .run import write_atomically
+    from .run import write_item
 
     write = ui.should_write()
     done = 0
+    record = F.written_field("genres")
     with lib.transaction():
         for item, new in changes:
             old = list(item.get("genres") or [])
+            old_record = item.get(record)
             item.genres = new
+            if old_record:  # the plugin's own genres keep being its own under their new name
+                item[record] = list(dict.fromkeys(rename.get(g, g) for g in F.tag_values(old_record)))
             if write:
                 try:
-                    write_atomically(item)
-                except (FileOperationError, OSError) as exc:
-                    ui.print_(f"  not renamed (file not written): {util.displayable_path(item.path)}: {exc}")
+                    write_item(item)
+                except FileOperationError as exc:
+                    ui.print_(f"  not renamed: {exc}")
                     item.genres = old
+                    if old_record:
+                        item[record] = old_record
                     continue
             item.store()
             done += 1

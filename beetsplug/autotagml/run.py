@@ -3,23 +3,29 @@
 For every item and configured task the store is asked first: an unchanged
 file (same path, size and mtime) already analysed by the task's bundle
 version is never decoded again, and its fields are set from the store
-(so a changed ``threshold`` or ``count``, or fields another tool
-overwrote, are re-applied without decoding). Files that need a bundle are
-analysed in one pass (:class:`tagcore.analysis.Analysis`, one decode per
-file), their outputs committed to the store, then their fields set.
+(so a changed ``threshold`` or ``count`` is applied without decoding).
+Files that need a bundle are analysed in one pass
+(:class:`tagcore.analysis.Analysis`, one decode per file), their outputs
+committed to the store (also with ``--pretend``: the store is a cache of
+analysis, not a tag), then their fields set.
 
-An item's fields are saved only when they change; a failed file write
-stores nothing; a file is written through a temporary copy that replaces
-it only once complete (:func:`write_atomically`).
+What may change on an item, and when (:func:`fields.merge_tag`): the tag
+fields (``genres``, ``mood``, ``style``) only where they are empty or hold
+what the plugin wrote there before (recorded in ``ml_written_<field>``),
+unless ``force`` says otherwise; the plugin's own ``ml_*`` fields always.
+
+The order of work keeps a library safe: analysis committed to the store,
+then the file written in place by beets (``item.write()``: mediafile
+keeps the inode, owner, permissions and links), then the library row
+stored. A file is written only when one of its tags changes; a file that
+cannot be written leaves its row as it was, is reported in one line, and
+the run goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import sys
-import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
@@ -29,6 +35,7 @@ from beets.library import FileOperationError
 from tagcore.store import Store, file_key
 
 from . import fields as F
+from . import fusion as FU
 
 if TYPE_CHECKING:
     from beets.library import Item, Library
@@ -80,6 +87,9 @@ class TaskReport:
     tagged: int = 0
     unchanged: int = 0
     no_input: int = 0
+    #: Items whose tag field holds values the plugin did not write, left
+    #: as they are (``force`` off).
+    kept: int = 0
     too_short: list[tuple[Any, str]] = field(default_factory=list)
     failures: list[tuple[Any, str]] = field(default_factory=list)
     below: list[tuple[Any, str]] = field(default_factory=list)
@@ -93,9 +103,10 @@ class TaskReport:
             skipped += f", {self.no_input} skipped without input"
         if self.skipped:
             skipped += f", {len(self.skipped)} skipped as unreadable {self.model.source}"
+        kept = f", {self.kept} kept as set by you or another tool (--force replaces)" if self.kept else ""
         return (
             f"{self.model.task} ({self.model.name} {self.model.version}): {self.tagged} {verb}, "
-            f"{skipped}, {len(self.failures)} failed, {len(self.below)} below threshold"
+            f"{skipped}, {len(self.failures)} failed, {len(self.below)} below threshold{kept}"
         )
 
 
@@ -109,77 +120,109 @@ class Report:
     decoded: int = 0  # reads of audio files
     from_store: int = 0  # items whose every task came from the store
     pruned: int = 0
+    #: Files whose tags were written (in place).
+    files_written: int = 0
+    #: Items the run went through completely, and how many it was given.
+    done: int = 0
+    total: int = 0
+    #: Items that failed (a file not written, not found, not decoded...),
+    #: by path, with the first reason: one line each.
+    failed_items: dict[bytes, str] = field(default_factory=dict)
     proposals: list[tuple[Any, dict[str, Any], dict[str, dict[str, float]]]] = field(default_factory=list)
 
     def summary(self, *, pretend: bool = False) -> list[str]:
         head = "autotag-ml (pretend, nothing changed)" if pretend else "autotag-ml"
+        written = "" if pretend else f"; {self.files_written} file{'s' if self.files_written != 1 else ''} written"
         lines = [
             f"{head}: {self.analysed} analysed ({self.decoded} decoded), {self.from_store} from the store"
-            + (f", {self.pruned} pruned from the store" if self.pruned else "")
+            + (f", {self.pruned} pruned from the store" if self.pruned else "") + written
         ]
         lines += [f"  {report.line(pretend=pretend)}" for report in self.tasks.values()]
         lines += [f"  {task}: not run: {why}" for task, why in self.unavailable.items()]
         return lines
 
+    def fail(self, item: Item, message: str) -> None:
+        self.failed_items.setdefault(item.path, message)
+
 
 # --- Writing --------------------------------------------------------------
 
 
-def write_atomically(item: Item) -> None:
-    """Write ``item``'s tags into its file through a temporary copy in the
-    same directory (``.<name>.autotagml-XXXX.<ext>``, hidden) that replaces
-    the file only once fully written, so a crash never leaves a
-    half-written file. A copy left by a killed run is removed the next time
-    the item is written. Raises FileOperationError."""
-    import glob
+def write_item(item: Item) -> None:
+    """Write ``item``'s tags into its file the way beets does
+    (``item.write()``: mediafile rewrites the tags in place, so the file
+    keeps its inode, hard links, owner, permissions and extended
+    attributes). Raises FileOperationError ("error writing PATH: why")."""
+    item.write()
 
-    from beets.library import WriteError
 
-    path = os.fsdecode(util.syspath(item.path))
-    directory, name = os.path.split(path)
-    base, extension = os.path.splitext(name)
-    prefix = f".{base[:40]}.autotagml-"
-    for leftover in glob.glob(os.path.join(glob.escape(directory or "."), glob.escape(prefix) + "*" + glob.escape(extension))):
-        with contextlib.suppress(OSError):
-            os.unlink(leftover)
-    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=extension, dir=directory or ".")
-    os.close(handle)
-    try:
-        try:
-            shutil.copy2(path, temporary)
-        except OSError as exc:
-            raise WriteError(item.path, exc) from None
-        item.write(path=os.fsencode(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    item.mtime = item.current_mtime()
+def file_tags_change(item: Item, changes: Mapping[str, Any], removals: Iterable[str] = ()) -> bool:
+    """Whether ``changes`` (new values) or ``removals`` touch a field that
+    goes into the file (beets' media fields, with those plugins add)."""
+    media = type(item)._media_fields
+    return any(k in media and item.get(k) != v for k, v in changes.items()) or any(
+        k in media for k in removals if k in item)
 
 
 @contextmanager
-def batched_commits(lib: Library | None, every: int = 64) -> Iterator[Callable[[], None]]:
+def batched_commits(lib: Library | None, every: int = 64, seconds: float = 0.5
+                    ) -> Iterator[Callable[[], None]]:
     """Group ``item.store()`` calls into one SQLite commit per ``every``
-    items (a commit costs ~20 ms); yields a function to call after each
-    store. Without a library, stores commit one by one as usual."""
-    if lib is None:
+    items or ``seconds`` (a commit costs ~20 ms; the time bound keeps
+    other beets processes from waiting long on the library's lock);
+    yields a function to call after each store. Without a library, stores
+    commit one by one as usual."""
+    if lib is None or every <= 1:
         yield lambda: None
         return
-    state = {"tx": lib.transaction(), "count": 0}
+    state = {"tx": lib.transaction(), "count": 0, "since": time.monotonic()}
     state["tx"].__enter__()
 
     def stored() -> None:
         state["count"] += 1
-        if state["count"] % every == 0:
+        if state["count"] % every == 0 or time.monotonic() - state["since"] >= seconds:
             state["tx"].__exit__(None, None, None)
             state["tx"] = lib.transaction()
             state["tx"].__enter__()
+            state["since"] = time.monotonic()
 
     try:
         yield stored
     finally:
         state["tx"].__exit__(*sys.exc_info())
+
+
+@contextmanager
+def run_lock(store_path: str, notify: Callable[[str], None]) -> Iterator[None]:
+    """Hold the store's run lock (``<store>.lock``, an advisory ``flock``)
+    for one run: a second ``autotag-ml`` (or an import with ``auto: yes``)
+    on the same library calls ``notify`` once, then waits for the first to
+    finish instead of analysing the same files beside it. Without
+    ``fcntl`` (Windows) or a writable folder for the lock file, runs are
+    not serialised (the store and the library still take one writer at a
+    time)."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is None or store_path == ":memory:":
+        yield
+        return
+    try:
+        handle = open(f"{store_path}.lock", "a+b")
+    except OSError:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            notify(f"another autotag-ml run is using {store_path}; waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _NoProgress:
@@ -216,41 +259,61 @@ class Run:
         workers, timeout, batch_size for :class:`tagcore.analysis.Analysis`.
     loaded : dict
         Cache of loaded bundles shared across runs of one beets process.
+    write, pretend : bool
+        Write files' tags; change nothing (the store still keeps what was analysed).
+    reanalyze : bool
+        Decode and analyse every item again, whatever the store holds.
+    ownership : fields.Ownership
+        How values the plugin did not write are treated (``force``, ``keep_existing``).
+    fusion : fusion.GenreFusion or None
+        The rule deciding ``genres`` from several genre sources.
+    context : dict
+        task -> TaskModel of genre sources not run now (``--source lyrics``,
+        ``-t genre``): their stored outputs take part in the fusion, they
+        are never analysed.
     """
 
     def __init__(self, models: Mapping[str, TaskModel], *, store: Store, log, analysis_options: dict,
-                 loaded: dict, write: bool, pretend: bool, force: bool, lib: Library | None,
-                 fusion=None):
+                 loaded: dict, write: bool, pretend: bool, reanalyze: bool = False, lib: Library | None,
+                 fusion=None, ownership: F.Ownership | None = None, context: Mapping[str, TaskModel] | None = None):
         self.models = dict(models)
         #: GenreFusion (fusion.py) deciding ``genres`` from several sources, or None.
         self.fusion = fusion
+        self.context = {t: m for t, m in (context or {}).items() if t not in self.models}
         self.store = store
         self.log = log
         self.analysis_options = analysis_options
         self.loaded = loaded
         self.write = write and not pretend
         self.pretend = pretend
-        self.force = force
+        self.reanalyze = reanalyze
+        self.ownership = ownership or F.Ownership()
         self.lib = lib
         self.report = Report(tasks={task: TaskReport(model) for task, model in self.models.items()})
         self.bundles = {m.name: m.version for m in self.models.values()}
+        #: Bundles whose stored outputs are read: the run's and the context's.
+        self.read_bundles = {**{m.name: m.version for m in self.context.values()}, **self.bundles}
         #: Paths of every item the run went through.
         self.seen: set[bytes] = set()
 
     def run(self, items: Iterable[Item], *, progress: bool = False) -> Report:
-        """Set every item's fields, from the store or from a new analysis."""
+        """Set every item's fields, from the store or from a new analysis.
+        A KeyboardInterrupt stops it at once; what was done is kept (see
+        ``report.done``)."""
         todo: list[tuple[Any, bytes, tuple[str, ...], dict]] = []  # (id or item, path, bundle names, texts)
         with batched_commits(self.lib) as stored:
             for chunk in _chunks(items, CHUNK):
+                self.report.total += len(chunk)
                 paths = [item.path for item in chunk]
                 self.seen.update(paths)
                 keys = {p: file_key(util.syspath(p)) for p in paths}
-                known = {} if self.force else self.store.get(paths, self.bundles, keys=keys)
+                known = self.store.get(paths, self.read_bundles, keys=keys)
                 for item in chunk:
                     have = known.get(item.path, {})
-                    missing = tuple(m.name for m in self.models.values() if m.name not in have)
+                    missing = tuple(m.name for m in self.models.values() if self.reanalyze or m.name not in have)
                     if keys[item.path] is None:
                         self._fail_all(item, f"{util.displayable_path(item.path)}: file not found")
+                        self.report.done += 1
                     elif missing:
                         entry = item.id if self.lib is not None and item.id is not None else item
                         texts = {m.text_source: (m.reader(item) if m.reader else item.get(m.text_source)) or ""
@@ -264,7 +327,9 @@ class Run:
                     else:
                         self.report.from_store += 1
                         self._apply(item, have, stored)
-            self._analyse(todo, stored, progress)
+        # Items being analysed are stored one by one: the library's lock is
+        # never held while files decode.
+        self._analyse(todo, lambda: None, progress)
         for report in self.report.tasks.values():
             for entries in (report.failures, report.below, report.too_short, report.skipped):
                 entries.sort(key=lambda entry: util.displayable_path(entry[0].path))
@@ -304,9 +369,11 @@ class Run:
                         for name, output in result.outputs.items()
                         if output.status != UNAVAILABLE
                     }
-                    if key is not None and not self.pretend:
+                    if key is not None:
+                        # Committed before the item or its file change (also
+                        # with --pretend: the store caches analysis).
                         self.store.put(path, key, outputs)
-                    have = {} if self.force else self.store.get([path], self.bundles, keys={path: key}).get(path, {})
+                    have = self.store.get([path], self.read_bundles, keys={path: key}).get(path, {})
                     have.update({name: output for name, (_, _, output) in outputs.items()})
                     self._apply(item, have, stored)
 
@@ -314,16 +381,22 @@ class Run:
         return next(m.labels for m in self.models.values() if m.name == name)
 
     def _fail_all(self, item: Item, message: str) -> None:
+        self.report.fail(item, message)
         for report in self.report.tasks.values():
             report.failures.append((item, message))
 
     def _apply(self, item: Item, outputs: Mapping[str, Any], stored: Callable[[], None]) -> None:
         """Set the fields of every task whose output is here; save once."""
+        self.report.done += 1
         changes: dict[str, Any] = {}
         removals: list[str] = []
-        changed_tasks: list[TaskReport] = []  # a tag field set: "tagged"
         touched_tasks: list[TaskReport] = []  # any field of the task changes
+        tagged_tasks: list[TaskReport] = []  # a tag field of the task changes
+        unchanged_tasks: list[TaskReport] = []  # a label chosen, no tag field changes
+        #: tag field -> (task, its report, the labels chosen now) for merge_tag.
+        decisions: dict[str, tuple[str, TaskReport, list[str]]] = {}
         keys = list(item.keys())
+        fused = self.fusion is not None and any(t in self.models for t in self.fusion.tasks)
         for task, model in self.models.items():
             if task in self.report.unavailable:
                 continue
@@ -341,7 +414,9 @@ class Run:
                 report.skipped.append((item, output.message or f"{util.displayable_path(item.path)}: skipped"))
                 continue
             if output.status != "ok":
-                report.failures.append((item, output.message or f"{util.displayable_path(item.path)}: failed"))
+                message = output.message or f"{util.displayable_path(item.path)}: failed"
+                report.failures.append((item, message))
+                self.report.fail(item, message)
                 continue
             scores, labels, extra = output.scores, model.labels, {}
             if model.view is not None and not model.is_embedding:
@@ -351,22 +426,46 @@ class Run:
                 model=model.name, version=model.version, threshold=model.threshold, count=model.count,
             )
             new.update(extra)
+            tag = F.tag_field(task)
+            new.pop(tag, None)
+            for other_task, other_tag in F.TAG_FIELDS.items():
+                if other_tag in new:  # labels a view routes to another task's field (mood)
+                    decisions.setdefault(other_tag, (other_task, report, F.tag_values(new.pop(other_tag))))
             stale = F.stale_fields(task, keys, new)
+            if fused and task == "genre":
+                stale = [k for k in stale if k != FU.SOURCES_FIELD]  # the fusion's own field
             differ = {k: v for k, v in new.items() if item.get(k) != v}
             changes.update(differ)
             removals += stale
             if differ or stale:
                 touched_tasks.append(report)
-            if not model.is_embedding and not chosen:
-                # Confidences are kept; the tag field is left as it was.
+            if model.is_embedding:
+                unchanged_tasks.append(report)
+                continue
+            if not chosen:
                 best = F.format_scores(scores or {}, limit=1)
                 report.below.append((item, f"no score >= {model.threshold:g}; best {best}"))
-            elif differ or stale:
-                changed_tasks.append(report)
-            else:
+            if task in F.TAG_FIELDS:
+                if not (fused and self.fusion is not None and task in self.fusion.tasks):
+                    decisions[tag] = (task, report, chosen)
+            elif _set_own_field(item, tag, F.tag_value(task, chosen), changes, removals):
+                tagged_tasks.append(report)
+            elif chosen:
+                unchanged_tasks.append(report)
+        if fused:
+            self._fuse(item, outputs, changes, removals, decisions)
+        for tag, (task, report, chosen) in decisions.items():
+            if self._decide(item, tag, task, chosen, changes, removals, report):
+                tagged_tasks.append(report)
+            elif chosen:
+                unchanged_tasks.append(report)
+        tagged_tasks = _unique(tagged_tasks)
+        touched_tasks = _unique(touched_tasks + tagged_tasks)
+        for report in _unique(unchanged_tasks):
+            if all(report is not t for t in tagged_tasks):
                 report.unchanged += 1
-        if self.fusion is not None:
-            self._fuse(item, outputs, changes)
+        for report in tagged_tasks:
+            report.tagged += 1
         if not changes and not removals:
             return
         if self.pretend:
@@ -374,60 +473,120 @@ class Run:
                 task: outputs[m.name].scores for task, m in self.models.items()
                 if m.name in outputs and outputs[m.name].scores is not None
             }))
-            for report in changed_tasks:
-                report.tagged += 1
             return
         before = {k: item.get(k) for k in (*changes, *removals) if k in item}
+        write_file = self.write and file_tags_change(item, changes, removals)
         item.update(changes)
         for key in removals:
-            del item[key]
-        error = self._save(item)
+            if key in item:
+                del item[key]
+        error = self._save(item, write_file)
         if error is not None:
             # Nothing stored: put the item back as it was in memory too.
-            for key in changes:
+            for key in (*changes, *removals):
                 if key in before:
                     item[key] = before[key]
                 elif key in item:
                     del item[key]
-            item.update({k: v for k, v in before.items() if k in removals})
+            self.report.fail(item, error)
             for report in touched_tasks:
                 report.failures.append((item, error))
+                if any(report is t for t in tagged_tasks):
+                    report.tagged -= 1
             return
         stored()
-        for report in changed_tasks:
-            report.tagged += 1
 
-    def _fuse(self, item: Item, outputs: Mapping[str, Any], changes: dict[str, Any]) -> None:
-        """Replace the audio-only ``genres`` in ``changes`` by the genres of
-        every genre source with an output (fusion.py), and record them in
-        ``ml_genre_sources``; no genre reaching the threshold leaves
-        ``genres`` as it was."""
+    def _decide(self, item: Item, tag: str, task: str, chosen: list[str], changes: dict[str, Any],
+                removals: list[str], report: TaskReport) -> bool:
+        """Put the new value of tag field ``tag`` (and of its record of what
+        the plugin wrote) in ``changes``, as :func:`fields.merge_tag`
+        decides. Returns whether the tag field itself changes."""
+        current = F.tag_values(item.get(tag))
+        record = F.written_field(tag)
+        written = F.tag_values(item.get(record))
+        value, mine, kept = F.merge_tag(current, written, chosen, self.ownership)
+        if kept:
+            report.kept += 1
+        if mine != written:
+            if mine:
+                changes[record] = mine
+            elif record in item:
+                removals.append(record)
+        if value == current:
+            return False
+        changes[tag] = F.tag_value(task, value)
+        return True
+
+    def _fuse(self, item: Item, outputs: Mapping[str, Any], changes: dict[str, Any], removals: list[str],
+              decisions: dict[str, tuple[str, TaskReport, list[str]]]) -> None:
+        """Decide ``genres`` from every genre source with an output now or
+        in the store (fusion.py) and record the sources that had a say in
+        ``ml_genre_sources``."""
         scores = {}
-        for task, model in self.models.items():
+        for task, model in {**self.context, **self.models}.items():
             output = outputs.get(model.name)
             if task in self.fusion.tasks and output is not None and output.status == "ok" and output.scores:
                 scores[task] = output.scores
-        changes.pop(F.tag_field("genre"), None)
-        if not scores:
+        decider = next((t for t in ("genre", *sorted(self.fusion.tasks)) if t in self.models), None)
+        if decider is None or not scores:
             return
-        fused = self.fusion.fields(scores)
-        changes.update({k: v for k, v in fused.items() if item.get(k) != v})
+        chosen, used = self.fusion.choose(scores)
+        decisions[F.tag_field("genre")] = (decider, self.report.tasks[decider], chosen)
+        sources = ", ".join(used)
+        if chosen and item.get(FU.SOURCES_FIELD) != sources:
+            changes[FU.SOURCES_FIELD] = sources
+        elif not chosen and FU.SOURCES_FIELD in item:
+            removals.append(FU.SOURCES_FIELD)
 
-    def _save(self, item: Item) -> str | None:
-        """Write the file's tags (if asked), then store the row. Returns an
-        error message, with nothing stored, when the write fails."""
-        if self.write:
+    def _save(self, item: Item, write_file: bool) -> str | None:
+        """Write the file's tags in place when one of them changes, then
+        store the row. Returns an error message, with nothing stored, when
+        the write or the store fails."""
+        if write_file:
             old = file_key(util.syspath(item.path))
             try:
-                write_atomically(item)
+                write_item(item)
             except FileOperationError as exc:
                 return str(exc)
             new = file_key(util.syspath(item.path))
             if new is not None:
                 # Tags changed, not the audio: the analysis still holds.
                 self.store.update_key(item.path, old, new)
-        item.store()
+            self.report.files_written += 1
+        try:
+            item.store()
+        except Exception as exc:  # sqlite3.OperationalError: another process holds the library
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return f"{util.displayable_path(item.path)}: not saved, the library is busy ({exc})"
         return None
+
+
+def _set_own_field(item: Item, name: str, value: str, changes: dict[str, Any], removals: list[str]) -> bool:
+    """Set (or, for an empty ``value``, clear) a field only the plugin
+    writes (``ml_<task>``). Returns whether it changes. A field that goes
+    into files is emptied rather than removed, so the file loses the tag."""
+    if value:
+        if item.get(name) != value:
+            changes[name] = value
+            return True
+        return False
+    if not item.get(name):
+        return False
+    if name in type(item)._media_fields:
+        changes[name] = ""
+    else:
+        removals.append(name)
+    return True
+
+
+def _unique(reports: list[TaskReport]) -> list[TaskReport]:
+    """``reports`` without repeats, in order (reports are not hashable)."""
+    out: list[TaskReport] = []
+    for report in reports:
+        if all(report is not seen for seen in out):
+            out.append(report)
+    return out
 
 
 def _only_idle_readers(models: Iterable[TaskModel], missing: tuple[str, ...], texts: Mapping[str, str]) -> bool:

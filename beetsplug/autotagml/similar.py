@@ -208,6 +208,7 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
         _no_embeddings(plugin, store, name, version, "library item")
     by_path = {item.path: item for item in lib.items()}
     keys = matrix.keys
+    _report_unsearched(plugin, by_path, set(keys), name, version)
     exclude = {i for i, key in enumerate(keys) if key in seed_paths or key not in by_path}
     index = search_index(plugin, store, matrix, name, version)
     # Room for what the playlist leaves out (other versions, cooldown).
@@ -246,6 +247,18 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
     except OSError as exc:
         _fail(f"cannot write the playlist {util.displayable_path(target)}: {exc.strerror or exc}")
     ui.print_(f"similar: wrote {len(entries)} tracks to {util.displayable_path(target)}")
+
+
+def _report_unsearched(plugin, by_path: dict[bytes, Item], embedded: set[bytes], name: str, version: str) -> None:
+    """One line (on the log, so that ``-f`` output stays clean) naming the
+    library items left out of the search for want of an embedding."""
+    missing = [item for path, item in by_path.items() if path not in embedded]
+    if not missing:
+        return
+    shown = ", ".join(util.displayable_path(item.path) for item in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    plugin._log.warning("similar: {} of {} library items have no embedding of {} {} and were not searched: "
+                        "{}{} (run {})", len(missing), len(by_path), name, version, shown, more, _fix(plugin, name))
 
 
 def playlist_path(config, name: str) -> str:
