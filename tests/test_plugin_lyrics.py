@@ -174,3 +174,30 @@ class TestLyricsSource(PluginMixin, TestHelper):
 
         stored = self.fresh(item)
         assert stored["ml_genre_sources"] == "audio, lyrics" and stored.genres == ["Hip Hop"]
+
+    def test_a_run_of_one_source_or_task_keeps_what_the_store_holds_of_the_others(self):
+        item = self.add("a.mp3", lyrics=ENGLISH)
+        self.run_ml("-W")
+        assert self.fresh(item).genres == ["Hip Hop"]
+
+        for args in (["--source", "lyrics"], ["--source", "audio"], ["-t", "genre"], ["-t", "lyrics_genre"]):
+            out = self.run_ml("-W", *args)
+            stored = self.fresh(item)
+            assert stored.genres == ["Hip Hop"] and stored["ml_genre_sources"] == "audio, lyrics", (args, out)
+            assert "(0 decoded)" in out and "0 tagged" in out
+
+    def test_a_second_fused_run_changes_no_row_and_no_file(self):
+        import hashlib
+
+        item = self.add("a.mp3", lyrics=ENGLISH)
+        self.run_ml("-w")
+        path = self.fresh(item).filepath
+        info = path.stat()
+        before = (info.st_ino, info.st_mtime_ns, hashlib.sha256(path.read_bytes()).digest(), dict(self.fresh(item)))
+
+        out = self.run_ml("-w")
+
+        info = path.stat()
+        assert (info.st_ino, info.st_mtime_ns, hashlib.sha256(path.read_bytes()).digest(),
+                dict(self.fresh(item))) == before
+        assert "0 files written" in out

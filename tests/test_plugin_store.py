@@ -275,6 +275,74 @@ def test_a_run_killed_with_sigkill_resumes_cleanly(tmp_path):
     assert not wrong, (wrong, out)
 
 
+def slow_library(root: Path, count: int, workers: int = 0) -> Path:
+    """A library of ``count`` imported six-second mp3s, analysed one file
+    per batch (so a run takes a while), and the path of its store."""
+    music = root / "music"
+    for i in range(count):
+        write_audio(music / f"song{i:02d}.mp3", "mp3", seconds=6.0, frequency=200.0 + 10 * i)
+    bundle = make_bundle(root / "bundle")
+    (root / "config").mkdir()
+    (root / "config" / "config.yaml").write_text(
+        f"directory: {music}\nlibrary: {root / 'library.db'}\nplugins: autotagml\n"
+        f"import:\n  write: yes\n  copy: no\n  duplicate_action: keep\n"
+        f"autotagml:\n  model: {bundle}\n  workers: {workers}\n  batch_size: 1\n  auto: no\n"
+    )
+    importing = beet(root, "import", "-A", "-q", "-s", str(music))
+    assert importing.wait(timeout=300) == 0, importing.stdout.read()
+    return root / "autotagml.sqlite"
+
+
+def wait_for_stored(store: Path, run: subprocess.Popen, at_least: int) -> int:
+    deadline = time.monotonic() + 240
+    while stored_files(store) < at_least and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return stored_files(store)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_says_how_far_it_got_and_the_next_run_resumes(tmp_path):
+    count = 40
+    store = slow_library(tmp_path, count, workers=1)
+
+    run = beet(tmp_path, "autotag-ml", "-w", start_new_session=True)
+    assert wait_for_stored(store, run, 3) >= 3
+    os.killpg(run.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    out = run.communicate(timeout=60)[0]
+    done = stored_files(store)
+
+    assert run.returncode == 1, out
+    assert "autotag-ml: interrupted after" in out and "the next run goes on from there" in out
+    assert "Traceback" not in out
+    assert done < count, "the run was not stopped"
+    resumed = beet(tmp_path, "autotag-ml", "-w")
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out
+    analysed = int(out.split("autotag-ml: ")[1].split(" analysed")[0])
+    assert analysed <= count - done + 1, out
+    assert stored_files(store) == count
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_take_turns_and_lose_nothing(tmp_path):
+    count = 24
+    store = slow_library(tmp_path, count)
+
+    first = beet(tmp_path, "autotag-ml", "-w")
+    assert wait_for_stored(store, first, 1) >= 1
+    second = beet(tmp_path, "autotag-ml", "-w")
+    first_out = first.communicate(timeout=300)[0]
+    second_out = second.communicate(timeout=300)[0]
+
+    assert first.returncode == 0, first_out
+    assert second.returncode == 0, second_out
+    assert "another autotag-ml run is using" in second_out and "waiting for it to finish" in second_out
+    assert f"0 analysed (0 decoded), {count} from the store; 0 files written" in second_out
+    assert "locked" not in first_out + second_out
+    with sqlite3.connect(tmp_path / "library.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM items WHERE genres = 'Hip Hop'").fetchone()[0] == count
+
+
 # --- The default model set on a real clip --------------------------------
 
 

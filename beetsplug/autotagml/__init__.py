@@ -405,7 +405,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 report = run.run(lib.items(args), progress=True)
             except KeyboardInterrupt:
                 raise ui.UserError(
-                    f"autotag-ml: interrupted after {run.report.done} of {run.report.total}+ items; what was "
+                    f"autotag-ml: interrupted after {run.report.done} of {run.report.total} items; what was "
                     "analysed and saved is kept, and the next run goes on from there") from None
         report.unavailable = {**errors, **report.unavailable}
         if not args and not pretend and not tasks and not opts.sources:
