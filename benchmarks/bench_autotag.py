@@ -19,7 +19,7 @@ What it does:
 4. times the whole command ``beet autotag-ml -w`` as a subprocess (beets
    start-up, torch import, model load, decoding, inference, tag writes,
    database rows), ``--repeat`` times (``-f`` after the first), and once
-   with ``-f -W`` (no file writes);
+   with ``--reanalyze -W`` (no file writes);
 5. samples the summed RSS of the beet process and all its descendants every
    50 ms; does the same on a second library of ``--n * --scale`` items
    (hard links to the same files under other names);
@@ -491,6 +491,14 @@ def autotag_run(config: Path, libdir: Path, flags: list[str], n: int, label: str
     return result
 
 
+def forget_genres(libdir: Path) -> None:
+    """Empty every item's genres in the library (not the files): a file is
+    written only when a tag changes, so a re-run would otherwise write none."""
+    with sqlite3.connect(libdir / "library.db") as db:
+        db.execute("UPDATE items SET genres = ''")
+        db.execute("DELETE FROM item_attributes WHERE key = 'ml_written_genres'")
+
+
 def floor_run(paths: list[Path], features: dict, workers: int, with_features: bool) -> dict:
     """read_excerpts over ``paths`` as the Tagger does it, in this process."""
     sys.path.insert(0, str(REPO))
@@ -607,9 +615,11 @@ def main(argv=None) -> int:
     print(f"beet autotag-ml, library of {args.n}:", flush=True)
     runs = []
     for i in range(args.repeat):
-        flags = ["-w"] if i == 0 else ["-f", "-w"]
+        flags = ["-w"] if i == 0 else ["--reanalyze", "-w"]
+        if i:
+            forget_genres(libdir)  # so that this run writes every file again
         runs.append(autotag_run(config, libdir, flags, args.n, f"run {i + 1} ({' '.join(flags)})"))
-    nowrite = autotag_run(config, libdir, ["-f", "-W"], args.n, "no writes (-f -W)")
+    nowrite = autotag_run(config, libdir, ["--reanalyze", "-W"], args.n, "no writes (--reanalyze -W)")
     median_wall = statistics.median(r["wall_s"] for r in runs)
     median_tps = args.n / median_wall
     peak_n = max(r["peak_rss_mb"] for r in runs + [nowrite])
@@ -637,7 +647,7 @@ def main(argv=None) -> int:
             + ", ".join(f"{r['wall_s']:.2f}" for r in runs)
             + " s)",
         ),
-        ("autotag-ml -f -W (no writes)", f"{nowrite['tps']:.2f} tracks/s ({nowrite['wall_s']:.2f} s)"),
+        ("autotag-ml --reanalyze -W (no writes)", f"{nowrite['tps']:.2f} tracks/s ({nowrite['wall_s']:.2f} s)"),
         ("autotag-ml / floor (decode)", f"{median_tps / floor['tps']:.2f}"),
         ("autotag-ml / floor (decode+feat)", f"{median_tps / floor_feat['tps']:.2f}"),
         (f"peak RSS, N={args.n}", f"{peak_n:.0f} MB (beet process alone {max(r['main_hwm_mb'] for r in runs):.0f} MB)"),
