@@ -333,7 +333,7 @@ def write_config(libdir: Path, music: Path, model: str, workers: int) -> Path:
 
 def build_library(libdir: Path, music: Path, model: str, workers: int, expected: int) -> Path:
     """A fresh library of the files in ``music``, imported as they are."""
-    for stale in ("library.db", "state.pickle"):
+    for stale in ("library.db", "state.pickle", "autotagml.sqlite", "autotagml.sqlite-wal", "autotagml.sqlite-shm"):
         (libdir / stale).unlink(missing_ok=True)
     config = write_config(libdir, music, model, workers)
     cmd = beet_executable() + ["-c", str(config), "import", "-A", "-q", str(music)]
@@ -616,8 +616,7 @@ def main(argv=None) -> int:
     runs = []
     for i in range(args.repeat):
         flags = ["-w"] if i == 0 else ["--reanalyze", "-w"]
-        if i:
-            forget_genres(libdir)  # so that this run writes every file again
+        forget_genres(libdir)  # so that every run writes every file (reused files hold earlier tags)
         runs.append(autotag_run(config, libdir, flags, args.n, f"run {i + 1} ({' '.join(flags)})"))
     nowrite = autotag_run(config, libdir, ["--reanalyze", "-W"], args.n, "no writes (--reanalyze -W)")
     median_wall = statistics.median(r["wall_s"] for r in runs)
@@ -631,6 +630,7 @@ def main(argv=None) -> int:
         big_music = link_copies(paths, workdir / f"music-x{args.scale}", args.scale)
         big_lib = workdir / f"lib-x{args.scale}"
         big_config = build_library(big_lib, big_music, model, args.workers, big_n)
+        forget_genres(big_lib)
         scaled = autotag_run(big_config, big_lib, ["-w"], big_n, "run 1 (-w)")
         scaled["n"] = big_n
 

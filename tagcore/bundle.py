@@ -137,9 +137,13 @@ def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
         if (base / str(name_or_path)).is_dir():
             return base / str(name_or_path)
     available = sorted(p.name for base in (user_bundle_dir(), default_bundle_dir()) if base.is_dir() for p in base.iterdir() if (p / CONFIG_FILE).is_file())
+    import difflib
+
+    closest = difflib.get_close_matches(str(name_or_path), available, n=1, cutoff=0.6)
     raise BundleError(
         f"no model bundle {str(name_or_path)!r}: not a directory, and not one of the "
         f"installed bundles ({', '.join(available) or 'none'})"
+        + (f"; did you mean {closest[0]!r}?" if closest else "")
     )
 
 

@@ -88,14 +88,17 @@ def from_pairs(pairs: Iterable[tuple[bytes, np.ndarray]], *, dtype=np.float16) -
     return EmbeddingMatrix(keys, l2_rows(np.stack(rows)).astype(dtype))
 
 
-def _replace_atomically(path: Path, write) -> None:
+def _replace_atomically(path: Path, write, *, mode: int | None = None) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path`` that
-    replaces ``path`` only once complete."""
+    replaces ``path`` only once complete (with permission bits ``mode``
+    when given; mkstemp's 0600 otherwise)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
             write(out)
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -405,13 +408,25 @@ def write_m3u8(path: str | os.PathLike, entries: Sequence[PlaylistEntry]) -> Non
     lines = [b"#EXTM3U\n"]
     for entry in entries:
         label = entry.label.replace("\n", " ").replace("\r", " ")
-        lines.append(f"#EXTINF:{int(entry.seconds) if entry.seconds >= 0 else -1},{label}\n".encode("utf-8"))
+        seconds = round(entry.seconds) if entry.seconds >= 0 else -1
+        lines.append(f"#EXTINF:{seconds},{label}\n".encode("utf-8"))
         uri = entry.uri if isinstance(entry.uri, bytes) else entry.uri.encode("utf-8", "surrogateescape")
         lines.append(os.fsdecode(uri).encode("utf-8", "surrogateescape") + b"\n")
     target = Path(os.fsdecode(path))
     if not target.parent.is_dir():
         raise FileNotFoundError(f"no folder {target.parent}")
-    _replace_atomically(target, lambda out: out.write(b"".join(lines)))
+    try:
+        mode = target.stat().st_mode & 0o7777  # a playlist written again keeps its mode
+    except OSError:
+        mode = 0o666 & ~_umask()  # a new one gets the user's umask, as open() would give it
+    _replace_atomically(target, lambda out: out.write(b"".join(lines)), mode=mode)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def mean_query(vectors: Sequence[np.ndarray]) -> np.ndarray:

@@ -134,9 +134,16 @@ class AutotagMLHelper(PluginMixin, TestHelper):
     workers: ClassVar[int] = 0
 
     @pytest.fixture(autouse=True)
-    def _attach(self, assets, capsys):
+    def _attach(self, assets, capsys, caplog):
         self.assets = assets
         self.capsys = capsys
+        self.caplog = caplog
+
+    def logged(self, level: int = logging.INFO) -> list[str]:
+        """The plugin's log lines so far at ``level`` or above (beets
+        prints INFO and above at its default verbosity, DEBUG with -v,
+        with the ``autotagml:`` prefix, on stderr)."""
+        return [r.getMessage() for r in self.caplog.records if r.name == "beets.autotagml" and r.levelno >= level]
 
     def setup_beets(self) -> None:
         super().setup_beets()
@@ -285,8 +292,11 @@ class TestCommand(AutotagMLHelper):
         assert stored["ml_genre_model"] == "genre-test"  # analysed either way
         assert f"{1 - below} tagged" in out
         assert f"{below} below threshold" in out
+        assert "below threshold:" not in out  # per-item detail only with -v
         if below:
-            assert f"below threshold: {item.filepath} (no score >= 0.99; best hiphop 0.98)" in out
+            self.caplog.clear()
+            self.run_command("-v", "autotag-ml", "-w")
+            assert f"genre below threshold: {item.filepath} (no score >= 0.99; best hiphop 0.98)" in self.logged(logging.DEBUG)
 
     def test_multiple_genres_written_to_file(self):
         self.use_model(threshold=0, count=2)
@@ -331,8 +341,8 @@ class TestCommand(AutotagMLHelper):
         assert dict(self.fresh(item)) == before_row
         assert item.filepath.read_bytes() == before_bytes
         assert "0 tagged" in out and "1 failed" in out
-        assert out.count("disk says no") == 1
-        assert f"failed: error writing {item.filepath}" in out
+        assert sum("disk says no" in line for line in self.logged()) == 1
+        assert any(line.startswith(f"failed: error writing {item.filepath}") for line in self.logged())
         assert error == "autotag-ml: 1 item failed (listed above)"
 
 
@@ -354,8 +364,12 @@ class TestBrokenFiles(AutotagMLHelper):
         out, err = self.capsys.readouterr()
 
         assert f"{good} tagged, 0 unchanged, 1 skipped as too short, 1 failed, 0 below threshold" in out
-        assert f"  failed: {text.filepath}: not a recognised audio file" in out
-        assert f"genre skipped: {truncated.filepath}: too short" in out
+        assert f"failed: {text.filepath}: not a recognised audio file" in self.logged()
+        assert not any("truncated" in line for line in self.logged())  # too short: a skip, listed with -v
+        self.caplog.clear()
+        with pytest.raises(ui.UserError):
+            self.run_command("-v", "autotag-ml", "-W")
+        assert f"genre skipped: {truncated.filepath}: too short: 1.1 s < 3.0 s" in self.logged(logging.DEBUG)
         for item in (text, truncated):
             data, row = broken[item.id]
             assert item.filepath.read_bytes() == data

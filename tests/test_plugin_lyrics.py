@@ -156,13 +156,15 @@ class TestLyricsSource(PluginMixin, TestHelper):
         (PORTUGUESE, "lyrics in 'pt' by their stopword profile"),
         (INSTRUMENTAL, "no words in the lyrics"),
     ])
-    def test_bad_lyrics_are_skipped_with_the_reason_and_audio_still_used(self, lyrics, reason):
+    def test_bad_lyrics_are_skipped_with_the_reason_and_audio_still_used(self, lyrics, reason, caplog):
         item = self.add("a.mp3", lyrics=lyrics)
 
         out = self.run_ml("-W")
+        assert "1 skipped as unreadable lyrics" in out and reason not in out  # the reason with -v
+        self.run_command("-v", "autotag-ml", "-W", "-r")
 
-        assert f"lyrics_genre skipped: {item.filepath}" in out or "lyrics_genre skipped:" in out, out
-        assert reason in out
+        lines = [r.getMessage() for r in caplog.records if r.name == "beets.autotagml"]
+        assert any(line.startswith(f"lyrics_genre skipped: {item.filepath}") and reason in line for line in lines), lines
         stored = self.fresh(item)
         assert stored.genres == ["Rock"] and stored["ml_genre_sources"] == "audio"
         assert "ml_lyrics_genre_rap" not in stored

@@ -147,6 +147,18 @@ class TestDuplicates(Helper):
         genres = [list(self.lib.get_item(i.id).genres) for i in items]
         assert genres == [["Hip Hop"], ["Hip Hop"], ["Hip Hop"], ["Hip Hop"], ["Bossa Nova"], ["Bossa Nova"], ["Jazz"], ["Rock"]]
 
+    def test_apply_renames_album_genres_too(self):
+        self.config["import"]["write"] = False
+        self.add_genres()
+        album = self.add_album(genres=["Hip-Hop"])
+
+        out = self.run("relatedtags", "--duplicates", "--apply", "-y")
+
+        album = self.lib.get_album(album.id)
+        assert list(album.genres) == ["Hip Hop"]
+        assert all(list(item.genres) == ["Hip Hop"] for item in album.items())
+        assert "and 1 album(s)" in out
+
     def test_apply_writes_files_and_skips_unwritable_ones(self):
         from mediafile import MediaFile
 

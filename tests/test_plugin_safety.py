@@ -353,8 +353,9 @@ class TestFailures(SafetyHelper):
         monkeypatch.setattr(MediaFile, "save", refuse_locked)
         out, error = self.run_ml_failing("-w")
 
-        assert sum("locked.mp3" in line for line in out.splitlines()) == 1, out
-        assert f"failed: error writing {locked.filepath}" in out and "Operation not permitted" in out
+        lines = [line for line in self.logged() + out.splitlines() if "locked.mp3" in line]
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"failed: error writing {locked.filepath}") and "Operation not permitted" in lines[0]
         assert error == "autotag-ml: 1 item failed (listed above)"
         assert file_genres(good.filepath) == ["Hip Hop"]
         assert (snapshot(locked.filepath), dict(self.fresh(locked))) == locked_before
@@ -371,7 +372,7 @@ class TestFailures(SafetyHelper):
             out, error = self.run_ml_failing("-w")
         finally:
             subprocess.run(["chattr", "-i", str(item.filepath)], check=True)
-        assert f"failed: error writing {item.filepath}" in out
+        assert any(line.startswith(f"failed: error writing {item.filepath}") for line in self.logged()), out
         assert "1 item failed" in error
         assert self.fresh(item).genres == []
 
@@ -396,3 +397,33 @@ class TestFailures(SafetyHelper):
 
         assert message in str(error.value)
         assert snapshot(item.filepath) == before and "ml_genre_model" not in self.fresh(item)
+
+
+def test_a_second_run_waits_for_the_first_and_says_so(tmp_path):
+    """The run lock as an import stage meets it: a second holder is told
+    once, waits, and goes on when the first lets go."""
+    import fcntl
+    import threading
+
+    from beetsplug.autotagml.run import run_lock
+
+    store = str(tmp_path / "autotagml.sqlite")
+    first = open(f"{store}.lock", "a+b")
+    fcntl.flock(first, fcntl.LOCK_EX)
+    told, inside = [], threading.Event()
+
+    def second():
+        with run_lock(store, told.append):
+            inside.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not inside.wait(0.5), "the second run did not wait"
+    assert len(told) == 1 and "another autotag-ml run is using" in told[0]
+    fcntl.flock(first, fcntl.LOCK_UN)
+    first.close()
+    thread.join(timeout=10)
+    assert inside.is_set()
+    with run_lock(store, told.append):  # free again: nothing to say
+        pass
+    assert len(told) == 1

@@ -111,7 +111,7 @@ class TestSimilar(SimilarHelper):
         self.library()
         self.analyse()
 
-        out = self.similar("title:Low One", "-n", "5", "-f", "$title")
+        out = self.similar("title:Low One", "-n", "5", "-f", "$similarity $title")
 
         lines = [line.split(None, 1) for line in out.strip().splitlines()]
         assert [title for _, title in lines][0] == "Low Two"
@@ -119,16 +119,34 @@ class TestSimilar(SimilarHelper):
         scores = [float(score) for score, _ in lines]
         assert scores == sorted(scores, reverse=True)
 
-        out = self.similar("title::^Hiss$", "-n", "1", "-f", "$title")
+        out = self.similar("title::^Hiss$", "-n", "1", "-f", "$similarity $title")
         assert out.split(None, 1)[1].strip() == "Hiss Again"
-        out = self.similar("title:Tick", "-n", "1", "-f", "$title")
+        out = self.similar("title:Tick", "-n", "1", "-f", "$similarity $title")
         assert out.split(None, 1)[1].strip() == "Tock"
+
+    def test_format_is_printed_exactly_and_copies_of_a_recording_once(self):
+        tracks = self.library()
+        copy = self.lib_path / "copy-of-low-two.flac"
+        copy.write_bytes(tracks["hum1"].filepath.read_bytes())  # the same audio under another name
+        duplicate = Item.from_path(str(copy))
+        duplicate.update({"title": "Low Two", "artist": "Hum Makers"})
+        duplicate.add(self.lib)
+        self.analyse()
+
+        out = self.similar("title:Low One", "-n", "3", "-f", "$title")
+
+        titles = out.strip().splitlines()
+        assert titles[0] == "Low Two" and titles.count("Low Two") == 1  # no score column, one copy
+        out = self.similar("title:Low One", "-n", "1", "-f", "[$similarity] $artist")
+        score, artist = out.strip().split("] ")
+        assert 0 < float(score.lstrip("[")) <= 1 and artist == "Hum Makers"
+        assert "similarity" not in self.lib.get_item(tracks["hum1"].id)  # never stored
 
     def test_several_matches_make_one_query(self):
         self.library()
         self.analyse()
 
-        out = self.similar("artist:Metronome", "-n", "2", "-f", "$title")
+        out = self.similar("artist:Metronome", "-n", "2", "-f", "$similarity $title")
 
         titles = [line.split(None, 1)[1] for line in out.strip().splitlines()]
         assert "Tick" not in titles and "Tock" not in titles
@@ -216,7 +234,7 @@ class TestSimilar(SimilarHelper):
         self.analyse()
         count = len(self.lib.items())
 
-        out = self.similar("--path", str(self.assets["noise1"]), "-n", "1", "-f", "$title")
+        out = self.similar("--path", str(self.assets["noise1"]), "-n", "1", "-f", "$similarity $title")
 
         assert out.split(None, 1)[1].strip() in ("Hiss", "Hiss Again")
         assert len(self.lib.items()) == count  # nothing added
@@ -281,7 +299,7 @@ class TestLargeLibraryPath(SimilarHelper):
         self.library()
         self.analyse()
 
-        out = self.similar("title:Tick", "-n", "1", "-f", "$title")
+        out = self.similar("title:Tick", "-n", "1", "-f", "$similarity $title")
 
         assert out.split(None, 1)[1].strip() == "Tock"
         store_path = self.temp_path / "autotagml.sqlite"
@@ -293,12 +311,12 @@ class TestLargeLibraryPath(SimilarHelper):
         # stays while its file exists, until a full run prunes it, which
         # changes the store state: the cache is rebuilt.
         self.lib.items("title:Tock").get().remove()
-        out = self.similar("title:Tick", "-n", "1", "-f", "$title")
+        out = self.similar("title:Tick", "-n", "1", "-f", "$similarity $title")
         assert out.split(None, 1)[1].strip() != "Tock"
         with Store(store_path) as store:
             assert store.embedding_state("sim-test", "1")[0] == 6
         self.analyse()
-        out = self.similar("title:Tick", "-n", "1", "-f", "$title")
+        out = self.similar("title:Tick", "-n", "1", "-f", "$similarity $title")
         assert out.split(None, 1)[1].strip() != "Tock"
         with Store(store_path) as store:
             assert store.embedding_state("sim-test", "1")[0] == 5

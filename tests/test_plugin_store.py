@@ -164,7 +164,9 @@ class TestTasks(AutotagMLHelper):
         self.use_tasks(task_bundles, mood=str(self.temp_path / "no-such-mood-model"))
         item = self.add_audio("song.mp3", "mp3")
 
-        out, _ = self.run_ml("-W")
+        out, error = self.run_ml_failing("-W")  # the exit status says a task did not run
+
+        assert error == "autotag-ml: 1 task not run (listed above)"
 
         assert "mood: not run: no model bundle" in out
         assert out.count("no-such-mood-model") == 1
@@ -337,7 +339,7 @@ def test_two_runs_at_once_take_turns_and_lose_nothing(tmp_path):
     assert first.returncode == 0, first_out
     assert second.returncode == 0, second_out
     assert "another autotag-ml run is using" in second_out and "waiting for it to finish" in second_out
-    assert f"0 analysed (0 decoded), {count} from the store; 0 files written" in second_out
+    assert f"0 analysed (0 decoded), {count} from the store; 0 files written" in second_out, second_out
     assert "locked" not in first_out + second_out
     with sqlite3.connect(tmp_path / "library.db") as db:
         assert db.execute("SELECT COUNT(*) FROM items WHERE genres = 'Hip Hop'").fetchone()[0] == count

@@ -121,12 +121,28 @@ def test_m3u8_written_atomically(tmp_path):
     target = tmp_path / "list.m3u8"
     target.write_text("old", encoding="utf-8")
     S.write_m3u8(target, entries)
-    assert target.read_text(encoding="utf-8") == (
-        "#EXTM3U\n#EXTINF:201,Artist - Title\n/music/a.flac\n#EXTINF:-1,Someone - Caf\u00e9\n/music/caf\u00e9.mp3\n"
+    assert target.read_text(encoding="utf-8") == (  # durations rounded, not truncated
+        "#EXTM3U\n#EXTINF:202,Artist - Title\n/music/a.flac\n#EXTINF:-1,Someone - Caf\u00e9\n/music/caf\u00e9.mp3\n"
     )
     with pytest.raises(OSError):
         S.write_m3u8(tmp_path / "missing" / "x.m3u8", entries)
     assert sorted(os.listdir(tmp_path)) == ["list.m3u8"]
+
+
+def test_m3u8_modes_follow_the_umask_and_the_file_written_again(tmp_path):
+    entries = [S.PlaylistEntry(b"/music/a.flac", 10, "A - B")]
+    old = os.umask(0o022)
+    try:
+        S.write_m3u8(tmp_path / "new.m3u8", entries)
+        os.umask(0o027)
+        S.write_m3u8(tmp_path / "private.m3u8", entries)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.m3u8").stat().st_mode & 0o777 == 0o644  # a media server's user can read it
+    assert (tmp_path / "private.m3u8").stat().st_mode & 0o777 == 0o640
+    os.chmod(tmp_path / "new.m3u8", 0o664)
+    S.write_m3u8(tmp_path / "new.m3u8", entries)
+    assert (tmp_path / "new.m3u8").stat().st_mode & 0o777 == 0o664
 
 
 def test_playlist_uri(tmp_path):

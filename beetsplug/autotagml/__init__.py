@@ -18,6 +18,7 @@ not when beets starts.
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 import mediafile
@@ -28,6 +29,7 @@ from beets.plugins import BeetsPlugin
 from tagcore.bundle import BundleError, read_config
 from tagcore.store import Store, StoreError, file_key
 
+from . import albums
 from . import fields as F
 from . import styles
 from . import fusion as FU
@@ -66,47 +68,57 @@ DEFAULT_MODELS = {
 FALLBACK_DECISION = {"threshold": 0.3, "count": 2}
 
 
+#: The plugin's options and their defaults (``autotagml:`` in beets' config).
+OPTIONS: dict[str, Any] = {
+    "auto": True,
+    # task -> bundle name or directory (empty: DEFAULT_MODELS);
+    # ``model`` is the genre model of earlier versions.
+    "models": {},
+    "model": None,
+    # A number, or a mapping task -> number; unset: what each
+    # bundle recommends (its config.json "decision").
+    "threshold": None,
+    "count": None,
+    # As lastgenre: values of genres/mood/style that the plugin
+    # did not write are kept unless ``force``; with ``force``,
+    # ``keep_existing`` keeps them and adds the model's after them.
+    "force": False,
+    "keep_existing": False,
+    # Tasks whose labels also go into files as a tag of their
+    # own (INSTRUMENT, VOICE, ENERGY...); genre, mood and style
+    # always do.
+    "file_tags": [],
+    # Where album reviews are read from and how styles are
+    # named (styles.py): sources, names (english/original)...
+    "reviews": dict(styles.DEFAULTS),
+    "workers": 2,
+    "timeout": 30,
+    # Torch device of the models: auto (CUDA when present), cpu, cuda, cuda:1...
+    "device": "auto",
+    "batch_size": 16,
+    # Store file; empty: autotagml.sqlite beside the library.
+    "store": "",
+    # Weight of each genre source in the fused genres (fusion.py);
+    # empty: audio 1.0, lyrics 0.5.
+    "genre_weights": {},
+    # `beet similar` (similar.py): count, playlist_dir, relative_to,
+    # artist_cooldown, ann_threshold, model, format.
+    "similar": dict(similar.DEFAULTS),
+}
+
+
+def _closest(name: str, known) -> str:
+    """"; did you mean 'x'?" for the closest of ``known``, or ""."""
+    import difflib
+
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
 class AutotagMLPlugin(BeetsPlugin):
     def __init__(self) -> None:
         super().__init__()
-        self.config.add(
-            {
-                "auto": True,
-                # task -> bundle name or directory (empty: DEFAULT_MODELS);
-                # ``model`` is the genre model of earlier versions.
-                "models": {},
-                "model": None,
-                # A number, or a mapping task -> number; unset: what each
-                # bundle recommends (its config.json "decision").
-                "threshold": None,
-                "count": None,
-                # As lastgenre: values of genres/mood/style that the plugin
-                # did not write are kept unless ``force``; with ``force``,
-                # ``keep_existing`` keeps them and adds the model's after them.
-                "force": False,
-                "keep_existing": False,
-                # Tasks whose labels also go into files as a tag of their
-                # own (INSTRUMENT, VOICE, ENERGY...); genre, mood and style
-                # always do.
-                "file_tags": [],
-                # Where album reviews are read from and how styles are
-                # named (styles.py): sources, names (english/original)...
-                "reviews": dict(styles.DEFAULTS),
-                "workers": 2,
-                "timeout": 30,
-                # Torch device of the models: auto (CUDA when present), cpu, cuda, cuda:1...
-                "device": "auto",
-                "batch_size": 16,
-                # Store file; empty: autotagml.sqlite beside the library.
-                "store": "",
-                # Weight of each genre source in the fused genres (fusion.py);
-                # empty: audio 1.0, lyrics 0.5.
-                "genre_weights": {},
-                # `beet similar` (similar.py): count, playlist_dir, relative_to,
-                # artist_cooldown, ann_threshold, model, format.
-                "similar": dict(similar.DEFAULTS),
-            }
-        )
+        self.config.add({key: (dict(value) if isinstance(value, dict) else value) for key, value in OPTIONS.items()})
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
         for name, descriptor in F.media_fields(self.config["file_tags"].as_str_seq()).items():
@@ -371,6 +383,7 @@ class AutotagMLPlugin(BeetsPlugin):
             "-W", "--nowrite", action="store_false", dest="write",
             help="don't write metadata (opposite of -w)",
         )
+        cmd.parser.add_album_option()
         cmd.func = self.command
         from . import related as related_tags
 
@@ -401,16 +414,24 @@ class AutotagMLPlugin(BeetsPlugin):
         run = self._run(models, store, lib, write=ui.should_write(opts.write), pretend=pretend,
                         reanalyze=bool(opts.reanalyze), ownership=F.Ownership(force=force, keep_existing=keep))
         with run_lock(store.path, lambda message: ui.print_(f"autotag-ml: {message} (Ctrl-C to stop)")):
+            # Read after the lock: a run that waited sees what the other one stored.
+            items = (item for album in lib.albums(args) for item in album.items()) if opts.album else lib.items(args)
             try:
-                report = run.run(lib.items(args), progress=True)
+                report = run.run(items, progress=True)
             except KeyboardInterrupt:
                 raise ui.UserError(
                     f"autotag-ml: interrupted after {run.report.done} of {run.report.total} items; what was "
                     "analysed and saved is kept, and the next run goes on from there") from None
+            album_report = albums.update_albums(lib, run.album_ids, self.album_counts(), ownership=run.ownership,
+                                                pretend=pretend)
         report.unavailable = {**errors, **report.unavailable}
         if not args and not pretend and not tasks and not opts.sources:
             # A run over the whole library saw every item's path.
             report.pruned = store.prune(run.seen)
+        if report.total == 0:
+            what = "album" if opts.album else "item"
+            ui.print_(f"autotag-ml: no {what} matches {' '.join(args)!r}" if args else "autotag-ml: the library is empty")
+            return
         if all(task in report.unavailable for task in models):
             raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in report.unavailable.items()))
 
@@ -418,35 +439,70 @@ class AutotagMLPlugin(BeetsPlugin):
             ui.show_model_changes(_with(item, changes), fields=list(changes), always=True)
             for task, task_scores in scores.items():
                 ui.print_(f"  {task} scores: {format_scores(task_scores)}")
+        for album, changes in album_report.proposals:
+            ui.show_model_changes(_with(album, {k: v for k, v in changes.items() if v is not None}),
+                                  fields=[k for k, v in changes.items() if v is not None], always=True)
+        self.log_item_lines(report)
+        for line in styles.after_run(models, lib, pretend=pretend, log=self._log):  # one line per album
+            self._log.warning("{}", line.strip())
         for line in report.summary(pretend=pretend):
             ui.print_(line)
-        for task, task_report in report.tasks.items():
-            for item, message in task_report.below:
-                line = f"  {task} below threshold: {util.displayable_path(item.path)} ({message})"
-                # Tags written into files are listed; the attribute-only
-                # tasks (instrument, voice, energy...) only with -v.
-                if task in F.TAG_FIELDS:
-                    ui.print_(line)
-                else:
-                    self._log.info("{}", line.strip())
-            for _, message in task_report.too_short:
-                ui.print_(f"  {task} skipped: {message}")
-            for _, message in task_report.skipped:
-                ui.print_(f"  {task} skipped: {message}")
-        for message in report.failed_items.values():  # one line per item, whatever the number of tasks
-            ui.print_(f"  failed: {message}")
-        for line in styles.after_run(models, lib, pretend=pretend, log=self._log):  # one line per album
-            ui.print_(line)
+        if run.album_ids:
+            ui.print_(f"  {album_report.line(pretend=pretend)}")
         from . import related as related_tags
 
         related_tags.run_step(self, lib, args, report, pretend=pretend, write=ui.should_write(opts.write))
+        problems = []
         if report.failed_items:
             count = len(report.failed_items)
-            raise ui.UserError(f"autotag-ml: {count} item{'s' if count != 1 else ''} failed (listed above)")
+            problems.append(f"{count} item{'s' if count != 1 else ''} failed")
+        if errors:
+            problems.append(f"{len(errors)} task{'s' if len(errors) != 1 else ''} not run")
+        if problems:
+            raise ui.UserError(f"autotag-ml: {' and '.join(problems)} (listed above)")
+
+    def album_counts(self) -> dict[str, int]:
+        """task -> most values, for the album fields set from the tracks
+        (albums.py): every configured task writing genres, mood or style."""
+        models, _ = self.task_models()
+        return {task: model.count for task, model in models.items() if task in F.TAG_FIELDS}
+
+    @property
+    def album_types(self) -> dict[str, types.Type]:
+        return {"mood": F.LIST_TYPE, **{F.written_field(tag): F.LIST_TYPE for tag in F.TAG_FIELDS.values()}}
+
+    def log_item_lines(self, report) -> None:
+        """The lines about single items, on beets' log with the plugin's
+        prefix: a failed item once (whatever the number of tasks) at the
+        default verbosity; items below a threshold, too short or without a
+        readable text only with ``-v``."""
+        for task, task_report in report.tasks.items():
+            for item, message in task_report.below:
+                self._log.debug("{} below threshold: {} ({})", task, util.displayable_path(item.path), message)
+            for _, message in (*task_report.too_short, *task_report.skipped):
+                self._log.debug("{} skipped: {}", task, message)
+        for message in report.failed_items.values():
+            self._log.warning("failed: {}", message)
 
     def check_config(self) -> None:
         """Refuse options that would fail later, before any work, in one
-        line naming the option."""
+        line naming the option (with the closest known name for a
+        misspelt one)."""
+        known = set(OPTIONS) | {"related"}
+        for key in self.config.keys():
+            if key not in known:
+                raise ui.UserError(f"autotag-ml: unknown option {key!r}{_closest(key, known)}")
+        tasks = set(self.task_specs())
+        for key in ("threshold", "count", "genre_weights"):
+            value = self.config[key].get()
+            names = tasks if key != "genre_weights" else {"audio", "lyrics"}
+            for task in value if isinstance(value, dict) else ():
+                if str(task) not in names:
+                    raise ui.UserError(f"autotag-ml: {key}.{task}: no such {'task' if key != 'genre_weights' else 'source'}"
+                                       f" (configured: {', '.join(sorted(names))}){_closest(str(task), names)}")
+        device = self.config["device"].get()
+        if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device)):
+            raise ui.UserError(f"autotag-ml: device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
         for key, minimum in (("workers", 0), ("batch_size", 1)):
             value = self.config[key].get()
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -522,23 +578,28 @@ class AutotagMLPlugin(BeetsPlugin):
                 self._stage_errors.add("store")
                 self._log.error("autotag-ml disabled for this import: {}", exc)
             return
-        with run_lock(store.path, lambda message: self._log.warning("autotag-ml: {}", message)):
-            report = self._run(models, store, session.lib, write=False, pretend=False).run(task.imported_items())
+        with run_lock(store.path, lambda message: self._log.warning("{}", message)):
+            run = self._run(models, store, session.lib, write=False, pretend=False)
+            report = run.run(task.imported_items())
+            albums.update_albums(session.lib, run.album_ids, self.album_counts(), ownership=run.ownership,
+                                 pretend=False)
         for name, why in report.unavailable.items():
             if name not in self._stage_errors:
                 self._stage_errors.add(name)
                 self._log.error("autotag-ml: {} not run during this import: {}", name, why)
+        too_short: dict[str, None] = {}  # one line per file, whatever the number of tasks
         for name, task_report in report.tasks.items():
             for item, message in task_report.below:
-                self._log.info("{} unchanged for {}: {}", name, util.displayable_path(item.path), message)
-            for _, message in task_report.too_short:
-                self._log.warning("autotag-ml skipped {}", message)
+                self._log.debug("{} unchanged for {}: {}", name, util.displayable_path(item.path), message)
+            too_short.update(dict.fromkeys(message for _, message in task_report.too_short))
             for _, message in task_report.skipped:
-                self._log.info("autotag-ml {} skipped {}", name, message)
-            for _, message in task_report.failures:
-                self._log.warning("autotag-ml failed: {}", message)
+                self._log.debug("{} skipped: {}", name, message)
+        for message in too_short:
+            self._log.warning("skipped: {}", message)
+        for message in report.failed_items.values():
+            self._log.warning("failed: {}", message)
         for line in styles.after_run(models, session.lib, pretend=False, log=self._log):
-            self._log.warning("autotag-ml {}", line.strip())
+            self._log.warning("{}", line.strip())
 
     # --- For tests and scripts -------------------------------------------
 

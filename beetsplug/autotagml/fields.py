@@ -319,7 +319,19 @@ def format_scores(scores: Mapping[str, float], *, limit: int = 5) -> str:
 # --- Media fields ---------------------------------------------------------
 
 
-class _JoinedListField(mediafile.ListMediaField):
+class _ListField(mediafile.ListMediaField):
+    """A multi-valued tag that is removed from the file when it has no
+    value (mediafile would write an empty frame or atom)."""
+
+    def __set__(self, mf, values):
+        values = [v for v in values or () if str(v).strip()]
+        if values:
+            super().__set__(mf, values)
+        else:
+            self.__delete__(mf)
+
+
+class _JoinedListField(_ListField):
     """A multi-valued tag that beets sees as one text ("A; B"): beets'
     ``style`` is a text field, but players read one STYLE tag per value."""
 
@@ -354,7 +366,9 @@ def media_fields(extra_tasks: Sequence[str] = ()) -> dict[str, mediafile.MediaFi
     and for each of ``extra_tasks`` its ``ml_<task>`` field as a tag named
     after the task in capitals (INSTRUMENT, VOICE...), one value per label."""
     fields = {
-        "mood": mediafile.ListMediaField(*_tag_storage("MOOD")),
+        # ID3v2.4's own mood frame (TMOO, read by Picard and many players)
+        # beside TXXX:MOOD; read back from TXXX:MOOD first.
+        "mood": _ListField(*_tag_storage("MOOD"), mediafile.MP3ListStorageStyle("TMOO")),
         "style": _JoinedListField(*_tag_storage("STYLE")),
     }
     for task in extra_tasks:

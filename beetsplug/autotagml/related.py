@@ -388,7 +388,23 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
                     continue
             item.store()
             done += 1
-    ui.print_(f"renamed the genres of {done} item(s)")
+        # The albums of the matched items (or all, for the whole library)
+        # are renamed too: album and track fields stay consistent.
+        album_ids = {item.album_id for item in items if item.album_id} if args else None
+        albums_done = 0
+        for album in lib.albums():
+            if album_ids is not None and album.id not in album_ids:
+                continue
+            genres = F.tag_values(album.get("genres"))
+            new = list(dict.fromkeys(rename.get(g, g) for g in genres))
+            if new == genres:
+                continue
+            album.genres = new
+            if album.get(record):
+                album[record] = list(dict.fromkeys(rename.get(g, g) for g in F.tag_values(album.get(record))))
+            album.store(inherit=False)
+            albums_done += 1
+    ui.print_(f"renamed the genres of {done} item(s)" + (f" and {albums_done} album(s)" if albums_done else ""))
 
 
 # --- The step of autotag-ml ----------------------------------------------------

@@ -24,6 +24,8 @@ the run goes on.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 import time
 from contextlib import contextmanager
@@ -97,6 +99,9 @@ class TaskReport:
     skipped: list[tuple[Any, str]] = field(default_factory=list)
 
     def line(self, *, pretend: bool = False) -> str:
+        if self.model.is_embedding:
+            return (f"{self.model.task} ({self.model.name} {self.model.version}): {self.unchanged} with an embedding, "
+                    f"{len(self.too_short)} skipped as too short, {len(self.failures)} failed")
         verb = "to tag" if pretend else "tagged"
         skipped = f"{self.unchanged} unchanged, {len(self.too_short)} skipped as too short"
         if self.no_input:
@@ -192,6 +197,35 @@ def batched_commits(lib: Library | None, every: int = 64, seconds: float = 0.5
         state["tx"].__exit__(*sys.exc_info())
 
 
+class DeferredSaves:
+    """Item saves (field changes, file writes, ``item.store()``) queued
+    during an analysis and carried out in one library transaction per
+    ``every`` items or ``seconds``: a commit costs ~20 ms, and the library's
+    lock is taken only for the moment of the flush, never while files
+    decode. What is queued and not yet flushed when a run is killed is
+    already in the store: the next run applies it without decoding."""
+
+    def __init__(self, lib: Library | None, every: int = 64, seconds: float = 0.5):
+        self.lib, self.every, self.seconds = lib, every, seconds
+        self.queue: list[Callable[[], None]] = []
+        self.since = 0.0
+
+    def add(self, save: Callable[[], None]) -> None:
+        if not self.queue:
+            self.since = time.monotonic()
+        self.queue.append(save)
+        if len(self.queue) >= self.every or time.monotonic() - self.since >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        queue, self.queue = self.queue, []
+        if not queue:
+            return
+        with self.lib.transaction() if self.lib is not None else contextlib.nullcontext():
+            for save in queue:
+                save()
+
+
 @contextmanager
 def run_lock(store_path: str, notify: Callable[[str], None]) -> Iterator[None]:
     """Hold the store's run lock (``<store>.lock``, an advisory ``flock``)
@@ -230,6 +264,27 @@ class _NoProgress:
         pass
 
 
+class _LazyBar:
+    """A click progress bar started at the first item done, so that its
+    ETA counts from there, not from the loading of the models."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar = None
+
+    def update(self, n: int) -> None:
+        if self.bar is None:
+            import click
+
+            self.bar = click.progressbar(length=self.total, label="autotag-ml", file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
 @contextmanager
 def progress_bar(total: int, enabled: bool) -> Iterator[Any]:
     """A click progress bar on stderr when ``enabled`` and more than
@@ -237,10 +292,11 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Any]:
     if not enabled or total <= PROGRESS_MIN_ITEMS:
         yield _NoProgress()
         return
-    import click
-
-    with click.progressbar(length=total, label="autotag-ml", file=sys.stderr, show_pos=True) as bar:
+    bar = _LazyBar(total)
+    try:
         yield bar
+    finally:
+        bar.close()
 
 
 # --- The run --------------------------------------------------------------
@@ -293,8 +349,9 @@ class Run:
         self.bundles = {m.name: m.version for m in self.models.values()}
         #: Bundles whose stored outputs are read: the run's and the context's.
         self.read_bundles = {**{m.name: m.version for m in self.context.values()}, **self.bundles}
-        #: Paths of every item the run went through.
+        #: Paths of every item the run went through, and their albums.
         self.seen: set[bytes] = set()
+        self.album_ids: set[int] = set()
 
     def run(self, items: Iterable[Item], *, progress: bool = False) -> Report:
         """Set every item's fields, from the store or from a new analysis.
@@ -306,6 +363,7 @@ class Run:
                 self.report.total += len(chunk)
                 paths = [item.path for item in chunk]
                 self.seen.update(paths)
+                self.album_ids.update(item.album_id for item in chunk if item.get("album_id"))
                 keys = {p: file_key(util.syspath(p)) for p in paths}
                 known = self.store.get(paths, self.read_bundles, keys=keys)
                 for item in chunk:
@@ -327,22 +385,27 @@ class Run:
                     else:
                         self.report.from_store += 1
                         self._apply(item, have, stored)
-        # Items being analysed are stored one by one: the library's lock is
-        # never held while files decode.
-        self._analyse(todo, lambda: None, progress)
+        self._analyse(todo, progress)
         for report in self.report.tasks.values():
             for entries in (report.failures, report.below, report.too_short, report.skipped):
                 entries.sort(key=lambda entry: util.displayable_path(entry[0].path))
         return self.report
 
-    def _analyse(self, todo, stored, progress: bool) -> None:
+    def _analyse(self, todo, progress: bool) -> None:
         if not todo:
             return
-        from tagcore.analysis import UNAVAILABLE, Analysis, Input
-
         groups: dict[tuple[str, ...], list[int]] = {}
         for position, (_, _, missing, _) in enumerate(todo):
             groups.setdefault(missing, []).append(position)
+        saving = DeferredSaves(self.lib)
+        try:
+            self._analyse_groups(todo, groups, saving, progress)
+        finally:
+            saving.flush()
+
+    def _analyse_groups(self, todo, groups, saving: DeferredSaves, progress: bool) -> None:
+        from tagcore.analysis import UNAVAILABLE, Analysis, Input
+
         specs = {m.name: m.spec for m in self.models.values()}
         with progress_bar(len(todo), progress) as bar:
             for names, positions in groups.items():
@@ -375,7 +438,7 @@ class Run:
                         self.store.put(path, key, outputs)
                     have = self.store.get([path], self.read_bundles, keys={path: key}).get(path, {})
                     have.update({name: output for name, (_, _, output) in outputs.items()})
-                    self._apply(item, have, stored)
+                    saving.add(functools.partial(self._apply, item, have, lambda: None))
 
     def _labels(self, name: str) -> list[str]:
         return next(m.labels for m in self.models.values() if m.name == name)
@@ -471,7 +534,7 @@ class Run:
         if self.pretend:
             self.report.proposals.append((item, changes, {
                 task: outputs[m.name].scores for task, m in self.models.items()
-                if m.name in outputs and outputs[m.name].scores is not None
+                if m.name in outputs and outputs[m.name].scores is not None and not m.is_embedding
             }))
             return
         before = {k: item.get(k) for k in (*changes, *removals) if k in item}
@@ -590,10 +653,11 @@ def _unique(reports: list[TaskReport]) -> list[TaskReport]:
 
 
 def _only_idle_readers(models: Iterable[TaskModel], missing: tuple[str, ...], texts: Mapping[str, str]) -> bool:
-    """Whether every missing bundle reads its text through a reader
-    (styles.ReviewReader) that found none for this item."""
+    """Whether every missing bundle reads a text (lyrics, reviews) that
+    this item does not have: nothing to analyse."""
     by_name = {m.name: m for m in models}
-    return all(by_name[n].reader is not None and not texts.get(by_name[n].text_source, "").strip() for n in missing)
+    return all(by_name[n].text_source is not None and not texts.get(by_name[n].text_source, "").strip()
+               for n in missing)
 
 
 def _no_input(names: Iterable[str]) -> dict[str, Any]:

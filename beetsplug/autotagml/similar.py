@@ -217,15 +217,17 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
     results = [(by_path[keys[i]], score) for i, score in found if keys[i] in by_path]
     fmt = opts.format or config["format"].as_str() or None
 
-    if not opts.playlist:
-        for item, score in results[:count]:
-            ui.print_(f"{score:.3f}  {_format(item, fmt)}")
-        return
-
     candidates = [S.Candidate(item.id, score, item.title, item.artist) for item, score in results]
     seeds = [(i.title, i.artist) for i in seed_items]
-    chosen = S.build_playlist(candidates, seeds=seeds, count=count, cooldown=config["artist_cooldown"].get(int))
     items = {item.id: item for item, _ in results}
+    if not opts.playlist:
+        # Copies of one recording (other formats, other folders) and of the
+        # seeds appear once, as in playlists; artists are not spread.
+        for candidate in S.build_playlist(candidates, seeds=seeds, count=count):
+            ui.print_(_line(items[candidate.ident], candidate.score, fmt))
+        return
+
+    chosen = S.build_playlist(candidates, seeds=seeds, count=count, cooldown=config["artist_cooldown"].get(int))
     target = playlist_path(config, opts.playlist)
     relative_to = config["relative_to"].get()
     if relative_to == "playlist":
@@ -238,7 +240,7 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
         for c in chosen
     ]
     for candidate in chosen:
-        ui.print_(f"{candidate.score:.3f}  {_format(items[candidate.ident], fmt)}")
+        ui.print_(_line(items[candidate.ident], candidate.score, fmt))
     if opts.pretend:
         ui.print_(f"similar: would write {len(entries)} tracks to {util.displayable_path(target)} (pretend)")
         return
@@ -270,5 +272,16 @@ def playlist_path(config, name: str) -> str:
     return os.path.abspath(os.path.join(directory, name))
 
 
-def _format(item: Item, fmt: str | None) -> str:
-    return format(item, fmt) if fmt else str(format(item))
+#: The field holding an item's similarity to the query, for ``-f`` formats
+#: (``-f '$similarity $artist - $title'``); set on the listed items only,
+#: never stored.
+SCORE_FIELD = "similarity"
+
+
+def _line(item: Item, score: float, fmt: str | None) -> str:
+    """One listed item: exactly ``fmt`` when given (as ``beet ls -f``, with
+    ``$similarity`` available), else the score then beets' item format."""
+    item[SCORE_FIELD] = f"{score:.3f}"
+    if fmt:
+        return format(item, fmt)
+    return f"{score:.3f}  {format(item)}"

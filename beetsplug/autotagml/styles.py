@@ -6,7 +6,9 @@ album and hands the same text to each of the album's items
 (:class:`ReviewReader`), names the labels the way the user chose
 (:func:`label_view`: the bundle's ``label_names`` table, English by
 default, and labels its ``label_tasks`` route to ``mood``), and after the
-run copies the items' ``style`` onto their album (:func:`after_run`).
+run names the albums whose reviews could not be used (:func:`after_run`).
+The album's own ``style`` comes from its tracks, as its genres and moods
+do (albums.py).
 
 Configuration (``autotagml: reviews:``), see :data:`DEFAULTS`:
 
@@ -303,33 +305,17 @@ def attach(models: Mapping[str, Any], values: Mapping | None, configured: set[st
 
 
 def after_run(models: Mapping[str, Any], lib: Library | None, *, pretend: bool, log=None) -> list[str]:
-    """After a run: copy each album's style (the value all its tagged items
-    share) onto the album, unless ``pretend``; return one line per album
-    whose reviews were not used (albums without any review only with -v,
-    through ``log``)."""
+    """After a run: one line per album whose reviews were not used (albums
+    without any review only with -v, through ``log``). (The albums' own
+    style comes from their tracks: albums.py.)"""
     lines: list[str] = []
     for task, model in models.items():
         reader = getattr(model, "reader", None)
         if reader is None:
             continue
-        lines += [f"  {task} skipped: {message}" for message in reader.messages()]
+        lines += [f"{task} skipped: {message}" for message in reader.messages()]
         if log is not None:
             for message in reader.messages(include_absent=True):
                 if message not in reader.messages():
-                    log.info("{} skipped: {}", task, message)
-        if pretend or lib is None:
-            continue
-        field_name = F.tag_field(task)
-        for album_id in reader.tagged_albums():
-            album = lib.get_album(album_id)
-            if album is None:
-                continue
-            values = {item.get(field_name, with_album=False) for item in album.items()}
-            models_used = {item.get(F.model_field(task), with_album=False) for item in album.items()}
-            if len(values) == 1 and None not in values and len(models_used) == 1:
-                value = values.pop()
-                changes = {field_name: value, F.model_field(task): models_used.pop(), F.version_field(task): model.version}
-                if any(album.get(k) != v for k, v in changes.items()):
-                    album.update(changes)
-                    album.store(inherit=False)
+                    log.debug("{} skipped: {}", task, message)
     return lines
