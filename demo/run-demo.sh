@@ -24,4 +24,4 @@ rm -f "$demo_dir/library.db" "$demo_dir"/autotagml.sqlite*  # start afresh on ev
 # -A: take the files as they are; -s: singletons (the clips carry no album tags).
 beet -c "$demo_dir/config.yaml" import -A -s "$demo_dir/music" > /dev/null
 beet -c "$demo_dir/config.yaml" autotag-ml
-beet -c "$demo_dir/config.yaml" ls -f '$path: genres $genres | mood $mood | instruments $ml_instrument | voice $ml_voice | energy $ml_energy'
+beet -c "$demo_dir/config.yaml" ls -f '$path: genres $genres | mood $mood | instruments %ifdef{ml_instrument,$ml_instrument,-} | voice %ifdef{ml_voice,$ml_voice,-} | energy %ifdef{ml_energy,$ml_energy,-}'

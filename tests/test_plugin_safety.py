@@ -293,6 +293,7 @@ class TestImportKeepsTheAnalysis(PluginMixin, AutotagImportHelper):
     moves the files: the analysis must follow them."""
 
     plugin = "autotagml"
+    db_on_disk = True  # the importer's threads each open the library
 
     @pytest.fixture(autouse=True)
     def _setup(self, assets, capsys):
@@ -318,6 +319,7 @@ class TestImportKeepsTheAnalysis(PluginMixin, AutotagImportHelper):
     @pytest.mark.parametrize("operation", ["copy", "move", "hardlink"])
     def test_imported_files_keep_their_analysis(self, operation):
         self.prepare_album_for_import(2)
+        self.config["threaded"] = True  # as beets runs: stages and file operations in other threads
         self.config["import"]["copy"] = operation == "copy"
         self.config["import"]["move"] = operation == "move"
         self.config["import"]["hardlink"] = operation == "hardlink"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 import mediafile
@@ -135,7 +136,7 @@ class AutotagMLPlugin(BeetsPlugin):
         self.config.add({"related": dict(related_tags.DEFAULTS)})
         self.related = related_tags.RelatedTags(self.config["related"], self._log)
         self._loaded: dict[str, Any] = {}
-        self._stores: dict[str, Store] = {}
+        self._stores: dict[tuple[str, int], Store] = {}
         self._before_write: dict[bytes, tuple[int, int] | None] = {}
         self._before_move: dict[bytes, tuple[int, int] | None] = {}
         self._stage_errors: set[str] = set()
@@ -286,9 +287,13 @@ class AutotagMLPlugin(BeetsPlugin):
 
     def store(self, lib: Library) -> Store:
         path = self.store_path(lib)
-        if path not in self._stores:
-            self._stores[path] = Store(path)
-        return self._stores[path]
+        # One connection per thread: beets' importer runs the plugin's stage
+        # and its file operations (item_copied...) in different threads,
+        # and an SQLite connection belongs to the thread that opened it.
+        key = (path, threading.get_ident())
+        if key not in self._stores:
+            self._stores[key] = Store(path)
+        return self._stores[key]
 
     def _item_store(self, item: Item) -> Store | None:
         lib = getattr(item, "_db", None)
