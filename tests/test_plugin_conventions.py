@@ -84,6 +84,28 @@ class TestAlbums(ConventionsHelper):
         # Track fields are the tracks' own: the album's store does not pass its values down.
         assert all(self.fresh(item).genres == ["Hip Hop"] for item in items)
 
+    def test_album_values_are_never_taken_for_the_tracks_own(self):
+        """beets' item.get falls back to album fields: the plugin must read
+        a track's own values (a track without mood on an album with one
+        once crashed a run, and would have read the album's record)."""
+        models = {"genre": str(self.assets["bundle"]), "mood": str(self.bundles["mood"])}
+        self.use_model(models=models)
+        items = self.album_of("one", ["mp3", "flac"])
+        self.run_ml("-W")
+        assert self.fresh(items[0]).get_album()["mood"] == ["Happy", "Sad"]
+
+        self.use_model(models=models, threshold={"mood": 0.99})
+        out, _ = self.run_ml("-W")
+
+        for item in items:
+            assert not self.fresh(item).get("mood", with_album=False)
+            assert "ml_written_mood" not in self.fresh(item).keys(with_album=False)
+        album = self.fresh(items[0]).get_album()
+        assert not album.get("mood") and "ml_written_mood" not in album
+        # Once more: tracks without mood on an album without mood, nothing to do.
+        out, _ = self.run_ml("-W")
+        assert "0 files written" in out and "albums: 0 updated, 1 unchanged" in out
+
     def test_album_option_takes_an_album_query(self):
         self.use_model()
         one = self.album_of("one", ["mp3"])

@@ -122,8 +122,8 @@ class RelatedTags:
     def changes_for(self, item: Item, genres: list[str] | None = None) -> dict[str, Any]:
         """The fields the proposal step sets on ``item`` (its genres, or
         ``genres`` when given, e.g. the genres a pretend run would set)."""
-        genres = list(item.get("genres") or []) if genres is None else list(genres)
-        styles = split_style(item.get("style") or "")
+        genres = list(item.get("genres", with_album=False) or []) if genres is None else list(genres)
+        styles = split_style(item.get("style", with_album=False) or "")
         changes: dict[str, Any] = {}
         proposed = self.proposals(genres, styles)
         for kind, pairs in proposed.items():
@@ -132,12 +132,13 @@ class RelatedTags:
         if self.config["write"].get(bool):
             if proposed["style"] and not styles:
                 changes["style"] = F.tag_value("style", [F.display_name("style", n) for n, _ in proposed["style"]])
-            if proposed["mood"] and not list(item.get("mood") or []):
+            if proposed["mood"] and not list(item.get("mood", with_album=False) or []):
                 changes["mood"] = [F.display_name("mood", n) for n, _ in proposed["mood"]]
         for tag in WRITABLE.values():
             if tag in changes:  # filled by the plugin: recorded as its own
                 changes[F.written_field(tag)] = F.tag_values(changes[tag])
-        return {k: v for k, v in changes.items() if item.get(k) != v and not (v == "" and k not in item)}
+        return {k: v for k, v in changes.items()
+                if item.get(k, with_album=False) != v and not (v == "" and k not in item.keys(with_album=False))}
 
 
 def split_style(value: str) -> list[str]:
@@ -168,7 +169,7 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
             done.append((item, changes))
             if pretend:
                 continue
-            before = {k: item.get(k) for k in changes if k in item}
+            before = {k: item.get(k, with_album=False) for k in changes if k in item.keys(with_album=False)}
             write_file = write and file_tags_change(item, changes)
             item.update(changes)
             if write_file:
@@ -373,7 +374,7 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
     with lib.transaction():
         for item, new in changes:
             old = list(item.get("genres") or [])
-            old_record = item.get(record)
+            old_record = item.get(record, with_album=False)
             item.genres = new
             if old_record:  # the plugin's own genres keep being its own under their new name
                 item[record] = list(dict.fromkeys(rename.get(g, g) for g in F.tag_values(old_record)))

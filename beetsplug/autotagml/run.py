@@ -161,12 +161,23 @@ def write_item(item: Item) -> None:
     item.write()
 
 
+def own(item: Item, key: str) -> Any:
+    """The item's own value of ``key`` (beets' ``item.get`` falls back to
+    the album's fields, which are not the item's)."""
+    return item.get(key, with_album=False)
+
+
+def has(item: Item, key: str) -> bool:
+    """Whether the item itself has a value for ``key`` (not its album)."""
+    return key in item.keys(with_album=False)
+
+
 def file_tags_change(item: Item, changes: Mapping[str, Any], removals: Iterable[str] = ()) -> bool:
     """Whether ``changes`` (new values) or ``removals`` touch a field that
     goes into the file (beets' media fields, with those plugins add)."""
     media = type(item)._media_fields
-    return any(k in media and item.get(k) != v for k, v in changes.items()) or any(
-        k in media for k in removals if k in item)
+    return any(k in media and own(item, k) != v for k, v in changes.items()) or any(
+        k in media for k in removals if has(item, k))
 
 
 @contextmanager
@@ -458,7 +469,7 @@ class Run:
         unchanged_tasks: list[TaskReport] = []  # a label chosen, no tag field changes
         #: tag field -> (task, its report, the labels chosen now) for merge_tag.
         decisions: dict[str, tuple[str, TaskReport, list[str]]] = {}
-        keys = list(item.keys())
+        keys = list(item.keys(with_album=False))
         fused = self.fusion is not None and any(t in self.models for t in self.fusion.tasks)
         for task, model in self.models.items():
             if task in self.report.unavailable:
@@ -497,7 +508,7 @@ class Run:
             stale = F.stale_fields(task, keys, new)
             if fused and task == "genre":
                 stale = [k for k in stale if k != FU.SOURCES_FIELD]  # the fusion's own field
-            differ = {k: v for k, v in new.items() if item.get(k) != v}
+            differ = {k: v for k, v in new.items() if own(item, k) != v}
             changes.update(differ)
             removals += stale
             if differ or stale:
@@ -537,11 +548,11 @@ class Run:
                 if m.name in outputs and outputs[m.name].scores is not None and not m.is_embedding
             }))
             return
-        before = {k: item.get(k) for k in (*changes, *removals) if k in item}
+        before = {k: own(item, k) for k in (*changes, *removals) if has(item, k)}
         write_file = self.write and file_tags_change(item, changes, removals)
         item.update(changes)
-        for key in removals:
-            if key in item:
+        for key in dict.fromkeys(removals):
+            if has(item, key):
                 del item[key]
         error = self._save(item, write_file)
         if error is not None:
@@ -549,7 +560,7 @@ class Run:
             for key in (*changes, *removals):
                 if key in before:
                     item[key] = before[key]
-                elif key in item:
+                elif has(item, key):
                     del item[key]
             self.report.fail(item, error)
             for report in touched_tasks:
@@ -564,16 +575,16 @@ class Run:
         """Put the new value of tag field ``tag`` (and of its record of what
         the plugin wrote) in ``changes``, as :func:`fields.merge_tag`
         decides. Returns whether the tag field itself changes."""
-        current = F.tag_values(item.get(tag))
+        current = F.tag_values(own(item, tag))
         record = F.written_field(tag)
-        written = F.tag_values(item.get(record))
+        written = F.tag_values(own(item, record))
         value, mine, kept = F.merge_tag(current, written, chosen, self.ownership)
         if kept:
             report.kept += 1
         if mine != written:
             if mine:
                 changes[record] = mine
-            elif record in item:
+            elif has(item, record):
                 removals.append(record)
         if value == current:
             return False
@@ -596,9 +607,9 @@ class Run:
         chosen, used = self.fusion.choose(scores)
         decisions[F.tag_field("genre")] = (decider, self.report.tasks[decider], chosen)
         sources = ", ".join(used)
-        if chosen and item.get(FU.SOURCES_FIELD) != sources:
+        if chosen and own(item, FU.SOURCES_FIELD) != sources:
             changes[FU.SOURCES_FIELD] = sources
-        elif not chosen and FU.SOURCES_FIELD in item:
+        elif not chosen and has(item, FU.SOURCES_FIELD):
             removals.append(FU.SOURCES_FIELD)
 
     def _save(self, item: Item, write_file: bool) -> str | None:
@@ -630,11 +641,11 @@ def _set_own_field(item: Item, name: str, value: str, changes: dict[str, Any], r
     writes (``ml_<task>``). Returns whether it changes. A field that goes
     into files is emptied rather than removed, so the file loses the tag."""
     if value:
-        if item.get(name) != value:
+        if own(item, name) != value:
             changes[name] = value
             return True
         return False
-    if not item.get(name):
+    if not own(item, name):
         return False
     if name in type(item)._media_fields:
         changes[name] = ""
