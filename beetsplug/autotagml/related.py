@@ -155,7 +155,7 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
     in batches. Returns (item, changes) pairs."""
     from beets.library import FileOperationError
 
-    from .run import batched_commits, file_tags_change, write_item
+    from .run import batched_commits, file_tags_change, write_error, write_item
 
     done = []
     with batched_commits(lib) as stored:
@@ -176,7 +176,7 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
                 try:
                     write_item(item)
                 except FileOperationError as exc:
-                    related.log.warning("related tags not written: {}", exc)
+                    related.log.warning("related tags not written: {}", write_error(item, exc))
                     for k in changes:
                         if k in before:
                             item[k] = before[k]
@@ -366,7 +366,7 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
         return
     from beets.library import FileOperationError
 
-    from .run import write_item
+    from .run import write_error, write_item
 
     write = ui.should_write()
     done = 0
@@ -382,7 +382,7 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
                 try:
                     write_item(item)
                 except FileOperationError as exc:
-                    ui.print_(f"  not renamed: {exc}")
+                    ui.print_(f"  not renamed: {write_error(item, exc)}")
                     item.genres = old
                     if old_record:
                         item[record] = old_record

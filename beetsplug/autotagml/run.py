@@ -157,8 +157,29 @@ def write_item(item: Item) -> None:
     """Write ``item``'s tags into its file the way beets does
     (``item.write()``: mediafile rewrites the tags in place, so the file
     keeps its inode, hard links, owner, permissions and extended
-    attributes). Raises FileOperationError ("error writing PATH: why")."""
+    attributes). Raises FileOperationError."""
     item.write()
+
+
+def write_error(item: Item, error: Exception) -> str:
+    """One line for a file that could not be written or read: "error
+    writing PATH: Operation not permitted", naming the path once (beets'
+    own text repeats it inside the reason)."""
+    from beets.library import ReadError
+
+    cause: BaseException | None = getattr(error, "reason", None) or error
+    seen = set()
+    while cause is not None and id(cause) not in seen:  # the innermost OSError says it best
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            reason = cause.strerror
+            break
+        inner = [a for a in getattr(cause, "args", ()) if isinstance(a, BaseException)]
+        cause = inner[0] if inner else cause.__cause__ or cause.__context__
+    else:
+        reason = str(getattr(error, "reason", error))
+    verb = "reading" if isinstance(error, ReadError) else "writing"
+    return f"error {verb} {util.displayable_path(item.path)}: {reason}"
 
 
 def own(item: Item, key: str) -> Any:
@@ -621,7 +642,7 @@ class Run:
             try:
                 write_item(item)
             except FileOperationError as exc:
-                return str(exc)
+                return write_error(item, exc)
             new = file_key(util.syspath(item.path))
             if new is not None:
                 # Tags changed, not the audio: the analysis still holds.

@@ -211,8 +211,9 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
     _report_unsearched(plugin, by_path, set(keys), name, version)
     exclude = {i for i, key in enumerate(keys) if key in seed_paths or key not in by_path}
     index = search_index(plugin, store, matrix, name, version)
-    # Room for what the playlist leaves out (other versions, cooldown).
-    want = count if not opts.playlist else count * 4 + 20
+    # Room for what the list leaves out (copies and other versions of a
+    # recording, the seeds' own copies) and the playlist's cooldown.
+    want = count * 4 + 20
     found = index.search(S.mean_query(vectors), k=want, exclude=exclude)
     results = [(by_path[keys[i]], score) for i, score in found if keys[i] in by_path]
     fmt = opts.format or config["format"].as_str() or None
