@@ -349,7 +349,10 @@ class TestFailures(SafetyHelper):
 
         def refuse_locked(medium, *args, **kwargs):
             if os.fsdecode(medium.filename).endswith("locked.mp3"):
-                raise UnreadableFileError(medium.filename, PermissionError(errno.EPERM, "Operation not permitted"))
+                try:  # as mediafile reports mutagen's error
+                    raise PermissionError(errno.EPERM, "Operation not permitted", medium.filename)
+                except PermissionError as exc:
+                    raise UnreadableFileError(medium.filename, str(exc))
             return save(medium, *args, **kwargs)
 
         monkeypatch.setattr(MediaFile, "save", refuse_locked)
