@@ -107,6 +107,33 @@ class TestNoNeedlessWrites(SafetyHelper):
             assert snapshot(item.filepath) == files[item.id], item.format
             assert dict(self.fresh(item)) == rows[item.id]
 
+    def test_tags_set_without_writing_reach_the_file_on_the_next_w_run(self):
+        self.use_model()
+        item = self.add_format("mp3")
+        out, _ = self.run_ml("-W")  # as the import stage, or import.write: no
+        assert "0 files written" in out and file_genres(item.filepath) == []
+        assert self.fresh(item)["ml_file_pending"] is True
+
+        out, _ = self.run_ml("-w")  # no tag changes now, but the file lacks them
+
+        assert "1 file written" in out and file_genres(item.filepath) == ["Hip Hop"]
+        assert "ml_file_pending" not in self.fresh(item)
+        out, _ = self.run_ml("-w")
+        assert "0 files written" in out
+
+    def test_beets_own_write_clears_the_pending_write(self):
+        self.use_model()
+        item = self.add_format("flac")
+        self.run_ml("-W")
+
+        self.run_command("write")
+
+        assert file_genres(item.filepath) == ["Hip Hop"]
+        assert "ml_file_pending" not in self.fresh(item)
+        before = snapshot(item.filepath)
+        out, _ = self.run_ml("-w")
+        assert "0 files written" in out and snapshot(item.filepath) == before
+
     def test_a_field_that_is_not_a_file_tag_writes_no_file(self):
         self.use_tasks("instrument")
         item = self.add_format("flac")
@@ -332,6 +359,11 @@ class TestImportKeepsTheAnalysis(PluginMixin, AutotagImportHelper):
         self.capsys.readouterr()
         self.run_command("autotag-ml", "-W")
         assert "0 analysed (0 decoded), 2 from the store" in self.capsys.readouterr().out
+        # An as-is import does not write tags: the next -w run does, once.
+        assert all(file_genres(item.filepath) == [] for item in items)
+        self.run_command("autotag-ml", "-w")
+        assert "2 files written" in self.capsys.readouterr().out
+        assert all(file_genres(item.filepath) == ["Hip Hop"] for item in self.lib.items())
 
 
 # --- 5: files that cannot be written, options that cannot work ----------------

@@ -254,6 +254,7 @@ class AutotagMLPlugin(BeetsPlugin):
         bundle's config.json (weights are not loaded here)."""
         fields: dict[str, types.Type] = {"mood": F.LIST_TYPE}
         fields.update({F.written_field(tag): F.LIST_TYPE for tag in F.TAG_FIELDS.values()})
+        fields[F.PENDING_FIELD] = types.BOOLEAN
         for task, spec in self.task_specs().items():
             fields[F.model_field(task)] = types.STRING
             fields[F.version_field(task)] = types.STRING
@@ -312,11 +313,16 @@ class AutotagMLPlugin(BeetsPlugin):
             self._before_write[path] = file_key(util.syspath(path))
 
     def _on_after_write(self, item: Item, path: bytes) -> None:
-        """beets wrote tags, not audio: the analysis still holds."""
+        """beets wrote tags, not audio: the analysis still holds, and the
+        file now holds the item's tags (no write pending)."""
         old = self._before_write.pop(path, None)
         new = file_key(util.syspath(path))
         if old is not None and new is not None and (store := self._item_store(item)) is not None:
             store.update_key(path, old, new)
+        if path == item.path and F.PENDING_FIELD in item.keys(with_album=False):
+            del item[F.PENDING_FIELD]
+            if getattr(item, "_db", None) is not None and item.id is not None:
+                item.store()
 
     def _on_item_removed(self, item: Item) -> None:
         """An item left the library. Its analysis goes only when its file

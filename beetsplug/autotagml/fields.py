@@ -231,6 +231,12 @@ def task_fields(
 
 # --- Whose values a tag field holds ---------------------------------------------
 
+#: Set on an item whose file tags the plugin changed in the library without
+#: writing the file (``-W``, the import stage, ``import.write: no``):
+#: the next run with ``-w`` writes the file even if no tag changes then;
+#: beets' own write of the file clears it.
+PENDING_FIELD = "ml_file_pending"
+
 #: Prefix of the fields recording what the plugin itself wrote into a tag
 #: field: ``ml_written_genres``, ``ml_written_mood``, ``ml_written_style``.
 WRITTEN_PREFIX = "ml_written_"

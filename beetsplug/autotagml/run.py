@@ -561,16 +561,24 @@ class Run:
                 report.unchanged += 1
         for report in tagged_tasks:
             report.tagged += 1
+        tags_change = file_tags_change(item, changes, removals)
+        pending = has(item, F.PENDING_FIELD)
+        if self.write and pending:
+            removals.append(F.PENDING_FIELD)  # written now
+        elif not self.write and tags_change and not pending:
+            changes[F.PENDING_FIELD] = True  # a later -w run (or beets' write) puts them in the file
         if not changes and not removals:
             return
         if self.pretend:
-            self.report.proposals.append((item, changes, {
-                task: outputs[m.name].scores for task, m in self.models.items()
-                if m.name in outputs and outputs[m.name].scores is not None and not m.is_embedding
-            }))
+            changes.pop(F.PENDING_FIELD, None)
+            if changes:
+                self.report.proposals.append((item, changes, {
+                    task: outputs[m.name].scores for task, m in self.models.items()
+                    if m.name in outputs and outputs[m.name].scores is not None and not m.is_embedding
+                }))
             return
         before = {k: own(item, k) for k in (*changes, *removals) if has(item, k)}
-        write_file = self.write and file_tags_change(item, changes, removals)
+        write_file = self.write and (tags_change or pending)
         item.update(changes)
         for key in dict.fromkeys(removals):
             if has(item, key):
