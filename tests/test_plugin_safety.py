@@ -29,21 +29,17 @@ from test_plugin import (  # noqa: F401 (fixtures)
     file_genres,
     fresh_beets_log_handlers,
 )
+from test_plugin_store import task_bundles  # noqa: F401 (fixture)
 
-MOODS = ["happy", "sad", "calm"]
-STYLES = ["dream pop", "shoegaze", "trip hop"]
 INSTRUMENTS = ["guitar", "piano", "sitar"]
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
+def bundles(tmp_path_factory, task_bundles):
+    """The mood and style bundles of test_plugin_store, and an instrument one."""
     base = tmp_path_factory.mktemp("safety-bundles")
-    return {
-        "mood": make_bundle(base / "mood", name="mood-test", labels=MOODS, bias=(4.0, 3.5, 0.0), task="mood"),
-        "style": make_bundle(base / "style", name="style-test", labels=STYLES, bias=(0.0, 4.0, 0.0), task="style"),
-        "instrument": make_bundle(base / "instrument", name="instrument-test", labels=INSTRUMENTS,
-                                  bias=(3.0, 2.0, 0.0), task="instrument"),
-    }
+    return {**task_bundles, "instrument": make_bundle(base / "instrument", name="instrument-test", labels=INSTRUMENTS,
+                                                      bias=(3.0, 2.0, 0.0), task="instrument")}
 
 
 @pytest.fixture(scope="module")

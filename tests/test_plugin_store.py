@@ -233,18 +233,7 @@ def test_a_run_killed_with_sigkill_resumes_cleanly(tmp_path):
     root = tmp_path
     music = root / "music"
     count = 40
-    for i in range(count):
-        write_audio(music / f"song{i:02d}.mp3", "mp3", seconds=6.0, frequency=200.0 + 10 * i)
-    bundle = make_bundle(root / "bundle")
-    (root / "config").mkdir()
-    (root / "config" / "config.yaml").write_text(
-        f"directory: {music}\nlibrary: {root / 'library.db'}\nplugins: autotagml\n"
-        f"import:\n  write: yes\n  copy: no\n  duplicate_action: keep\n"
-        f"autotagml:\n  model: {bundle}\n  workers: 0\n  batch_size: 1\n  auto: no\n"
-    )
-    importing = beet(root, "import", "-A", "-q", "-s", str(music))
-    assert importing.wait(timeout=300) == 0, importing.stdout.read()
-    store = root / "autotagml.sqlite"
+    store = slow_library(root, count)
 
     run = beet(root, "autotag-ml", "-w")
     deadline = time.monotonic() + 240
