@@ -35,7 +35,7 @@ def build_library(tmp_path):
     return db, music
 
 
-def test_items_genres_paths_and_flexible_attributes(tmp_path):
+def test_items_genres_paths_and_flexible_attributes(tmp_path, monkeypatch):
     db, music = build_library(tmp_path)
     stored = sqlite3.connect(db).execute("SELECT path, genres FROM items ORDER BY id").fetchall()
     assert stored[0] == (b"Weezer/Blue/04 Buddy Holly.mp3", "Alternative Rock\\␀Power Pop")  # beets 2.x storage
@@ -48,7 +48,13 @@ def test_items_genres_paths_and_flexible_attributes(tmp_path):
     assert first.album_id == 1 and first.attributes == {"mood": "happy", "autotagml_score": "0.75"}
     assert second.path == os.fsdecode(b"/elsewhere/caf\xe9.flac") and second.genres == () and second.album_id is None
     assert second.attributes == {} and second.artist == "Björk"
-    assert beets_library.load(db)[0].path == os.path.join("Weezer", "Blue", "04 Buddy Holly.mp3")
+    # Without music_dir, relative paths are under the directory beets is configured with.
+    config = tmp_path / "beetsdir"
+    config.mkdir()
+    (config / "config.yaml").write_text(f"directory: {music}\n", encoding="utf-8")
+    monkeypatch.setenv("BEETSDIR", str(config))
+    assert beets_library.configured_directory() == str(music)
+    assert beets_library.load(db)[0].path == str(music / "Weezer" / "Blue" / "04 Buddy Holly.mp3")
 
 
 def test_read_only_and_errors(tmp_path):

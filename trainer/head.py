@@ -74,7 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--field", default="genre",
                         help="with --beets-library: the item field giving the labels (genre, style, mood, any "
                              "column or flexible attribute; several values split into several labels)")
-    parser.add_argument("--music-dir", help="with --beets-library: the library directory, for relative paths")
+    parser.add_argument("--music-dir", help="with --beets-library: the library directory, for relative paths "
+                                            "(default: beets' configured directory)")
+    parser.add_argument("--plugin-labels", action="store_true",
+                        help="with --beets-library: also learn values that autotag-ml wrote itself (left out by default)")
     parser.add_argument("--labels", choices=sorted(mood_4q.LABEL_COLUMNS), default="quadrant",
                         help="4Q layout: which labels (quadrant: Q1..Q4; genres, moods: AllMusic's, multi-label)")
     parser.add_argument("--backbone", default="musicnn-msd", help="backbone bundle (name or directory)")
@@ -167,12 +170,20 @@ def _beets_column(db_path: Path, column: str) -> dict[int, str] | None:
         connection.close()
 
 
-def load_beets(db_path: str | Path, *, field_name: str, music_dir: str | None, report: LoadReport) -> list[Record]:
+def load_beets(db_path: str | Path, *, field_name: str, music_dir: str | None, report: LoadReport,
+               plugin_labels: bool = False) -> list[Record]:
     """Records of the items of a beets library that have a value of
     ``field_name`` (``genre``/``genres``: the genres; else a flexible
     attribute or an items column). Multi-valued values (beets' ``\\␀``
     separator, else ``; ``) give several labels. Groups: the MusicBrainz
-    artist id, else the artist name."""
+    artist id, else the artist name. Relative paths are under ``music_dir``,
+    else the library directory of beets' configuration.
+
+    Values that the autotagml plugin wrote itself (its ``ml_written_<field>``
+    record) are left out unless ``plugin_labels``: a head must learn the
+    user's labels, not the plugin's own guesses. Items without labels, with
+    only the plugin's, or whose file is missing are counted in one line
+    each in ``report``."""
     from trainer.datasets import beets_library
 
     db_path = Path(db_path)
@@ -182,25 +193,45 @@ def load_beets(db_path: str | Path, *, field_name: str, music_dir: str | None, r
         column = _beets_column(db_path, field_name)
         if column is None:
             raise DatasetError(f"{db_path}: no field {field_name!r} (neither an items column nor a flexible attribute)")
+    record_key = f"ml_written_{'genres' if field_name in ('genre', 'genres') else field_name}"
     records = []
+    unlabelled, by_plugin, missing = 0, 0, []
     for item in items:
-        where = f"{db_path}: item {item.id}"
         if field_name in ("genre", "genres"):
             labels = item.genres
         else:
             value = item.attributes.get(field_name, "") if column is None else column.get(item.id, "")
             labels = beets_library.split_genres(value)
         labels = tuple(dict.fromkeys(labels))
+        if not plugin_labels and labels and record_key in item.attributes:
+            written = set(beets_library.split_genres(item.attributes[record_key]))
+            kept = tuple(label for label in labels if label not in written)
+            if not kept:
+                by_plugin += 1
+                continue
+            labels = kept
         if not labels:
-            report.skip(where, f"no {field_name}")
+            unlabelled += 1
         elif not os.path.isfile(item.path):
-            hint = "" if os.path.isabs(item.path) else " (relative path: pass --music-dir)"
-            report.skip(where, f"no audio file {item.path}{hint}")
+            missing.append(item.path)
         else:
             records.append(Record(key=str(item.id), path=item.path, labels=labels,
                                   artist=item.mb_artistid or item.artist, album=item.mb_albumid or item.album))
+    notes = []
+    if unlabelled:
+        notes.append(f"{unlabelled} item(s) have no {field_name}")
+    if by_plugin:
+        notes.append(f"{by_plugin} item(s) have only values of {field_name} that autotag-ml wrote "
+                     f"({record_key}; --plugin-labels uses them)")
+    if missing:
+        relative = sum(not os.path.isabs(path) for path in missing)
+        hint = (f"; {relative} of these paths are relative: pass --music-dir, or set directory in beets' "
+                "configuration" if relative else "")
+        notes.append(f"{len(missing)} item(s) with a {field_name} have no audio file (first: {missing[0]}){hint}")
+    for note in notes:
+        report.skip(str(db_path), note)
     if not records:
-        raise DatasetError(f"{db_path}: no item with a {field_name} and an existing audio file")
+        raise DatasetError(f"{db_path}: no item with a {field_name} and an existing audio file: " + "; ".join(notes))
     return records
 
 
@@ -208,7 +239,8 @@ def load_records(args, report: LoadReport) -> tuple[list[Record], str]:
     """(records, layout) of ``--data`` or ``--beets-library``; layout is
     ``folders``, ``4q``, ``csv`` or ``beets``."""
     if args.beets_library:
-        return load_beets(args.beets_library, field_name=args.field, music_dir=args.music_dir, report=report), "beets"
+        return load_beets(args.beets_library, field_name=args.field, music_dir=args.music_dir, report=report,
+                          plugin_labels=args.plugin_labels), "beets"
     data = Path(args.data)
     if not data.exists():
         raise DatasetError(f"{data}: no such file or folder")

@@ -1,5 +1,7 @@
-"""A beets library database (SQLite), read directly and read-only: beets is
-not imported, and a running beets can keep the file open.
+"""A beets library database (SQLite), read directly and read-only, so a
+running beets can keep the file open. beets' configuration (through
+confuse, which beets installs) gives the library directory that relative
+paths are under, unless ``music_dir`` is given.
 
 Layout (the tables used)::
 
@@ -57,6 +59,26 @@ def split_genres(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(delimiter) if part.strip())
 
 
+def configured_directory() -> str | None:
+    """The ``directory`` of the user's beets configuration (``$BEETSDIR``
+    or beets' own config folder, then beets' defaults), absolute; None
+    when beets is not installed or its configuration cannot be read. A
+    fresh configuration object: the running process's beets config is not
+    touched."""
+    try:
+        import confuse
+
+        import beets  # noqa: F401 (its config_default.yaml gives the defaults)
+    except ImportError:
+        return None
+    config = confuse.Configuration("beets", "beets", read=False)
+    try:
+        config.read(user=True, defaults=True)
+        return os.path.abspath(config["directory"].as_filename())
+    except (confuse.ConfigError, OSError):
+        return None
+
+
 def _path(value, music_dir: str | None) -> str | None:
     if isinstance(value, (bytes, memoryview)):
         value = os.fsdecode(bytes(value))
@@ -71,14 +93,16 @@ def load(
     db_path: str | Path, *, music_dir: str | Path | None = None, report: LoadReport | None = None
 ) -> list[Item]:
     """Items of the library at ``db_path``, by id, with their flexible
-    attributes. ``music_dir``: the library ``directory`` of the beets
-    configuration, to make relative paths absolute. Items without a path are
-    skipped and listed in ``report`` as ``file: item N: cause``. Raises
-    DatasetError when the file is missing or is not a beets library."""
+    attributes. ``music_dir``: the library ``directory`` that relative
+    paths are under (default: the one beets is configured with,
+    :func:`configured_directory`). Items without a path are skipped and
+    listed in ``report`` as ``file: item N: cause``. Raises DatasetError
+    when the file is missing or is not a beets library."""
     db_path = Path(db_path)
     report = report if report is not None else LoadReport()
     if not db_path.is_file():
         raise DatasetError(f"{db_path}: missing (beets library database)")
+    music_dir = music_dir or configured_directory()
     music_dir = os.fsdecode(os.path.abspath(music_dir)) if music_dir else None
     try:
         connection = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
