@@ -123,6 +123,7 @@ def normalize_label(label: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_genre(label: str) -> str:
     """The beets genre for a model label: normalised (:func:`normalize_label`)
     then title-cased as lastgenre's ``title_case`` option does (``str.title``):
@@ -146,6 +147,11 @@ def label_fields(labels: Sequence[str], task: str = "genre") -> dict[str, str]:
     whose slugs collide (with each other, the task's model and version
     fields, or are empty) get a numeric suffix, so every label keeps its
     own field."""
+    return dict(_label_fields(tuple(labels), task))
+
+
+@functools.lru_cache(maxsize=256)
+def _label_fields(labels: tuple[str, ...], task: str) -> tuple[tuple[str, str], ...]:
     fields: dict[str, str] = {}
     taken: set[str] = {model_field(task), version_field(task)}
     for position, label in enumerate(labels):
@@ -155,7 +161,7 @@ def label_fields(labels: Sequence[str], task: str = "genre") -> dict[str, str]:
             name, n = f"{base}_{n}", n + 1
         taken.add(name)
         fields[label] = name
-    return fields
+    return tuple(fields.items())
 
 
 def choose_genres(scores: dict[str, float], *, threshold: float, count: int) -> list[str]:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from beets import ui, util
 
 from . import fields as F
+from .run import has, own
 
 if TYPE_CHECKING:
     from beets.library import Item, Library
@@ -122,8 +123,8 @@ class RelatedTags:
     def changes_for(self, item: Item, genres: list[str] | None = None) -> dict[str, Any]:
         """The fields the proposal step sets on ``item`` (its genres, or
         ``genres`` when given, e.g. the genres a pretend run would set)."""
-        genres = list(item.get("genres", with_album=False) or []) if genres is None else list(genres)
-        styles = split_style(item.get("style", with_album=False) or "")
+        genres = list(own(item, "genres") or []) if genres is None else list(genres)
+        styles = split_style(own(item, "style") or "")
         changes: dict[str, Any] = {}
         proposed = self.proposals(genres, styles)
         for kind, pairs in proposed.items():
@@ -132,13 +133,12 @@ class RelatedTags:
         if self.config["write"].get(bool):
             if proposed["style"] and not styles:
                 changes["style"] = F.tag_value("style", [F.display_name("style", n) for n, _ in proposed["style"]])
-            if proposed["mood"] and not list(item.get("mood", with_album=False) or []):
+            if proposed["mood"] and not list(own(item, "mood") or []):
                 changes["mood"] = [F.display_name("mood", n) for n, _ in proposed["mood"]]
         for tag in WRITABLE.values():
             if tag in changes:  # filled by the plugin: recorded as its own
                 changes[F.written_field(tag)] = F.tag_values(changes[tag])
-        return {k: v for k, v in changes.items()
-                if item.get(k, with_album=False) != v and not (v == "" and k not in item.keys(with_album=False))}
+        return {k: v for k, v in changes.items() if own(item, k) != v and not (v == "" and not has(item, k))}
 
 
 def split_style(value: str) -> list[str]:
@@ -169,7 +169,7 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
             done.append((item, changes))
             if pretend:
                 continue
-            before = {k: item.get(k, with_album=False) for k in changes if k in item.keys(with_album=False)}
+            before = {k: own(item, k) for k in changes if has(item, k)}
             write_file = write and file_tags_change(item, changes)
             item.update(changes)
             if write_file:

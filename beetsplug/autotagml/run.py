@@ -184,13 +184,32 @@ def write_error(item: Item, error: Exception) -> str:
 
 def own(item: Item, key: str) -> Any:
     """The item's own value of ``key`` (beets' ``item.get`` falls back to
-    the album's fields, which are not the item's)."""
-    return item.get(key, with_album=False)
+    the album's fields, which are not the item's). Read from the model's
+    fixed and flexible values directly: ``item.get`` gathers every
+    plugin's template fields on each call, which cost a third of an
+    unchanged run over 10,000 items."""
+    try:
+        if key in item._fields:
+            return item._values_fixed[key] if key in item._values_fixed else item._type(key).null
+        return item._values_flex[key] if key in item._values_flex else None
+    except AttributeError:  # not a beets model
+        return item.get(key, with_album=False)
 
 
 def has(item: Item, key: str) -> bool:
     """Whether the item itself has a value for ``key`` (not its album)."""
-    return key in item.keys(with_album=False)
+    try:
+        return key in item._values_flex or (key in item._fields and key in item._values_fixed)
+    except AttributeError:
+        return key in item.keys(with_album=False)
+
+
+def own_keys(item: Item) -> list[str]:
+    """The item's own flexible attributes (where the plugin's fields are)."""
+    try:
+        return list(item._values_flex.keys())
+    except AttributeError:
+        return list(item.keys(with_album=False))
 
 
 def file_tags_change(item: Item, changes: Mapping[str, Any], removals: Iterable[str] = ()) -> bool:
@@ -490,7 +509,7 @@ class Run:
         unchanged_tasks: list[TaskReport] = []  # a label chosen, no tag field changes
         #: tag field -> (task, its report, the labels chosen now) for merge_tag.
         decisions: dict[str, tuple[str, TaskReport, list[str]]] = {}
-        keys = list(item.keys(with_album=False))
+        keys = own_keys(item)
         fused = self.fusion is not None and any(t in self.models for t in self.fusion.tasks)
         for task, model in self.models.items():
             if task in self.report.unavailable:
