@@ -425,10 +425,11 @@ class AutotagMLPlugin(BeetsPlugin):
         run = self._run(models, store, lib, write=ui.should_write(opts.write), pretend=pretend,
                         reanalyze=bool(opts.reanalyze), ownership=F.Ownership(force=force, keep_existing=keep))
         with run_lock(store.path, lambda message: ui.print_(f"autotag-ml: {message} (Ctrl-C to stop)")):
-            # Read after the lock: a run that waited sees what the other one stored.
-            items = (item for album in lib.albums(args) for item in album.items()) if opts.album else lib.items(args)
             try:
-                report = run.run(items, progress=True)
+                # Read after the lock: a run that waited sees what the other one
+                # stored. Not kept in a variable: beets' results hold every item
+                # they gave out, and the run needs them only one chunk at a time.
+                report = run.run(_matched_items(lib, args, albums=opts.album), progress=True)
             except KeyboardInterrupt:
                 raise ui.UserError(
                     f"autotag-ml: interrupted after {run.report.done} of {run.report.total} items; what was "
@@ -623,6 +624,13 @@ class AutotagMLPlugin(BeetsPlugin):
         report = self._run(models, store, lib, write=write, pretend=pretend, reanalyze=reanalyze).run(items)
         report.unavailable = {**errors, **report.unavailable}
         return report
+
+
+def _matched_items(lib: Library, query: list[str], *, albums: bool) -> Iterable[Item]:
+    """The items of ``query``, or of the albums it matches (``-a``)."""
+    if albums:
+        return (item for album in lib.albums(query) for item in album.items())
+    return lib.items(query)
 
 
 def _with(item: Item, changes: dict[str, Any]) -> Item:
