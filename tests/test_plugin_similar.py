@@ -142,6 +142,19 @@ class TestSimilar(SimilarHelper):
         assert 0 < float(score.lstrip("[")) <= 1 and artist == "Hum Makers"
         assert "similarity" not in self.lib.get_item(tracks["hum1"].id)  # never stored
 
+    def test_items_without_an_embedding_are_named_in_one_line(self):
+        self.library()
+        self.analyse()
+        late = self.add_track("hum0", "Late Arrival", "Newcomers")  # added after the analysis
+
+        out = self.similar("title:Low One", "-n", "2", "-f", "$title")
+
+        assert "Late Arrival" not in out and len(out.splitlines()) == 2  # the listing stays clean
+        lines = [line for line in self.logged() if "no embedding" in line]
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("similar: 1 of ") and str(late.filepath) in lines[0]
+        assert "beet autotag-ml -t embedding" in lines[0]
+
     def test_several_matches_make_one_query(self):
         self.library()
         self.analyse()
