@@ -223,3 +223,33 @@ class TestFileTags(ConventionsHelper):
         assert not mutagen.File(str(mp3)).tags.getall("TXXX:STYLE")
         assert MediaFile(str(m4a)).style is None
         assert os.path.exists(m4a)
+
+
+class TestHeads(ConventionsHelper):
+    def test_a_single_label_head_writes_one_label(self, tmp_path):
+        import torch
+
+        from tagcore.bundle import save_bundle
+        from tagcore.families import head
+        from tagcore.features import MelParams
+        from test_analysis import tiny_disambig
+
+        backbone = tiny_disambig(tmp_path, name="bb", features=MelParams(), outputs=("scores", "embedding"))
+        config = head.Config(n_inputs=6, n_labels=2, hidden=0, multilabel=False)
+        model = head.Model(config)
+        with torch.no_grad():  # softmax(0.4, 0) = 0.60, 0.40: both pass 0.3
+            model.layers[-1].weight.zero_()
+            model.layers[-1].bias.copy_(torch.tensor([0.4, 0.0]))
+        vibe = save_bundle(tmp_path / "vibe", model=model.eval(), family="head", name="vibe-test", version="1",
+                           labels=["energetic", "chill"], model_config=config.to_dict(),
+                           input={"kind": "backbone", "bundle": str(backbone)}, task="vibe")
+        self.use_model(models={"vibe": str(vibe)}, threshold=0.3, count=2)
+        path = self.lib_path / "a.mp3"
+        shutil.copyfile(self.assets["mp3"], path)
+        item = Item.from_path(str(path))
+        item.add(self.lib)
+
+        self.run_ml("-W")
+
+        assert self.fresh(item)["ml_vibe"] == "energetic"  # not "energetic, chill"
+        assert self.fresh(item)["ml_vibe_chill"] == pytest.approx(0.401, abs=1e-3)

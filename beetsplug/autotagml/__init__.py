@@ -198,7 +198,9 @@ class AutotagMLPlugin(BeetsPlugin):
                 text_source=config["input"].get("source") if config["input"]["kind"] == "text" else None,
                 names=dict(config.get("genre_names") or {}) if config.get("task") == "genre" else {},
                 threshold=self._decision("threshold", task, config, float),
-                count=self._decision("count", task, config, int),
+                # A head trained single-label (a softmax over classes that
+                # exclude each other) writes its one best label.
+                count=1 if _single_label(config) else self._decision("count", task, config, int),
             )
         names = [m.name for m in models.values()]
         for task, model in list(models.items()):
@@ -624,6 +626,11 @@ class AutotagMLPlugin(BeetsPlugin):
         report = self._run(models, store, lib, write=write, pretend=pretend, reanalyze=reanalyze).run(items)
         report.unavailable = {**errors, **report.unavailable}
         return report
+
+
+def _single_label(config: dict) -> bool:
+    """Whether a bundle is a head trained single-label."""
+    return config.get("family") == "head" and (config.get("model") or {}).get("multilabel") is False
 
 
 def _matched_items(lib: Library, query: list[str], *, albums: bool) -> Iterable[Item]:
