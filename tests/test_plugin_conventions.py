@@ -225,24 +225,62 @@ class TestFileTags(ConventionsHelper):
         assert os.path.exists(m4a)
 
 
+def vibe_head(directory, *, provenance=None):
+    """A single-label head on a tiny backbone whose prediction is fixed:
+    energetic 0.60, chill 0.40."""
+    import torch
+
+    from tagcore.bundle import save_bundle
+    from tagcore.families import head
+    from tagcore.features import MelParams
+    from test_analysis import tiny_disambig
+
+    backbone = tiny_disambig(directory, name="bb", features=MelParams(), outputs=("scores", "embedding"))
+    config = head.Config(n_inputs=6, n_labels=2, hidden=0, multilabel=False)
+    model = head.Model(config)
+    with torch.no_grad():  # softmax(0.4, 0) = 0.60, 0.40: both pass 0.3
+        model.layers[-1].weight.zero_()
+        model.layers[-1].bias.copy_(torch.tensor([0.4, 0.0]))
+    return save_bundle(directory / "vibe", model=model.eval(), family="head", name="vibe-test", version="1",
+                       labels=["energetic", "chill"], model_config=config.to_dict(),
+                       input={"kind": "backbone", "bundle": str(backbone)}, task="vibe", provenance=provenance)
+
+
 class TestHeads(ConventionsHelper):
+    def add_mp3(self, name: str, **values) -> Item:
+        path = self.lib_path / name
+        shutil.copyfile(self.assets["mp3"], path)
+        item = Item.from_path(str(path))
+        item.update(values)
+        item.add(self.lib)
+        return item
+
+    def test_a_head_learned_from_a_library_field_writes_that_field(self, tmp_path):
+        # As `python -m trainer head --beets-library ... --field vibe` records it.
+        vibe = vibe_head(tmp_path, provenance={"layout": "beets", "labels_from": "vibe"})
+        self.use_model(models={"vibe": str(vibe)}, threshold=0.3)
+        mine = self.add_mp3("mine.mp3", vibe="chill")
+        other = self.add_mp3("other.mp3")
+
+        out, _ = self.run_ml("-W")
+
+        assert self.fresh(other)["vibe"] == "energetic" and self.fresh(other)["ml_written_vibe"] == ["energetic"]
+        assert self.fresh(mine)["vibe"] == "chill" and "1 kept" in out  # the user's own label stays
+        assert "ml_vibe" not in self.fresh(other)
+        # Or the field the user names.
+        self.use_model(models={"vibe": str(vibe)}, threshold=0.3, fields={"vibe": "feel"})
+        self.run_ml("-W")
+        assert self.fresh(mine)["feel"] == "energetic"
+
+    def test_two_tasks_writing_one_field_is_refused(self, tmp_path):
+        vibe = vibe_head(tmp_path)
+        self.use_model(models={"genre": str(self.assets["bundle"]), "vibe": str(vibe)}, fields={"vibe": "genres"})
+        self.add_mp3("a.mp3")
+        with pytest.raises(ui.UserError, match="tasks genre and vibe both write genres"):
+            self.run_command("autotag-ml", "-W")
+
     def test_a_single_label_head_writes_one_label(self, tmp_path):
-        import torch
-
-        from tagcore.bundle import save_bundle
-        from tagcore.families import head
-        from tagcore.features import MelParams
-        from test_analysis import tiny_disambig
-
-        backbone = tiny_disambig(tmp_path, name="bb", features=MelParams(), outputs=("scores", "embedding"))
-        config = head.Config(n_inputs=6, n_labels=2, hidden=0, multilabel=False)
-        model = head.Model(config)
-        with torch.no_grad():  # softmax(0.4, 0) = 0.60, 0.40: both pass 0.3
-            model.layers[-1].weight.zero_()
-            model.layers[-1].bias.copy_(torch.tensor([0.4, 0.0]))
-        vibe = save_bundle(tmp_path / "vibe", model=model.eval(), family="head", name="vibe-test", version="1",
-                           labels=["energetic", "chill"], model_config=config.to_dict(),
-                           input={"kind": "backbone", "bundle": str(backbone)}, task="vibe")
+        vibe = vibe_head(tmp_path)
         self.use_model(models={"vibe": str(vibe)}, threshold=0.3, count=2)
         path = self.lib_path / "a.mp3"
         shutil.copyfile(self.assets["mp3"], path)

@@ -102,6 +102,9 @@ OPTIONS: dict[str, Any] = {
     # Weight of each genre source in the fused genres (fusion.py);
     # empty: audio 1.0, lyrics 0.5.
     "genre_weights": {},
+    # task -> the field its labels go to, instead of the task's own
+    # (genres, mood, style, ml_<task>) or the field a head learned.
+    "fields": {},
     # `beet similar` (similar.py): count, playlist_dir, relative_to,
     # artist_cooldown, ann_threshold, model, format.
     "similar": dict(similar.DEFAULTS),
@@ -201,6 +204,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 # A head trained single-label (a softmax over classes that
                 # exclude each other) writes its one best label.
                 count=1 if _single_label(config) else self._decision("count", task, config, int),
+                field=self.target_field(task, config),
             )
         names = [m.name for m in models.values()]
         for task, model in list(models.items()):
@@ -212,6 +216,19 @@ class AutotagMLPlugin(BeetsPlugin):
         except ValueError as exc:
             raise ui.UserError(f"autotag-ml: {exc}") from None
         return models, errors
+
+    def target_field(self, task: str, config: dict) -> str | None:
+        """The field ``task``'s labels go to when not its own: the
+        configured ``fields.<task>``, else the library field a head was
+        trained on (``python -m trainer head --beets-library --field F``)."""
+        configured = (self.config["fields"].get(dict) or {}).get(task)
+        if configured:
+            return str(configured)
+        provenance = config.get("provenance") or {}
+        learned = provenance.get("labels_from") if provenance.get("layout") == "beets" else None
+        if not learned:
+            return None
+        return "genres" if learned in ("genre", "genres") else str(learned)
 
     def genre_fusion(self, models: dict[str, TaskModel]) -> tuple[FU.GenreFusion | None, dict[str, TaskModel]]:
         """The rule fusing the configured genre models (fusion.py), or None
@@ -269,7 +286,14 @@ class AutotagMLPlugin(BeetsPlugin):
             fields.update({name: F.SCORE_TYPE for name in F.label_fields(labels, task).values()})
             names = (self.config["reviews"].get(dict) or {}).get("names", "english")
             fields.update(dict.fromkeys(styles.view_field_names(config, task, names), F.SCORE_TYPE))
-            if task not in F.TAG_FIELDS:
+            target = self.target_field(task, config)
+            if target is not None:
+                from beets.library import Item
+
+                if target not in Item._fields and target not in fields:
+                    fields[target] = types.STRING
+                fields[F.written_field(target)] = F.LIST_TYPE
+            elif task not in F.TAG_FIELDS:
                 fields[F.tag_field(task)] = types.STRING
         return fields
 
@@ -416,6 +440,14 @@ class AutotagMLPlugin(BeetsPlugin):
                 )
         models, errors = self.task_models(tasks)
         models, errors = self.only_sources(models, errors, opts.sources)
+        writers: dict[str, str] = {}
+        for task, model in models.items():
+            if model.shared_field and not model.is_embedding:
+                if model.tag_field in writers:
+                    raise ui.UserError(f"autotag-ml: tasks {writers[model.tag_field]} and {task} both write "
+                                       f"{model.tag_field}: name another field for one of them "
+                                       f"(fields: {{{task}: ...}})")
+                writers[model.tag_field] = task
         if not models:
             raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in errors.items()) or "no model")
         try:
@@ -507,7 +539,7 @@ class AutotagMLPlugin(BeetsPlugin):
             if key not in known:
                 raise ui.UserError(f"autotag-ml: unknown option {key!r}{_closest(key, known)}")
         tasks = set(self.task_specs())
-        for key in ("threshold", "count", "genre_weights"):
+        for key in ("threshold", "count", "genre_weights", "fields"):
             value = self.config[key].get()
             names = tasks if key != "genre_weights" else {"audio", "lyrics"}
             for task in value if isinstance(value, dict) else ():

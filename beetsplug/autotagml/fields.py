@@ -312,6 +312,17 @@ def merge_tag(current: Sequence[str], written: Sequence[str], chosen: Sequence[s
     return chosen, chosen, False
 
 
+def tag_value_for(field: str, values: Sequence[str]) -> Any:
+    """The value of tag field ``field`` holding ``values``: a list for
+    ``genres`` and ``mood``, "a, b" for the plugin's ``ml_<task>``
+    fields, else "a; b" (``style``, a field a head learned)."""
+    if field in ("genres", "mood"):
+        return list(values)
+    if field.startswith("ml_"):
+        return ", ".join(values)
+    return "; ".join(values)
+
+
 def stale_fields(task: str, keys: Sequence[str], fields: Mapping[str, Any]) -> list[str]:
     """Confidence fields of ``task`` among ``keys`` that ``fields`` does
     not set (labels of an earlier model), plus the legacy genre fields."""

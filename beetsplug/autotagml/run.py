@@ -70,6 +70,23 @@ class TaskModel:
     #: scores -> (scores, labels, extra fields) by the names written (a
     #: bundle's label table: styles.label_view); None: labels as they are.
     view: Callable[..., tuple] | None = None
+    #: The field the chosen labels go to when not the task's own (a head
+    #: trained on a library field writes that field; ``fields:`` in the
+    #: config names another).
+    field: str | None = None
+
+    @property
+    def tag_field(self) -> str:
+        """Where the chosen labels go: ``field``, else ``genres``, ``mood``,
+        ``style`` or ``ml_<task>``."""
+        return self.field or F.tag_field(self.task)
+
+    @property
+    def shared_field(self) -> bool:
+        """Whether the chosen labels go to a field the user and other
+        plugins write too (merged by :func:`fields.merge_tag`), rather than
+        to one of the plugin's own ``ml_*`` fields."""
+        return not self.tag_field.startswith("ml_")
 
     @property
     def is_embedding(self) -> bool:
@@ -540,8 +557,8 @@ class Run:
                 model=model.name, version=model.version, threshold=model.threshold, count=model.count,
             )
             new.update(extra)
-            tag = F.tag_field(task)
-            new.pop(tag, None)
+            tag = model.tag_field
+            new.pop(F.tag_field(task), None)
             for other_task, other_tag in F.TAG_FIELDS.items():
                 if other_tag in new:  # labels a view routes to another task's field (mood)
                     decisions.setdefault(other_tag, (other_task, report, F.tag_values(new.pop(other_tag))))
@@ -559,7 +576,7 @@ class Run:
             if not chosen:
                 best = F.format_scores(scores or {}, limit=1)
                 report.below.append((item, f"no score >= {model.threshold:g}; best {best}"))
-            if task in F.TAG_FIELDS:
+            if model.shared_field:
                 if not (fused and self.fusion is not None and task in self.fusion.tasks):
                     decisions[tag] = (task, report, chosen)
             elif _set_own_field(item, tag, F.tag_value(task, chosen), changes, removals):
@@ -636,7 +653,7 @@ class Run:
                 removals.append(record)
         if value == current:
             return False
-        changes[tag] = F.tag_value(task, value)
+        changes[tag] = F.tag_value_for(tag, value)
         return True
 
     def _fuse(self, item: Item, outputs: Mapping[str, Any], changes: dict[str, Any], removals: list[str],
