@@ -328,7 +328,7 @@ def test_fine_tune_on_a_beets_library_with_smartplaylist_m3u(tmp_path):
     messages = []
     result = trainer_propagation.run(args, log=messages.append)
     text = "\n".join(messages)
-    assert "item 8: no mood" in text  # the untagged item is skipped, named
+    assert "1 item(s) have no mood" in text  # the untagged item is skipped, counted in one line
     assert "1 missing files" in text and "gone.flac" in text
     assert "dropped 1 repeated entries and 1 playlists of fewer than two tracks" in text
     assert "labels differ, a new output layer is trained" in text

@@ -259,7 +259,8 @@ def load_audio_data(args, *, log=print) -> tuple[AudioData, str, LoadReport]:
 
     report = LoadReport()
     head_args = argparse.Namespace(beets_library=args.beets_library, data=args.data, field=args.field,
-                                   music_dir=args.music_dir, labels=args.labels)
+                                   music_dir=args.music_dir, labels=args.labels,
+                                   plugin_labels=getattr(args, "plugin_labels", False))
     records, layout = head_trainer.load_records(head_args, report)
     titles = [("", "")] * len(records)
     if layout == "beets":

@@ -166,7 +166,14 @@ class AutotagMLPlugin(BeetsPlugin):
             return specs
         if legacy:
             return {"genre": str(legacy)}
-        return dict(DEFAULT_MODELS)
+        specs = dict(DEFAULT_MODELS)
+        for name, (path, field) in learned_heads().items():
+            # A head the user trained on their library joins the default
+            # set, in place of the default task writing the same field.
+            for task in [t for t in specs if F.tag_field(t) == field]:
+                del specs[task]
+            specs[name] = path
+        return specs
 
     def _decision(self, key: str, task: str, config: dict, kind: type) -> Any:
         """``threshold`` or ``count`` for ``task``: the configured number,
@@ -420,6 +427,12 @@ class AutotagMLPlugin(BeetsPlugin):
             "-W", "--nowrite", action="store_false", dest="write",
             help="don't write metadata (opposite of -w)",
         )
+        cmd.parser.add_option(
+            "--learn", metavar="FIELD",
+            help="train a head on FIELD of your library's items (the values you set) on the musicnn-msd "
+                 "embedding, print its cross-validated accuracy beside the trivial baseline, and add it to "
+                 "the default set (needs the train extra)",
+        )
         cmd.parser.add_album_option()
         cmd.func = self.command
         from . import related as related_tags
@@ -429,6 +442,9 @@ class AutotagMLPlugin(BeetsPlugin):
     def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
         pretend = bool(opts.pretend)
         self.check_config()
+        if opts.learn:
+            self.learn(lib, opts.learn)
+            return
         tasks = None
         if opts.tasks:
             tasks = [t.strip() for value in opts.tasks for t in value.split(",") if t.strip()]
@@ -529,6 +545,50 @@ class AutotagMLPlugin(BeetsPlugin):
                 self._log.debug("{} skipped: {}", task, message)
         for message in report.failed_items.values():
             self._log.warning("failed: {}", message)
+
+    def learn(self, lib: Library, field: str) -> None:
+        """Train a head on ``field`` of the library (trainer.head, on the
+        values you set: the plugin's own are left out), write it to the
+        user bundle folder, where it joins the default set, and print the
+        cross-validated figures."""
+        import argparse
+
+        try:
+            from trainer import head as trainer_head
+            from trainer.datasets import DatasetError
+        except ImportError as exc:
+            raise ui.UserError(f"autotag-ml --learn needs the trainer and its extra "
+                               f"(pip install 'beets-autotagml[train]'): {exc}") from None
+        from beets import config
+
+        from tagcore.bundle import user_bundle_dir
+
+        name = f"library-{F.slugify(field)}"
+        labelled = [(item, F.tag_values(item.get(field, with_album=False))) for item in lib.items()]
+        labelled = [(item, values) for item, values in labelled if values]
+        multilabel = any(len(values) > 1 for _, values in labelled)
+        artists = {item.mb_artistid or item.artist for item, _ in labelled}
+        folds = min(5, len(artists)) if len(artists) >= 2 else 0  # artist-disjoint folds
+        parser = argparse.ArgumentParser(prog="beet autotag-ml --learn")
+        trainer_head.add_arguments(parser)
+        argv = ["--beets-library", os.fsdecode(lib.path), "--music-dir", os.fsdecode(lib.directory),
+                "--field", field, "--name", name, "--out", str(user_bundle_dir() / name),
+                "--report-dir", os.path.join(config.config_dir(), "autotagml-learn", name),
+                "--workers", str(self.config["workers"].get(int)), "--folds", str(folds)]
+        args = parser.parse_args(argv + (["--multilabel"] if multilabel else []))
+        ui.print_(f"autotag-ml: learning {field} from {len(labelled)} item(s) with a value by {len(artists)} "
+                  f"artist(s) ({'several labels per item' if multilabel else 'one label per item'}; "
+                  + (f"{folds}-fold cross-validation by artist)" if folds else "too few artists to evaluate)"))
+        try:
+            result = trainer_head.run(args, log=lambda message: self._log.info("{}", message))
+        except (DatasetError, ValueError) as exc:
+            raise ui.UserError(f"autotag-ml --learn {field}: {exc}") from None
+        except ImportError as exc:
+            raise ui.UserError(f"autotag-ml --learn needs the train extra (pip install 'beets-autotagml[train]'): "
+                               f"{exc}") from None
+        ui.print_(f"autotag-ml: {name} written to {result['bundle']}; from now on `beet autotag-ml` writes "
+                  f"{'genres' if field in ('genre', 'genres') else field} with it (where the field is empty or "
+                  "the plugin's own)")
 
     def check_config(self) -> None:
         """Refuse options that would fail later, before any work, in one
@@ -658,6 +718,29 @@ class AutotagMLPlugin(BeetsPlugin):
         report = self._run(models, store, lib, write=write, pretend=pretend, reanalyze=reanalyze).run(items)
         report.unavailable = {**errors, **report.unavailable}
         return report
+
+
+def learned_heads() -> dict[str, tuple[str, str]]:
+    """name -> (bundle folder, field) of the heads trained on a beets
+    library (``beet autotag-ml --learn FIELD``, or ``python -m trainer head
+    --beets-library`` with its default ``--out``) in the user bundle
+    folder: they join the default set."""
+    from tagcore.bundle import user_bundle_dir
+
+    base = user_bundle_dir()
+    heads: dict[str, tuple[str, str]] = {}
+    if not base.is_dir():
+        return heads
+    for path in sorted(base.iterdir()):
+        try:
+            config = read_config(path)[1]
+        except BundleError:
+            continue
+        provenance = config.get("provenance") or {}
+        learned = provenance.get("labels_from") if provenance.get("layout") == "beets" else None
+        if learned:
+            heads[config["name"]] = (str(path), "genres" if learned in ("genre", "genres") else str(learned))
+    return heads
 
 
 def _single_label(config: dict) -> bool:
