@@ -291,3 +291,21 @@ class TestHeads(ConventionsHelper):
 
         assert self.fresh(item)["ml_vibe"] == "energetic"  # not "energetic, chill"
         assert self.fresh(item)["ml_vibe_chill"] == pytest.approx(0.401, abs=1e-3)
+
+
+class TestPretend(ConventionsHelper):
+    def test_pretend_shows_no_scores_for_the_embedding_task(self, tmp_path):
+        from tagcore.features import MelParams
+        from test_analysis import tiny_disambig
+
+        both = tiny_disambig(tmp_path, name="scores-and-embedding", features=MelParams(),
+                             outputs=("scores", "embedding"))
+        self.use_model(models={"genre": str(self.assets["bundle"]), "embedding": str(both)})
+        path = self.lib_path / "a.mp3"
+        shutil.copyfile(self.assets["mp3"], path)
+        Item.from_path(str(path)).add(self.lib)
+
+        out, _ = self.run_ml("-p")
+
+        assert "genre scores:" in out and "embedding scores:" not in out
+        assert "embedding (scores-and-embedding 1): 1 with an embedding" in out
