@@ -156,9 +156,7 @@ class TestOutput(ConventionsHelper):
         self.use_model(models={"genre": str(self.assets["bundle"]), "mood": str(self.bundles["mood"])},
                        threshold={"mood": 0.99})
         for number in range(8):
-            path = self.lib_path / f"{number}.mp3"
-            shutil.copyfile(self.assets["mp3"], path)
-            Item.from_path(str(path)).add(self.lib)
+            self.add_audio(f"{number}.mp3", "mp3")
 
         out, err = self.run_ml("-W")
 
@@ -177,10 +175,7 @@ class TestOptions(ConventionsHelper):
     ])
     def test_nonsense_is_refused_before_any_work(self, options, message):
         self.use_model(**options)
-        path = self.lib_path / "a.mp3"
-        shutil.copyfile(self.assets["mp3"], path)
-        item = Item.from_path(str(path))
-        item.add(self.lib)
+        item = self.add_audio("a.mp3", "mp3")
 
         with pytest.raises(ui.UserError) as error:
             self.run_command("autotag-ml", "-W")
@@ -190,9 +185,7 @@ class TestOptions(ConventionsHelper):
 
     def test_an_unknown_model_name_names_the_closest(self):
         self.use_model(models={"genre": str(self.assets["bundle"]), "mood": "mood-musicn"})
-        path = self.lib_path / "a.mp3"
-        shutil.copyfile(self.assets["mp3"], path)
-        Item.from_path(str(path)).add(self.lib)
+        self.add_audio("a.mp3", "mp3")
 
         out, error = self.run_ml_failing("-W")
 
@@ -247,20 +240,12 @@ def vibe_head(directory, *, provenance=None):
 
 
 class TestHeads(ConventionsHelper):
-    def add_mp3(self, name: str, **values) -> Item:
-        path = self.lib_path / name
-        shutil.copyfile(self.assets["mp3"], path)
-        item = Item.from_path(str(path))
-        item.update(values)
-        item.add(self.lib)
-        return item
-
     def test_a_head_learned_from_a_library_field_writes_that_field(self, tmp_path):
         # As `python -m trainer head --beets-library ... --field vibe` records it.
         vibe = vibe_head(tmp_path, provenance={"layout": "beets", "labels_from": "vibe"})
         self.use_model(models={"vibe": str(vibe)}, threshold=0.3)
-        mine = self.add_mp3("mine.mp3", vibe="chill")
-        other = self.add_mp3("other.mp3")
+        mine = self.add_audio("mine.mp3", "mp3", vibe="chill")
+        other = self.add_audio("other.mp3", "mp3")
 
         out, _ = self.run_ml("-W")
 
@@ -275,17 +260,14 @@ class TestHeads(ConventionsHelper):
     def test_two_tasks_writing_one_field_is_refused(self, tmp_path):
         vibe = vibe_head(tmp_path)
         self.use_model(models={"genre": str(self.assets["bundle"]), "vibe": str(vibe)}, fields={"vibe": "genres"})
-        self.add_mp3("a.mp3")
+        self.add_audio("a.mp3", "mp3")
         with pytest.raises(ui.UserError, match="tasks genre and vibe both write genres"):
             self.run_command("autotag-ml", "-W")
 
     def test_a_single_label_head_writes_one_label(self, tmp_path):
         vibe = vibe_head(tmp_path)
         self.use_model(models={"vibe": str(vibe)}, threshold=0.3, count=2)
-        path = self.lib_path / "a.mp3"
-        shutil.copyfile(self.assets["mp3"], path)
-        item = Item.from_path(str(path))
-        item.add(self.lib)
+        item = self.add_audio("a.mp3", "mp3")
 
         self.run_ml("-W")
 
@@ -301,9 +283,7 @@ class TestPretend(ConventionsHelper):
         both = tiny_disambig(tmp_path, name="scores-and-embedding", features=MelParams(),
                              outputs=("scores", "embedding"))
         self.use_model(models={"genre": str(self.assets["bundle"]), "embedding": str(both)})
-        path = self.lib_path / "a.mp3"
-        shutil.copyfile(self.assets["mp3"], path)
-        Item.from_path(str(path)).add(self.lib)
+        self.add_audio("a.mp3", "mp3")
 
         out, _ = self.run_ml("-p")
 
