@@ -580,7 +580,7 @@ class AutotagMLPlugin(BeetsPlugin):
                   f"artist(s) ({'several labels per item' if multilabel else 'one label per item'}; "
                   + (f"{folds}-fold cross-validation by artist)" if folds else "too few artists to evaluate)"))
         try:
-            result = trainer_head.run(args, log=lambda message: self._log.info("{}", message))
+            result = trainer_head.run(args, log=self._learn_log)
         except (DatasetError, ValueError) as exc:
             raise ui.UserError(f"autotag-ml --learn {field}: {exc}") from None
         except ImportError as exc:
@@ -589,6 +589,14 @@ class AutotagMLPlugin(BeetsPlugin):
         ui.print_(f"autotag-ml: {name} written to {result['bundle']}; from now on `beet autotag-ml` writes "
                   f"{'genres' if field in ('genre', 'genres') else field} with it (where the field is empty or "
                   "the plugin's own)")
+
+    def _learn_log(self, message: str) -> None:
+        """The trainer's lines: what it left out at the default verbosity,
+        its progress (folds, files) with -v."""
+        if message.startswith(("skipped:", "dropped:")):
+            self._log.info("{}", message)
+        else:
+            self._log.debug("{}", message)
 
     def check_config(self) -> None:
         """Refuse options that would fail later, before any work, in one
