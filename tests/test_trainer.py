@@ -1,6 +1,8 @@
 """A tiny train-then-predict run on the CPU, on synthesized 'genres'."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -163,3 +165,38 @@ def test_disambig_under_torchrun_with_two_cpu_processes(toy_dataset, tmp_path):
     assert bundle.labels == ["high", "low"]
     epochs = [json.loads(line) for line in (tmp_path / "report" / "log.jsonl").read_text().splitlines()]
     assert any(e["event"] == "start" and e["world_size"] == 2 for e in epochs)
+
+
+# --- The command registry ---------------------------------------------------
+
+
+def test_help_lists_every_command_without_importing_torch_or_a_trainer():
+    code = ("import sys; from trainer.__main__ import main; status = main(['--help']); "
+            "print(status, 'torch' in sys.modules, any(m.startswith('trainer.') and m not in "
+            "('trainer.__main__',) for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 False False"
+    for name in ("disambig", "head", "samplecnn", "triplet", "han", "lyrics", "tagmap", "musicnn"):
+        assert f"  {name} " in done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(__import__("trainer.__main__", fromlist=["COMMANDS"]).COMMANDS))
+def test_every_command_has_a_module_with_add_arguments_and_run(name):
+    import argparse
+    import importlib
+
+    from trainer.__main__ import COMMANDS
+
+    module = importlib.import_module(f"trainer.{COMMANDS[name].module}")
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    assert callable(module.run)
+
+
+def test_old_command_names_still_work_and_unknown_ones_name_the_closest(capsys):
+    from trainer.__main__ import lookup
+
+    assert lookup("rmsc")[0] == "han" and lookup("propagation")[0] == "samplecnn"
+    assert lookup("tagmaps")[0] == "tagmap" and lookup("import-musicnn")[0] == "musicnn"
+    assert main(["hann"]) == 2
+    assert "did you mean 'han'?" in capsys.readouterr().err
