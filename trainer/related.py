@@ -132,9 +132,9 @@ def _pr(proposals: Sequence[Sequence[str]], truths: Sequence[Sequence[str]], k: 
 def genre_tree_paths() -> dict[str, tuple[str, ...]]:
     """lastgenre's genre tree as spelling key -> path (empty without beets'
     tree file)."""
-    from beetsplug.autotagml.related import genre_tree_paths as paths
+    from tagcore.lastgenre import tree_paths_by_key
 
-    return paths()
+    return tree_paths_by_key()
 
 
 def index_aliases(vocabulary: R.Vocabulary) -> dict[str, list[str]]:
@@ -148,7 +148,7 @@ def beets_genres(doc: dict) -> list[str]:
     roots of lastgenre's genre tree above its genres and styles, title-cased
     as lastgenre writes them with ``canonical: yes`` ("Heavy Metal" ->
     "Rock", "Bebop" -> "Jazz"). Empty when the tree knows none of them."""
-    from beetsplug.autotagml.related import tree_path
+    from tagcore.lastgenre import tree_path
 
     roots = {path[0] for name in (*doc["genre"], *doc["style"]) if (path := tree_path(name))}
     return sorted(root.title() for root in roots)

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
@@ -432,46 +431,19 @@ EVALUATION: dict[str, dict] = {
 # --- lastgenre's data ---------------------------------------------------------
 
 
-def _lastgenre_file(name: str) -> Path:
-    """A data file of beets' lastgenre plugin (found without importing the
-    plugin, whose __init__ needs pylast)."""
-    spec = importlib.util.find_spec("beetsplug.lastgenre")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(location) / name).is_file():
-            return Path(location) / name
-    raise FileNotFoundError(f"beets' lastgenre plugin data {name} not found")
-
-
-@functools.cache
 def genre_tree_paths() -> dict[str, tuple[str, ...]]:
     """Each genre of lastgenre's genres-tree.yaml -> its path from the root
     (``"indie rock" -> ("rock", "alternative rock", "indie rock")``)."""
-    import yaml
+    from tagcore.lastgenre import tree_paths
 
-    tree = yaml.safe_load(_lastgenre_file("genres-tree.yaml").read_text(encoding="utf-8"))
-    paths: dict[str, tuple[str, ...]] = {}
-
-    def walk(node, path: tuple[str, ...]) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                paths.setdefault(str(key), path + (str(key),))
-                walk(value, path + (str(key),))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, path)
-        elif node is not None:
-            paths.setdefault(str(node), path + (str(node),))
-
-    walk(tree, ())
-    return paths
+    return tree_paths()
 
 
-@functools.cache
 def lastgenre_names() -> frozenset[str]:
     """Every genre lastgenre can write: genres.txt and the tree's nodes."""
-    lines = _lastgenre_file("genres.txt").read_text(encoding="utf-8").splitlines()
-    return frozenset(l.strip().lower() for l in lines if l.strip() and not l.startswith("#")) | frozenset(
-        genre_tree_paths())
+    from tagcore.lastgenre import lastgenre_names as names
+
+    return names()
 
 
 #: lastgenre's top-level genres -> AllMusic's genres (AllMusic files metal,
@@ -500,7 +472,7 @@ GTZAN_CLASS = {
 
 def normalize(label: str) -> str:
     """A label as a lower-case lastgenre name ("hiphop" -> "hip hop")."""
-    from beetsplug.autotagml.fields import normalize_label
+    from tagcore.lastgenre import normalize_label
 
     return normalize_label(label)
 

@@ -20,16 +20,14 @@ in the store.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import mediafile
-import yaml
 
 from beets.dbcore import types
+from tagcore import lastgenre as L
 
 #: Fields of older versions (genre model and version), removed when an
 #: item's genre fields are set again.
@@ -65,62 +63,10 @@ def tag_field(task: str) -> str:
 # --- Genre names ----------------------------------------------------------
 
 
-def _lastgenre_dir() -> Path | None:
-    """Directory of beets' lastgenre plugin data, found without importing
-    the plugin (its ``__init__`` needs pylast, which beets does not require)."""
-    try:
-        spec = importlib.util.find_spec("beetsplug.lastgenre")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        if (Path(location) / "aliases.yaml").is_file():
-            return Path(location)
-    return None
-
-
-@functools.cache
-def genre_aliases() -> tuple[tuple[re.Pattern[str], str], ...]:
-    """lastgenre's alias table (``aliases.yaml``) as (pattern, template)
-    pairs, in file order; patterns match case-insensitively and whole
-    strings, templates may use back-references (``\\1``). Loaded once."""
-    base = _lastgenre_dir()
-    if base is None:
-        return ()
-    with (base / "aliases.yaml").open(encoding="utf-8") as f:
-        table = yaml.safe_load(f) or {}
-    return tuple(
-        (re.compile(pattern, re.IGNORECASE), str(canonical).lower())
-        for canonical, patterns in table.items()
-        for pattern in patterns or ()
-    )
-
-
-@functools.cache
-def known_genres() -> frozenset[str]:
-    """Lower-case genre names of lastgenre's ``genres.txt``. Loaded once."""
-    base = _lastgenre_dir()
-    if base is None:
-        return frozenset()
-    text = (base / "genres.txt").read_text(encoding="utf-8")
-    return frozenset(
-        line for line in (raw.strip().lower() for raw in text.splitlines()) if line and not line.startswith("#")
-    )
-
-
-def normalize_label(label: str) -> str:
-    """A model label as a lower-case genre name: underscores and runs of
-    spaces become one space, then the first lastgenre alias that matches the
-    whole name rewrites it ("hiphop" -> "hip hop", "rnb" -> "r&b")."""
-    name = " ".join(label.replace("_", " ").lower().split())
-    for pattern, template in genre_aliases():
-        if match := pattern.fullmatch(name):
-            try:
-                return match.expand(template)
-            except (re.error, IndexError):
-                continue
-    return name
+# lastgenre's genre list and aliases: tagcore.lastgenre, shared with the trainer.
+genre_aliases = L.aliases
+known_genres = L.known_genres
+normalize_label = L.normalize_label
 
 
 @functools.lru_cache(maxsize=4096)

@@ -32,7 +32,6 @@ Configuration (under ``autotagml``)::
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -192,44 +191,20 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
 # --- The relatedtags command ------------------------------------------------------
 
 
-@functools.cache
 def genre_tree_paths() -> dict[str, tuple[str, ...]]:
-    """Spelling key -> path from the root of lastgenre's genre tree
-    (``genres-tree.yaml``) to the genre, e.g. ``bebop`` -> ("jazz",
-    "bebop"); empty when beets ships no tree. Loaded once."""
-    import yaml
+    """Spelling key -> path from the root of lastgenre's genre tree to the
+    genre, e.g. ``bebop`` -> ("jazz", "bebop") (:mod:`tagcore.lastgenre`)."""
+    from tagcore.lastgenre import tree_paths_by_key
 
-    from tagcore.related import spelling_key
-
-    base = F._lastgenre_dir()
-    if base is None or not (base / "genres-tree.yaml").is_file():
-        return {}
-    with (base / "genres-tree.yaml").open(encoding="utf-8") as handle:
-        tree = yaml.safe_load(handle) or []
-    paths: dict[str, tuple[str, ...]] = {}
-
-    def walk(node, above: tuple[str, ...]) -> None:
-        if isinstance(node, str):
-            paths.setdefault(spelling_key(node), (*above, node))
-        elif isinstance(node, dict):
-            for name, children in node.items():
-                paths.setdefault(spelling_key(str(name)), (*above, str(name)))
-                walk(children, (*above, str(name)))
-        elif isinstance(node, list):
-            for child in node:
-                walk(child, above)
-
-    walk(tree, ())
-    return paths
+    return tree_paths_by_key()
 
 
 def tree_path(name: str) -> tuple[str, ...] | None:
     """``name``'s path in lastgenre's genre tree (after its alias rewrite),
     or None."""
-    from tagcore.related import spelling_key
+    from tagcore.lastgenre import tree_path as path
 
-    paths = genre_tree_paths()
-    return paths.get(spelling_key(F.normalize_label(name))) or paths.get(spelling_key(name))
+    return path(name)
 
 
 def library_genres(items: Iterable[Item]) -> Counter:
