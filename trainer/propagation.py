@@ -400,11 +400,11 @@ def split_validation(data_groups: Sequence[str], y: np.ndarray, ids: np.ndarray,
 
 
 def choose_device(args) -> str:
-    """``--device``: ``auto`` is CUDA when present, else the CPU."""
-    name = getattr(args, "device", "auto") or "auto"
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    """``--device`` as the shared loop reads it (trainer.loop.choose_device:
+    ``auto`` is CUDA, then Apple MPS, then the CPU)."""
+    from trainer.loop import choose_device as shared
+
+    return str(shared(getattr(args, "device", "auto") or "auto"))
 
 
 def model_config(args, n_labels: int) -> samplecnn.Config:
