@@ -137,14 +137,20 @@ def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
         if (base / str(name_or_path)).is_dir():
             return base / str(name_or_path)
     available = sorted(p.name for base in (user_bundle_dir(), default_bundle_dir()) if base.is_dir() for p in base.iterdir() if (p / CONFIG_FILE).is_file())
-    import difflib
-
-    closest = difflib.get_close_matches(str(name_or_path), available, n=1, cutoff=0.6)
     raise BundleError(
         f"no model bundle {str(name_or_path)!r}: not a directory, and not one of the "
-        f"installed bundles ({', '.join(available) or 'none'})"
-        + (f"; did you mean {closest[0]!r}?" if closest else "")
+        f"installed bundles ({', '.join(available) or 'none'}){did_you_mean(str(name_or_path), available)}"
     )
+
+
+def did_you_mean(name: str, known) -> str:
+    """"; did you mean 'x'?" for the name of ``known`` closest to ``name``
+    (difflib ratio >= 0.6), or "": the hint of every message about an
+    unknown name (bundles, options, tasks, trainer commands)."""
+    import difflib
+
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 def upgrade_v1(config: dict[str, Any], *, source: str = CONFIG_FILE) -> dict[str, Any]:

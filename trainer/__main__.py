@@ -10,7 +10,6 @@ torch or any trainer.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import sys
 from dataclasses import dataclass
@@ -80,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     found = lookup(argv[0])
     if found is None:
-        close = difflib.get_close_matches(argv[0], [*COMMANDS, *ALIASES], n=1)
-        print(f"error: unknown command {argv[0]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-              + f" (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        from tagcore.bundle import did_you_mean
+
+        print(f"error: unknown command {argv[0]!r}{did_you_mean(argv[0], [*COMMANDS, *ALIASES])}"
+              f" (commands: {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
     name, command = found
     module = importlib.import_module(f"trainer.{command.module}")

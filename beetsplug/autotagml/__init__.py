@@ -26,8 +26,9 @@ import mediafile
 
 from beets import ui, util
 from beets.dbcore import types
+from beets.library import Item
 from beets.plugins import BeetsPlugin
-from tagcore.bundle import BundleError, read_config
+from tagcore.bundle import BundleError, did_you_mean, read_config
 from tagcore.store import Store, StoreError, file_key
 
 from . import albums
@@ -36,14 +37,14 @@ from . import styles
 from . import fusion as FU
 from . import similar
 from .fields import canonical_genre, choose, format_scores, is_known_genre, label_fields  # noqa: F401 (API)
-from .run import PROGRESS_MIN_ITEMS, Run, TaskModel, run_lock  # noqa: F401
+from .run import PROGRESS_MIN_ITEMS, Run, TaskModel, has, run_lock  # noqa: F401
 
 if TYPE_CHECKING:
     import optparse
     from collections.abc import Iterable
 
     from beets.importer import ImportSession, ImportTask
-    from beets.library import Item, Library
+    from beets.library import Library
 
 #: Name of the store file, in the library's directory.
 STORE_NAME = "autotagml.sqlite"
@@ -109,14 +110,6 @@ OPTIONS: dict[str, Any] = {
     # artist_cooldown, ann_threshold, model, format.
     "similar": dict(similar.DEFAULTS),
 }
-
-
-def _closest(name: str, known) -> str:
-    """"; did you mean 'x'?" for the closest of ``known``, or ""."""
-    import difflib
-
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 class AutotagMLPlugin(BeetsPlugin):
@@ -231,11 +224,7 @@ class AutotagMLPlugin(BeetsPlugin):
         configured = (self.config["fields"].get(dict) or {}).get(task)
         if configured:
             return str(configured)
-        provenance = config.get("provenance") or {}
-        learned = provenance.get("labels_from") if provenance.get("layout") == "beets" else None
-        if not learned:
-            return None
-        return "genres" if learned in ("genre", "genres") else str(learned)
+        return learned_field(config)
 
     def genre_fusion(self, models: dict[str, TaskModel]) -> tuple[FU.GenreFusion | None, dict[str, TaskModel]]:
         """The rule fusing the configured genre models (fusion.py), or None
@@ -295,8 +284,6 @@ class AutotagMLPlugin(BeetsPlugin):
             fields.update(dict.fromkeys(styles.view_field_names(config, task, names), F.SCORE_TYPE))
             target = self.target_field(task, config)
             if target is not None:
-                from beets.library import Item
-
                 if target not in Item._fields and target not in fields:
                     fields[target] = types.STRING
                 fields[F.written_field(target)] = F.LIST_TYPE
@@ -352,7 +339,7 @@ class AutotagMLPlugin(BeetsPlugin):
         new = file_key(util.syspath(path))
         if old is not None and new is not None and (store := self._item_store(item)) is not None:
             store.update_key(path, old, new)
-        if path == item.path and F.PENDING_FIELD in item.keys(with_album=False):
+        if path == item.path and has(item, F.PENDING_FIELD):
             del item[F.PENDING_FIELD]
             if getattr(item, "_db", None) is not None and item.id is not None:
                 item.store()
@@ -484,7 +471,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 raise ui.UserError(
                     f"autotag-ml: interrupted after {run.report.done} of {run.report.total} items; what was "
                     "analysed and saved is kept, and the next run goes on from there") from None
-            album_report = albums.update_albums(lib, run.album_ids, self.album_counts(), ownership=run.ownership,
+            album_report = albums.update_albums(lib, run.album_ids, run.album_fields(), ownership=run.ownership,
                                                 pretend=pretend)
         report.unavailable = {**errors, **report.unavailable}
         if not args and not pretend and not tasks and not opts.sources:
@@ -522,12 +509,6 @@ class AutotagMLPlugin(BeetsPlugin):
             problems.append(f"{len(errors)} task{'s' if len(errors) != 1 else ''} not run")
         if problems:
             raise ui.UserError(f"autotag-ml: {' and '.join(problems)} (listed above)")
-
-    def album_counts(self) -> dict[str, int]:
-        """task -> most values, for the album fields set from the tracks
-        (albums.py): every configured task writing genres, mood or style."""
-        models, _ = self.task_models()
-        return {task: model.count for task, model in models.items() if task in F.TAG_FIELDS}
 
     @property
     def album_types(self) -> dict[str, types.Type]:
@@ -586,9 +567,9 @@ class AutotagMLPlugin(BeetsPlugin):
         except ImportError as exc:
             raise ui.UserError(f"autotag-ml --learn needs the train extra (pip install 'beets-autotagml[train]'): "
                                f"{exc}") from None
+        written = learned_field({"provenance": result["provenance"]})
         ui.print_(f"autotag-ml: {name} written to {result['bundle']}; from now on `beet autotag-ml` writes "
-                  f"{'genres' if field in ('genre', 'genres') else field} with it (where the field is empty or "
-                  "the plugin's own)")
+                  f"{written} with it (where the field is empty or the plugin's own)")
 
     def _learn_log(self, message: str) -> None:
         """The trainer's lines: what it left out at the default verbosity,
@@ -605,7 +586,7 @@ class AutotagMLPlugin(BeetsPlugin):
         known = set(OPTIONS) | {"related"}
         for key in self.config.keys():
             if key not in known:
-                raise ui.UserError(f"autotag-ml: unknown option {key!r}{_closest(key, known)}")
+                raise ui.UserError(f"autotag-ml: unknown option {key!r}{did_you_mean(key, known)}")
         tasks = set(self.task_specs())
         for key in ("threshold", "count", "genre_weights", "fields"):
             value = self.config[key].get()
@@ -613,7 +594,7 @@ class AutotagMLPlugin(BeetsPlugin):
             for task in value if isinstance(value, dict) else ():
                 if str(task) not in names:
                     raise ui.UserError(f"autotag-ml: {key}.{task}: no such {'task' if key != 'genre_weights' else 'source'}"
-                                       f" (configured: {', '.join(sorted(names))}){_closest(str(task), names)}")
+                                       f" (configured: {', '.join(sorted(names))}){did_you_mean(str(task), names)}")
         device = self.config["device"].get()
         if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device)):
             raise ui.UserError(f"autotag-ml: device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
@@ -695,7 +676,7 @@ class AutotagMLPlugin(BeetsPlugin):
         with run_lock(store.path, lambda message: self._log.warning("{}", message)):
             run = self._run(models, store, session.lib, write=False, pretend=False)
             report = run.run(task.imported_items())
-            albums.update_albums(session.lib, run.album_ids, self.album_counts(), ownership=run.ownership,
+            albums.update_albums(session.lib, run.album_ids, run.album_fields(), ownership=run.ownership,
                                  pretend=False)
         for name, why in report.unavailable.items():
             if name not in self._stage_errors:
@@ -744,11 +725,20 @@ def learned_heads() -> dict[str, tuple[str, str]]:
             config = read_config(path)[1]
         except BundleError:
             continue
-        provenance = config.get("provenance") or {}
-        learned = provenance.get("labels_from") if provenance.get("layout") == "beets" else None
-        if learned:
-            heads[config["name"]] = (str(path), "genres" if learned in ("genre", "genres") else str(learned))
+        if field := learned_field(config):
+            heads[config["name"]] = (str(path), field)
     return heads
+
+
+def learned_field(config: dict) -> str | None:
+    """The beets field a head bundle was trained on (``trainer head
+    --beets-library --field F`` records it in its provenance), as the
+    field to write: ``genres`` for the genres; None for other bundles."""
+    provenance = config.get("provenance") or {}
+    learned = provenance.get("labels_from") if provenance.get("layout") == "beets" else None
+    if not learned:
+        return None
+    return "genres" if learned in ("genre", "genres") else str(learned)
 
 
 def _single_label(config: dict) -> bool:

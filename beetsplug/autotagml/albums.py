@@ -63,16 +63,16 @@ class AlbumReport:
         return f"albums: {self.updated} {verb}, {self.unchanged} unchanged{kept}"
 
 
-def update_albums(lib: Library, album_ids: Iterable[int], counts: Mapping[str, int], *,
+def update_albums(lib: Library, album_ids: Iterable[int], fields: Mapping[str, int], *,
                   ownership: F.Ownership, pretend: bool) -> AlbumReport:
     """Set the tag fields of the albums ``album_ids`` from their tracks.
-    ``counts``: task -> most values (the tasks whose tag field to set)."""
+    ``fields``: tag field (``genres``, ``mood``, ``style``) -> most values."""
     report = AlbumReport()
     for album_id in sorted(set(album_ids)):
         album = lib.get_album(album_id)
         if album is None:
             continue
-        changes = album_changes(album, counts, ownership, report)
+        changes = album_changes(album, fields, ownership, report)
         if not changes:
             report.unchanged += 1
             continue
@@ -90,13 +90,12 @@ def update_albums(lib: Library, album_ids: Iterable[int], counts: Mapping[str, i
     return report
 
 
-def album_changes(album: Album, counts: Mapping[str, int], ownership: F.Ownership,
+def album_changes(album: Album, fields: Mapping[str, int], ownership: F.Ownership,
                   report: AlbumReport | None = None) -> dict[str, Any]:
     """The fields of ``album`` that change (None: removed)."""
     items = list(album.items())
     changes: dict[str, Any] = {}
-    for task, count in counts.items():
-        tag = F.tag_field(task)
+    for tag, count in fields.items():
         chosen = album_values([F.tag_values(item.get(tag, with_album=False)) for item in items], count=count)
         current = F.tag_values(album.get(tag))
         record = F.written_field(tag)
@@ -105,7 +104,7 @@ def album_changes(album: Album, counts: Mapping[str, int], ownership: F.Ownershi
         if kept and report is not None:
             report.kept += 1
         if value != current:
-            changes[tag] = F.tag_value(task, value)
+            changes[tag] = F.tag_value_for(tag, value)
         if mine != written:
             changes[record] = mine if mine else None
     return {k: v for k, v in changes.items() if not (v is None and k not in album)}

@@ -64,7 +64,6 @@ def tag_field(task: str) -> str:
 
 
 # lastgenre's genre list and aliases: tagcore.lastgenre, shared with the trainer.
-genre_aliases = L.aliases
 known_genres = L.known_genres
 normalize_label = L.normalize_label
 
@@ -149,13 +148,9 @@ def choose(task: str, scores: Mapping[str, float], *, threshold: float, count: i
 
 
 def tag_value(task: str, chosen: list[str]) -> Any:
-    """The tag field's value: a list, except for ``style`` (a text field
-    in beets, "A; B") and ``ml_<task>`` fields ("a, b")."""
-    if task in ("genre", "mood"):
-        return list(chosen)
-    if task == "style":
-        return "; ".join(chosen)
-    return ", ".join(chosen)
+    """The value of ``task``'s own tag field (:func:`tag_value_for`): a
+    list for genres and mood, "A; B" for ``style``, "a, b" for ``ml_<task>``."""
+    return tag_value_for(tag_field(task), chosen)
 
 
 def task_fields(

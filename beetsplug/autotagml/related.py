@@ -32,6 +32,7 @@ Configuration (under ``autotagml``)::
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -150,14 +151,13 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
     """Set (or with ``pretend`` only return) every item's proposal fields.
     ``pending`` maps item ids to the fields a pretend run would have set
     (their genres are proposed from). A file that cannot be written is
-    logged and its item left unchanged. With ``lib``, stores are committed
-    in batches. Returns (item, changes) pairs."""
-    from beets.library import FileOperationError
+    logged and its item left unchanged. With ``lib``, saves are committed
+    in batches (run.DeferredSaves). Returns (item, changes) pairs."""
+    from .run import DeferredSaves
 
-    from .run import batched_commits, file_tags_change, write_error, write_item
-
-    done = []
-    with batched_commits(lib) as stored:
+    done: list[tuple[Item, dict[str, Any]]] = []
+    failed: set[int] = set()
+    with DeferredSaves(lib) as saving:
         for item in items:
             genres = None
             if pending and item.id in pending and "genres" in pending[item.id]:
@@ -166,26 +166,35 @@ def propose_for_items(related: RelatedTags, items: Iterable[Item], *, pretend: b
             if not changes:
                 continue
             done.append((item, changes))
-            if pretend:
-                continue
-            before = {k: own(item, k) for k in changes if has(item, k)}
-            write_file = write and file_tags_change(item, changes)
-            item.update(changes)
-            if write_file:
-                try:
-                    write_item(item)
-                except FileOperationError as exc:
-                    related.log.warning("related tags not written: {}", write_error(item, exc))
-                    for k in changes:
-                        if k in before:
-                            item[k] = before[k]
-                        else:
-                            del item[k]
-                    done.pop()
-                    continue
-            item.store()
-            stored()
-    return done
+            if not pretend:
+                saving.add(functools.partial(_save_proposals, related, item, changes, write, failed))
+    return [(item, changes) for item, changes in done if id(item) not in failed]
+
+
+def _save_proposals(related: RelatedTags, item: Item, changes: dict[str, Any], write: bool, failed: set[int]) -> None:
+    """Set ``changes`` on ``item``, write its file when a file tag changes
+    and ``write``, store it; a file that cannot be written leaves the item
+    as it was and its id in ``failed``."""
+    from beets.library import FileOperationError
+
+    from .run import file_tags_change, write_error, write_item
+
+    before = {k: own(item, k) for k in changes if has(item, k)}
+    write_file = write and file_tags_change(item, changes)
+    item.update(changes)
+    if write_file:
+        try:
+            write_item(item)
+        except FileOperationError as exc:
+            related.log.warning("related tags not written: {}", write_error(item, exc))
+            for k in changes:
+                if k in before:
+                    item[k] = before[k]
+                else:
+                    del item[k]
+            failed.add(id(item))
+            return
+    item.store()
 
 
 # --- The relatedtags command ------------------------------------------------------

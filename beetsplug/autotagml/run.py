@@ -98,9 +98,10 @@ class TaskModel:
         return self.text_source or "audio"
 
 
-@dataclass
+@dataclass(eq=False)
 class TaskReport:
-    """Per-task counts of a run; ``below``/``failures`` keep (item, message)."""
+    """Per-task counts of a run; ``below``/``failures`` keep (item, message).
+    Compared (and hashed) by identity."""
 
     model: TaskModel
     tagged: int = 0
@@ -237,41 +238,14 @@ def file_tags_change(item: Item, changes: Mapping[str, Any], removals: Iterable[
         k in media for k in removals if has(item, k))
 
 
-@contextmanager
-def batched_commits(lib: Library | None, every: int = 64, seconds: float = 0.5
-                    ) -> Iterator[Callable[[], None]]:
-    """Group ``item.store()`` calls into one SQLite commit per ``every``
-    items or ``seconds`` (a commit costs ~20 ms; the time bound keeps
-    other beets processes from waiting long on the library's lock);
-    yields a function to call after each store. Without a library, stores
-    commit one by one as usual."""
-    if lib is None or every <= 1:
-        yield lambda: None
-        return
-    state = {"tx": lib.transaction(), "count": 0, "since": time.monotonic()}
-    state["tx"].__enter__()
-
-    def stored() -> None:
-        state["count"] += 1
-        if state["count"] % every == 0 or time.monotonic() - state["since"] >= seconds:
-            state["tx"].__exit__(None, None, None)
-            state["tx"] = lib.transaction()
-            state["tx"].__enter__()
-            state["since"] = time.monotonic()
-
-    try:
-        yield stored
-    finally:
-        state["tx"].__exit__(*sys.exc_info())
-
-
 class DeferredSaves:
-    """Item saves (field changes, file writes, ``item.store()``) queued
-    during an analysis and carried out in one library transaction per
-    ``every`` items or ``seconds``: a commit costs ~20 ms, and the library's
-    lock is taken only for the moment of the flush, never while files
-    decode. What is queued and not yet flushed when a run is killed is
-    already in the store: the next run applies it without decoding."""
+    """Item saves (field changes, file writes, ``item.store()``) queued and
+    carried out in one library transaction per ``every`` items or
+    ``seconds``: a commit costs ~20 ms, and the library's lock is taken
+    only for the moment of a flush, never while files decode. Used as a
+    context manager, it flushes on leaving. What is queued and not yet
+    flushed when a run is killed is already in the store: the next run
+    applies it without decoding. Without a library, saves run one by one."""
 
     def __init__(self, lib: Library | None, every: int = 64, seconds: float = 0.5):
         self.lib, self.every, self.seconds = lib, every, seconds
@@ -292,6 +266,12 @@ class DeferredSaves:
         with self.lib.transaction() if self.lib is not None else contextlib.nullcontext():
             for save in queue:
                 save()
+
+    def __enter__(self) -> "DeferredSaves":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.flush()
 
 
 @contextmanager
@@ -426,12 +406,12 @@ class Run:
         A KeyboardInterrupt stops it at once; what was done is kept (see
         ``report.done``)."""
         todo: list[tuple[Any, bytes, tuple[str, ...], dict]] = []  # (id or item, path, bundle names, texts)
-        with batched_commits(self.lib) as stored:
+        with DeferredSaves(self.lib) as saving:
             for chunk in _chunks(items, CHUNK):
                 self.report.total += len(chunk)
                 paths = [item.path for item in chunk]
                 self.seen.update(paths)
-                self.album_ids.update(item.album_id for item in chunk if item.get("album_id"))
+                self.album_ids.update(album_id for item in chunk if (album_id := own(item, "album_id")))
                 keys = {p: file_key(util.syspath(p)) for p in paths}
                 known = self.store.get(paths, self.read_bundles, keys=keys)
                 for item in chunk:
@@ -447,33 +427,29 @@ class Run:
                         if _only_idle_readers(self.models.values(), missing, texts):
                             # Nothing to analyse (e.g. an album without reviews): no pass, no_input.
                             self.report.from_store += 1
-                            self._apply(item, {**have, **_no_input(missing)}, stored)
+                            saving.add(functools.partial(self._apply, item, {**have, **_no_input(missing)}))
                             continue
                         todo.append((entry, item.path, missing, texts))
                     else:
                         self.report.from_store += 1
-                        self._apply(item, have, stored)
-        self._analyse(todo, progress)
+                        saving.add(functools.partial(self._apply, item, have))
+            self._analyse(todo, saving, progress)
         for report in self.report.tasks.values():
             for entries in (report.failures, report.below, report.too_short, report.skipped):
                 entries.sort(key=lambda entry: util.displayable_path(entry[0].path))
         return self.report
 
-    def _analyse(self, todo, progress: bool) -> None:
+    def _analyse(self, todo, saving: DeferredSaves, progress: bool) -> None:
+        """Analyse the items of ``todo`` in one pass per set of missing
+        bundles; their saves go to ``saving`` (never made while the library
+        is locked by a pending transaction)."""
         if not todo:
             return
+        from tagcore.analysis import UNAVAILABLE, Analysis, Input
+
         groups: dict[tuple[str, ...], list[int]] = {}
         for position, (_, _, missing, _) in enumerate(todo):
             groups.setdefault(missing, []).append(position)
-        saving = DeferredSaves(self.lib)
-        try:
-            self._analyse_groups(todo, groups, saving, progress)
-        finally:
-            saving.flush()
-
-    def _analyse_groups(self, todo, groups, saving: DeferredSaves, progress: bool) -> None:
-        from tagcore.analysis import UNAVAILABLE, Analysis, Input
-
         specs = {m.name: m.spec for m in self.models.values()}
         with progress_bar(len(todo), progress) as bar:
             for names, positions in groups.items():
@@ -506,7 +482,17 @@ class Run:
                         self.store.put(path, key, outputs)
                     have = self.store.get([path], self.read_bundles, keys={path: key}).get(path, {})
                     have.update({name: output for name, (_, _, output) in outputs.items()})
-                    saving.add(functools.partial(self._apply, item, have, lambda: None))
+                    saving.add(functools.partial(self._apply, item, have))
+
+    def album_fields(self) -> dict[str, int]:
+        """Field -> most values, for the album fields this run's tracks may
+        have changed (albums.py): the genres, mood and style its tasks (or
+        its genre fusion) decide."""
+        fields = {m.tag_field: m.count for m in self.models.values()
+                  if not m.is_embedding and m.tag_field in F.TAG_FIELDS.values()}
+        if self.fusion is not None and any(t in self.models for t in self.fusion.tasks):
+            fields[F.tag_field("genre")] = self.fusion.count
+        return fields
 
     def _labels(self, name: str) -> list[str]:
         return next(m.labels for m in self.models.values() if m.name == name)
@@ -516,7 +502,7 @@ class Run:
         for report in self.report.tasks.values():
             report.failures.append((item, message))
 
-    def _apply(self, item: Item, outputs: Mapping[str, Any], stored: Callable[[], None]) -> None:
+    def _apply(self, item: Item, outputs: Mapping[str, Any]) -> None:
         """Set the fields of every task whose output is here; save once."""
         self.report.done += 1
         changes: dict[str, Any] = {}
@@ -577,7 +563,7 @@ class Run:
                 best = F.format_scores(scores or {}, limit=1)
                 report.below.append((item, f"no score >= {model.threshold:g}; best {best}"))
             if model.shared_field:
-                if not (fused and self.fusion is not None and task in self.fusion.tasks):
+                if not (fused and task in self.fusion.tasks):
                     decisions[tag] = (task, report, chosen)
             elif _set_own_field(item, tag, F.tag_value(task, chosen), changes, removals):
                 tagged_tasks.append(report)
@@ -590,12 +576,12 @@ class Run:
                 tagged_tasks.append(report)
             elif chosen:
                 unchanged_tasks.append(report)
-        tagged_tasks = _unique(tagged_tasks)
-        touched_tasks = _unique(touched_tasks + tagged_tasks)
-        for report in _unique(unchanged_tasks):
-            if all(report is not t for t in tagged_tasks):
+        tagged = set(tagged_tasks)
+        touched = dict.fromkeys([*touched_tasks, *tagged_tasks])
+        for report in dict.fromkeys(unchanged_tasks):
+            if report not in tagged:
                 report.unchanged += 1
-        for report in tagged_tasks:
+        for report in tagged:
             report.tagged += 1
         tags_change = file_tags_change(item, changes, removals)
         pending = has(item, F.PENDING_FIELD)
@@ -628,12 +614,10 @@ class Run:
                 elif has(item, key):
                     del item[key]
             self.report.fail(item, error)
-            for report in touched_tasks:
+            for report in touched:
                 report.failures.append((item, error))
-                if any(report is t for t in tagged_tasks):
+                if report in tagged:
                     report.tagged -= 1
-            return
-        stored()
 
     def _decide(self, item: Item, tag: str, task: str, chosen: list[str], changes: dict[str, Any],
                 removals: list[str], report: TaskReport) -> bool:
@@ -717,15 +701,6 @@ def _set_own_field(item: Item, name: str, value: str, changes: dict[str, Any], r
     else:
         removals.append(name)
     return True
-
-
-def _unique(reports: list[TaskReport]) -> list[TaskReport]:
-    """``reports`` without repeats, in order (reports are not hashable)."""
-    out: list[TaskReport] = []
-    for report in reports:
-        if all(report is not seen for seen in out):
-            out.append(report)
-    return out
 
 
 def _only_idle_readers(models: Iterable[TaskModel], missing: tuple[str, ...], texts: Mapping[str, str]) -> bool:
