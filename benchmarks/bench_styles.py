@@ -10,7 +10,7 @@
    pass alone, against the floor of ``--floor`` albums/s (default 16.7: a
    10,000-album library in 10 minutes).
 2. One training epoch on the NetEase playlists (``--data``, optional):
-   the data prepared as ``python -m trainer rmsc`` does (not timed), then
+   the data prepared as ``python -m trainer han`` does (not timed), then
    one epoch of the + soft training HAN through the shared loop
    (``trainer.loop.fit``, batch ``--batch-size``), in seconds, evaluation
    on the validation split included.
@@ -89,18 +89,18 @@ def bench_inference(bundle, args) -> dict:
 def bench_epoch(args) -> dict:
     import torch
 
-    from trainer import rmsc
+    from trainer import han as han_trainer
     from trainer.loop import add_loop_arguments
 
     parser = argparse.ArgumentParser()
-    rmsc.add_arguments(parser)
+    han_trainer.add_arguments(parser)
     options = parser.parse_args(["--data", args.data, "--run-dir", str(Path(args.workdir) / "epoch"),
                                  "--batch-size", str(args.batch_size), "--epochs", "1", "--device", "cpu"])
     del add_loop_arguments
-    prepared = rmsc.prepare(options, log=lambda *a: None)
-    config = rmsc.han_config(prepared, options, "+soft training")
-    model = rmsc.new_han(prepared, config, 0)
-    result = rmsc.train_network(prepared, model, rmsc.han.model_loss(model), options, seed=0, name="bench epoch",
+    prepared = han_trainer.prepare(options, log=lambda *a: None)
+    config = han_trainer.han_config(prepared, options, "+soft training")
+    model = han_trainer.new_han(prepared, config, 0)
+    result = han_trainer.train_network(prepared, model, han_trainer.han.model_loss(model), options, seed=0, name="bench epoch",
                                 log=lambda *a: None)
     return {"train_albums": len(prepared.train), "validation_albums": len(prepared.val),
             "batch_size": args.batch_size, "epoch_seconds": result.history[0]["seconds"],

@@ -11,7 +11,7 @@ import torch
 from tagcore.bundle import default_bundle_dir, load_bundle, save_bundle
 from tagcore.families import FAMILIES, family_module, musicnn
 from tagcore.features import compute_feature, feature_spec, log_mel_spectrogram
-from trainer.import_musicnn import BUNDLE_VERSION, DEFAULT_PATCHES, MSD_LABELS, MTT_LABELS, import_musicnn, musicnn_feature, torch_state_dict
+from trainer.musicnn import BUNDLE_VERSION, DEFAULT_PATCHES, MSD_LABELS, MTT_LABELS, import_musicnn, musicnn_feature, torch_state_dict
 
 SMALL = musicnn.Config(
     n_mels=20, n_labels=4, patch_frames=30, timbral_filters=6, temporal_frames=(8, 5, 2),
@@ -255,7 +255,7 @@ def test_importer_on_a_fake_package(tmp_path):
 def test_shipped_bundles(name, labels):
     path = default_bundle_dir() / name
     if not path.is_dir():
-        pytest.skip(f"{name} not converted (python -m trainer import-musicnn)")
+        pytest.skip(f"{name} not converted (python -m trainer musicnn)")
     bundle = load_bundle(path)
     assert bundle.family == "musicnn" and bundle.labels == labels
     assert bundle.features == musicnn_feature(patches=DEFAULT_PATCHES)

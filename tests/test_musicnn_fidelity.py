@@ -57,7 +57,7 @@ def track_scores(path: Path, bundle) -> np.ndarray:
 @pytest.mark.parametrize("filename,bundle_name,documented", DOCUMENTED, ids=["joram", "TRWJAZW"])
 def test_documented_top_tags(filename, bundle_name, documented):
     if not (default_bundle_dir() / bundle_name).is_dir():
-        pytest.skip(f"{bundle_name} not converted (python -m trainer import-musicnn musicnn-0.1.0-py3-none-any.whl)")
+        pytest.skip(f"{bundle_name} not converted (python -m trainer musicnn musicnn-0.1.0-py3-none-any.whl)")
     bundle = load_bundle(bundle_name)
     scores = track_scores(EXAMPLES / filename, bundle)
     order = np.argsort(-scores)[: len(documented)]

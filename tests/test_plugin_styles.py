@@ -52,7 +52,7 @@ VOCABULARY_ZH = [T.PAD, T.UNK, "民谣", "好听", "专辑", "这张", "摇滚",
 
 def make_style_bundle(directory: Path, *, name: str = "style-test", threshold: float = 0.5,
                       vocabulary: list[str] = VOCABULARY) -> Path:
-    from trainer.rmsc import save_style_bundle
+    from trainer.han import save_style_bundle
 
     torch.manual_seed(0)
     config = han.Config(vocabulary=vocabulary, n_labels=len(LABELS), embed_dim=8, hidden=8, attention_dim=8)

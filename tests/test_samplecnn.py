@@ -70,7 +70,7 @@ def _tones(n: int, samples: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_tiny_train_then_predict_on_cpu():
-    from trainer.propagation import fit
+    from trainer.samplecnn import fit
 
     rng = np.random.default_rng(0)
     x, y = _tones(64, 243, rng)
@@ -94,7 +94,7 @@ def test_tiny_train_then_predict_on_cpu():
 
 
 def test_learning_rate_divided_when_validation_loss_rises_and_early_stop():
-    from trainer.propagation import fit
+    from trainer.samplecnn import fit
 
     values = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8])
     model = samplecnn.Model(samplecnn.Config(**TINY, n_labels=2))
@@ -110,7 +110,7 @@ def test_training_with_propagation_uses_the_supportive_term():
     """With playlists and r > 0 the loop trains on eq. 3; with r = 0 the
     weights are exactly those of plain BCE training."""
     from tagcore import propagation as prop
-    from trainer.propagation import fit
+    from trainer.samplecnn import fit
 
     rng = np.random.default_rng(1)
     x, y = _tones(16, 243, rng)

@@ -28,28 +28,28 @@ class Command:
 
 #: The model families first (named as in tagcore.families), then the tools.
 COMMANDS: dict[str, Command] = {
-    "disambig": Command("disambig", "audio genre classifier of seed 002 (CNN + GRU, monolabel training)"),
+    "disambig": Command("disambig", "audio genre classifier (CNN + GRU, monolabel training)"),
     "head": Command("head", "small classifier (logistic regression or MLP) on a backbone's track embedding"),
-    "samplecnn": Command("propagation", "sample-level CNN on raw audio with playlist-based tag propagation "
-                                        "(seed 004); --spotify: the MLP experiment", aliases=("propagation",)),
-    "triplet": Command("triplet", "LSI-guided triplet embedding of seed 001 (DPNN, 256-d) with its retrieval "
+    "samplecnn": Command("samplecnn", "sample-level CNN on raw audio with playlist-based tag propagation; "
+                                        "--spotify: the MLP experiment", aliases=("propagation",)),
+    "triplet": Command("triplet", "LSI-guided triplet embedding (DPNN, 256-d) with its retrieval "
                                   "evaluation"),
-    "han": Command("rmsc", "review-driven multi-label styles of seed 000 (HAN + label graph + soft training) with "
+    "han": Command("han", "review-driven multi-label styles (HAN + label graph + soft training) with "
                            "its baselines", aliases=("rmsc",)),
-    "lyrics": Command("lyrics", "genre from lyrics of seed 003 (LSTM + attention over GloVe), its ablations and a "
+    "lyrics": Command("lyrics", "genre from lyrics (LSTM + attention over GloVe), its ablations and a "
                                 "TF-IDF baseline", status=True),
-    "tagmap": Command("tagmaps", "write the shipped tag maps (musicnn tags onto genres, moods, instruments...); "
+    "tagmap": Command("tagmap", "write the shipped tag maps (musicnn tags onto genres, moods, instruments...); "
                                  "--evaluate scores them", aliases=("tagmaps",), status=True),
-    "musicnn": Command("import_musicnn", "convert musicnn 0.1.0's TF checkpoints into the musicnn-msd/-mtt "
+    "musicnn": Command("musicnn", "convert musicnn 0.1.0's TF checkpoints into the musicnn-msd/-mtt "
                                          "bundles", aliases=("import-musicnn",), status=True),
     "fetch": Command("fetch", "download a public dataset from its official location", status=True),
-    "tag-embeddings": Command("tag_embeddings", "seed 002's tag embeddings f_w, f_c, f_m, f_dist of a disambig "
+    "tag-embeddings": Command("tag_embeddings", "tag embeddings f_w, f_c, f_m, f_dist of a disambig "
                                                 "bundle on held-out tracks, as similarity CSVs", status=True),
-    "disambig-eval": Command("disambig_eval", "seed 002's tag tasks on a similarity CSV: taxonomy learning, "
+    "disambig-eval": Command("disambig_eval", "tag tasks on a similarity CSV: taxonomy learning, "
                                               "deduplication, translation", status=True),
     "related": Command("related", "build the related-tags bundle (AllMusic LSI + Last.fm co-occurrence); "
                                   "--evaluate: held-out P@5/R@5", status=True),
-    "tag-dedup": Command("tag_dedup", "seed 002's artificial deduplication on the 4Q clips (artist split, "
+    "tag-dedup": Command("tag_dedup", "artificial deduplication on the 4Q clips (artist split, "
                                       "monolabel vs multi-label heads)", status=True),
 }
 #: Older command names -> today's.

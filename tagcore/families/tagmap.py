@@ -6,8 +6,8 @@ concatenates their score vectors in that order, each in its own label
 order) and gives scores over its own labels (beets' genre names, mood
 words, instruments...). No training: the map is data, written by a person
 or chosen on evidence, and shipped in the bundle's weights
-(``python -m trainer tagmaps`` writes the shipped ones from the tables of
-:mod:`trainer.tagmaps`).
+(``python -m trainer tagmap`` writes the shipped ones from the tables of
+:mod:`trainer.tagmap`).
 
 The fusion rule, per target label ``g``::
 

@@ -9,7 +9,7 @@ Counts may be written with the Chinese ten-thousand unit (``373万`` =
 3,730,000). Descriptions usually start with ``介绍：`` ("introduction:"),
 which :func:`load` strips. There is one text per playlist, not a set of
 user reviews: how the review-styles trainer maps it onto reviews is its
-business (``trainer.rmsc``).
+business (``trainer.han``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m trainer tagmaps``: the shipped tag maps, from the tables below.
+"""``python -m trainer tagmap``: the shipped tag maps, from the tables below.
 
 A tag map (family :mod:`tagcore.families.tagmap`) turns other bundles'
 label scores into a vocabulary of the product, in the same analysis pass:
@@ -8,8 +8,8 @@ feeds which label (the tables), above which probability it counts (the
 thresholds), and how sources rank (biases and ceilings). This module holds
 the tables, writes the bundles from them, and evaluates them::
 
-    python -m trainer tagmaps --out tagcore/bundles       # write the five bundles
-    python -m trainer tagmaps --evaluate --data ../shared/datasets
+    python -m trainer tagmap --out tagcore/bundles       # write the five bundles
+    python -m trainer tagmap --evaluate --data ../shared/datasets
 
 ``--evaluate`` needs the real data (gtzan_mini, mood_4q): it reads the
 cached per-patch outputs of both musicnn models
@@ -17,7 +17,7 @@ cached per-patch outputs of both musicnn models
 options (the genre map, a GTZAN-trained head on the MSD embedding, and
 their max fusion) with artist-disjoint cross-validation on the AllMusic
 genres of mood_4q and on gtzan_mini, prints the table of
-``docs/models/tagmaps.md``, the genre thresholds fitted on all of mood_4q
+``docs/models/tagmap.md``, the genre thresholds fitted on all of mood_4q
 (the ones :data:`GENRE_THRESHOLDS` ships) and the threshold rule's values
 for the other maps. Writing bundles needs no data.
 
@@ -158,7 +158,7 @@ NOT_GENRES: dict[str, dict[str, str]] = {
 
 #: Per-source thresholds of the genre map, fitted on the AllMusic genres of
 #: all 900 mood_4q clips and the genres of gtzan_mini's 100 (fit_thresholds;
-#: python -m trainer tagmaps --evaluate prints them; docs/models/tagmaps.md
+#: python -m trainer tagmap --evaluate prints them; docs/models/tagmap.md
 #: has the cross-validated figures).
 GENRE_THRESHOLDS: dict[tuple[str, str], float] = {
     (MSD, 'rock'): 0.2293,
@@ -281,7 +281,7 @@ ENERGY_MAP = {(MTT, "fast"): "fast", (MTT, "slow"): "slow", (MTT, "soft"): "soft
 MTT_MAPS = {"instrument": INSTRUMENT_MAP, "voice": VOICE_MAP, "energy": ENERGY_MAP}
 
 #: Thresholds of the rule maps (rule_threshold over mood_4q + gtzan_mini;
-#: python -m trainer tagmaps --evaluate prints them).
+#: python -m trainer tagmap --evaluate prints them).
 RULE_THRESHOLDS: dict[tuple[str, str], float] = {
     (MTT, 'guitar'): 0.301,
     (MTT, 'piano'): 0.327,
@@ -321,7 +321,7 @@ RULE_THRESHOLDS: dict[tuple[str, str], float] = {
 }
 
 #: Figures of the evaluation, stored in the bundles' metrics (pasted from
-#: python -m trainer tagmaps --evaluate; docs/models/tagmaps.md).
+#: python -m trainer tagmap --evaluate; docs/models/tagmap.md).
 EVALUATION: dict[str, dict] = {
     'genre': {'protocol': '5 rounds per seed (seeds [0, 1, 2]): mood_4q (900 clips, 662 artists) in 5 '
                           'artist-disjoint folds and gtzan_mini (100 clips) in 5 stratified folds; round i fits on '
@@ -331,7 +331,7 @@ EVALUATION: dict[str, dict] = {
                         "genre among the clip's genres (clips the vocabulary can express); "
                         'precision/recall/f1/none: the set written at threshold 0.5, at most 2; gtzan: accuracy of '
                         'the top genre among those naming a GTZAN genre; mean over the rounds '
-                        '(docs/models/tagmaps.md has the sd)',
+                        '(docs/models/tagmap.md has the sd)',
               'this_map': {'hit': 0.719,
                            'hit_all': 0.6537,
                            'precision': 0.5697,
@@ -532,7 +532,7 @@ def musicnn_labels() -> dict[str, list[str]]:
     for name in (MSD, MTT):
         labels = bundle_labels(name)
         if labels is None:
-            raise SystemExit(f"error: the bundle {name} is not installed (python -m trainer import-musicnn)")
+            raise SystemExit(f"error: the bundle {name} is not installed (python -m trainer musicnn)")
         out[name] = labels
     return out
 
@@ -541,7 +541,7 @@ def _threshold(table: dict[tuple[str, str], float], bundle: str, tag: str) -> fl
     try:
         return table[(bundle, tag)]
     except KeyError:
-        raise SystemExit(f"error: no threshold for {bundle}:{tag}; run python -m trainer tagmaps --evaluate") from None
+        raise SystemExit(f"error: no threshold for {bundle}:{tag}; run python -m trainer tagmap --evaluate") from None
 
 
 def genre_rules(thresholds: dict[tuple[str, str], float] | None = None, *,
@@ -568,7 +568,7 @@ def genre_spec(thresholds=None) -> MapSpec:
         name="genre-musicnn", task="genre", sources=[MSD, MTT], source_labels=musicnn_labels(),
         labels=genre_labels(), rules=genre_rules(thresholds),
         description="musicnn's Last.fm (MSD) and MagnaTagATune genre tags as beets genre names",
-        provenance={"tables": "trainer/tagmaps.py: GENRE_MAP, NOT_GENRES, GENRE_THRESHOLDS",
+        provenance={"tables": "trainer/tagmap.py: GENRE_MAP, NOT_GENRES, GENRE_THRESHOLDS",
                     "thresholds": "per source, fitted by coordinate ascent on the F1 of the written set "
                                   "(>= 0.5, at most 2) against the AllMusic genres of mood_4q's 900 clips and "
                                   "the GTZAN genres of gtzan_mini (each genre counted for its AllMusic genre "
@@ -594,7 +594,7 @@ def mood_spec(thresholds=None, head_labels: Sequence[str] | None = None) -> MapS
         name="mood-musicnn", task="mood", sources=[MOOD_HEAD, MSD], source_labels=labels,
         labels=list(MOOD_LABELS), rules=mood_rules(thresholds),
         description="mood words from the quadrant head mood4q (first mood) and musicnn-msd's mood tags",
-        provenance={"tables": "trainer/tagmaps.py: QUADRANT_MOODS, MSD_MOODS, RULE_THRESHOLDS",
+        provenance={"tables": "trainer/tagmap.py: QUADRANT_MOODS, MSD_MOODS, RULE_THRESHOLDS",
                     "thresholds": f"quadrant words: {HEAD_THRESHOLD} (a softmax over four quadrants: the best "
                                   f"quadrant always reaches it) with a bias putting them at >= {HEAD_FLOOR}; "
                                   f"MSD words: half their 99th percentile over mood_4q + gtzan_mini, capped at "
@@ -613,7 +613,7 @@ def mtt_spec(task: str, thresholds=None) -> MapSpec:
         rules=[(f"{b}:{tag}", label, _threshold(thresholds, b, tag), 0.0) for (b, tag), label in table.items()],
         description=f"{task} words from musicnn's MagnaTagATune tags" + (
             " (and the Last.fm tag 'instrumental' for 'no vocals')" if MSD in sources else ""),
-        provenance={"tables": f"trainer/tagmaps.py: {task.upper()}_MAP, RULE_THRESHOLDS",
+        provenance={"tables": f"trainer/tagmap.py: {task.upper()}_MAP, RULE_THRESHOLDS",
                     "thresholds": "half each tag's 99th percentile over 1,000 real clips (mood_4q + gtzan_mini); "
                                   "no label used"},
     )
@@ -636,7 +636,7 @@ def write_bundle(spec: MapSpec, out: Path, *, command: str) -> Path:
         out / spec.name, model=model, family="tagmap", name=spec.name, version=VERSION, labels=spec.labels,
         model_config=config.to_dict(), task=spec.task, input={"kind": "scores", "bundles": spec.sources},
         provenance={**spec.provenance, "description": spec.description, "command": command,
-                    "evaluation": "docs/models/tagmaps.md; python -m trainer tagmaps --evaluate --data DATASETS",
+                    "evaluation": "docs/models/tagmap.md; python -m trainer tagmap --evaluate --data DATASETS",
                     "written": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()},
         metrics=EVALUATION.get(spec.task, {}),
     )
@@ -765,7 +765,7 @@ def artist_folds(artists: Sequence[str], *, k: int, seed: int) -> list[np.ndarra
 class FastMap:
     """The tagmap rule in numpy over a fixed input matrix, for fitting: the
     logit of each input once, then each rule's column on demand. Agrees
-    with :class:`tagcore.families.tagmap.Model` (tests/test_tagmaps.py)."""
+    with :class:`tagcore.families.tagmap.Model` (tests/test_tagmap_trainer.py)."""
 
     def __init__(self, x: np.ndarray, inputs: list[str], labels: list[str], rules: list[tuple]):
         eps = 1e-6
@@ -1018,7 +1018,7 @@ def head_only_logits(probs: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 def evaluate_genre(mood: Clips, gtz: Clips, *, seeds: Sequence[int] = (0, 1, 2), k: int = 5, log=print) -> dict:
-    """The table of the default-genre options (see docs/models/tagmaps.md).
+    """The table of the default-genre options (see docs/models/tagmap.md).
 
     Each seed cuts mood_4q into ``k`` artist-disjoint folds and gtzan_mini
     into ``k`` stratified folds; fold i of both is the test data of round
@@ -1273,7 +1273,7 @@ def run(args, *, log=print) -> int:
             if sorted(head_labels) != sorted(QUADRANTS):
                 raise SystemExit(f"error: {MOOD_HEAD} has labels {head_labels}, expected {list(QUADRANTS)}")
         specs.append(spec)
-    command = "python -m trainer tagmaps" + (f" --out {args.out}" if args.out else "")
+    command = "python -m trainer tagmap" + (f" --out {args.out}" if args.out else "")
     for spec in specs:
         path = write_bundle(spec, out, command=command)
         log(f"wrote {path} ({len(spec.labels)} labels from {len(spec.rules)} sources)")
@@ -1299,7 +1299,7 @@ def run_evaluation(args, *, log=print) -> int:
     stale = [k for k, v in genre["shipped_thresholds"].items() if GENRE_THRESHOLDS.get(k) != v]
     stale += [k for k, v in rule_table.items() if RULE_THRESHOLDS.get(k) != v]
     if stale:
-        log(f"\nnote: {len(stale)} thresholds differ from the tables in trainer/tagmaps.py (e.g. {stale[:3]})")
+        log(f"\nnote: {len(stale)} thresholds differ from the tables in trainer/tagmap.py (e.g. {stale[:3]})")
     if args.report:
         report = {"genre": {k: v for k, v in genre.items() if k not in ("shipped_thresholds", "rule_thresholds")},
                   "genre_thresholds": {f"{b}:{t}": v for (b, t), v in genre["shipped_thresholds"].items()},
@@ -1310,7 +1310,7 @@ def run_evaluation(args, *, log=print) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer tagmaps", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer tagmap", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

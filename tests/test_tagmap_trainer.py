@@ -1,4 +1,4 @@
-"""The shipped tag maps (trainer/tagmaps.py): genres that only name genres,
+"""The shipped tag maps (trainer/tagmap.py): genres that only name genres,
 the first mood from the quadrant head, thresholds that mean what they say,
 bundles that run in the analysis pass on stand-in sources."""
 
@@ -16,7 +16,7 @@ from tagcore.analysis import Analysis
 from tagcore.bundle import load_bundle, read_config, save_bundle
 from tagcore.families import disambig, head, tagmap
 from tagcore.features import MelParams, feature_spec
-from trainer import tagmaps as T
+from trainer import tagmap as T
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHIPPED = Path(T.__file__).resolve().parents[1] / "tagcore" / "bundles"
@@ -235,7 +235,7 @@ def test_bundles_are_written_and_run_in_the_analysis_pass(tmp_path):
         assert config["family"] == "tagmap" and config["task"] == spec.task
         assert config["input"] == {"kind": "scores", "bundles": spec.sources}
         assert config["decision"] == T.DECISIONS[spec.task]
-        assert "trainer/tagmaps.py" in config["provenance"]["tables"]
+        assert "trainer/tagmap.py" in config["provenance"]["tables"]
         load_bundle(path)
     files = [str(write_audio(tmp_path / f"song{i}.flac", "flac", seconds=5.0, frequency=220.0 * (i + 1)))
              for i in range(2)]

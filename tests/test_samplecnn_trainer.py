@@ -174,7 +174,7 @@ def test_bucket_improvement():
 
 
 def _audio_data(tmp_path, n=6):
-    from trainer.propagation import AudioData
+    from trainer.samplecnn import AudioData
     from trainer.datasets import Record
 
     records = []
@@ -195,7 +195,7 @@ def _args(**values):
 
 
 def test_m3u_folder_with_missing_files_foreign_files_duplicates_and_one_song_lists(tmp_path):
-    from trainer.propagation import read_playlists, training_index
+    from trainer.samplecnn import read_playlists, training_index
 
     data = _audio_data(tmp_path)
     music = tmp_path / "music"
@@ -218,7 +218,7 @@ def test_m3u_folder_with_missing_files_foreign_files_duplicates_and_one_song_lis
 
 
 def test_aotm_playlists_match_by_msd_id_and_by_artist_title(tmp_path):
-    from trainer.propagation import read_playlists
+    from trainer.samplecnn import read_playlists
 
     data = _audio_data(tmp_path)
     aotm = tmp_path / "aotm.json.gz"
@@ -255,11 +255,11 @@ def _spotify_csv(path: Path, *, rows_per_list=12, lists=6, seed=0) -> Path:
 
 
 def test_spotify_experiment_runs_and_reports(tmp_path, monkeypatch):
-    from trainer import propagation as trainer_propagation
-    from trainer import spotify_propagation
+    from trainer import samplecnn as trainer_propagation
+    from trainer import samplecnn_spotify
 
     drawn = []  # matplotlib costs seconds here; the figures' inputs are checked instead
-    monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: drawn.append((a, k)))
+    monkeypatch.setattr(samplecnn_spotify, "draw_figures", lambda *a, **k: drawn.append((a, k)))
 
     csv = _spotify_csv(tmp_path / "songs.csv")
     parser = argparse.ArgumentParser()
@@ -272,7 +272,7 @@ def test_spotify_experiment_runs_and_reports(tmp_path, monkeypatch):
     assert len(saved["tags"]) == 9  # 3 genres + 6 subgenres
     assert len(saved["runs"]) == 2 * 5  # keep x (baseline, eq4, none, shuffled and doubled controls)
     assert len(drawn) == 1 and drawn[0][1] == {"bucket": 4}
-    starts, curves = spotify_propagation.bucket_curves(saved, keep=0.5, r=0.5, weighting="eq4", bucket=4)
+    starts, curves = samplecnn_spotify.bucket_curves(saved, keep=0.5, r=0.5, weighting="eq4", bucket=4)
     assert starts.tolist() == [1, 5, 9] and curves["map"].shape == (1, 3)
     assert {run["weighting"] for run in saved["runs"]} == {"baseline", "eq4", "none", "shuffled", "doubled"}
     for run in saved["runs"]:
@@ -295,7 +295,7 @@ def test_fine_tune_on_a_beets_library_with_smartplaylist_m3u(tmp_path):
 
     from tagcore.bundle import load_bundle
     from test_samplecnn import make_samplecnn_bundle
-    from trainer import propagation as trainer_propagation
+    from trainer import samplecnn as trainer_propagation
 
     music = tmp_path / "music"
     paths = [write_audio(music / f"a{i % 4}" / f"{i}.flac", "flac", seconds=3.0, frequency=200 + 60 * i)
@@ -345,7 +345,7 @@ def test_cross_validation_with_and_without_propagation(tmp_path, monkeypatch):
     top-N vocabulary, per-tag figures and the popularity buckets."""
     from plugin_fixtures import write_audio
 
-    from trainer import propagation as trainer_propagation
+    from trainer import samplecnn as trainer_propagation
 
     drawn = []
     monkeypatch.setattr(trainer_propagation, "popularity_figure", lambda *a, **k: drawn.append(a))
@@ -375,10 +375,10 @@ def test_cross_validation_with_and_without_propagation(tmp_path, monkeypatch):
 
 
 def test_spotify_sweep_resumes_from_its_results(tmp_path, monkeypatch):
-    from trainer import propagation as trainer_propagation
-    from trainer import spotify_propagation
+    from trainer import samplecnn as trainer_propagation
+    from trainer import samplecnn_spotify
 
-    monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: None)
+    monkeypatch.setattr(samplecnn_spotify, "draw_figures", lambda *a, **k: None)
     csv = _spotify_csv(tmp_path / "songs.csv")
     parser = argparse.ArgumentParser()
     trainer_propagation.add_arguments(parser)
@@ -390,13 +390,13 @@ def test_spotify_sweep_resumes_from_its_results(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(spotify_propagation, "run_one", refuse)
+    monkeypatch.setattr(samplecnn_spotify, "run_one", refuse)
     trainer_propagation.run(parser.parse_args(argv), log=lambda *_: None)
     assert json.loads((tmp_path / "report" / "results.json").read_text())["runs"] == first["runs"]
     summary = trainer_propagation.run(parser.parse_args(argv + ["--summary-only"]), log=lambda *_: None)
     assert "keep=1 r=0.5 shuffled" in summary["metrics"]
     monkeypatch.undo()
-    monkeypatch.setattr(spotify_propagation, "draw_figures", lambda *a, **k: None)
+    monkeypatch.setattr(samplecnn_spotify, "draw_figures", lambda *a, **k: None)
     # other settings: nothing is reused
     trainer_propagation.run(parser.parse_args(argv[:-2] + ["--lr", "0.05", "--report-dir", str(tmp_path / "report")]),
                             log=lambda *_: None)

@@ -1,6 +1,6 @@
 """Convert musicnn's pre-trained TensorFlow checkpoints into tagcore bundles.
 
-``python -m trainer import-musicnn PATH [--out DIR] [--patches P]``
+``python -m trainer musicnn PATH [--out DIR] [--patches P]``
 
 PATH is the ``musicnn-0.1.0-py3-none-any.whl`` file (``pip download
 musicnn==0.1.0 --no-deps``) or a folder holding ``MSD_musicnn/`` and
@@ -215,7 +215,7 @@ def import_musicnn(source: str | Path, *, out: str | Path | None = None, patches
                 "licence": LICENCE,
                 "licence_text": licence,
                 "citation": CITATION,
-                "converted_with": "python -m trainer import-musicnn",
+                "converted_with": "python -m trainer musicnn",
                 "notes": "torch port of musicnn's build_musicnn; see docs/models/musicnn.md",
             }
             written.append(

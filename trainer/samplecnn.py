@@ -1,4 +1,4 @@
-"""``python -m trainer propagation``: the sample-level CNN trained with
+"""``python -m trainer samplecnn``: the sample-level CNN trained with
 playlist-based tag propagation (seed 004).
 
 Modes:
@@ -18,7 +18,7 @@ Modes:
   and the trivial majority / label-frequency baseline; then it trains on
   all tracks (10% of artists held out for early stopping) and writes a bundle.
 - ``--spotify FILE``: the Spotify playlist experiment of
-  :mod:`trainer.spotify_propagation` (an MLP over the 12 audio features).
+  :mod:`trainer.samplecnn_spotify` (an MLP over the 12 audio features).
 
 Training follows section IV-A: SGD, momentum 0.9, learning rate 0.01,
 divided by 5 whenever the validation loss rises; stopped when the
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bundle", action="store_true", help="evaluate only")
     parser.add_argument("--report-dir", help="report folder (default: runs/NAME)")
     parser.add_argument("--cache-dir", help="cache of decoded excerpts and backbone outputs")
-    # Spotify experiment (see trainer.spotify_propagation)
+    # Spotify experiment (see trainer.samplecnn_spotify)
     parser.add_argument("--r-grid", default="0,0.1,0.2,0.4,0.6,0.8", help="--spotify: search ranges swept")
     parser.add_argument("--keep-tags", default="1.0,0.3",
                         help="--spotify: fractions of training (song, tag) links kept (1: the data as is)")
@@ -536,7 +536,7 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
 
 def command_line() -> str:
     if sys.argv[1:2] == ["propagation"]:
-        return "python -m trainer propagation " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        return "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     return ""
 
 
@@ -550,9 +550,9 @@ def parse_seeds(text: str) -> list[int]:
 def run(args, *, log=None) -> dict:
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if args.spotify:
-        from trainer import spotify_propagation
+        from trainer import samplecnn_spotify
 
-        return spotify_propagation.run(args, log=log)
+        return samplecnn_spotify.run(args, log=log)
     if not 0.0 <= args.r <= 1.0:
         raise DatasetError(f"--r must be in [0, 1], not {args.r}")
     torch.set_num_threads(max(1, args.threads))

@@ -1,4 +1,4 @@
-"""``python -m trainer rmsc``: review-driven multi-label styles (seed 000).
+"""``python -m trainer han``: review-driven multi-label styles (seed 000).
 
 Data (``--data``):
 
@@ -703,7 +703,7 @@ def portable(command: str) -> str:
 
 def command_line() -> str:
     """This run's command line, absolute paths cut (:func:`portable`)."""
-    return portable("python -m trainer rmsc " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+    return portable("python -m trainer han " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
 
 
 def english_table(labels: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -1,6 +1,6 @@
 """The Spotify playlist experiment of seed 004's propagation, with the
 waveform front end swapped for a small MLP over 12 audio features
-(``python -m trainer propagation --spotify spotify_songs.csv.gz``).
+(``python -m trainer samplecnn --spotify spotify_songs.csv.gz``).
 
 Data (:mod:`trainer.datasets.spotify_playlists`): 28,356 tracks in 471
 playlists; a track's tags are the 6 genres and 24 subgenres of the
@@ -18,7 +18,7 @@ paper's MSD setting; test songs keep all their tags. For every r of
 ``--r-grid`` (r = 0: the baseline, plain BCE) and each weighting (``eq4``:
 P(s'|s) as the paper; ``none``: 1) the same MLP (two hidden layers, ReLU)
 is trained from the same initialisation with the loop of
-:func:`trainer.propagation.fit` (SGD 0.01, momentum 0.9, lr / 5 on a rise
+:func:`trainer.samplecnn.fit` (SGD 0.01, momentum 0.9, lr / 5 on a rise
 of the validation loss, patience 12) and scored on the test songs: the
 section IV-C figures, per-tag retrieval MAP/AUC, and the relative
 improvement over the baseline by tag-popularity bucket (Figure 5). A
@@ -115,7 +115,7 @@ def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, h
             loss=None):
     """Train one MLP; returns the section IV-C figures on the test songs."""
     from tagcore.families import samplecnn
-    from trainer.propagation import fit
+    from trainer.samplecnn import fit
 
     torch.manual_seed(seed)
     model = MLP(x.shape[1], hidden, y_test.shape[1])
@@ -175,7 +175,7 @@ def run(args, *, log=print) -> dict:
     from trainer.report import write_json
 
     def header() -> dict:
-        return {"command": "python -m trainer propagation " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        return {"command": "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                 if sys.argv[1:2] == ["propagation"] else "", "data": Path(args.spotify).name, "tags": names,
                 "seeds": seeds, "r_grid": grid, "keep_tags": keeps, "hidden": args.hidden, "settings": settings,
                 "seconds": round(time.monotonic() - started, 1), "runs": runs}
