@@ -1,5 +1,5 @@
 """Review styles (seed 000): the HAN family, the label graph and soft loss
-on hand-computed examples, the multi-label metrics, the NetEase and JSONL
+on hand-computed examples, (the multi-label metrics: tests/test_metrics.py), the NetEase and JSONL
 loaders, ML-KNN, and a tiny train-then-predict run of ``python -m trainer
 rmsc`` on CPU. Nothing here needs ../shared except the realdata test."""
 
@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from tagcore import metrics
 from tagcore import text as T
 from tagcore.bundle import load_bundle
 from tagcore.families import han
@@ -115,26 +114,6 @@ def test_predict_texts_tokenizes_with_the_vocabulary_it_carries():
     ids = han.encode_album(["rock guitar", "synth zzz"], han.vocabulary_of(model), max_reviews=40, max_words=100)
     assert ids.tolist() == [[2, 3], [4, T.UNK_ID]]
     assert han.encode_album(["a"] * 50, han.vocabulary_of(model), max_reviews=40, max_words=1).shape == (40, 1)
-
-
-# --- metrics, by hand ---------------------------------------------------------
-
-
-def test_multilabel_metrics_by_hand():
-    y = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 1]])
-    d = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 0]])
-    scores = np.array([[0.9, 0.8, 0.1], [0.6, 0.5, 0.1], [0.2, 0.1, 0.3]])
-    # tp = 2, fp = 1, fn = 2 -> micro-F1 = 4 / (4 + 1 + 2)
-    assert metrics.micro_f1(y, d) == pytest.approx(4 / 7)
-    # per label: F1 1, 2/3, 0 -> macro 5/9
-    assert metrics.f1_per_label(y, d).tolist() == pytest.approx([1.0, 2 / 3, 0.0])
-    assert metrics.macro_f1_multilabel(y, d) == pytest.approx(5 / 9)
-    # top labels: 0 (right), 0 (wrong), 2 (right) -> 1/3
-    assert metrics.one_error(y, scores) == pytest.approx(1 / 3)
-    # 3 wrong cells of 9
-    assert metrics.hamming_loss(y, d) == pytest.approx(3 / 9)
-    table = metrics.frequency_extremes_f1(y, y, d, ["a", "b", "c"], k=1)
-    assert table["most"] == [("c", pytest.approx(2 / 3), 0.0)] and table["fewest"][0][0] == "b"
 
 
 # --- data ----------------------------------------------------------------------

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from tagcore import bundle as bundles
-from tagcore import metrics
-from tagcore.baseline import LogisticRegression, mfcc_statistics_from_logmel
 from tagcore.features import MelParams
 from tagcore.families import disambig
+from trainer import metrics
+from trainer.baseline import fit_classifier, mfcc_statistics_from_logmel
 from trainer.cache import CroppedFeatures, FeatureCache, collate, default_cache_root
 from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo
 from trainer.loop import add_loop_arguments, fit, loop_config, setup_distributed
@@ -217,7 +217,7 @@ def classification_metrics(records, indices, probs, labels) -> dict:
     truth = [label_index[records[i].labels[0]] for i in indices]
     return {
         "accuracy": float(np.mean(hits)),
-        "macro_f1": metrics.macro_f1(truth, pred, n_classes=len(labels)),
+        "macro_f1": metrics.macro_f1(y_true=truth, y_pred=pred),
         "n": int(len(indices)),
     }
 
@@ -229,7 +229,7 @@ def baseline_predict(records, train_idx, test_idx, features, labels, params) -> 
                                                 log_c=params.log_c)
     x_train = np.stack([vec(i) for i in train_idx])
     y_train = np.array([label_index[records[i].labels[0]] for i in train_idx])
-    clf = LogisticRegression().fit(x_train, y_train, n_classes=len(labels))
+    clf = fit_classifier(x=x_train, y=y_train)
     return clf.predict(np.stack([vec(i) for i in test_idx]))
 
 
@@ -288,10 +288,10 @@ def run(args) -> dict:
             probs = predict_records(model, records, test_idx, features, params)
             scores = classification_metrics(records, test_idx, probs, labels)
             truth = [label_index[records[i].labels[0]] for i in test_idx]
-            confusion += metrics.confusion_matrix(truth, probs.argmax(1), n_classes=len(labels))
+            confusion += metrics.confusion_matrix(y_true=truth, y_pred=probs.argmax(1), n_classes=len(labels))
             base_pred = baseline_predict(records, train_idx, test_idx, features, labels, params)
-            base = {"accuracy": metrics.accuracy(truth, base_pred),
-                    "macro_f1": metrics.macro_f1(truth, base_pred, n_classes=len(labels))}
+            base = {"accuracy": metrics.accuracy(y_true=truth, y_pred=base_pred),
+                    "macro_f1": metrics.macro_f1(y_true=truth, y_pred=base_pred)}
             for key in model_scores:
                 model_scores[key].append(scores[key])
                 base_scores[key].append(base[key])

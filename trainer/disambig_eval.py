@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tagcore import metrics
+from trainer import metrics
 from tagcore.related import fold, spelling_key
 from trainer.datasets import DatasetError
 
@@ -93,10 +93,10 @@ def ranking_scores(similarity: np.ndarray, relevant: Sequence[set[int]]) -> dict
     out: dict = {"n": int(len(relevant))}
     for k in (1, 2):
         hits = [float(bool(set(row[:k].tolist()) & rel)) for row, rel in zip(top, relevant)]
-        assert abs(np.mean(hits) - metrics.hit_rate_at_k(sim, relevant, k=k)) < 1e-12
+        assert abs(np.mean(hits) - metrics.hit_rate_at_k(similarity=sim, relevant=relevant, k=k)) < 1e-12
         out[f"hr@{k}"] = 100 * float(np.mean(hits))
         out[f"hr@{k}_ci"] = 100 * confidence(hits)
-    aps = [metrics.average_precision(row, rel) for row, rel in zip(sim, relevant)]
+    aps = [metrics.average_precision(scores=row, relevant=rel) for row, rel in zip(sim, relevant)]
     out["map"] = 100 * float(np.mean(aps))
     out["map_ci"] = 100 * confidence(aps)
     return out

@@ -55,7 +55,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore import metrics
+from trainer import metrics
 from tagcore import reviews as R
 from tagcore import text as T
 from tagcore.families import han
@@ -352,13 +352,15 @@ def prepare(args, *, log=print) -> Prepared:
 def scores_at(y: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
     """Section 5.1's figures of probabilities (n, m) at one threshold."""
     decisions = probs >= threshold
-    return {"micro_f1": metrics.micro_f1(y, decisions), "macro_f1": metrics.macro_f1_multilabel(y, decisions),
-            "one_error": metrics.one_error(y, probs), "hamming_loss": metrics.hamming_loss(y, decisions)}
+    return {"micro_f1": metrics.micro_f1(y_true=y, y_pred=decisions),
+            "macro_f1": metrics.macro_f1(y_true=y, y_pred=decisions),
+            "one_error": metrics.one_error(y_true=y, scores=probs),
+            "hamming_loss": metrics.hamming_loss(y_true=y, y_pred=decisions)}
 
 
 def tune_threshold(y_val: np.ndarray, probs_val: np.ndarray, *, grid: Sequence[float] = THRESHOLDS) -> float:
     """The p of ``grid`` with the best validation micro-F1 (the lowest on ties)."""
-    values = [metrics.micro_f1(y_val, probs_val >= p) for p in grid]
+    values = [metrics.micro_f1(y_true=y_val, y_pred=probs_val >= p) for p in grid]
     return float(grid[int(np.argmax(values))])
 
 
@@ -366,7 +368,7 @@ def evaluate_probs(p: Prepared, probs: np.ndarray) -> dict:
     """Threshold tuned on validation, figures on test (and validation)."""
     threshold = tune_threshold(p.y[p.val], probs[p.val])
     out = {"threshold": threshold, **scores_at(p.y[p.test], probs[p.test], threshold)}
-    out["val_micro_f1"] = metrics.micro_f1(p.y[p.val], probs[p.val] >= threshold)
+    out["val_micro_f1"] = metrics.micro_f1(y_true=p.y[p.val], y_pred=probs[p.val] >= threshold)
     return out
 
 
@@ -479,8 +481,8 @@ def train_network(p: Prepared, model: nn.Module, loss_fn: Callable, args, *, see
         # stopping would end the run before the ranking is used.
         probs = predict_ids(m, val_ids)
         p_best = tune_threshold(val_y, probs)
-        return {"val_micro_f1": metrics.micro_f1(val_y, probs >= p_best), "val_p": p_best,
-                "val_micro_f1_at_0.2": metrics.micro_f1(val_y, probs >= 0.2)}
+        return {"val_micro_f1": metrics.micro_f1(y_true=val_y, y_pred=probs >= p_best), "val_p": p_best,
+                "val_micro_f1_at_0.2": metrics.micro_f1(y_true=val_y, y_pred=probs >= 0.2)}
 
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
     config = replace(loop_config(args, seed=seed, name=slug), monitor="val_micro_f1", mode="max", log_every=0,
@@ -565,19 +567,21 @@ def label_powerset(x_train, y_train, x_test, *, seed: int) -> np.ndarray:
     """Label powerset: one multinomial logistic regression over the label
     sets seen in training; a label's score is the summed probability of
     the sets holding it, (n_test, m)."""
-    from sklearn.linear_model import LogisticRegression
+    from trainer.linear import logistic_regression
 
     sets, classes = np.unique(np.asarray(y_train, dtype=np.int8), axis=0, return_inverse=True)
-    clf = LogisticRegression(max_iter=2000, random_state=seed).fit(x_train, classes.ravel())
+    # x_train comes standardised (vector_baseline): no second scaling.
+    clf = logistic_regression(x=x_train, y=classes.ravel(), scale=False, seed=seed, max_iter=2000)
     return clf.predict_proba(x_test) @ sets[clf.classes_].astype(float)
 
 
 def vector_baseline(name: str, p: Prepared, *, seed: int, k: int) -> np.ndarray:
     """Probabilities (n_albums, m) of an A.2 baseline fitted on the training
     album vectors (standardised with the training mean and deviation)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.multioutput import ClassifierChain, MultiOutputClassifier
     from sklearn.neural_network import MLPClassifier
+
+    from trainer.linear import logistic_regression_model
 
     mean, std = p.vectors[p.train].mean(0), p.vectors[p.train].std(0) + 1e-6
     x = (p.vectors - mean) / std
@@ -585,10 +589,11 @@ def vector_baseline(name: str, p: Prepared, *, seed: int, k: int) -> np.ndarray:
     if name == "ML-KNN":
         return ml_knn(xt, yt, x, k=k)
     if name == "Binary Relevance":
-        clf = MultiOutputClassifier(LogisticRegression(max_iter=2000)).fit(xt, yt)
+        clf = MultiOutputClassifier(logistic_regression_model(scale=False, max_iter=2000)).fit(xt, yt)
         return np.stack([est.predict_proba(x)[:, 1] for est in clf.estimators_], axis=1)
     if name == "Classifier Chains":
-        clf = ClassifierChain(LogisticRegression(max_iter=2000), order="random", random_state=seed).fit(xt, yt)
+        chain = logistic_regression_model(scale=False, max_iter=2000)
+        clf = ClassifierChain(chain, order="random", random_state=seed).fit(xt, yt)
         return clf.predict_proba(x)
     if name == "Label Powerset":
         return label_powerset(xt, yt, x, seed=seed)
@@ -766,7 +771,8 @@ def run(args, *, log=print) -> dict:
             figures = evaluate_probs(p, probs)
             figures.update(epochs=len(fitted.history), best_epoch=fitted.best_epoch, seconds=round(fitted.seconds, 1))
             extremes.setdefault(variant, []).append(metrics.frequency_extremes_f1(
-                p.y[p.train], p.y[p.test], probs[p.test] >= figures["threshold"], p.labels))
+                y_train=p.y[p.train], y_true=p.y[p.test], y_pred=probs[p.test] >= figures["threshold"],
+                labels=p.labels))
             record(variant, seed, figures)
             if seed == seeds[0]:
                 kept[variant] = (model, fitted, figures)

@@ -25,7 +25,7 @@ Steps:
    artist on one side when artists are known (4Q, CSV with an artist
    column, beets) and are stratified by label; in every fold the head, the
    trivial baseline (majority class / label frequencies), the MFCC baseline
-   of :mod:`tagcore.baseline` and, with ``--compare-cnn``, the CNN + GRU of
+   of :mod:`trainer.baseline` and, with ``--compare-cnn``, the CNN + GRU of
    ``trainer.disambig`` are trained on the same training tracks and scored
    on the same test tracks;
 3. a head fitted on all tracks (C chosen by cross-validation on them),
@@ -350,7 +350,7 @@ def build_dataset(records: list[Record], args, *, log=print) -> Dataset:
         dropped.extend(failures)
         kept = [r for r in kept if r.path in mels]
         if not args.no_mfcc:
-            from tagcore.baseline import mfcc_statistics_from_logmel
+            from trainer.baseline import mfcc_statistics_from_logmel
             from trainer.disambig import crop
 
             mfcc = np.stack([mfcc_statistics_from_logmel(crop(mels[r.path], mel_params.excerpt_frames),
@@ -714,14 +714,14 @@ def cross_validate(
 
 
 def mfcc_model(data: Dataset, *, multilabel: bool, grid, inner_folds) -> Callable:
-    """The MFCC baseline on a fold: tagcore.baseline's logistic regression
+    """The MFCC baseline on a fold: trainer.baseline's logistic regression
     (single-label, as in trainer.disambig); for multi-label data the same
     MFCC statistics through a sigmoid head with C chosen as the head's."""
-    from tagcore.baseline import LogisticRegression
+    from trainer.baseline import fit_classifier
 
     def run_fold(train, test, seed, fold):
         if not multilabel:
-            clf = LogisticRegression().fit(data.mfcc[train], data.classes[train], n_classes=len(data.labels))
+            clf = fit_classifier(x=data.mfcc[train], y=data.classes[train], seed=seed)
             return clf.predict(data.mfcc[test])
         groups = [data.groups[i] for i in train]
         c, _ = choose_c(data.mfcc[train], data.y[train], groups, n_labels=len(data.labels), multilabel=True, hidden=0, grid=grid,

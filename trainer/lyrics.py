@@ -65,7 +65,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from tagcore import metrics
+from trainer import metrics
 from tagcore.bundle import save_bundle
 from tagcore.families import lyrics as family
 from tagcore.lyrics import detect_language, lyric_tokens
@@ -269,9 +269,9 @@ def score(probs: np.ndarray, y: np.ndarray) -> dict:
     true, pred = top1_scores(probs, y)
     n = y.shape[1]
     return {
-        "accuracy": metrics.accuracy(true, pred),
-        "macro_f1": metrics.macro_f1(true, pred, n_classes=n),
-        "confusion": metrics.confusion_matrix(true, pred, n_classes=n),
+        "accuracy": metrics.accuracy(y_true=true, y_pred=pred),
+        "macro_f1": metrics.macro_f1(y_true=true, y_pred=pred),
+        "confusion": metrics.confusion_matrix(y_true=true, y_pred=pred, n_classes=n),
     }
 
 
@@ -388,7 +388,8 @@ def baseline_probs(train_texts, train_y, test_texts, *, seed: int) -> np.ndarray
     min_df 2) + logistic regression (C = 1, lbfgs), fixed in advance; a song
     with k gold genres is k rows of weight 1/k. (n_test, n_labels)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+
+    from trainer.linear import logistic_regression
 
     vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])],
                                  min_df=2, sublinear_tf=True)
@@ -400,8 +401,9 @@ def baseline_probs(train_texts, train_y, test_texts, *, seed: int) -> np.ndarray
             rows.append(i)
             labels.append(label)
             weights.append(1.0 / len(present))
-    clf = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-    clf.fit(x[rows], labels, sample_weight=weights)
+    # Unscaled: the TF-IDF rows are already comparable, and sparse.
+    clf = logistic_regression(x=x[rows], y=labels, c=1.0, scale=False, seed=seed, max_iter=2000,
+                              sample_weight=np.asarray(weights))
     probs = np.zeros((len(test_texts), train_y.shape[1]))
     probs[:, clf.classes_] = clf.predict_proba(vectorizer.transform(test_texts))
     return probs

@@ -434,13 +434,13 @@ def train_one(data: AudioData, train: np.ndarray, val: np.ndarray, args, *, seed
 def fold_scores(y: np.ndarray, probs: np.ndarray, *, single: bool) -> dict:
     """Single-label: accuracy and macro-F1 of the argmax (and the
     section IV-C figures); multi-label: the section IV-C figures."""
-    from tagcore import metrics
+    from trainer import metrics
 
     out = {k: v for k, v in prop.evaluate(y, probs).items() if not k.startswith("per_tag")}
     if single:
         truth, predicted = y.argmax(1), probs.argmax(1)
-        out = {"accuracy": metrics.accuracy(truth, predicted),
-               "macro_f1": metrics.macro_f1(truth, predicted, n_classes=y.shape[1]), **out}
+        out = {"accuracy": metrics.accuracy(y_true=truth, y_pred=predicted),
+               "macro_f1": metrics.macro_f1(y_true=truth, y_pred=predicted), **out}
     return out
 
 

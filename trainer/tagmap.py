@@ -966,20 +966,15 @@ def fit_thresholds(sets: Sequence[tuple[FastMap, Sequence[Iterable[str]]]], free
     return rules
 
 
-def logistic_regression(x, y, *, seed: int = 0, grid=(0.001, 0.01, 0.1, 1.0, 10.0, 100.0)):
-    """A softmax logistic regression on standardised inputs, C chosen by
-    5-fold CV (log-loss) on the training data only; returns the fitted
-    pipeline."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def logistic_regression(x, y, *, seed: int = 0, grid: Sequence[float] | None = None):
+    """A softmax logistic regression on standardised inputs, C chosen from
+    ``grid`` (default :data:`trainer.linear.C_GRID`) by 5-fold CV (log-loss)
+    on the training data only (:func:`trainer.linear.logistic_regression`);
+    returns the fitted pipeline."""
+    from trainer import linear
 
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-        {"logisticregression__C": list(grid)}, scoring="neg_log_loss",
-        cv=StratifiedKFold(5, shuffle=True, random_state=seed))
-    return search.fit(x, y).best_estimator_
+    return linear.logistic_regression(x=x, y=y, c_grid=linear.C_GRID if grid is None else grid, inner_folds=5,
+                                      seed=seed, max_iter=5000)
 
 
 def head_probabilities(train_x, train_y, test_x, *, seed: int = 0) -> np.ndarray:

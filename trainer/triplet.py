@@ -232,7 +232,7 @@ def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache
     a failed file has no valid segment and NaN MFCCs.
     """
     from tagcore.audio import AudioError, map_files
-    from tagcore.baseline import mfcc_statistics_from_logmel
+    from trainer.baseline import mfcc_statistics_from_logmel
     from tagcore.features import MelParams, feature_key, feature_spec
 
     params = segment_params(segments)
