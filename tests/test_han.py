@@ -1,5 +1,5 @@
 """Review styles (seed 000): the HAN family, the label graph and soft loss
-on hand-computed examples, (the multi-label metrics: tests/test_metrics.py), the NetEase and JSONL
+on hand-computed examples, the NetEase and JSONL
 loaders, ML-KNN, and a tiny train-then-predict run of ``python -m trainer
 rmsc`` on CPU. Nothing here needs ../shared except the realdata test."""
 

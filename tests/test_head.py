@@ -1,13 +1,13 @@
 """``python -m trainer head``: heads trained by the command on a tiny
 synthetic set over a tiny musicnn-shaped backbone, run by the analysis pass
 with that backbone; multi-label heads; CSV, folder and beets-library data;
-bad input; folds, C chosen on training tracks only, the metrics. Nothing
+bad input; C chosen on training tracks only, the head's scores (folds and
+metrics: tests/test_splits.py, tests/test_metrics.py). Nothing
 here needs ../shared."""
 
 from __future__ import annotations
 
 import contextvars
-import itertools
 import json
 import os
 
@@ -21,6 +21,7 @@ from tagcore.bundle import load_bundle, save_bundle
 from tagcore.families import musicnn
 from tagcore.features import MelParams, feature_spec
 from trainer import head as trainer_head
+from trainer import metrics
 from trainer.__main__ import main
 from trainer.datasets import DatasetError, LoadReport, Record
 
@@ -225,27 +226,6 @@ def test_beets_library_fields(setup, tmp_path):
 # --- pieces -------------------------------------------------------------------
 
 
-def test_folds_keep_groups_together_and_balance_labels():
-    rng = np.random.default_rng(0)
-    groups, labels = [], []
-    for g in range(60):
-        size = 1 + g % 3
-        groups += [f"artist{g}"] * size
-        labels += [int(rng.integers(4))] * size
-    y = np.eye(4, dtype=bool)[labels]
-    folds = trainer_head.grouped_folds(y, groups, k=5, rng=np.random.default_rng(1))
-    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
-    for fold in folds:
-        others = set(np.setdiff1d(np.arange(len(groups)), fold).tolist())
-        assert not {groups[i] for i in fold} & {groups[i] for i in others}
-    per_fold = np.array([y[fold].sum(axis=0) for fold in folds])
-    assert (per_fold.max(axis=0) - per_fold.min(axis=0) <= 3).all()  # at most one group apart
-    other_seed = trainer_head.grouped_folds(y, groups, k=5, rng=np.random.default_rng(2))
-    assert [f.tolist() for f in folds] != [f.tolist() for f in other_seed]
-    with pytest.raises(ValueError, match="cannot fill"):
-        trainer_head.grouped_folds(y[:3], groups[:3], k=5, rng=rng)
-
-
 def test_c_is_chosen_on_training_tracks_only(monkeypatch):
     """Whatever choose_c sees in a fold, the head is then scored on the
     other tracks: C never looks at a test fold."""
@@ -296,28 +276,18 @@ def test_fit_head_learns_and_regularises():
     assert torch.allclose(weak.mean, torch.tensor(x.mean(0), dtype=torch.float32), atol=1e-6)
 
 
-def test_random_ranking_ap_is_the_expectation_over_orders():
-    for n, r in [(5, 1), (5, 2), (6, 3), (4, 4)]:
-        relevant = set(range(r))
-        aps = []
-        for order in itertools.permutations(range(n)):
-            scores = np.empty(n)
-            scores[list(order)] = np.arange(n, 0, -1)  # order[0] ranked first
-            aps.append(trainer_head.metrics.average_precision(scores, relevant))
-        assert trainer_head.random_ranking_ap(n, r) == pytest.approx(np.mean(aps))
-
-
 def test_multilabel_metrics_and_the_frequency_baseline():
     y = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=bool)
     decisions = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 1], [1, 0, 0]], dtype=bool)
     # tp 4, fp 1, fn 2 -> 8 / 11; per label: 1.0, 2/3, 0.0
-    assert trainer_head.micro_f1(y, decisions) == pytest.approx(8 / 11)
-    assert trainer_head.macro_f1_multilabel(y, decisions) == pytest.approx((1 + 2 / 3 + 0) / 3)
-    assert trainer_head.label_map(y, y.astype(float)) == pytest.approx(1.0)
+    scores = trainer_head.multilabel_scores(y, decisions.astype(float))
+    assert scores["micro_f1"] == pytest.approx(8 / 11)
+    assert scores["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert trainer_head.multilabel_scores(y, y.astype(float))["map"] == pytest.approx(1.0)
     trivial = trainer_head.trivial_multilabel_scores(y_train=y, y_test=y)
     # one label per track on average... 1.5 rounds to 2: the two most frequent (0, then 1)
-    assert trivial["micro_f1"] == pytest.approx(trainer_head.micro_f1(y, np.array([[1, 1, 0]] * 4, dtype=bool)))
-    assert trivial["map"] == pytest.approx(np.mean([trainer_head.random_ranking_ap(4, r) for r in (3, 2, 1)]))
+    assert trivial["micro_f1"] == pytest.approx(metrics.micro_f1(y_true=y, y_pred=np.array([[1, 1, 0]] * 4, dtype=bool)))
+    assert trivial["map"] == pytest.approx(np.mean([metrics.random_ranking_ap(n=4, relevant=r) for r in (3, 2, 1)]))
 
 
 def test_quadrants_give_valence_and_arousal():

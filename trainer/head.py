@@ -51,9 +51,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from tagcore import metrics
 from tagcore.families import head
 
+from trainer import metrics, splits
 from trainer.datasets import DatasetError, LoadReport, Record, csv_rows, gtzan, mood_4q
 
 #: Backbones extracted together (one cache for heads of either and for the
@@ -383,40 +383,6 @@ def log_mels(paths: list[str], args):
     return by_path, params, failures
 
 
-# --- folds ------------------------------------------------------------------
-
-
-def grouped_folds(y: np.ndarray, groups: Sequence[str], *, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Test indices of ``k`` folds: all tracks of a group (an artist) in one
-    fold, and each fold with about 1/k of every label's tracks.
-
-    Groups are taken largest first (random order among equals) and each
-    goes to the fold where its labels are least represented so far,
-    relative to their totals (ties: the smaller fold). Raises ValueError
-    when there are fewer groups than folds."""
-    y = np.asarray(y, dtype=bool)
-    names, inverse = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
-    if len(names) < k:
-        raise ValueError(f"{len(names)} groups (artists or tracks) cannot fill {k} folds")
-    counts = np.zeros((len(names), y.shape[1]))
-    np.add.at(counts, inverse, y)
-    sizes = np.bincount(inverse, minlength=len(names))
-    order = rng.permutation(len(names))
-    order = order[np.argsort(-sizes[order], kind="stable")]
-    totals = np.maximum(y.sum(axis=0), 1)
-    fold_counts = np.zeros((k, y.shape[1]))
-    fold_sizes = np.zeros(k)
-    assignment = np.empty(len(names), dtype=int)
-    for g in order:
-        share = ((fold_counts + counts[g]) / totals * (counts[g] > 0)).sum(axis=1)
-        cost = np.round(share, 9) + fold_sizes / (sizes.sum() + 1) * 1e-3
-        best = int(np.argmin(cost))
-        assignment[g] = best
-        fold_counts[best] += counts[g]
-        fold_sizes[best] += sizes[g]
-    return [np.flatnonzero(assignment[inverse] == f) for f in range(k)]
-
-
 # --- the head ---------------------------------------------------------------
 
 
@@ -497,16 +463,18 @@ def log_loss(probs: np.ndarray, y: np.ndarray, *, multilabel: bool) -> float:
 
 
 def choose_c(x, y, groups, *, n_labels: int, multilabel: bool, hidden: int, grid: Sequence[float], k: int,
-             rng: np.random.Generator, seed: int = 0) -> tuple[float, dict[float, float]]:
-    """C of ``grid`` with the lowest log-loss in a ``k``-fold grouped CV
+             split_seed: int | Sequence[int], seed: int = 0) -> tuple[float, dict[float, float]]:
+    """C of ``grid`` with the lowest log-loss in a ``k``-fold grouped,
+    stratified CV (:func:`trainer.splits.group_folds` under ``split_seed``)
     over (x, y) alone (the training tracks of an outer fold); ties go to
-    the smaller C. Returns (C, {C: mean validation log-loss}); with fewer
-    than two groups there is nothing to validate on: (1.0, {})."""
+    the smaller C; ``seed`` seeds torch. Returns (C, {C: mean validation
+    log-loss}); with fewer than two groups there is nothing to validate on:
+    (1.0, {})."""
     y_matrix = y if multilabel else np.eye(n_labels, dtype=bool)[y]
     k = min(k, len(set(groups)))
     if k < 2:  # one artist: nothing to validate on; C = 1
         return 1.0, {}
-    folds = grouped_folds(y_matrix, groups, k=k, rng=rng)
+    folds = splits.group_folds(y=y_matrix, groups=groups, k=k, seed=split_seed)
     values: dict[float, list[float]] = {float(c): [] for c in grid}
     for test in folds:
         train = np.setdiff1d(np.arange(len(x)), test)
@@ -524,53 +492,16 @@ def choose_c(x, y, groups, *, n_labels: int, multilabel: bool, hidden: int, grid
 # --- metrics ----------------------------------------------------------------
 
 
-def f1_from_counts(tp, fp, fn) -> np.ndarray:
-    tp, fp, fn = (np.asarray(v, dtype=float) for v in (tp, fp, fn))
-    denom = 2 * tp + fp + fn
-    return np.divide(2 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
-
-
-def micro_f1(y: np.ndarray, decisions: np.ndarray) -> float:
-    """F1 of all (track, label) decisions pooled."""
-    y, d = np.asarray(y, bool), np.asarray(decisions, bool)
-    return float(f1_from_counts((y & d).sum(), (~y & d).sum(), (y & ~d).sum()))
-
-
-def macro_f1_multilabel(y: np.ndarray, decisions: np.ndarray) -> float:
-    """Mean over labels with at least one true track of each label's F1."""
-    y, d = np.asarray(y, bool), np.asarray(decisions, bool)
-    present = y.any(axis=0)
-    f1 = f1_from_counts((y & d).sum(0), (~y & d).sum(0), (y & ~d).sum(0))
-    return float(f1[present].mean())
-
-
-def label_map(y: np.ndarray, scores: np.ndarray) -> float:
-    """Mean over labels (with at least one true track) of the average
-    precision of ranking the tracks by that label's score."""
-    y = np.asarray(y, bool)
-    return float(np.mean([metrics.average_precision(scores[:, j], set(np.flatnonzero(y[:, j]).tolist()))
-                          for j in range(y.shape[1]) if y[:, j].any()]))
-
-
-def random_ranking_ap(n: int, relevant: int) -> float:
-    """Expected average precision of a uniformly random order of ``n``
-    items of which ``relevant`` are relevant:
-    ``(H_n + (r - 1) / (n - 1) * (n - H_n)) / n`` (H_n the harmonic number)."""
-    if n == 1:
-        return 1.0
-    harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
-    return (harmonic + (relevant - 1) / (n - 1) * (n - harmonic)) / n
-
-
 def single_label_scores(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> dict:
-    return {"accuracy": metrics.accuracy(truth, predicted),
-            "macro_f1": metrics.macro_f1(truth, predicted, n_classes=n_labels)}
+    return {"accuracy": metrics.accuracy(y_true=truth, y_pred=predicted),
+            "macro_f1": metrics.macro_f1(y_true=truth, y_pred=predicted)}
 
 
 def multilabel_scores(y: np.ndarray, probs: np.ndarray, *, threshold: float = 0.5) -> dict:
     decisions = probs >= threshold
-    return {"micro_f1": micro_f1(y, decisions), "macro_f1": macro_f1_multilabel(y, decisions),
-            "map": label_map(y, probs)}
+    return {"micro_f1": metrics.micro_f1(y_true=y, y_pred=decisions),
+            "macro_f1": metrics.macro_f1(y_true=y, y_pred=decisions),
+            "map": metrics.label_map(y_true=y, scores=probs)}
 
 
 def trivial_multilabel_scores(y_train: np.ndarray, y_test: np.ndarray) -> dict:
@@ -584,8 +515,10 @@ def trivial_multilabel_scores(y_train: np.ndarray, y_test: np.ndarray) -> dict:
     decisions = np.zeros_like(y_test, dtype=bool)
     decisions[:, top] = True
     n = len(y_test)
-    ap = [random_ranking_ap(n, int(y_test[:, j].sum())) for j in range(y_test.shape[1]) if y_test[:, j].any()]
-    return {"micro_f1": micro_f1(y_test, decisions), "macro_f1": macro_f1_multilabel(y_test, decisions),
+    ap = [metrics.random_ranking_ap(n=n, relevant=int(y_test[:, j].sum()))
+          for j in range(y_test.shape[1]) if y_test[:, j].any()]
+    return {"micro_f1": metrics.micro_f1(y_true=y_test, y_pred=decisions),
+            "macro_f1": metrics.macro_f1(y_true=y_test, y_pred=decisions),
             "map": float(np.mean(ap))}
 
 
@@ -648,12 +581,12 @@ def cross_validate(
     confusion = np.zeros((n_labels, n_labels), dtype=int)
     everything = np.arange(len(x))
     for seed in seeds:
-        outer = grouped_folds(data.y, data.groups, k=folds, rng=np.random.default_rng(seed))
+        outer = splits.group_folds(y=data.y, groups=data.groups, k=folds, seed=seed)
         for fold, test in enumerate(outer, start=1):
             train = np.setdiff1d(everything, test)
             groups = [data.groups[i] for i in train]
             c, _ = choose_c(x[train], y[train], groups, n_labels=n_labels, multilabel=multilabel, hidden=hidden, grid=grid,
-                            k=inner_folds, rng=np.random.default_rng([seed, fold]), seed=seed)
+                            k=inner_folds, split_seed=(seed, fold), seed=seed)
             chosen.append(c)
             model = _fit(x[train], y[train], n_labels, multilabel=multilabel, hidden=hidden, c=c, seed=seed,
                          max_iter=500)
@@ -671,7 +604,7 @@ def cross_validate(
                 for name, p in other.items():
                     predictions[name] = p.argmax(axis=1)
                 predictions["trivial"] = np.full(len(test), np.bincount(y[train], minlength=n_labels).argmax())
-                confusion += metrics.confusion_matrix(y[test], predictions["head"], n_classes=n_labels)
+                confusion += metrics.confusion_matrix(y_true=y[test], y_pred=predictions["head"], n_classes=n_labels)
             for name, run_model in extra.items():
                 out = run_model(train, test, seed, fold)
                 if multilabel:
@@ -725,7 +658,7 @@ def mfcc_model(data: Dataset, *, multilabel: bool, grid, inner_folds) -> Callabl
             return clf.predict(data.mfcc[test])
         groups = [data.groups[i] for i in train]
         c, _ = choose_c(data.mfcc[train], data.y[train], groups, n_labels=len(data.labels), multilabel=True, hidden=0, grid=grid,
-                        k=inner_folds, rng=np.random.default_rng([seed, fold]))
+                        k=inner_folds, split_seed=(seed, fold))
         model = _fit(data.mfcc[train], data.y[train], len(data.labels), multilabel=True, hidden=0, c=c, seed=seed,
                      max_iter=500)
         return predict(model, data.mfcc[test])
@@ -857,7 +790,7 @@ def run(args, *, log=None) -> dict:
     # The bundle's head: C by CV on all tracks, then fitted on all of them.
     y = data.y if args.multilabel else data.classes
     c, losses = choose_c(x, y, data.groups, n_labels=len(data.labels), multilabel=args.multilabel, hidden=args.hidden, grid=grid,
-                         k=args.inner_folds, rng=np.random.default_rng(seeds[0] if seeds else 0))
+                         k=args.inner_folds, split_seed=seeds[0] if seeds else 0)
     final = _fit(x, y, len(data.labels), multilabel=args.multilabel, hidden=args.hidden, c=c,
                  seed=seeds[0] if seeds else 0, max_iter=500)
     config = head.Config(n_inputs=x.shape[1], n_labels=len(data.labels), hidden=args.hidden,
