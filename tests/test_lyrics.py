@@ -16,6 +16,7 @@ from tagcore.bundle import load_bundle
 from tagcore.families import lyrics as family
 from tagcore.lyrics import clean_lyrics, detect_language, lyric_tokens
 from trainer import lyrics as T
+from trainer import splits
 from trainer.datasets import DatasetError, Lyrics
 from trainer.datasets.vagalume import balanced_top_genres
 
@@ -200,6 +201,7 @@ def test_artist_groups_are_transitive_over_features():
 
 
 def test_artist_folds_keep_every_artist_on_one_side():
+    """The lyrics trainer's folds (trainer.splits) over its artist groups."""
     rng = np.random.default_rng(1)
     records = [song(f"t{i}", [f"artist{i % 13}", f"artist{(i * 7) % 29}"] if i % 5 == 0 else [f"artist{i % 13}"],
                     ["rap", "pop", "rock"][i % 3]) for i in range(120)]
@@ -207,14 +209,14 @@ def test_artist_folds_keep_every_artist_on_one_side():
     labels = ["pop", "rap", "rock"]
     y = T.gold_matrix(songs, labels)
     groups = T.artist_groups(songs)
-    folds = T.artist_folds(y, groups, k=3, seed=0)
+    folds = splits.group_folds(y=y, groups=groups, k=3, seed=0)
     assert sorted(np.concatenate(folds).tolist()) == list(range(len(songs)))
     for test in folds:
         train = np.setdiff1d(np.arange(len(songs)), test)
         test_artists = {a for i in test for a in songs[i].artists}
         train_artists = {a for i in train for a in songs[i].artists}
         assert not test_artists & train_artists
-    random = T.random_folds(len(songs), k=3, seed=0)
+    random = splits.group_folds(n=len(songs), k=3, seed=0)
     assert sorted(np.concatenate(random).tolist()) == list(range(len(songs)))
     kept = T.balance(y, np.arange(len(songs)), rng=rng)
     assert len(set(np.argmax(y[kept], axis=1).tolist())) == 3
@@ -315,7 +317,7 @@ def test_genius_songs_and_folds():
     assert len(songs) == 4124 and sum(len(s.genres) > 1 for s in songs) == 700
     y = T.gold_matrix(songs, sorted({g for s in songs for g in s.genres}))
     groups = T.artist_groups(songs)
-    folds = T.artist_folds(y, groups, k=5, seed=0)
+    folds = splits.group_folds(y=y, groups=groups, k=5, seed=0)
     for test in folds:
         inside = {groups[i] for i in test}
         assert not inside & {groups[i] for i in np.setdiff1d(np.arange(len(songs)), test)}
@@ -365,7 +367,7 @@ def test_hold_out_keeps_whole_groups_and_skips_a_huge_one():
     groups = ["big"] * 60 + [f"g{i // 2}" for i in range(40)]  # one 60-song group, twenty pairs
     indices = np.arange(100)
     for seed in range(10):
-        train, val = T.hold_out(indices, groups, fraction=0.1, rng=np.random.default_rng(seed))
+        train, val = T.hold_out(indices, groups, fraction=0.1, seed=seed)
         assert sorted([*train, *val]) == list(range(100))
         assert 10 <= len(val) <= 20 and "big" not in {groups[i] for i in val}
         assert not {groups[i] for i in val} & {groups[i] for i in train}

@@ -73,7 +73,7 @@ def test_group_split_three_parts_by_group():
     assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(100))
     assert not set(groups[train]) & set(groups[val]) and not set(groups[train]) & set(groups[test])
     assert not set(groups[val]) & set(groups[test])
-    assert len(set(groups[test])) == 10 and len(set(groups[val])) == 5  # of the 50 groups; val: 0.1 / 0.8 of the other 40
+    assert len(test) == 20 and len(val) == 10  # shares of the items (groups of 2 fit exactly)
     again = splits.group_split(groups=groups, shares=(0.7, 0.1, 0.2), seed=3)
     assert all(a.tolist() == b.tolist() for a, b in zip(again, (train, val, test)))
 
@@ -107,3 +107,17 @@ def test_folds_balance_labels_with_groups_of_several_sizes():
     folds = splits.group_folds(y=y, groups=groups, k=5, seed=1)
     per_fold = np.array([y[fold].sum(axis=0) for fold in folds])
     assert (per_fold.max(axis=0) - per_fold.min(axis=0) <= 3).all()  # at most one group apart
+
+
+def test_group_hold_out_skips_a_huge_group():
+    groups = ["big"] * 60 + [f"g{i // 2}" for i in range(40)]  # one 60-item group, twenty pairs
+    for seed in range(10):
+        train, val = splits.group_split(groups=groups, shares=(0.9, 0.1), seed=seed)
+        assert sorted([*train, *val]) == list(range(100))
+        assert 10 <= len(val) <= 20 and "big" not in {groups[i] for i in val}
+        assert not {groups[i] for i in val} & {groups[i] for i in train}
+    # Stratified: the fold closest in size to the share, not the one holding the huge group.
+    y = np.array([0, 1] * 50)
+    for seed in range(5):
+        _, val = splits.group_split(y=y, groups=groups, shares=(0.9, 0.1), seed=seed)
+        assert "big" not in {groups[i] for i in val}

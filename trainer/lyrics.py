@@ -17,7 +17,7 @@ Steps:
    tokens are computed once (:func:`tagcore.lyrics.lyric_tokens`);
 2. folds (``--folds``, 5): artist-disjoint (artists linked by a shared song,
    features included, form one group; every group on one side; label
-   stratified, :func:`trainer.head.grouped_folds`) and random folds, both
+   stratified, :func:`trainer.splits.group_folds`) and random folds, both
    on the same songs;
 3. in every fold: the training songs are balanced by random undersampling
    (each song counted under its rarest gold genre, every genre cut to the
@@ -65,7 +65,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trainer import metrics
+from trainer import metrics, splits
 from tagcore.bundle import save_bundle
 from tagcore.families import lyrics as family
 from tagcore.lyrics import detect_language, lyric_tokens
@@ -182,19 +182,6 @@ def gold_matrix(songs: Sequence[Song], labels: Sequence[str]) -> np.ndarray:
     return y
 
 
-def artist_folds(y: np.ndarray, groups: Sequence[str], *, k: int, seed: int) -> list[np.ndarray]:
-    """Test indices of ``k`` artist-disjoint, label-stratified folds."""
-    from trainer.head import grouped_folds
-
-    return grouped_folds(y, groups, k=k, rng=np.random.default_rng(seed))
-
-
-def random_folds(n: int, *, k: int, seed: int) -> list[np.ndarray]:
-    """Test indices of ``k`` folds of a random permutation of ``n`` songs."""
-    order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(part) for part in np.array_split(order, k)]
-
-
 #: ``--fold-types``: 5 artist-disjoint folds, 5 random folds, and the
 #: development split (:func:`development_split`).
 FOLD_TYPES = ("artist", "random", "dev")
@@ -206,9 +193,22 @@ def development_split(y: np.ndarray, groups: Sequence[str], *, k: int) -> tuple[
     by artist group, about 80 / 20 (fixed seed 123). Fold 0's test songs
     take no part, so they stay unseen by every choice made here. The split
     does not depend on ``--seed``, so seeds vary only the training."""
-    outer_test = artist_folds(y, groups, k=k, seed=0)[0]
+    outer_test = splits.group_folds(y=y, groups=groups, k=k, seed=0)[0]
     outer_train = np.setdiff1d(np.arange(len(y)), outer_test)
-    return hold_out(outer_train, groups, fraction=0.2, rng=np.random.default_rng(123))
+    return hold_out(outer_train, groups, fraction=0.2, seed=123)
+
+
+def hold_out(indices: np.ndarray, groups: Sequence[str] | None, *, fraction: float,
+             seed: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``indices`` into (train, validation) with about ``fraction`` of
+    the songs in validation, by whole groups when ``groups`` is given
+    (:func:`trainer.splits.group_split`: one huge artist group is never
+    taken)."""
+    if fraction <= 0:
+        return indices, indices[:0]
+    sub_groups = None if groups is None else [groups[i] for i in indices]
+    train, val = splits.group_split(groups=sub_groups, shares=(1 - fraction, fraction), seed=seed, n=len(indices))
+    return indices[train], indices[val]
 
 
 def balance(y: np.ndarray, indices: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
@@ -223,35 +223,6 @@ def balance(y: np.ndarray, indices: np.ndarray, *, rng: np.random.Generator) -> 
     least = min(len(v) for v in buckets.values())
     kept = [i for b in sorted(buckets) for i in rng.choice(buckets[b], size=least, replace=False)]
     return np.sort(np.array(kept, dtype=int))
-
-
-def hold_out(indices: np.ndarray, groups: Sequence[str] | None, *, fraction: float,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``indices`` into (train, validation) with about ``fraction`` in
-    validation; by whole groups when ``groups`` is given: groups in random
-    order, each taken unless it would bring the validation share past twice
-    ``fraction`` (so one huge artist group cannot take a quarter of the
-    training songs), until ``fraction`` is reached."""
-    if fraction <= 0:
-        return indices, indices[:0]
-    if groups is None:
-        order = rng.permutation(indices)
-        cut = max(1, int(round(len(order) * fraction)))
-        return np.sort(order[cut:]), np.sort(order[:cut])
-    sizes = Counter(groups[i] for i in indices)
-    names = sorted(sizes)
-    rng.shuffle(names)
-    target = fraction * len(indices)
-    chosen, size = set(), 0
-    for name in names:
-        if size >= target:
-            break
-        if size + sizes[name] <= 2 * target:
-            chosen.add(name)
-            size += sizes[name]
-    val = np.array([i for i in indices if groups[i] in chosen], dtype=int)
-    train = np.array([i for i in indices if groups[i] not in chosen], dtype=int)
-    return train, val
 
 
 def top1_scores(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -513,9 +484,9 @@ def run(args) -> int:
     everything = np.arange(len(songs))
     folds = {
         "artist": [(np.setdiff1d(everything, test), test)
-                   for test in artist_folds(y, groups, k=args.folds, seed=args.seed)],
+                   for test in splits.group_folds(y=y, groups=groups, k=args.folds, seed=args.seed)],
         "random": [(np.setdiff1d(everything, test), test)
-                   for test in random_folds(len(songs), k=args.folds, seed=args.seed)],
+                   for test in splits.group_folds(n=len(songs), k=args.folds, seed=args.seed)],
     }
     if "dev" in fold_types:
         folds["dev"] = [development_split(y, groups, k=args.folds)]
@@ -556,7 +527,7 @@ def run(args) -> int:
                 extra = {}
             else:
                 fit_idx, val_idx = hold_out(train, None if fold_type == "random" else groups,
-                                            fraction=args.val_fraction, rng=rng)
+                                            fraction=args.val_fraction, seed=args.seed + 1000 * f)
                 vocabulary = Vocabulary.build([tokens[i] for i in fit_idx], min_count=args.min_count,
                                               max_size=args.max_vocab)
                 config = model_config(args, labels, vocabulary, model)
@@ -615,7 +586,7 @@ def write_bundle(args, songs, y, labels, tokens, groups, glove, summary, notes, 
     rng = np.random.default_rng(args.seed)
     everything = np.arange(len(songs))
     train = everything if args.no_balance else balance(y, everything, rng=rng)
-    fit_idx, val_idx = hold_out(train, groups, fraction=args.val_fraction, rng=rng)
+    fit_idx, val_idx = hold_out(train, groups, fraction=args.val_fraction, seed=args.seed)
     vocabulary = Vocabulary.build([tokens[i] for i in fit_idx], min_count=args.min_count, max_size=args.max_vocab)
     config = model_config(args, labels, vocabulary, args.bundle_variant)
     enc = [vocabulary.encode(t) for t in tokens]

@@ -17,9 +17,9 @@ and "stratified" mean one thing everywhere:
   folds.
 
 The folds come from ``StratifiedGroupKFold`` (groups given), else
-``StratifiedKFold`` / ``KFold``, all shuffled; hold-outs without ``y`` from
-``GroupShuffleSplit`` / ``ShuffleSplit``, with ``y`` from one stratified
-group fold.
+``StratifiedKFold`` / ``KFold``, all shuffled; hold-outs (:func:`group_split`)
+from one stratified group fold (``y`` given), ``ShuffleSplit`` (items alone)
+or a draw of whole groups up to a share of the items.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import warnings
 from typing import Sequence
 
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit, KFold, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold
 
 
 def random_state(seed: int | Sequence[int]) -> int:
@@ -108,25 +108,32 @@ def fold_numbers(*, folds: Sequence[np.ndarray], n: int) -> np.ndarray:
 
 
 def _hold_out(rest: np.ndarray, share: float, *, y, codes: np.ndarray, state: int) -> np.ndarray:
-    """About ``share`` of the items of ``rest`` (by whole groups), sorted."""
+    """About ``share`` of the items of ``rest``, by whole groups, sorted
+    (the rules are in :func:`group_split`)."""
     if share <= 0:
         return rest[:0]
-    if y is not None:
-        n_groups = len(np.unique(codes[rest]))
-        if n_groups < 2:
-            raise ValueError("one group only: nothing to hold out")
-        k = max(2, min(int(round(1 / share)), n_groups))  # few groups: one of as many folds as there are
-        return rest[group_folds(y=np.asarray(y)[rest], groups=codes[rest], k=k, seed=state)[0]]
-    n_units = len(np.unique(codes[rest]))
-    count = min(max(1, int(round(share * n_units))), n_units - 1)  # groups (or items) held out
-    if count < 1:
+    n_groups = len(np.unique(codes[rest]))
+    if n_groups < 2:
         raise ValueError("one group only: nothing to hold out")
-    if n_units == len(rest):
-        _, held = next(ShuffleSplit(n_splits=1, test_size=count, random_state=state).split(rest))
-    else:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=count, random_state=state)
-        _, held = next(splitter.split(rest, groups=codes[rest]))
-    return np.sort(rest[held])
+    target = share * len(rest)
+    if y is not None:
+        k = max(2, min(int(round(1 / share)), n_groups))  # few groups: one of as many folds as there are
+        folds = group_folds(y=np.asarray(y)[rest], groups=codes[rest], k=k, seed=state)
+        best = min(range(k), key=lambda f: (abs(len(folds[f]) - target), f))
+        return rest[folds[best]]
+    if n_groups == len(rest):  # items alone
+        count = min(max(1, int(round(target))), len(rest) - 1)
+        return np.sort(rest[next(ShuffleSplit(n_splits=1, test_size=count, random_state=state).split(rest))[1]])
+    names, inverse = np.unique(codes[rest], return_inverse=True)
+    sizes = np.bincount(inverse)
+    chosen, size = [], 0
+    for g in np.random.default_rng(state).permutation(len(names)):
+        if size >= target - 1e-9:
+            break
+        if size + sizes[g] <= 2 * target:
+            chosen.append(g)
+            size += sizes[g]
+    return np.sort(rest[np.isin(inverse, chosen)])
 
 
 def group_split(*, groups: Sequence | None = None, shares: Sequence[float], seed: int | Sequence[int] = 0,
@@ -135,14 +142,21 @@ def group_split(*, groups: Sequence | None = None, shares: Sequence[float], seed
     validation, test), sorted int index arrays, keeping groups whole.
 
     ``shares``: two or three non-negative fractions summing to 1, in that
-    order. Without ``y`` they are shares of the groups (of the items when
-    ``groups`` is None), drawn at random (``GroupShuffleSplit``), the count
-    rounded (at least one group for a positive share); with
-    ``y``, each held-out part is one fold of a stratified
-    :func:`group_folds` with ``round(1 / share)`` folds (so its share is of
-    the items, roughly). The test part is drawn first, then the validation
-    part from the rest. ``n``: the number of items when neither ``y`` nor
-    ``groups`` gives it."""
+    order, shares of the items. The test part is drawn first, then the
+    validation part from the rest, each so:
+
+    - with ``y`` (stratified): of the folds of :func:`group_folds` with
+      ``round(1 / share)`` folds (at most one per group), the one whose size
+      is closest to the share (ties: the first);
+    - with groups and no ``y``: groups in a random order, each taken unless
+      it would bring the part past twice its share, until the share is
+      reached (one huge group, e.g. artists linked by features, cannot
+      become the whole part); not scikit-learn's ``GroupShuffleSplit``,
+      whose share counts groups, not items;
+    - items alone: ``ShuffleSplit`` of the share, rounded (at least one).
+
+    ``n``: the number of items when neither ``y`` nor ``groups`` gives it.
+    ValueError when there is only one group to hold out from."""
     shares = [float(s) for s in shares]
     if len(shares) not in (2, 3) or min(shares) < 0 or abs(sum(shares) - 1) > 1e-6:
         raise ValueError(f"shares must be two or three fractions >= 0 summing to 1, got {shares}")
