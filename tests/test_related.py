@@ -292,9 +292,9 @@ def test_allmusic_documents_and_evaluate_split():
               AllMusicTrack("TR" + "C" * 16, (), ("Bebop",), (), ())]  # no genre: left out
     assert [d["genre"] for d in T.allmusic_documents(tracks)] == [("Rap",)]
     data = docs() * 4
-    rng = np.random.default_rng(0)
-    train, test = T.split(data, 0.25, rng)
-    assert len(train) + len(test) == len(data) and len(test) == round(0.25 * len(data))
+    train, fit, val, test = T.split(data, seed=0)
+    assert len(fit) + len(val) + len(test) == len(data) and len(test) == round(0.2 * len(data))
+    assert len(train) == len(fit) + len(val) and len(val) == max(1, round(0.1 * len(train)))
     result = T.evaluate_split(train, test, k=2, min_count=1, sources_extra=[], prior_weight=0.0)
     styles = result["styles from genres"]
     assert styles["related"]["p@5"] >= styles["most_popular"]["p@5"]

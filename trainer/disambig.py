@@ -33,7 +33,7 @@ import torch
 from tagcore import bundle as bundles
 from tagcore.features import MelParams
 from tagcore.families import disambig
-from trainer import metrics
+from trainer import metrics, splits
 from trainer.baseline import fit_classifier, mfcc_statistics_from_logmel
 from trainer.cache import CroppedFeatures, FeatureCache, collate, default_cache_root
 from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo
@@ -93,33 +93,29 @@ def group_of(record: Record) -> str:
     return record.album or record.artist or record.key
 
 
-def stratified_folds(records: Sequence[Record], *, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Test indices of ``k`` folds: records of a group (artist, else album,
-    else track) stay together; groups are dealt round-robin per first label
-    so every fold gets about the same label mix."""
-    by_label: dict[str, dict[str, list[int]]] = {}
-    for i, record in enumerate(records):
-        grouping = record.artist or record.album or record.key
-        by_label.setdefault(record.labels[0], {}).setdefault(grouping, []).append(i)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    offset = 0
-    for label in sorted(by_label):
-        groups = list(by_label[label].values())
-        for j in rng.permutation(len(groups)):
-            folds[offset % k].extend(groups[j])
-            offset += 1
-    return [np.array(sorted(f)) for f in folds]
+def fold_group(record: Record) -> str:
+    """Group kept on one side of the folds and hold-outs: artist, else
+    album, else the track itself."""
+    return record.artist or record.album or record.key
 
 
-def hold_out(indices: np.ndarray, records: Sequence[Record], *, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+def stratified_folds(records: Sequence[Record], *, k: int, seed: int | Sequence[int]) -> list[np.ndarray]:
+    """Test indices of ``k`` folds (:func:`trainer.splits.group_folds`):
+    the records of a group (:func:`fold_group`) stay together, stratified
+    by each record's first label."""
+    return splits.group_folds(y=[r.labels[0] for r in records], groups=[fold_group(r) for r in records], k=k,
+                              seed=seed)
+
+
+def hold_out(indices: np.ndarray, records: Sequence[Record], *, fraction: float,
+             seed: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Split ``indices`` into (train, validation) with about ``fraction`` of
-    each label's groups in validation (at least one group per label when a
-    label has two or more)."""
-    folds = stratified_folds([records[i] for i in indices], k=max(2, round(1 / fraction)), rng=rng)
-    val_local = folds[0]
-    mask = np.zeros(len(indices), dtype=bool)
-    mask[val_local] = True
-    return indices[~mask], indices[mask]
+    them in validation, by whole groups, stratified by first label (a
+    stratified :func:`trainer.splits.group_split`)."""
+    chosen = [records[i] for i in indices]
+    fit, val = splits.group_split(y=[r.labels[0] for r in chosen], groups=[fold_group(r) for r in chosen],
+                                  shares=(1 - fraction, fraction), seed=seed)
+    return indices[fit], indices[val]
 
 
 # --- inputs -----------------------------------------------------------------
@@ -167,7 +163,7 @@ def train_one(records, train_idx, features, labels, params, args, rng, *, name: 
     the validation loss of ``val_idx`` (default: 10% of ``train_idx``, by
     group, held out)."""
     if val_idx is None:
-        fit_idx, val_idx = hold_out(train_idx, records, fraction=0.1, rng=rng)
+        fit_idx, val_idx = hold_out(train_idx, records, fraction=0.1, seed=int(rng.integers(2**31)))
     else:
         fit_idx = train_idx
     label_index = {tag: i for i, tag in enumerate(labels)}
@@ -281,7 +277,7 @@ def run(args) -> dict:
         base_scores = {"accuracy": [], "macro_f1": []}
         confusion = np.zeros((len(labels), len(labels)), dtype=int)
         all_idx = np.arange(len(records))
-        for fold, test_idx in enumerate(stratified_folds(records, k=args.folds, rng=rng), start=1):
+        for fold, test_idx in enumerate(stratified_folds(records, k=args.folds, seed=args.seed), start=1):
             train_idx = np.setdiff1d(all_idx, test_idx)
             model, result = train_one(records, train_idx, features, labels, params, args, rng,
                                       name=f"fold-{fold}")

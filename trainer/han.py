@@ -55,7 +55,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainer import metrics
+from trainer import metrics, splits
 from tagcore import reviews as R
 from tagcore import text as T
 from tagcore.families import han
@@ -225,16 +225,6 @@ def read_jsonl(path: Path, *, report: LoadReport) -> list[tuple[str, list[R.Revi
     return out
 
 
-def split_indices(n: int, fractions: Sequence[float], *, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fixed random split of ``range(n)`` into train, validation, test."""
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError("--split needs three fractions summing to 1")
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(fractions[0] * n))
-    n_val = int(round(fractions[1] * n))
-    return np.sort(order[:n_train]), np.sort(order[n_train : n_train + n_val]), np.sort(order[n_train + n_val :])
-
-
 def choose_labels(albums: Sequence[Album], *, min_count: int, max_share: float) -> list[str]:
     """Labels of at least ``min_count`` and at most ``max_share`` of the
     (training) albums, most frequent first."""
@@ -319,7 +309,11 @@ def prepare(args, *, log=print) -> Prepared:
     min_reviews = args.min_reviews if args.min_reviews is not None else (5 if layout == "rmsc" else 1)
     few = [a for a in albums if len(a.reviews) < min_reviews]
     albums = [a for a in albums if len(a.reviews) >= min_reviews]
-    train, val, test = split_indices(len(albums), [float(v) for v in args.split.split(",")], seed=args.split_seed)
+    shares = [float(v) for v in args.split.split(",")]
+    if len(shares) != 3:
+        raise ValueError("--split needs three fractions summing to 1")
+    # A fixed random split of the albums into train, validation, test.
+    train, val, test = splits.group_split(n=len(albums), shares=shares, seed=args.split_seed)
     labels = choose_labels([albums[i] for i in train], min_count=args.min_label_count, max_share=args.max_label_share)
     if not labels:
         raise DatasetError(f"{args.data}: no label is on at least {args.min_label_count} training albums")

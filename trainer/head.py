@@ -386,10 +386,13 @@ def log_mels(paths: list[str], args):
 # --- the head ---------------------------------------------------------------
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, *, multilabel: bool, hidden: int = 0, c: float = 1.0,
-             seed: int = 0, max_iter: int = 500) -> head.Model:
+def fit_head(x: np.ndarray, y: np.ndarray, *, multilabel: bool, n_labels: int | None = None, hidden: int = 0,
+             c: float = 1.0, seed: int = 0, max_iter: int = 500, start: dict | None = None) -> head.Model:
     """A head fitted by full-batch L-BFGS (float64) on ``x`` (n, dim):
     ``y`` class indices (n,) or, when ``multilabel``, 0/1 (n, labels).
+    ``n_labels``: the head's outputs (default: the width of ``y``, or one
+    more than its largest class index); ``start``: layer weights to start
+    from (the state dict of a head of the same shape).
 
     Loss: mean cross-entropy (or binary cross-entropy) + ``||W||^2 / (2 C n)``
     over the weight matrices (not the biases); inputs standardised with the
@@ -397,8 +400,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, *, multilabel: bool, hidden: int = 0,
     regression starts from zero weights (the optimum is unique); an MLP from
     torch's initialisation under ``seed``."""
     y = np.asarray(y)
-    n_labels = y.shape[1] if multilabel else int(y.max()) + 1
-    return _fit(x, y, n_labels, multilabel=multilabel, hidden=hidden, c=c, seed=seed, max_iter=max_iter)
+    if n_labels is None:
+        n_labels = y.shape[1] if multilabel else int(y.max()) + 1
+    return _fit(x, y, n_labels, multilabel=multilabel, hidden=hidden, c=c, seed=seed, max_iter=max_iter, start=start)
 
 
 def _fit(x, y, n_labels, *, multilabel, hidden, c, seed, max_iter, start: dict | None = None) -> head.Model:

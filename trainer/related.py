@@ -200,10 +200,14 @@ def evaluate_split(train: Sequence[dict], test: Sequence[dict], *, k: int, min_c
     return out
 
 
-def split(docs: Sequence, fraction: float, rng) -> tuple[list, list]:
-    order = rng.permutation(len(docs))
-    cut = int(round(len(docs) * (1 - fraction)))
-    return [docs[i] for i in sorted(order[:cut])], [docs[i] for i in sorted(order[cut:])]
+def split(docs: Sequence, *, seed: int) -> tuple[list, list, list, list]:
+    """(train, fit, validation, test) documents in their order: 20 % of them
+    at random for the test, the rest (train) cut into fit and a tenth for
+    validation (:func:`trainer.splits.group_split`)."""
+    from trainer import splits
+
+    fit, val, test = splits.group_split(n=len(docs), shares=(0.72, 0.08, 0.2), seed=seed)
+    return tuple([docs[i] for i in part] for part in (np.union1d(fit, val), fit, val, test))
 
 
 def run(args) -> int:
@@ -232,9 +236,7 @@ def run(args) -> int:
     prior_scale = args.prior_scale or "linear"
     evaluation: dict = {}
     if args.evaluate:
-        rng = np.random.default_rng(args.seed)
-        train, test = split(docs, 0.2, rng)
-        fit, val = split(train, 0.1, rng)
+        train, fit, val, test = split(docs, seed=args.seed)
         # Choose the Last.fm weight and the prior on the validation tenth.
         grid = []
         for lw in ([0.0, 0.5, 1.0] if lastfm and args.lastfm_weight is None else [lastfm_weight if lastfm else 0.0]):

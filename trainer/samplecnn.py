@@ -48,6 +48,7 @@ import torch
 from tagcore import propagation as prop
 from tagcore.families import samplecnn
 from tagcore.features import WaveParams
+from trainer import splits
 from trainer.datasets import DatasetError, LoadReport, Record
 
 SMALL_CHANNELS = "32,32,32,64,64,64,64,64,64,128"
@@ -385,18 +386,15 @@ def training_index(playlists: PlaylistSet | None, n: int, train: np.ndarray) -> 
 
 def split_validation(data_groups: Sequence[str], y: np.ndarray, ids: np.ndarray, *, seed: int,
                      share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) of ``ids``: about ``share`` of the groups
-    (artists) held out, stratified by label (trainer.head.grouped_folds);
-    with fewer than 1/share artists, one fold of as many as there are."""
-    from trainer.head import grouped_folds
-
+    """(train, validation) of ``ids``: about ``share`` of them held out by
+    whole groups (artists), stratified by label (a stratified
+    :func:`trainer.splits.group_split`; with fewer than 1/share artists,
+    one fold of as many as there are)."""
     groups = [data_groups[i] for i in ids]
     if len(set(groups)) < 2:
         raise DatasetError("one artist (or one track) only: nothing to hold out for validation")
-    k = max(2, min(int(round(1 / share)), len(set(groups))))  # a small library holds out one artist of k
-    folds = grouped_folds(y[ids], groups, k=k, rng=np.random.default_rng([seed, 7]))
-    val = ids[folds[0]]
-    return np.setdiff1d(ids, val), val
+    train, val = splits.group_split(y=y[ids], groups=groups, shares=(1 - share, share), seed=(seed, 7))
+    return ids[train], ids[val]
 
 
 def choose_device(args) -> str:
@@ -446,7 +444,7 @@ def fold_scores(y: np.ndarray, probs: np.ndarray, *, single: bool) -> dict:
 
 def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seeds: Sequence[int],
                    log=print) -> dict:
-    """Artist-disjoint k-fold CV (trainer.head.grouped_folds): the
+    """Artist-disjoint k-fold CV (trainer.splits.group_folds): the
     sample-level CNN, the trivial baseline and (``--compare-head``) a
     logistic head on musicnn-msd, on the same folds."""
     from trainer import head as head_trainer
@@ -457,7 +455,7 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
     everything = np.arange(len(data.records))
     per_tag: list[dict] = []
     plan = [(seed, number, test) for seed in seeds for number, test in enumerate(
-        head_trainer.grouped_folds(data.y, data.groups, k=args.folds, rng=np.random.default_rng(seed)), start=1)]
+        splits.group_folds(y=data.y, groups=data.groups, k=args.folds, seed=seed), start=1)]
 
     def record(found):
         for name, values in found.items():
@@ -510,9 +508,9 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
             groups = [data.groups[i] for i in fit_rows]
             c, _ = head_trainer.choose_c(head_x[fit_rows], y_fit, groups, n_labels=len(data.labels),
                                          multilabel=not single, hidden=0, grid=head_trainer.C_GRID, k=3,
-                                         rng=np.random.default_rng([seed, number]), seed=seed)
-            head_model = head_trainer._fit(head_x[fit_rows], y_fit, len(data.labels), multilabel=not single,
-                                           hidden=0, c=c, seed=seed, max_iter=500)
+                                         split_seed=(seed, number), seed=seed)
+            head_model = head_trainer.fit_head(head_x[fit_rows], y_fit, n_labels=len(data.labels),
+                                               multilabel=not single, hidden=0, c=c, seed=seed, max_iter=500)
             probs = head_trainer.predict(head_model, np.nan_to_num(head_x[test]))
             log(f"seed {seed} fold {number}: musicnn-msd head, C {c:g}")
             record({"musicnn_msd_head": fold_scores(data.y[test], probs, single=single)})
@@ -599,7 +597,7 @@ def run(args, *, log=None) -> dict:
         started = time.monotonic()
         evaluation = cross_validate(data, args, playlists=playlists, seeds=seeds, log=log)
         evaluation.update(command=command_line(), seconds=round(time.monotonic() - started, 1),
-                          protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.head.grouped_folds), "
+                          protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.splits.group_folds), "
                                     f"seeds {seeds}; sample-level CNN trained on the training folds with 10% of their "
                                     "artists held out for early stopping; every model scored on the same test folds"),
                           tracks=len(data.records), labels=data.labels)

@@ -9,8 +9,8 @@ playlists holding it (30 tags); its input the 12 Spotify audio features
 instrumentalness, liveness, valence, tempo, duration), standardised on the
 training songs. Playlist order is the file's row order.
 
-Protocol, per seed: artists split 70/10/20 into training, validation and
-test songs (artist-disjoint); playlists keep their training songs only (the
+Protocol, per seed: songs split 70/10/20 by whole artists into training,
+validation and test songs (:func:`trainer.splits.group_split`); playlists keep their training songs only (the
 others' tags are unknown at training time). ``--keep-tags q`` < 1 hides
 each (song, tag) link of the training and validation songs with probability
 1 - q (the same links for every r), imitating the sparse social tags of the
@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from tagcore import propagation as prop
+from trainer import splits
 from trainer.datasets import DatasetError, LoadReport, spotify_playlists
 
 FEATURES = ("danceability", "energy", "musical_key", "loudness", "mode", "speechiness", "acousticness",
@@ -87,20 +88,6 @@ def load(path, *, log=print):
     x = np.array([[float(getattr(tracks[t], f)) for f in FEATURES] for t in ids])
     artists = [tracks[t].artist or t for t in ids]
     return ids, x, names, y, artists, [[row[t] for t in p.tracks] for p in playlists], [p.name for p in playlists]
-
-
-def artist_split(artists, *, seed: int, shares=(0.7, 0.1, 0.2)):
-    """(train, validation, test) row indices: artists shuffled with ``seed``
-    and cut by cumulative song count."""
-    names, inverse = np.unique(np.asarray(artists, dtype=object).astype(str), return_inverse=True)
-    order = np.random.default_rng(seed).permutation(len(names))
-    sizes = np.bincount(inverse, minlength=len(names))[order]
-    cumulative = np.cumsum(sizes) / sizes.sum()
-    part = np.searchsorted([shares[0], shares[0] + shares[1]], cumulative, side="left")
-    assignment = np.empty(len(names), int)
-    assignment[order] = part
-    song_part = assignment[inverse]
-    return tuple(np.flatnonzero(song_part == k) for k in range(3))
 
 
 def doubled_loss(logits: torch.Tensor, targets: torch.Tensor, *rest) -> torch.Tensor:
@@ -196,7 +183,8 @@ def run(args, *, log=print) -> dict:
     # setting starts (results.json is rewritten after every run)
     for keep in keeps:
         for seed in seeds:
-            train, val, test = artist_split(artists, seed=seed)
+            # 70 / 10 / 20 % of the songs, by whole artists
+            train, val, test = splits.group_split(groups=artists, shares=(0.7, 0.1, 0.2), seed=seed)
             mean, std = x_raw[train].mean(0), x_raw[train].std(0) + 1e-9
             x = (x_raw - mean) / std
             allowed = set(train.tolist())

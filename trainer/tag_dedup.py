@@ -8,8 +8,9 @@ AllMusic genres per clip, multi-label). Per seed:
 1. artificial duplication (:func:`trainer.disambig_eval.duplicate_split`):
    artists dealt into two halves, every genre of a half-1 clip becomes
    ``GENRE_1``, of a half-2 clip ``GENRE_2``;
-2. artist-level split: 80 % of the artists train the classifier, the
-   clips of the other 20 % are the held-out tracks of section 2.4;
+2. artist-level split (:func:`trainer.splits.group_split`): about 80 % of
+   the clips, by whole artists, train the classifier, the other clips
+   (``--test-fraction``, 20 %) are the held-out tracks of section 2.4;
 3. classifier: logistic regression on the backbone's track embedding
    (``--backbone``, mean of the centred patches), trained either with the
    monolabel scheme of section 2.2 (one tag per artist drawn inversely to
@@ -57,26 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", help="write the figures to this JSON file")
 
 
-def artist_split(artists: list[str], *, fraction: float, rng) -> np.ndarray:
-    """Boolean mask of the held-out clips: the clips of about ``fraction``
-    of the artists, chosen at random."""
-    names = sorted(set(artists))
-    held = set(np.array(names)[rng.permutation(len(names))[: round(fraction * len(names))]].tolist())
-    return np.array([a in held for a in artists])
-
-
 def one_seed(x: np.ndarray, artists: list[str], genres: list[tuple[str, ...]], *, seed: int, c: float,
              fraction: float) -> dict:
     """One repetition: ``x`` (n_clips, dim) track vectors, the clips'
     artists and genres. Returns the deduplication scores (in %) of f_w,
     f_c, f_m for the monolabel and the multi-label head, of f_dist, the
     held-out accuracy of each head, and the counts."""
-    from trainer.head import _fit, fit_head, predict
+    from trainer import splits
+    from trainer.head import fit_head, predict
 
     rng = np.random.default_rng(seed)
     tags = E.duplicate_split(list(zip(artists, genres)), rng=rng)
-    test = artist_split(artists, fraction=fraction, rng=rng)
-    train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
+    # About ``fraction`` of the clips held out, by whole artists.
+    train_idx, test_idx = splits.group_split(groups=artists, shares=(1 - fraction, fraction), seed=(seed, 1))
     labels = sorted({t for i in train_idx for t in tags[i]})
     position = {t: j for j, t in enumerate(labels)}
     annotations = np.zeros((len(test_idx), len(labels)))
@@ -95,7 +89,7 @@ def one_seed(x: np.ndarray, artists: list[str], genres: list[tuple[str, ...]], *
     schemes = {}
     # Every training tag keeps its softmax row, drawn or not (a tag never
     # drawn is learnt only as a negative).
-    schemes["monolabel"] = _fit(xs, ys, len(labels), multilabel=False, hidden=0, c=c, seed=seed, max_iter=500)
+    schemes["monolabel"] = fit_head(xs, ys, n_labels=len(labels), multilabel=False, c=c, seed=seed)
     y_multi = np.zeros((len(train_idx), len(labels)))
     for row, i in enumerate(train_idx):
         for t in tags[i]:

@@ -748,18 +748,12 @@ def rule_thresholds(clips: Sequence[Clips], tags: Iterable[tuple[str, str]]) -> 
 
 
 def artist_folds(artists: Sequence[str], *, k: int, seed: int) -> list[np.ndarray]:
-    """k test folds keeping each artist on one side: artists in a random
-    order, each to the fold with fewest clips so far."""
-    rng = np.random.default_rng(seed)
-    by_artist: dict[str, list[int]] = {}
-    for i, artist in enumerate(artists):
-        by_artist.setdefault(artist or f"#{i}", []).append(i)
-    groups = list(by_artist.values())
-    order = rng.permutation(len(groups))
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for g in sorted(order, key=lambda j: -len(groups[j])):  # big artists first, ties in random order
-        min(folds, key=len).extend(groups[g])
-    return [np.array(sorted(f)) for f in folds]
+    """k test folds keeping each artist on one side, of about equal size
+    (:func:`trainer.splits.group_folds`); a clip without an artist is a
+    group of its own."""
+    from trainer import splits
+
+    return splits.group_folds(groups=[artist or f"#{i}" for i, artist in enumerate(artists)], k=k, seed=seed)
 
 
 class FastMap:

@@ -311,25 +311,25 @@ def album_ids(tracks: Sequence[Track], *, fallback_artist: bool) -> np.ndarray:
 
 
 def artist_folds(tracks: Sequence[Track], *, folds: int, seed: int, stratify: str) -> np.ndarray:
-    """Fold of each track (0..folds-1): an artist's tracks stay in one fold;
-    groups are dealt to folds label by label (the first tag of
-    ``stratify``) so that every fold holds each label about equally."""
-    groups = group_ids(tracks)
-    rng = np.random.default_rng(seed)
-    by_label: dict[str, list[int]] = {}
-    first = {}
-    for track, group in zip(tracks, groups):
-        first.setdefault(int(group), (track.tags.get(stratify) or ("",))[0])
-    for group, label in first.items():
-        by_label.setdefault(label, []).append(group)
-    fold_of_group, position = {}, 0
-    for label in sorted(by_label):
-        members = by_label[label]
-        rng.shuffle(members)
-        for group in members:
-            fold_of_group[group] = position % folds
-            position += 1
-    return np.array([fold_of_group[int(g)] for g in groups], np.int64)
+    """Fold of each track (0..folds-1), from :func:`trainer.splits.group_folds`:
+    an artist's tracks (:func:`group_ids`) stay in one fold, stratified by
+    each track's first tag of ``stratify`` (none: a class of its own)."""
+    from trainer import splits
+
+    first = [(track.tags.get(stratify) or ("",))[0] for track in tracks]
+    test = splits.group_folds(y=first, groups=group_ids(tracks), k=folds, seed=seed)
+    return splits.fold_numbers(folds=test, n=len(tracks))
+
+
+def artist_hold_out(tracks: Sequence[Track], *, share: float, seed: int, stratify: str) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, train) indices of ``tracks``: about ``share`` of them
+    held out by whole artists, stratified as :func:`artist_folds` (a
+    stratified :func:`trainer.splits.group_split`)."""
+    from trainer import splits
+
+    first = [(track.tags.get(stratify) or ("",))[0] for track in tracks]
+    train, val = splits.group_split(y=first, groups=group_ids(tracks), shares=(1 - share, share), seed=seed)
+    return val, train
 
 
 def relevance(tracks: Sequence[Track], *, kinds: Sequence[str]) -> dict[str, np.ndarray]:
@@ -686,8 +686,9 @@ def run(args: argparse.Namespace) -> dict:
             test = np.flatnonzero(folds == fold)
             rest = np.flatnonzero(folds != fold)
             # A validation tenth of the training artists, for early stopping only.
-            sub = artist_folds([tracks[i] for i in rest], folds=10, seed=args.seed + 1 + fold, stratify=sets[0])
-            val, train = rest[sub == 0], rest[sub != 0]
+            val, train = artist_hold_out([tracks[i] for i in rest], share=0.1, seed=args.seed + 1 + fold,
+                                         stratify=sets[0])
+            val, train = rest[val], rest[train]
             test_rel = relevance([tracks[i] for i in test], kinds=kinds)
             print(f"fold {fold + 1}/{runs}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
 
@@ -785,8 +786,7 @@ def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, o
     from tagcore.families import triplet
     from tagcore.features import feature_spec
 
-    sub = artist_folds(tracks, folds=10, seed=args.seed + 99, stratify=sets[0])
-    val, train = np.flatnonzero(sub == 0), np.flatnonzero(sub != 0)
+    val, train = artist_hold_out(tracks, share=0.1, seed=args.seed + 99, stratify=sets[0])
     kept_local, similarity = lsi_similarity([tracks[i] for i in train], sets=sets, k=k)
     train = train[kept_local]
     config = triplet.Config(channels=channels, margin=args.margin, mining=mining)
