@@ -50,6 +50,12 @@ def test_group_folds_without_groups_or_labels():
     assert [len(f) for f in by_group] == [4, 4, 4]
 
 
+def test_group_folds_of_tiny_data_are_not_stratified():
+    # Every class has fewer items than folds: scikit-learn cannot stratify; plain folds instead.
+    folds = splits.group_folds(y=[0, 0, 1, 1, 2, 2], groups=["a", "b", "c", "d", "e", "f"], k=4, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(6)) and all(len(f) for f in folds)
+
+
 def test_group_folds_refuse_too_few_groups():
     with pytest.raises(ValueError, match="2 groups cannot fill 3 folds"):
         splits.group_folds(y=[0, 1, 0, 1], groups=["a", "a", "b", "b"], k=3)

@@ -68,7 +68,8 @@ def group_folds(*, y=None, groups: Sequence | None = None, k: int, seed: int | S
                 n: int | None = None) -> list[np.ndarray]:
     """Test indices of ``k`` shuffled folds (sorted int arrays that together
     hold every item once), keeping groups whole and stratifying on ``y``
-    (see the module docstring). ``n``: the number of items when neither
+    (see the module docstring); when no class has ``k`` items (tiny data)
+    the folds are not stratified. ``n``: the number of items when neither
     ``y`` nor ``groups`` gives it. Raises ValueError when there are fewer
     groups (or items) than folds, or fewer than two folds."""
     n = len(y) if y is not None else len(groups) if groups is not None else n
@@ -83,6 +84,8 @@ def group_folds(*, y=None, groups: Sequence | None = None, k: int, seed: int | S
     state = random_state(seed)
     alone = n_groups == n  # every item its own group: plain (stratified) k-fold
     key = np.zeros(n, dtype=int) if y is None else stratification_key(y)
+    if (np.unique(key, return_counts=True)[1] < k).all():
+        key = np.zeros(n, dtype=int)  # no class fills the folds (tiny data): not stratified
     with warnings.catch_warnings():
         # "The least populated class has only m members": expected for rare labels.
         warnings.filterwarnings("ignore", message=".*least populated class.*", category=UserWarning)
