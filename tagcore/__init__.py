@@ -1,6 +1,6 @@
 """tagcore: the engine of the beets autotag-ml plugin.
 
-Audio input, features, model families, bundles and metrics. It knows nothing
+Audio input, features, model families and bundles. It knows nothing
 of beets: it takes paths, arrays and texts and returns plain results.
 Importing this package is cheap (no torch); submodules import what they need.
 """

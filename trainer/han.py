@@ -55,10 +55,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainer import metrics, splits
 from tagcore import reviews as R
 from tagcore import text as T
 from tagcore.families import han
+from trainer import metrics, splits
 from trainer.datasets import DatasetError, LoadReport
 
 THRESHOLDS = tuple(round(v, 2) for v in np.arange(0.05, 0.951, 0.05))

@@ -53,13 +53,14 @@ import torch
 
 from tagcore.families import head
 
-from trainer import metrics, splits
+from trainer import linear, metrics, splits
 from trainer.datasets import DatasetError, LoadReport, Record, csv_rows, gtzan, mood_4q
 
 #: Backbones extracted together (one cache for heads of either and for the
 #: tag-map studies): both musicnn ports read the same log-mel patches.
 PAIRED_BACKBONES = ("musicnn-msd", "musicnn-mtt")
-C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+#: The inverse L2 strengths tried for C (the same grid as the trainers' logistic regressions).
+C_GRID = linear.C_GRID
 #: The recipe of the CNN + GRU bundle genre10-cnn (docs/models/disambig.md).
 GENRE10_CNN_RECIPE = "--channels 16,32,64,128 --gru-hidden 128 --train-seconds 10 --epochs 120 --patience 25"
 QUADRANT_LABELS = list(mood_4q.QUADRANTS)

@@ -15,7 +15,7 @@ Penalty: scikit-learn's, ``||W||^2 / 2 + C * sum of the items' cross-entropy``
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression

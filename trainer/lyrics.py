@@ -65,11 +65,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from trainer import metrics, splits
 from tagcore.bundle import save_bundle
 from tagcore.families import lyrics as family
 from tagcore.lyrics import detect_language, lyric_tokens
 from tagcore.text import Vocabulary, embedding_matrix
+from trainer import metrics, splits
 from trainer.datasets import DatasetError, LoadReport, Lyrics, genius, vagalume
 
 #: Beets genre names of dataset labels the lastgenre aliases do not map
@@ -553,7 +553,7 @@ def run(args) -> int:
 
 
 def write_summary(run_dir: Path, rows, labels, notes, args, chance) -> dict:
-    from trainer.report import confusion_figure, write_json, _save_png, _matplotlib_available
+    from trainer.report import _matplotlib_available, _save_png, confusion_figure, write_json
 
     summary = summarise(rows)
     write_json(run_dir / "metrics.json", {"labels": labels, "data": notes, "chance": chance, "summary": summary,

@@ -24,7 +24,7 @@ they agree with it (tests/test_metrics.py).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics as skm

@@ -25,7 +25,7 @@ or a draw of whole groups up to a share of the items.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold
@@ -120,12 +120,12 @@ def _hold_out(rest: np.ndarray, share: float, *, y, codes: np.ndarray, state: in
         raise ValueError("one group only: nothing to hold out")
     target = share * len(rest)
     if y is not None:
-        k = max(2, min(int(round(1 / share)), n_groups))  # few groups: one of as many folds as there are
+        k = max(2, min(round(1 / share), n_groups))  # few groups: one of as many folds as there are
         folds = group_folds(y=np.asarray(y)[rest], groups=codes[rest], k=k, seed=state)
         best = min(range(k), key=lambda f: (abs(len(folds[f]) - target), f))
         return rest[folds[best]]
     if n_groups == len(rest):  # items alone
-        count = min(max(1, int(round(target))), len(rest) - 1)
+        count = min(max(1, round(target)), len(rest) - 1)
         return np.sort(rest[next(ShuffleSplit(n_splits=1, test_size=count, random_state=state).split(rest))[1]])
     names, inverse = np.unique(codes[rest], return_inverse=True)
     sizes = np.bincount(inverse)

@@ -119,9 +119,9 @@ def one_seed(x: np.ndarray, artists: list[str], genres: list[tuple[str, ...]], *
 def mfcc_vectors(records, args) -> tuple[np.ndarray, list]:
     """MFCC statistics (80-d) of each record's centred 30 s log-mel, read
     through the feature cache; failed records are dropped."""
-    from trainer.baseline import mfcc_statistics_from_logmel
     from tagcore.features import MelParams
     from trainer import disambig as trainer_disambig
+    from trainer.baseline import mfcc_statistics_from_logmel
 
     class Place:
         enabled = False
