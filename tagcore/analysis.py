@@ -17,7 +17,7 @@ share one computation; a backbone runs once per file however many heads
 read it, and whether or not it was asked for itself.
 
 Three things run at once: decoding and features in worker processes
-(bounded time per file, see :func:`tagcore.audio.map_files`), the models in
+(bounded time per file, see :func:`tagcore.workers.map_files`), the models in
 one background thread of this process (torch releases the GIL while it
 computes), and the caller consuming results in the calling thread.
 """
@@ -34,7 +34,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from tagcore.audio import AudioError, TooShortError, Window, map_files, read_span
+from tagcore.audio import AudioError, TooShortError, Window, read_span
+from tagcore.workers import map_files
 from tagcore.bundle import Bundle, BundleError, bundle_feature, load_bundle, read_config
 from tagcore.features import FeatureParams, InputTooShort, compute_feature, feature_key
 

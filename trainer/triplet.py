@@ -231,7 +231,8 @@ def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache
     segments) bool, "mfcc": (n, 80) float32, "errors": {index: message}}``;
     a failed file has no valid segment and NaN MFCCs.
     """
-    from tagcore.audio import AudioError, map_files
+    from tagcore.audio import AudioError
+    from tagcore.workers import map_files
     from tagcore.baseline import mfcc_statistics_from_logmel
     from tagcore.features import MelParams, feature_key, feature_spec
 
