@@ -44,9 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import common  # noqa: F401  (puts the checkout first on sys.path)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "gtzan_mini"
 
@@ -86,9 +84,9 @@ def main(argv=None) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from tagcore.audio import read_excerpts
     from tagcore.families import disambig
     from tagcore.features import MelParams, log_mel_spectrogram
+    from tagcore.workers import read_excerpts
     from trainer.cache import CroppedFeatures, FeatureCache, collate
     from trainer.datasets import gtzan
     from trainer.loop import choose_device

@@ -35,9 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import numpy as np  # noqa: E402
+import common  # noqa: F401  (puts the checkout first on sys.path)
+import numpy as np
 
 
 def synthetic_albums(vocabulary: list[str], *, albums: int, reviews: int, words: int, seed: int = 0) -> list[str]:
