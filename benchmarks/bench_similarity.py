@@ -137,7 +137,7 @@ def one(n: int, args) -> dict:
     return result
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--threads", type=int, default=1, help="usearch build threads")
@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--tmp", default=None, help="folder for the temporary matrices")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one, args)), flush=True)
         return 0

@@ -380,7 +380,7 @@ def run_in_child(module: str, function: str, arguments: list, *, label: str) -> 
     if run["returncode"] != 0 or not lines:
         raise BenchError(f"{label}: {run['stderr'][-2000:]}")
     result = json.loads(lines[-1][len("RESULT "):])
-    if result["broken"] or result["not_ok"]:
+    if result.get("broken") or result.get("not_ok"):
         raise BenchError(f"{label}: {result['broken']} {result['not_ok']}")
     result["peak_rss_mb"] = run["peak_rss_mb"]
     return result
