@@ -35,9 +35,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from tagcore.audio import AudioError, TooShortError, Window, read_span
-from tagcore.workers import map_files
 from tagcore.bundle import Bundle, BundleError, bundle_feature, load_bundle, read_config
 from tagcore.features import FeatureParams, InputTooShort, compute_feature, feature_key
+from tagcore.workers import map_files
 
 #: Output statuses. ``too_short`` and ``no_input`` (no text of the bundle's
 #: source was supplied) are skips, not failures; ``unavailable``: the

@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from tagcore.audio import AudioError
-from tagcore.workers import read_excerpts
 from tagcore.features import MelParams, log_mel_spectrogram
+from tagcore.workers import read_excerpts
 
 __all__ = ["FORMAT_VERSION", "FeatureCache", "CroppedFeatures", "collate", "default_cache_root"]
 

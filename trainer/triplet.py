@@ -232,9 +232,9 @@ def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache
     a failed file has no valid segment and NaN MFCCs.
     """
     from tagcore.audio import AudioError
-    from tagcore.workers import map_files
     from tagcore.baseline import mfcc_statistics_from_logmel
     from tagcore.features import MelParams, feature_key, feature_spec
+    from tagcore.workers import map_files
 
     params = segment_params(segments)
     mfcc_params = MelParams()  # centred 30 s, 96 bands: the MFCC baseline's input
