@@ -33,7 +33,7 @@ def test_jamendo_layout(tmp_path):
     write_jamendo(tmp_path)
     report = LoadReport()
     records = mtg_jamendo.load(tmp_path, report=report)
-    assert mtg_jamendo.is_layout(tmp_path)
+    assert mtg_jamendo.check_layout(tmp_path) is None
     assert [r.key for r in records] == ["track_0000241", "track_0000242", "track_0000400", "track_0000500"]
     assert records[1].labels == ("rock", "pop")
     assert records[1].album == "album_000033" and records[1].artist == "artist_000005"
