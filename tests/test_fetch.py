@@ -425,7 +425,7 @@ def test_list_output(capsys):
     assert cli(["--list"], fetch.REGISTRY) == 0
     out = capsys.readouterr().out
     for name in fetch.REGISTRY:
-        assert re.search(rf"^{re.escape(name)}: ", out, re.M)
+        assert re.search(rf"^{re.escape(name)}: ", out, re.MULTILINE)
     assert "checksum sha1:ade154f733639d52e35e32f5593efe5be76c6d70" in out
     assert "genres.tar.gz  size unknown  checksum: none published" in out
     assert "CC BY-NC-SA 4.0" in out and "https://grouplens.org/datasets/hetrec-2011/" in out
