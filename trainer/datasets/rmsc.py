@@ -58,23 +58,22 @@ REMOTES = ()
 
 
 def check_layout(root: str | Path) -> str | None:
-    """None when the first non-hidden file of the folder ``root`` is an
-    album JSON object, else what is wrong."""
+    """None when the folder ``root`` holds a file that reads as an album
+    (files not starting with ``{`` are passed over unread), else what is
+    missing."""
     root = Path(root)
     if not root.is_dir():
         return "not a folder (expected one album JSON file per album)"
-    first = next(iter(sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))), None)
-    if first is None:
-        return "no file (expected one album JSON file per album)"
-    with first.open("rb") as handle:
-        starts_an_object = handle.read(256).lstrip().startswith(b"{")
-    if not starts_an_object:
-        return f"{first.name} is not an album JSON object (RMSC layout)"
-    try:
-        read_album(first)
-    except DatasetError as exc:
-        return f"{first.name} is not an RMSC album ({exc})"
-    return None
+    for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            with path.open("rb") as handle:
+                if not handle.read(256).lstrip().startswith(b"{"):
+                    continue
+            read_album(path)
+        except (OSError, DatasetError):
+            continue
+        return None
+    return "no album JSON file (RMSC layout: one JSON file per album)"
 
 
 def _text(value) -> str:
