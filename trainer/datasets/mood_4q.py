@@ -48,7 +48,7 @@ def check_layout(root: str | Path) -> str | None:
     if not (root / METADATA).is_file():
         missing.insert(0, METADATA)
     if missing:
-        return f"no {', '.join(missing)} (4Q layout: {METADATA} and folders {', '.join(QUADRANTS)})"
+        return f"no {', '.join(missing)} (4Q layout)"
     return None
 
 
@@ -62,7 +62,7 @@ def load(root: str | Path, *, labels: str = "quadrant", report: LoadReport | Non
         raise ValueError(f"labels must be one of {sorted(LABEL_COLUMNS)}, not {labels!r}")
     problem = check_layout(root)
     if problem is not None:
-        raise DatasetError(f"{root}: not a 4Q layout: {problem}")
+        raise DatasetError(f"{root}: not a 4Q layout (needs {METADATA} and folders {', '.join(QUADRANTS)}): {problem}")
     report = report if report is not None else LoadReport()
     audio = {p.stem: p for q in QUADRANTS for p in (root / q).iterdir() if p.is_file()}
     records = []
