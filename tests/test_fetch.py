@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from trainer import fetch
-from trainer.datasets import Download, JoinedArchive, RemoteFile
+from trainer.datasets import Download, JoinedArchive, RemoteFile, downloads
 from trainer.fetch import FetchError
 
 TIMEOUT = 2.0  # seconds, for every request the tests make
@@ -407,6 +407,7 @@ def test_files_in_subfolders(serve, tmp_path):
 
 
 def test_registry_is_well_formed():
+    assert fetch.REGISTRY == downloads()  # what the dataset modules declare, nothing of its own
     fetch.check_registry(fetch.REGISTRY)
     for name in ("gtzan", "fma-metadata", "fma-small", "mtg-jamendo-metadata", "magnatagatune",
                  "hetrec-lastfm-2k", "aotm2011"):
