@@ -19,7 +19,8 @@ Each module ``trainer/datasets/<name>.py`` declares, and the contract test
 :data:`NAMES` lists the modules; :func:`resolve` tells which dataset a path
 holds, :func:`downloads` gathers every module's ``REMOTES`` for
 ``trainer.fetch``. Shared readers: :func:`open_text`, :func:`csv_rows`,
-:func:`column_index`, :func:`csv_table`."""
+:func:`column_index`, :func:`csv_table`; for layout checks,
+:func:`first_line` and :func:`header_problem`."""
 
 from __future__ import annotations
 
