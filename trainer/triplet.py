@@ -186,22 +186,16 @@ def load_beets_tracks(db_path: str | Path, *, music_dir: str | None, report: Loa
 
 def load_tracks(args: argparse.Namespace, report: LoadReport) -> list[Track]:
     """The tracks named by ``--data`` or ``--beets-library``."""
-    from trainer.datasets import gtzan, mood_4q, mtg_jamendo
+    from trainer.datasets import resolve
 
     if args.beets_library:
         return load_beets_tracks(args.beets_library, music_dir=args.music_dir, report=report)
     data = Path(args.data)
     if data.is_file():
         return load_csv_tracks(data, report=report)
-    if not data.is_dir():
-        raise DatasetError(f"{data}: no such file or folder")
-    if mood_4q.is_layout(data):
-        return load_4q(data, report=report)
-    if mtg_jamendo.is_layout(data):
-        return load_jamendo(data, report=report)
-    if gtzan.is_layout(data):
-        return load_gtzan(data, report=report)
-    raise DatasetError(f"{data}: not a GTZAN, 4Q or MTG-Jamendo layout, nor a CSV file")
+    loaders = {"mood_4q": load_4q, "mtg_jamendo": load_jamendo, "gtzan": load_gtzan}
+    name, _ = resolve(data, among=loaders)
+    return loaders[name](data, report=report)
 
 
 # --- features ----------------------------------------------------------------
