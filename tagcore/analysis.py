@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import functools
 import os
-from collections import deque
 import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -315,9 +316,7 @@ class Analysis:
         not needed)."""
         import torch
 
-        from tagcore.families import family_module
-
-        family = family_module(node.bundle.family)
+        family = node.bundle.family_module
         model = node.bundle.model
         counts = [len(a) for a in arrays]
         scores_out: list = [None] * len(arrays)
@@ -330,7 +329,7 @@ class Analysis:
         # small batches stay in cache (2 patches: 37 ms each; 16: 64 ms,
         # measured on 2 cores) and memory stays bounded whatever the batch
         # size and patch count; a GPU takes large batches.
-        chunk = getattr(family, "INFERENCE_CHUNK", 64)
+        chunk = family.INFERENCE_CHUNK
         if not str(self.device).startswith("cpu"):
             chunk = max(chunk, 256)
         for positions in by_shape.values():
@@ -355,107 +354,102 @@ class Analysis:
         return scores_out, embed_out
 
     def _run_batch(self, files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]) -> list[Result]:
-        import torch
-
-        from tagcore.families import family_module
-
-        outputs: list[dict[str, Output]] = [{} for _ in files]
-        embeddings: list[dict[str, np.ndarray]] = [{} for _ in files]
-
-        def failed(name: str, error: Any) -> Output:
-            if isinstance(error, TooShortError):
-                return Output(TOO_SHORT, message=str(error))
-            return Output(FAILED, message=str(error))
-
-        for node in self.nodes.values():
-            if node.kind != "audio" or node.broken is not None or self._cancelled.is_set():
-                continue
-            ready, arrays = [], []
-            for i, (_, _, decoded, _) in enumerate(files):
-                value = decoded if isinstance(decoded, AudioError) else decoded.features[node.feature]
-                if isinstance(value, AudioError):
-                    outputs[i][node.name] = failed(node.name, value)
-                else:
-                    ready.append(i)
-                    arrays.append(value)
-            if not ready:
-                continue
-            scores, embeds = self._forward_audio(node, arrays)
-            labels = node.bundle.labels
-            for i, row, vector in zip(ready, scores, embeds):
-                out = Output(OK)
-                if row is not None:
-                    out.scores = {label: float(p) for label, p in zip(labels, row)}
-                if vector is not None:
-                    out.embedding = vector
-                    embeddings[i][node.name] = vector
-                outputs[i][node.name] = out
-
-        for node in self.nodes.values():
-            if node.kind != "backbone" or node.broken is not None:
-                continue
-            backbone = node.backbone
-            ready = [i for i in range(len(files)) if backbone in embeddings[i]]
-            for i in range(len(files)):
-                if i not in ready:
-                    outputs[i][node.name] = outputs[i][backbone]
-            if not ready:
-                continue
-            family = family_module(node.bundle.family)
-            x = torch.from_numpy(np.stack([embeddings[i][backbone] for i in ready])).to(self.device)
-            probs = family.predict(node.bundle.model, x).float().cpu().numpy()
-            for i, row in zip(ready, probs):
-                outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
-
-        for node in self.nodes.values():
-            if node.kind != "scores" or node.broken is not None:
-                continue
-            ready = [i for i in range(len(files)) if all(outputs[i][s].ok for s in node.sources)]
-            for i in range(len(files)):
-                if i not in ready:
-                    outputs[i][node.name] = next(outputs[i][s] for s in node.sources if not outputs[i][s].ok)
-            if not ready:
-                continue
-            family = family_module(node.bundle.family)
-            x = np.stack([
-                np.concatenate([[outputs[i][s].scores[label] for label in self.nodes[s].bundle.labels] for s in node.sources])
-                for i in ready
-            ]).astype(np.float32)
-            probs = family.predict(node.bundle.model, torch.from_numpy(x).to(self.device)).float().cpu().numpy()
-            for i, row in zip(ready, probs):
-                outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
-
-        for node in self.nodes.values():
-            if node.kind != "text" or node.broken is not None:
-                continue
-            source = node.config["input"]["source"]
-            ready = [i for i, (_, _, _, texts) in enumerate(files) if (texts.get(source) or "").strip()]
-            for i, (_, path, _, _) in enumerate(files):
-                if i not in ready:
-                    outputs[i][node.name] = Output(NO_INPUT, message=f"{path}: no {source}")
-            if ready:
-                family = family_module(node.bundle.family)
-                texts = [files[i][3][source] for i in ready]
-                if hasattr(family, "predict_texts_checked"):
-                    # Texts the model cannot read (another language, no
-                    # words) come back with the reason: a skip, not a failure.
-                    probs, problems = family.predict_texts_checked(node.bundle.model, texts)
-                else:
-                    probs, problems = family.predict_texts(node.bundle.model, texts), [None] * len(ready)
-                for i, row, problem in zip(ready, np.asarray(probs), problems):
-                    if problem is not None:
-                        outputs[i][node.name] = Output(SKIPPED, message=f"{files[i][1]}: {problem}")
-                        continue
-                    outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
-
+        """Run every working bundle over a batch of files, one runner per
+        input kind in :data:`_RUNNERS` order, and gather the requested
+        outputs (``unavailable`` for a broken bundle)."""
+        batch = _Batch(files)
+        for kind, runner in _RUNNERS:
+            for node in self.nodes.values():
+                if node.kind == kind and node.broken is None and not (kind == "audio" and self._cancelled.is_set()):
+                    getattr(self, runner)(node, batch)
         results = []
         for i, (index, path, decoded, _) in enumerate(files):
             wanted = {
-                name: outputs[i].get(name) or Output(UNAVAILABLE, message=self.broken.get(name))
+                name: batch.outputs[i].get(name) or Output(UNAVAILABLE, message=self.broken.get(name))
                 for name in self.requested
             }
             results.append(Result(index, path, wanted, decodes=decoded.decodes if isinstance(decoded, Decoded) else 0))
         return results
+
+    def _run_audio(self, node: _Node, batch: _Batch) -> None:
+        """An audio bundle on each decoded file's feature; a file that could
+        not be decoded (or is too short for the feature) fails here."""
+        ready, arrays = [], []
+        for i, (_, _, decoded, _) in enumerate(batch.files):
+            value = decoded if isinstance(decoded, AudioError) else decoded.features[node.feature]
+            if isinstance(value, AudioError):
+                batch.outputs[i][node.name] = _failed(value)
+            else:
+                ready.append(i)
+                arrays.append(value)
+        if not ready:
+            return
+        scores, embeds = self._forward_audio(node, arrays)
+        for i, row, vector in zip(ready, scores, embeds):
+            out = Output(OK)
+            if row is not None:
+                out.scores = _label_scores(node.bundle.labels, row)
+            if vector is not None:
+                out.embedding = vector
+                batch.embeddings[i][node.name] = vector
+            batch.outputs[i][node.name] = out
+
+    def _run_head(self, node: _Node, batch: _Batch) -> None:
+        """A head on its backbone's embedding; where the backbone has none,
+        the head gets the backbone's output (its failure)."""
+        ready = [i for i in range(len(batch.files)) if node.backbone in batch.embeddings[i]]
+        for i in set(range(len(batch.files))) - set(ready):
+            batch.outputs[i][node.name] = batch.outputs[i][node.backbone]
+        if ready:
+            x = np.stack([batch.embeddings[i][node.backbone] for i in ready])
+            self._predict_vectors(node, batch, ready, x)
+
+    def _run_tag_map(self, node: _Node, batch: _Batch) -> None:
+        """A tag map on its sources' scores, concatenated in the order it
+        lists them; where a source failed, the map gets that failure."""
+        outputs = batch.outputs
+        ready = [i for i in range(len(batch.files)) if all(outputs[i][s].ok for s in node.sources)]
+        for i in set(range(len(batch.files))) - set(ready):
+            outputs[i][node.name] = next(outputs[i][s] for s in node.sources if not outputs[i][s].ok)
+        if ready:
+            x = np.stack([
+                np.concatenate([[outputs[i][s].scores[label] for label in self.nodes[s].bundle.labels]
+                                for s in node.sources])
+                for i in ready
+            ]).astype(np.float32)
+            self._predict_vectors(node, batch, ready, x)
+
+    def _predict_vectors(self, node: _Node, batch: _Batch, ready: list[int], x: np.ndarray) -> None:
+        """Scores of a head or tag map for the files ``ready``, from their
+        input vectors ``x`` (len(ready), n_inputs) float32."""
+        import torch
+
+        family = node.bundle.family_module
+        probs = family.predict(node.bundle.model, torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+        for i, row in zip(ready, probs):
+            batch.outputs[i][node.name] = Output(OK, scores=_label_scores(node.bundle.labels, row))
+
+    def _run_text(self, node: _Node, batch: _Batch) -> None:
+        """A text bundle on the text of its source the caller supplied
+        (``no_input`` without one). A text the model cannot read (another
+        language, no words) is a skip with its reason, not a failure."""
+        source = node.config["input"]["source"]
+        ready = [i for i, (_, _, _, texts) in enumerate(batch.files) if (texts.get(source) or "").strip()]
+        for i in set(range(len(batch.files))) - set(ready):
+            batch.outputs[i][node.name] = Output(NO_INPUT, message=f"{batch.files[i][1]}: no {source}")
+        if not ready:
+            return
+        family = node.bundle.family_module
+        texts = [batch.files[i][3][source] for i in ready]
+        probs, problems = family.predict_texts_checked(node.bundle.model, texts)
+        for i, row, problem in zip(ready, np.asarray(probs), problems):
+            path = batch.files[i][1]
+            if problem is not None:
+                batch.outputs[i][node.name] = Output(SKIPPED, message=f"{path}: {problem}")
+            elif not np.all(np.isfinite(row)):
+                batch.outputs[i][node.name] = Output(FAILED, message=f"{path}: {node.name} gave no prediction")
+            else:
+                batch.outputs[i][node.name] = Output(OK, scores=_label_scores(node.bundle.labels, row))
 
     # --- the pass -------------------------------------------------------
 
@@ -527,16 +521,43 @@ class Analysis:
         model_thread.shutdown(wait=True)
 
 
+@dataclass
+class _Batch:
+    """The files of one model batch and what the runners made of them: per
+    file, an Output by bundle name and the embeddings heads read."""
+
+    files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]
+    outputs: list[dict[str, Output]] = field(init=False)
+    embeddings: list[dict[str, np.ndarray]] = field(init=False)
+
+    def __post_init__(self):
+        self.outputs = [{} for _ in self.files]
+        self.embeddings = [{} for _ in self.files]
+
+
+#: The runner (an Analysis method) of each input kind, in the order they
+#: run: heads read the audio bundles' embeddings, tag maps their scores.
+_RUNNERS = (("audio", "_run_audio"), ("backbone", "_run_head"), ("scores", "_run_tag_map"), ("text", "_run_text"))
+
+
+def _label_scores(labels: Sequence[str], row: np.ndarray) -> dict[str, float]:
+    """label -> probability, for a row of probabilities in label order."""
+    return {label: float(p) for label, p in zip(labels, row)}
+
+
+def _failed(error: AudioError) -> Output:
+    """The output of a file that could not be read or is too short."""
+    return Output(TOO_SHORT if isinstance(error, TooShortError) else FAILED, message=str(error))
+
+
 def _family_forward(family, model, x, need_scores: bool, need_embedding: bool):
-    """(probabilities or None, embedding or None) of one forward pass."""
-    if need_scores and need_embedding and hasattr(family, "predict_with_embedding"):
+    """(probabilities or None, embedding or None) of one forward pass of an
+    audio family (:class:`tagcore.families.AudioFamily`)."""
+    if need_scores and need_embedding:
         return family.predict_with_embedding(model, x)
-    probs = family.predict(model, x) if need_scores else None
-    embeds = None
-    if need_embedding:
-        embed = getattr(family, "embed", None)
-        embeds = embed(model, x) if embed is not None else model.embed(x)
-    return probs, embeds
+    if need_scores:
+        return family.predict(model, x), None
+    return None, family.embed(model, x) if need_embedding else None
 
 
 def _path_text(path: Any) -> str:

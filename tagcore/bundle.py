@@ -17,7 +17,7 @@
       "outputs": ["scores", "embedding"],  # what a forward pass gives
       "labels": ["blues", ...],        # output order of the scores
       "embedding_dim": 200,            # length of the embedding, if any
-      "model": {...},                  # the family's Config, as a dict
+      "model": {...},                  # the family's Config (a frozen dataclass), as a dict
       "provenance": {...},             # training data, command, date, licence
       "metrics": {...}                 # evaluation figures and how they were made
     }
@@ -59,15 +59,29 @@ class BundleError(Exception):
 
 @dataclass
 class Bundle:
-    """A loaded bundle: its validated config and a ready model (eval mode)."""
+    """A loaded bundle: its validated config (the JSON object of
+    ``config.json``), a ready model (eval mode) and the family's typed
+    ``Config`` of that model (read from ``config["model"]`` when not given)."""
 
     path: Path
     config: dict[str, Any]
     model: Any = field(repr=False)
+    model_config: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.model_config is None:
+            self.model_config = read_model_config(self.config, source=str(self.path / CONFIG_FILE))
 
     @property
     def family(self) -> str:
         return self.config["family"]
+
+    @property
+    def family_module(self):
+        """The module of the bundle's family (:class:`tagcore.families.Family`)."""
+        from tagcore.families import family_module
+
+        return family_module(self.family)
 
     @property
     def name(self) -> str:
@@ -224,8 +238,32 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
     from tagcore.families import FAMILIES
 
     if config["family"] not in FAMILIES:
-        raise BundleError(f"{source}: unknown model family {config['family']!r}")
+        raise BundleError(f"{source}: unknown model family {config['family']!r}{did_you_mean(config['family'], FAMILIES)}")
     return config
+
+
+def read_model_config(config: dict[str, Any], *, source: str = CONFIG_FILE):
+    """The family's typed Config of a validated bundle config (its
+    ``"model"`` object), after checking that the family reads the bundle's
+    input kind and gives its outputs (``INPUT``, ``OUTPUTS`` of
+    :mod:`tagcore.families`). Imports the family (and torch). Raises
+    BundleError naming ``source`` and the fault (an unknown key, say)."""
+    from tagcore.families import family_module
+
+    family = family_module(config["family"])
+    kind, outputs = config["input"]["kind"], config["outputs"]
+    if kind != family.INPUT:
+        raise BundleError(f"{source}: a {family.FAMILY} model reads {family.INPUT} input, not {kind}")
+    if not set(outputs) <= set(family.OUTPUTS):
+        raise BundleError(f"{source}: a {family.FAMILY} model gives {list(family.OUTPUTS)}, not {outputs}")
+    try:
+        model_config = family.Config.from_dict(config["model"])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{source}: model: {exc}") from None
+    n_labels = len(config.get("labels", []))
+    if "scores" in outputs and getattr(model_config, "n_labels", n_labels) != n_labels:
+        raise BundleError(f"{source}: model.n_labels does not match the label list")
+    return model_config
 
 
 def read_config(name_or_path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
@@ -260,14 +298,8 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise BundleError(f"{path}: missing {WEIGHTS_FILE}")
-    try:
-        family = family_module(config["family"])
-        model_config = family.Config.from_dict(config["model"])
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"{config_path}: {exc}") from None
-    n_labels = len(config.get("labels", []))
-    if "scores" in config["outputs"] and getattr(model_config, "n_labels", n_labels) != n_labels:
-        raise BundleError(f"{config_path}: model.n_labels does not match the label list")
+    model_config = read_model_config(config, source=str(config_path))
+    family = family_module(config["family"])
     try:
         state = load_file(str(weights_path), device=device)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -281,9 +313,8 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     # A family may make its model faster for inference once loaded (fold
     # batch norm into convolutions, say); training code loads the weights
     # into family.Model itself and never sees this.
-    if hasattr(family, "prepare_for_inference"):
-        model = family.prepare_for_inference(model)
-    return Bundle(path=path, config=config, model=model)
+    model = family.prepare_for_inference(model)
+    return Bundle(path=path, config=config, model=model, model_config=model_config)
 
 
 def save_bundle(
@@ -294,7 +325,7 @@ def save_bundle(
     name: str,
     version: str,
     labels: list[str] | None,
-    model_config: dict,
+    model_config,
     features: dict | None = None,
     task: str = "genre",
     input: dict | None = None,
@@ -306,9 +337,12 @@ def save_bundle(
     """Write a format-2 bundle atomically: files go to a temporary sibling
     directory that replaces ``directory`` only once complete. Returns the path.
 
-    ``features`` (a MelParams/WaveParams dict, with or without ``kind``;
-    log-mel when absent) is a short form of ``input={"kind": "audio",
-    "feature": ...}``; give one or the other."""
+    ``model_config``: the family's Config (a dict of it is read through
+    ``Config.from_dict`` first, so a key the family does not know fails
+    here, not at loading). ``features`` (a MelParams/WaveParams dict, with
+    or without ``kind``; log-mel when absent) is a short form of
+    ``input={"kind": "audio", "feature": ...}``; give one or the other.
+    Raises BundleError for a config the family cannot load."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -325,7 +359,7 @@ def save_bundle(
         "task": task,
         "input": input,
         "outputs": list(outputs),
-        "model": model_config,
+        "model": model_config if isinstance(model_config, dict) else model_config.to_dict(),
         "provenance": provenance or {},
         "metrics": metrics or {},
     }
@@ -333,7 +367,8 @@ def save_bundle(
         config["labels"] = list(labels)
     if embedding_dim is not None:
         config["embedding_dim"] = int(embedding_dim)
-    config = validate_config(config)
+    config = validate_config(config, source=f"{directory / CONFIG_FILE} (being saved)")
+    config["model"] = read_model_config(config, source=f"{directory / CONFIG_FILE} (being saved)").to_dict()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

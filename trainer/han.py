@@ -919,7 +919,7 @@ def save_style_bundle(directory: Path, *, model: han.Model, name: str, version: 
     (``threshold`` tuned on validation, at most 3 styles)."""
     from tagcore.bundle import CONFIG_FILE, save_bundle
 
-    model.config.threshold = float(threshold)
+    model.config = replace(model.config, threshold=float(threshold))  # Config is frozen
     save_bundle(directory, model=model, family="han", name=name, version=version, labels=labels,
                 model_config=model.config.to_dict(), task="style", input={"kind": "text", "source": "reviews"},
                 outputs=("scores",), provenance=provenance, metrics=metrics)
