@@ -263,7 +263,17 @@ def read_model_config(config: dict[str, Any], *, source: str = CONFIG_FILE):
     n_labels = len(config.get("labels", []))
     if "scores" in outputs and getattr(model_config, "n_labels", n_labels) != n_labels:
         raise BundleError(f"{source}: model.n_labels does not match the label list")
+    if kind == "audio":
+        feature, takes = bundle_feature(config), tuple(family.input_shape(model_config))
+        gives = (None, feature.n_mels) if feature.kind == "logmel" else (feature.patch_samples,)
+        if len(gives) != len(takes) or any(None not in (a, b) and a != b for a, b in zip(gives, takes)):
+            raise BundleError(f"{source}: its {feature.kind} feature gives patches of shape {_shape(gives)}; "
+                              f"the model reads {_shape(takes)}")
     return model_config
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("any" if n is None else str(n) for n in shape) + ")"
 
 
 def read_config(name_or_path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:

@@ -31,7 +31,7 @@ line in :data:`FAMILIES` and its trainer.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,6 +102,9 @@ class AudioFamily(Family, Protocol):
     #: 256 on a GPU).
     INFERENCE_CHUNK: int
 
+    def input_shape(self, config: Any) -> tuple[int | None, ...]:
+        """Shape of one input (a patch), None where any size goes."""
+
     def predict(self, model: Any, x: Any) -> Any:
         """Label probabilities (batch, n_labels)."""
 
@@ -117,6 +120,9 @@ class VectorFamily(Family, Protocol):
     """``INPUT`` ``"backbone"`` (an embedding, (batch, n_inputs)) or
     ``"scores"`` (other bundles' probabilities, concatenated in the order
     the bundle lists them, (batch, n_inputs))."""
+
+    def input_shape(self, config: Any) -> tuple[int | None, ...]:
+        """``(n_inputs,)``: the length of one input vector."""
 
     def predict(self, model: Any, x: Any) -> Any:
         """Label probabilities (batch, n_labels) of a float32 tensor."""
@@ -192,6 +198,35 @@ def _members(protocol: type) -> list[str]:
 def as_trained(model: Any) -> Any:
     """``prepare_for_inference`` of a family that needs none: the model as is."""
     return model
+
+
+def check_input(x: Any, shape: Sequence[int | None], *, what: str) -> None:
+    """Refuse a batch ``x`` (tensor or array) that is not (batch, *shape),
+    None in ``shape`` matching any size: a ValueError (a TypeError for
+    something without a shape) naming ``what`` reads it and both shapes."""
+    got = getattr(x, "shape", None)
+    if got is None:
+        raise TypeError(f"{what} expects a tensor of shape {_shape_text(shape)}, not {type(x).__name__}")
+    got = tuple(got)
+    if len(got) != len(shape) + 1 or any(want not in (None, n) for want, n in zip(shape, got[1:])):
+        raise ValueError(f"{what} expects input of shape {_shape_text(shape)}, got {got}")
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join(["batch", *("any" if n is None else str(n) for n in shape)]) + ")"
+
+
+def check_texts(texts: Any, *, what: str) -> list[str]:
+    """``texts`` (any iterable of strings) as a list (None read as ""), or
+    a TypeError naming ``what`` reads them: a bare string is not a list of
+    texts."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+        raise TypeError(f"{what} expects a sequence of texts, not {type(texts).__name__}")
+    texts = list(texts)
+    bad = [type(t).__name__ for t in texts if not (t is None or isinstance(t, str))]
+    if bad:
+        raise TypeError(f"{what} expects texts as str, not {bad[0]}")
+    return ["" if t is None else t for t in texts]
 
 
 def config_from_dict(cls, data: dict, *, what: str):

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.families import as_trained, config_from_dict, config_to_dict, frozen_tuple
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
 
 FAMILY = "disambig"
 INPUT = "audio"
@@ -130,9 +130,15 @@ def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (frames, n_mels) log-mel, any number of frames."""
+    return (None, config.n_mels)
+
+
 @torch.inference_mode()
 def predict(model: Model, mels: torch.Tensor) -> torch.Tensor:
     """Softmax label probabilities, shape (batch, n_labels), rows sum to 1."""
+    check_input(mels, input_shape(model.config), what=FAMILY)
     model.eval()
     return torch.softmax(model(mels), dim=-1)
 
@@ -141,6 +147,7 @@ def predict(model: Model, mels: torch.Tensor) -> torch.Tensor:
 def predict_with_embedding(model: Model, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (batch, n_labels) and the GRU's last output
     (batch, gru_hidden) of one forward pass."""
+    check_input(mels, input_shape(model.config), what=FAMILY)
     model.eval()
     embedding = model.embed(mels)
     return torch.softmax(model.dense(embedding), dim=-1), embedding
@@ -149,6 +156,7 @@ def predict_with_embedding(model: Model, mels: torch.Tensor) -> tuple[torch.Tens
 @torch.inference_mode()
 def embed(model: Model, mels: torch.Tensor) -> torch.Tensor:
     """The GRU's last output (batch, gru_hidden): the track embedding."""
+    check_input(mels, input_shape(model.config), what=FAMILY)
     model.eval()
     return model.embed(mels)
 

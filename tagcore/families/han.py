@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tagcore import text as T
-from tagcore.families import as_trained, config_from_dict, config_to_dict, frozen_tuple, texts_checked
+from tagcore.families import as_trained, check_texts, config_from_dict, config_to_dict, frozen_tuple, texts_checked
 
 FAMILY = "han"
 INPUT = "text"  # an album's reviews, blank-line separated
@@ -407,6 +407,7 @@ def predict_texts_checked(model: Model, texts: Sequence[str]) -> tuple[np.ndarra
     rows of unread texts are NaN, "no prediction"
     (:func:`tagcore.families.texts_checked`); the analysis pass turns a
     reason into a ``skipped`` output."""
+    texts = check_texts(texts, what=FAMILY)
     problems = [text_problem(model, text) for text in texts]
     readable = [i for i, problem in enumerate(problems) if problem is None]
     probs = predict_albums(model, [texts[i] for i in readable])

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.families import as_trained, config_from_dict, config_to_dict
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict
 
 FAMILY = "head"
 INPUT = "backbone"
@@ -93,10 +93,16 @@ def loss(logits: torch.Tensor, targets: torch.Tensor, *, multilabel: bool) -> to
     return F.cross_entropy(logits, targets)
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: the backbone's embedding, (n_inputs,)."""
+    return (config.n_inputs,)
+
+
 @torch.inference_mode()
 def predict(model: Model, embeddings: torch.Tensor) -> torch.Tensor:
     """Label probabilities, shape (batch, n_labels): sigmoid per label for a
     multi-label head, else a softmax (rows sum to 1)."""
+    check_input(embeddings, input_shape(model.config), what=FAMILY)
     model.eval()
     logits = model(embeddings)
     return torch.sigmoid(logits) if model.config.multilabel else torch.softmax(logits, dim=-1)

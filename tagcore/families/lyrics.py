@@ -53,7 +53,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.families import as_trained, config_from_dict, config_to_dict, frozen_tuple, texts_checked
+from tagcore.families import as_trained, check_texts, config_from_dict, config_to_dict, frozen_tuple, texts_checked
 
 FAMILY = "lyrics"
 INPUT = "text"  # a song's lyrics
@@ -336,7 +336,7 @@ def predict_texts_checked(model: Model, texts: list[str]) -> tuple[np.ndarray, l
     it was skipped (:func:`prepare_texts`). The rows of skipped texts are
     NaN, "no prediction" (:func:`tagcore.families.texts_checked`)."""
     config = model.config
-    prepared = prepare_texts(config, list(texts), vocabulary=_vocabulary(model))
+    prepared = prepare_texts(config, check_texts(texts, what=FAMILY), vocabulary=_vocabulary(model))
     probs = np.zeros((0, config.n_labels), dtype=np.float32)
     if prepared.rows:
         probs = mean_by_owner(predict_windows(model, prepared.ids), prepared.owners, len(prepared.rows))

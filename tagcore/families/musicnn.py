@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.families import config_from_dict, config_to_dict, frozen_tuple
+from tagcore.families import check_input, config_from_dict, config_to_dict, frozen_tuple
 
 FAMILY = "musicnn"
 INPUT = "audio"
@@ -216,6 +216,11 @@ def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (frames, n_mels) log-mel; the convolutions take any length."""
+    return (None, config.n_mels)
+
+
 @torch.inference_mode()
 def predict_with_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass: sigmoid tag probabilities (batch, n_labels) in [0, 1]
@@ -223,6 +228,7 @@ def predict_with_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Ten
 
     ``x``: (batch, frames, n_mels) log-mel patches, frames = 187 (3 s).
     """
+    check_input(x, input_shape(model.config), what=FAMILY)
     model.eval()
     logits, embedding = model.forward_with_embedding(x)
     return torch.sigmoid(logits), embedding

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.families import as_trained, config_from_dict, config_to_dict, frozen_tuple
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
 
 FAMILY = "samplecnn"
 INPUT = "audio"  # raw waveform patches (the "waveform" feature)
@@ -134,10 +134,16 @@ def loss(logits: torch.Tensor, targets: torch.Tensor, propagated: torch.Tensor |
     return main + (weights.to(per_song.dtype) * per_song).mean()
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (samples,) of raw audio, any length from 3^len(channels)."""
+    return (None,)
+
+
 @torch.inference_mode()
 def predict(model: Model, audio: torch.Tensor) -> torch.Tensor:
     """Tag probabilities (batch, n_labels) of (batch, samples) raw audio
     patches; the analysis pass averages a track's patches."""
+    check_input(audio, input_shape(model.config), what=FAMILY)
     model.eval()
     return torch.sigmoid(model(audio))
 
@@ -146,6 +152,7 @@ def predict(model: Model, audio: torch.Tensor) -> torch.Tensor:
 def predict_with_embedding(model: Model, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities (batch, n_labels) and embeddings (batch, embedding) of
     one forward pass."""
+    check_input(audio, input_shape(model.config), what=FAMILY)
     model.eval()
     embedding = model.embed(audio)
     return torch.sigmoid(model.dense(embedding)), embedding
@@ -154,6 +161,7 @@ def predict_with_embedding(model: Model, audio: torch.Tensor) -> tuple[torch.Ten
 @torch.inference_mode()
 def embed(model: Model, audio: torch.Tensor) -> torch.Tensor:
     """Embeddings (batch, embedding) of (batch, samples) raw audio patches."""
+    check_input(audio, input_shape(model.config), what=FAMILY)
     model.eval()
     return model.embed(audio)
 

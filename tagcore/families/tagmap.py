@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from tagcore.families import as_trained, config_from_dict, config_to_dict, frozen_tuple
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
 
 FAMILY = "tagmap"
 INPUT = "scores"
@@ -126,9 +126,15 @@ def loss(*args, **kwargs):
     raise NotImplementedError("tagmap bundles are written, not trained")
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: the source bundles' scores, concatenated, (len(inputs),)."""
+    return (len(config.inputs),)
+
+
 @torch.inference_mode()
 def predict(model: Model, scores: torch.Tensor) -> torch.Tensor:
     """Target probabilities, (batch, n_labels)."""
+    check_input(scores, input_shape(model.config), what=FAMILY)
     return torch.sigmoid(model(scores))
 
 

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tagcore.families import as_trained, config_from_dict, config_to_dict, frozen_tuple
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
 from tagcore.features import DPNN_SEGMENT
 
 FAMILY = "triplet"
@@ -332,9 +332,16 @@ def loss(
 # --- Inference ---------------------------------------------------------------
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (frames, n_mels) log-mel (fewer frames than ``frames``
+    are padded), or (input_dim,) for the projection variant."""
+    return (config.input_dim,) if config.input_dim > 0 else (None, config.n_mels)
+
+
 @torch.inference_mode()
 def embed(model: Model, x: torch.Tensor) -> torch.Tensor:
     """Embeddings of a batch of inputs, shape (batch, embedding_dim)."""
+    check_input(x, input_shape(model.config), what=FAMILY)
     model.eval()
     return model(x).float()
 
