@@ -8,9 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from plugin_fixtures import make_bundle, write_audio
 
 import tagcore.analysis as analysis_module
-from plugin_fixtures import make_bundle, write_audio
 from tagcore.analysis import FAILED, NO_INPUT, OK, SKIPPED, TOO_SHORT, UNAVAILABLE, Analysis, Input
 from tagcore.bundle import BundleError, load_bundle, save_bundle
 from tagcore.families import FAMILIES, disambig, head

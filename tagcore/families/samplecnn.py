@@ -135,8 +135,8 @@ def loss(logits: torch.Tensor, targets: torch.Tensor, propagated: torch.Tensor |
 
 
 def input_shape(config: Config) -> tuple[int | None, ...]:
-    """One input: (samples,) of raw audio, any length from 3^len(channels)."""
-    return (None,)
+    """One input: (input_samples,) of raw audio."""
+    return (config.input_samples,)
 
 
 @torch.inference_mode()
