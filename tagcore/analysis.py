@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from tagcore.audio import AudioError, TooShortError, Window, read_span
-from tagcore.bundle import Bundle, BundleError, bundle_feature, load_bundle, read_config
+from tagcore.bundle import Bundle, BundleError, BundleInput, load_bundle, read_config
 from tagcore.features import FeatureParams, InputTooShort, compute_feature, feature_key
 from tagcore.workers import map_files
 
@@ -144,7 +144,7 @@ class _Node:
     """A bundle the pass runs: requested, or the backbone of one that is."""
 
     name: str
-    config: dict
+    config: dict  # its config.json
     spec: Any  # what to load it from: a path, or a loaded Bundle
     requested: bool = False
     need_scores: bool = False
@@ -154,10 +154,18 @@ class _Node:
     sources: tuple[str, ...] = ()  # names of the nodes whose scores it reads (tag maps)
     bundle: Bundle | None = None
     broken: str | None = None
+    input: BundleInput = field(init=False)  # what it reads, from config
+
+    def __post_init__(self):
+        self.input = BundleInput.from_config(self.config)
 
     @property
     def kind(self) -> str:
-        return self.config["input"]["kind"]
+        return self.input.kind
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(self.config["outputs"])
 
 
 class Analysis:
@@ -221,20 +229,20 @@ class Analysis:
             if node.requested:
                 raise BundleError(f"two bundles are named {node.name!r}")
             node.requested = True
-            node.need_scores = "scores" in node.config["outputs"]
-            node.need_embedding = "embedding" in node.config["outputs"]
+            node.need_scores = "scores" in node.outputs
+            node.need_embedding = "embedding" in node.outputs
         for node in list(self.nodes.values()):
             if node.kind == "scores":
-                sources = [self._add(spec, near=node) for spec in node.config["input"]["bundles"]]
+                sources = [self._add(spec, near=node) for spec in node.input.bundles]
                 for source in sources:
-                    if source.kind not in ("audio", "backbone") or "scores" not in source.config["outputs"]:
+                    if source.kind not in ("audio", "backbone") or "scores" not in source.outputs:
                         raise BundleError(f"{node.name}: it reads {source.name}, which gives no audio scores")
                     source.need_scores = True
                 node.sources = tuple(source.name for source in sources)
         for node in list(self.nodes.values()):
             if node.kind == "backbone":
-                backbone = self._add(node.config["input"]["bundle"], near=node)
-                if "embedding" not in backbone.config["outputs"]:
+                backbone = self._add(node.input.bundle, near=node)
+                if "embedding" not in backbone.outputs:
                     raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
                 if backbone.kind != "audio":
                     raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
@@ -243,7 +251,7 @@ class Analysis:
         self.features: dict[str, FeatureParams] = {}
         for node in self.nodes.values():
             if node.kind == "audio":
-                params = bundle_feature(node.config)
+                params = node.input.feature
                 node.feature = feature_key(params)
                 self.features[node.feature] = params
         #: name -> why the bundle could not be loaded (filled by analyse()).
@@ -433,7 +441,7 @@ class Analysis:
         """A text bundle on the text of its source the caller supplied
         (``no_input`` without one). A text the model cannot read (another
         language, no words) is a skip with its reason, not a failure."""
-        source = node.config["input"]["source"]
+        source = node.input.source
         ready = [i for i, (_, _, _, texts) in enumerate(batch.files) if (texts.get(source) or "").strip()]
         for i in set(range(len(batch.files))) - set(ready):
             batch.outputs[i][node.name] = Output(NO_INPUT, message=f"{batch.files[i][1]}: no {source}")

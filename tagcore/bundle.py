@@ -100,8 +100,13 @@ class Bundle:
         return self.config["task"]
 
     @property
+    def input(self) -> BundleInput:
+        """What the bundle reads, typed."""
+        return BundleInput.from_config(self.config)
+
+    @property
     def input_kind(self) -> str:
-        """``"audio"``, ``"backbone"`` or ``"text"``."""
+        """``"audio"``, ``"backbone"``, ``"scores"`` or ``"text"``."""
         return self.config["input"]["kind"]
 
     @property
@@ -113,11 +118,42 @@ class Bundle:
     @property
     def backbone(self) -> str | None:
         """Name of the bundle whose embedding a head reads, else None."""
-        return self.config["input"].get("bundle") if self.input_kind == "backbone" else None
+        return self.input.bundle
 
     @property
     def outputs(self) -> tuple[str, ...]:
         return tuple(self.config["outputs"])
+
+
+@dataclass(frozen=True)
+class BundleInput:
+    """What a bundle reads: the ``input`` object of its (validated)
+    ``config.json``, typed.
+
+    ``kind``: one of :data:`INPUT_KINDS`. ``feature`` (audio): its
+    MelParams or WaveParams. ``bundle`` (backbone): the bundle whose
+    embedding it reads. ``bundles`` (scores): the bundles whose scores it
+    reads, in the order they are concatenated. ``source`` (text): the text
+    it reads (``"lyrics"``, ``"reviews"``...).
+    """
+
+    kind: str
+    feature: Any = None
+    bundle: str | None = None
+    bundles: tuple[str, ...] = ()
+    source: str | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BundleInput:
+        spec = config["input"]
+        kind = spec["kind"]
+        return cls(
+            kind=kind,
+            feature=bundle_feature(config),
+            bundle=spec["bundle"] if kind == "backbone" else None,
+            bundles=tuple(spec["bundles"]) if kind == "scores" else (),
+            source=spec["source"] if kind == "text" else None,
+        )
 
 
 def bundle_feature(config: dict[str, Any]):
@@ -387,8 +423,8 @@ def save_bundle(
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         # mkdtemp makes a private directory; a bundle is meant to be shared.
         staging.chmod(0o755)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            (staging / name).chmod(0o644)
+        for file_name in (CONFIG_FILE, WEIGHTS_FILE):
+            (staging / file_name).chmod(0o644)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
