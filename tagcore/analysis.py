@@ -231,23 +231,11 @@ class Analysis:
             node.requested = True
             node.need_scores = "scores" in node.outputs
             node.need_embedding = "embedding" in node.outputs
-        for node in list(self.nodes.values()):
-            if node.kind == "scores":
-                sources = [self._add(spec, near=node) for spec in node.input.bundles]
-                for source in sources:
-                    if source.kind not in ("audio", "backbone") or "scores" not in source.outputs:
-                        raise BundleError(f"{node.name}: it reads {source.name}, which gives no audio scores")
-                    source.need_scores = True
-                node.sources = tuple(source.name for source in sources)
-        for node in list(self.nodes.values()):
-            if node.kind == "backbone":
-                backbone = self._add(node.input.bundle, near=node)
-                if "embedding" not in backbone.outputs:
-                    raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
-                if backbone.kind != "audio":
-                    raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
-                backbone.need_embedding = True
-                node.backbone = backbone.name
+        # Tag maps first: a source they add may be a head, whose backbone is added next.
+        for node in [n for n in self.nodes.values() if n.kind == "scores"]:
+            self._link_sources(node)
+        for node in [n for n in self.nodes.values() if n.kind == "backbone"]:
+            self._link_backbone(node)
         self.features: dict[str, FeatureParams] = {}
         for node in self.nodes.values():
             if node.kind == "audio":
@@ -282,6 +270,25 @@ class Analysis:
             self.nodes[name] = _Node(name=name, config=config, spec=spec)
         return self.nodes[name]
 
+    def _link_sources(self, node: _Node) -> None:
+        """Add the bundles whose scores tag map ``node`` reads."""
+        sources = [self._add(spec, near=node) for spec in node.input.bundles]
+        for source in sources:
+            if source.kind not in ("audio", "backbone") or "scores" not in source.outputs:
+                raise BundleError(f"{node.name}: it reads {source.name}, which gives no audio scores")
+            source.need_scores = True
+        node.sources = tuple(source.name for source in sources)
+
+    def _link_backbone(self, node: _Node) -> None:
+        """Add the audio bundle whose embedding head ``node`` reads."""
+        backbone = self._add(node.input.bundle, near=node)
+        if "embedding" not in backbone.outputs:
+            raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
+        if backbone.kind != "audio":
+            raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
+        backbone.need_embedding = True
+        node.backbone = backbone.name
+
     @property
     def requested(self) -> list[str]:
         return [name for name, node in self.nodes.items() if node.requested]
@@ -306,6 +313,12 @@ class Analysis:
                 node.bundle = self._loaded[node.name] = load_bundle(node.spec, device=self.device)
             except BundleError as error:
                 node.broken = str(error)
+        self._mark_readers_of_broken()
+        self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
+
+    def _mark_readers_of_broken(self) -> None:
+        """A head whose backbone, or a tag map one of whose sources, is
+        broken is broken too (heads first: a tag map may read a head)."""
         for node in self.nodes.values():
             if node.kind == "backbone" and node.broken is None:
                 backbone = self.nodes[node.backbone]
@@ -316,7 +329,6 @@ class Analysis:
                 for source in node.sources:
                     if self.nodes[source].broken is not None:
                         node.broken = f"{node.name}: {source} is unavailable ({self.nodes[source].broken})"
-        self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
 
     def _forward_audio(self, node: _Node, arrays: list[np.ndarray]) -> tuple[list, list]:
         """Scores and embeddings, averaged over each file's patches, for
@@ -342,23 +354,21 @@ class Analysis:
             chunk = max(chunk, 256)
         for positions in by_shape.values():
             x = torch.from_numpy(np.concatenate([arrays[p] for p in positions])).to(self.device)
-            parts = [[], []]
+            parts: tuple[list, list] = ([], [])
             with torch.inference_mode():
                 for start in range(0, len(x), chunk):
                     if self._cancelled.is_set():
                         raise Cancelled()
                     probs, embeds = _family_forward(family, model, x[start : start + chunk], node.need_scores,
                                                     node.need_embedding)
-                    for slot, value in enumerate((probs, embeds)):
+                    for slot, value in zip(parts, (probs, embeds)):
                         if value is not None:
-                            parts[slot].append(value.float().cpu().numpy())
-            splits = np.cumsum([counts[p] for p in positions])[:-1]
-            if parts[0]:
-                for p, part in zip(positions, np.split(np.concatenate(parts[0]), splits)):
-                    scores_out[p] = part.mean(axis=0)
-            if parts[1]:
-                for p, part in zip(positions, np.split(np.concatenate(parts[1]), splits)):
-                    embed_out[p] = part.mean(axis=0).astype(np.float32)
+                            slot.append(value.float().cpu().numpy())
+            sizes = [counts[p] for p in positions]
+            for p, row in zip(positions, _means_per_file(parts[0], sizes)):
+                scores_out[p] = row
+            for p, vector in zip(positions, _means_per_file(parts[1], sizes)):
+                embed_out[p] = vector.astype(np.float32)
         return scores_out, embed_out
 
     def _run_batch(self, files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]) -> list[Result]:
@@ -461,6 +471,19 @@ class Analysis:
 
     # --- the pass -------------------------------------------------------
 
+    def _decode(self, paths: Iterator[Any]) -> Iterator[tuple[int, Any, Decoded | AudioError | None]]:
+        """(index, path, what the workers made of it) per path: every
+        audio feature the bundles read, computed in the workers; None for
+        each path when no bundle reads audio (nothing is decoded)."""
+        audio = tuple(
+            (key, self.features[key])
+            for key in dict.fromkeys(n.feature for n in self.nodes.values() if n.kind == "audio")
+        )
+        if not audio:
+            return ((index, path, None) for index, path in enumerate(paths))
+        job = functools.partial(decode_features, features=audio, min_duration=self.min_duration)
+        return map_files(paths, job=job, workers=self.workers, timeout=self.timeout)
+
     def analyse(self, inputs: Iterable[Any]) -> Iterator[Result]:
         """Yield one :class:`Result` per input, in completion order.
 
@@ -468,26 +491,7 @@ class Analysis:
         lazily; memory holds at most a few batches of features.
         """
         texts_of: dict[int, Mapping[str, str]] = {}
-
-        def paths() -> Iterator[Any]:
-            for index, item in enumerate(inputs):
-                if isinstance(item, Input):
-                    if item.texts:
-                        texts_of[index] = item.texts
-                    yield item.path
-                else:
-                    yield item
-
-        audio = tuple(
-            (key, self.features[key])
-            for key in dict.fromkeys(n.feature for n in self.nodes.values() if n.kind == "audio")
-        )
-        if audio:
-            job = functools.partial(decode_features, features=audio, min_duration=self.min_duration)
-            decoded = map_files(paths(), job=job, workers=self.workers, timeout=self.timeout)
-        else:
-            decoded = ((index, path, None) for index, path in enumerate(paths()))
-
+        decoded = self._decode(_paths_of(inputs, texts_of))
         pending: list = []
         scored: deque[Future] = deque()
         self._cancelled.clear()
@@ -548,6 +552,15 @@ class _Batch:
 _RUNNERS = (("audio", "_run_audio"), ("backbone", "_run_head"), ("scores", "_run_tag_map"), ("text", "_run_text"))
 
 
+def _means_per_file(chunks: list[np.ndarray], sizes: list[int]) -> list[np.ndarray]:
+    """The forward passes' outputs ``chunks`` (concatenated: (sum(sizes),
+    ...)) averaged over each file's ``sizes[i]`` patches; [] when there are
+    none (an output nobody needs)."""
+    if not chunks:
+        return []
+    return [part.mean(axis=0) for part in np.split(np.concatenate(chunks), np.cumsum(sizes)[:-1])]
+
+
 def _label_scores(labels: Sequence[str], row: np.ndarray) -> dict[str, float]:
     """label -> probability, for a row of probabilities in label order."""
     return {label: float(p) for label, p in zip(labels, row)}
@@ -556,6 +569,18 @@ def _label_scores(labels: Sequence[str], row: np.ndarray) -> dict[str, float]:
 def _failed(error: AudioError) -> Output:
     """The output of a file that could not be read or is too short."""
     return Output(TOO_SHORT if isinstance(error, TooShortError) else FAILED, message=str(error))
+
+
+def _paths_of(inputs: Iterable[Any], texts_of: dict[int, Mapping[str, str]]) -> Iterator[Any]:
+    """The path of each input, lazily; the texts of an :class:`Input` are
+    put in ``texts_of`` under its index as it goes by."""
+    for index, item in enumerate(inputs):
+        if isinstance(item, Input):
+            if item.texts:
+                texts_of[index] = item.texts
+            yield item.path
+        else:
+            yield item
 
 
 def _family_forward(family, model, x, need_scores: bool, need_embedding: bool):

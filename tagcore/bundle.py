@@ -240,6 +240,19 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
     for key in ("name", "task"):
         if not isinstance(config[key], str) or not config[key]:
             raise BundleError(f"{source}: {key!r} must be a non-empty string")
+    _check_outputs(config, source=source)
+    if not isinstance(config["model"], dict):
+        raise BundleError(f"{source}: 'model' must be an object")
+    _check_input(config, source=source)
+    from tagcore.families import FAMILIES
+
+    if config["family"] not in FAMILIES:
+        raise BundleError(f"{source}: unknown model family {config['family']!r}{did_you_mean(config['family'], FAMILIES)}")
+    return config
+
+
+def _check_outputs(config: dict[str, Any], *, source: str) -> None:
+    """``outputs``, and the ``labels`` or ``embedding_dim`` they need."""
     outputs = config["outputs"]
     if not isinstance(outputs, list) or not outputs or not set(outputs) <= set(OUTPUTS):
         raise BundleError(f"{source}: outputs must be a non-empty list drawn from {list(OUTPUTS)}")
@@ -253,8 +266,16 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
         dim = config.get("embedding_dim")
         if not isinstance(dim, int) or dim <= 0:
             raise BundleError(f"{source}: embedding_dim must be a positive integer")
-    if not isinstance(config["model"], dict):
-        raise BundleError(f"{source}: 'model' must be an object")
+
+
+def _names(value: Any) -> bool:
+    """Whether ``value`` is a non-empty string."""
+    return isinstance(value, str) and bool(value)
+
+
+def _check_input(config: dict[str, Any], *, source: str) -> None:
+    """``input``: its kind and what that kind needs (a feature, a backbone,
+    source bundles, a text source)."""
     spec = config["input"]
     if not isinstance(spec, dict) or spec.get("kind") not in INPUT_KINDS:
         raise BundleError(f"{source}: input must be an object with kind in {list(INPUT_KINDS)}")
@@ -263,19 +284,14 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
             bundle_feature(config)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{source}: input.feature: {exc}") from None
-    elif spec["kind"] == "backbone" and not (isinstance(spec.get("bundle"), str) and spec["bundle"]):
+    elif spec["kind"] == "backbone" and not _names(spec.get("bundle")):
         raise BundleError(f"{source}: input.bundle must name the backbone bundle")
     elif spec["kind"] == "scores" and not (
-        isinstance(spec.get("bundles"), list) and spec["bundles"] and all(isinstance(b, str) and b for b in spec["bundles"])
+        isinstance(spec.get("bundles"), list) and spec["bundles"] and all(map(_names, spec["bundles"]))
     ):
         raise BundleError(f"{source}: input.bundles must list the bundles whose scores it reads")
-    elif spec["kind"] == "text" and not (isinstance(spec.get("source"), str) and spec["source"]):
+    elif spec["kind"] == "text" and not _names(spec.get("source")):
         raise BundleError(f"{source}: input.source must name the text (lyrics, reviews...)")
-    from tagcore.families import FAMILIES
-
-    if config["family"] not in FAMILIES:
-        raise BundleError(f"{source}: unknown model family {config['family']!r}{did_you_mean(config['family'], FAMILIES)}")
-    return config
 
 
 def read_model_config(config: dict[str, Any], *, source: str = CONFIG_FILE):

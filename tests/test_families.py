@@ -22,7 +22,7 @@ import torch
 from lyrics_fixtures import ENGLISH, INSTRUMENTAL, PORTUGUESE
 
 from tagcore.bundle import BundleError, default_bundle_dir, load_bundle, read_config, save_bundle
-from tagcore.families import FAMILIES, PROTOCOLS, Family, check_family, family_module, texts_checked
+from tagcore.families import FAMILIES, PROTOCOLS, Family, FamilyConfig, check_family, family_module, texts_checked
 from tagcore.features import DPNN_SEGMENT, MelParams, WaveParams, compute_feature, feature_spec
 from tagcore.lyrics import lyric_tokens
 
@@ -146,7 +146,8 @@ def test_the_module_follows_the_contract(name):
     assert family.FAMILY == name and set(family.OUTPUTS) <= {"scores", "embedding"}
     # Config: a frozen dataclass whose defaults build, written as plain JSON and read back equal.
     config = family.Config()
-    assert dataclasses.is_dataclass(config) and family.Config.__dataclass_params__.frozen
+    assert isinstance(config, FamilyConfig) and dataclasses.is_dataclass(config)
+    assert family.Config.__dataclass_params__.frozen
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.n_labels = 7
     assert family.Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
