@@ -44,9 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import common  # noqa: F401  (puts the checkout first on sys.path)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "gtzan_mini"
 
@@ -80,49 +78,66 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    import numpy as np
-    import torch
-    from torch.utils.data import DataLoader
+class Training:
+    """Training the shipped genre model's architecture on ``samples`` (path,
+    label) as the benchmark does it: a fresh seeded model and optimiser per
+    mode, one timed epoch over given feature arrays."""
 
-    from tagcore.audio import read_excerpts
-    from tagcore.families import disambig
-    from tagcore.features import MelParams, log_mel_spectrogram
-    from trainer.cache import CroppedFeatures, FeatureCache, collate
-    from trainer.datasets import gtzan
-    from trainer.loop import choose_device
+    def __init__(self, args: argparse.Namespace, samples: list[tuple[str, str]], *, frames: int, device):
+        self.args, self.samples, self.frames, self.device = args, samples, frames, device
+        self.labels = sorted({label for _, label in samples})
+        self.label_index = {tag: i for i, tag in enumerate(self.labels)}
 
-    device = choose_device(args.device)
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    params = MelParams()
-    frames = round(args.crop_seconds * params.sample_rate / params.hop_length)
-    records = gtzan.load(args.data)
-    labels = sorted({r.labels[0] for r in records})
-    label_index = {tag: i for i, tag in enumerate(labels)}
-    samples = [(r.path, r.labels[0]) for r in records]
-    n = len(samples)
+    def sync(self) -> None:
+        import torch
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
-    def new_model():
-        torch.manual_seed(args.seed)
-        config = disambig.Config(channels=(16, 32, 64, 128), gru_hidden=128, n_labels=len(labels))
-        model = disambig.Model(config).to(device)
+    def new_model(self):
+        """A seeded disambig model (16-32-64-128 channels, GRU 128) and its Adadelta."""
+        import torch
+
+        from tagcore.families import disambig
+
+        torch.manual_seed(self.args.seed)
+        config = disambig.Config(channels=(16, 32, 64, 128), gru_hidden=128, n_labels=len(self.labels))
+        model = disambig.Model(config).to(self.device)
         optimiser = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-7)
         return model, optimiser
 
-    def train_epoch(model, optimiser, arrays, epoch) -> float:
+    def warm_up(self, n_mels: int) -> None:
+        """Two untimed steps, so that torch's one-time costs (CUDA context,
+        kernels, allocator) are not counted as the cold cache's."""
+        import torch
+
+        from tagcore.families import disambig
+
+        model, optimiser = self.new_model()
+        x = torch.randn(self.args.batch_size, self.frames, n_mels, device=self.device)
+        y = torch.zeros(self.args.batch_size, dtype=torch.long, device=self.device)
+        for _ in range(2):
+            optimiser.zero_grad()
+            disambig.loss(model(x), y).backward()
+            optimiser.step()
+        self.sync()
+
+    def epoch(self, model, optimiser, arrays, epoch: int) -> float:
         """One epoch over ``arrays``; returns seconds (data loading included)."""
-        dataset = CroppedFeatures(samples, arrays, label_index, frames=frames, seed=args.seed)
+        import torch
+        from torch.utils.data import DataLoader
+
+        from tagcore.families import disambig
+        from trainer.cache import CroppedFeatures, collate
+
+        args, device = self.args, self.device
+        dataset = CroppedFeatures(self.samples, arrays, self.label_index, frames=self.frames, seed=args.seed)
         dataset.set_epoch(epoch)
         order = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, generator=order,
                             num_workers=args.loader_workers, collate_fn=collate,
                             pin_memory=device.type == "cuda")
-        sync()
+        self.sync()
         start = time.perf_counter()
         model.train()
         for inputs, targets in loader:
@@ -133,78 +148,83 @@ def main(argv=None) -> int:
             loss.backward()
             optimiser.step()
         loss.item()
-        sync()
+        self.sync()
         return time.perf_counter() - start
 
-    # Warm-up (not timed): torch's one-time costs (CUDA context, kernels,
-    # allocator) must not be counted as the cold cache's.
-    model, optimiser = new_model()
-    x = torch.randn(args.batch_size, frames, params.n_mels, device=device)
-    y = torch.zeros(args.batch_size, dtype=torch.long, device=device)
-    for _ in range(2):
-        optimiser.zero_grad()
-        disambig.loss(model(x), y).backward()
-        optimiser.step()
-    sync()
 
+def decode_in_memory(paths: list[str], params, args: argparse.Namespace) -> dict | None:
+    """path -> log-mel of every file, decoded by the worker processes (the
+    no-cache mode's epoch start); None after printing a failure."""
+    from tagcore.features import log_mel_spectrogram
+    from tagcore.workers import read_excerpts
+
+    transform = functools.partial(log_mel_spectrogram, params=params)
+    in_memory = {}
+    for _, path, result in read_excerpts(paths, sample_rate=params.sample_rate, duration=args.max_seconds,
+                                         transform=transform, workers=args.workers, timeout=60.0):
+        if isinstance(result, BaseException):
+            print(f"failed: {result}", file=sys.stderr)
+            return None
+        in_memory[path] = result
+    return in_memory
+
+
+def measure(training: Training, params, cache_root: Path, args: argparse.Namespace) -> dict | None:
+    """Both modes, taking turns epoch by epoch (so that a change in the
+    machine's load hits both alike), then a later run's opening of the warm
+    cache; the timings, or None after printing a failure."""
+    from trainer.cache import FeatureCache
+
+    paths = [p for p, _ in training.samples]
     excerpt = {"max_seconds": args.max_seconds, "offset": "centre"}
-    temporary = None
-    if args.cache_dir:
-        cache_root = Path(args.cache_dir)
-    else:
-        temporary = tempfile.mkdtemp(prefix="bench-cache-")
-        cache_root = Path(temporary)
-    try:
-        # The two modes take turns epoch by epoch, so that a change in the
-        # machine's load hits both alike.
-        cache = FeatureCache(cache_root, kind="logmel", params=params.to_dict(), excerpt=excerpt)
-        transform = functools.partial(log_mel_spectrogram, params=params)
-        cached_model, cached_optimiser = new_model()
-        plain_model, plain_optimiser = new_model()
-        cached_epochs, decode_times, train_times = [], [], []
-        arrays = None
-        for epoch in range(args.epochs):
-            # With the cache: epoch 0 builds it (cold), later epochs reuse the memmaps.
-            if arrays is None:
-                start = time.perf_counter()
-                arrays, failures = cache.build([p for p, _ in samples], workers=args.workers,
-                                               progress=False)
-                build_cold = time.perf_counter() - start
-                computed = cache.stats["computed"]
-                if failures:
-                    print("\n".join(f"failed: {m}" for m in failures), file=sys.stderr)
-                    return 2
-            cached_epochs.append(train_epoch(cached_model, cached_optimiser, arrays, epoch))
-
-            # Without the cache: decode into memory, then train.
+    cache = FeatureCache(cache_root, kind="logmel", params=params.to_dict(), excerpt=excerpt)
+    cached_model, cached_optimiser = training.new_model()
+    plain_model, plain_optimiser = training.new_model()
+    t = {"cached_epochs": [], "decode_times": [], "train_times": []}
+    arrays = None
+    for epoch in range(args.epochs):
+        # With the cache: epoch 0 builds it (cold), later epochs reuse the memmaps.
+        if arrays is None:
             start = time.perf_counter()
-            in_memory = {}
-            for _, path, result in read_excerpts([p for p, _ in samples], sample_rate=params.sample_rate,
-                                                 duration=args.max_seconds, transform=transform,
-                                                 workers=args.workers, timeout=60.0):
-                if isinstance(result, BaseException):
-                    print(f"failed: {result}", file=sys.stderr)
-                    return 2
-                in_memory[path] = result
-            decode_times.append(time.perf_counter() - start)
-            train_times.append(train_epoch(plain_model, plain_optimiser, in_memory, epoch))
-            del in_memory
-        del arrays
+            arrays, failures = cache.build(paths, workers=args.workers, progress=False)
+            t["build_cold"] = time.perf_counter() - start
+            t["computed"] = cache.stats["computed"]
+            if failures:
+                print("\n".join(f"failed: {m}" for m in failures), file=sys.stderr)
+                return None
+        t["cached_epochs"].append(training.epoch(cached_model, cached_optimiser, arrays, epoch))
 
-        # A later run: the warm cache is opened, nothing is decoded.
-        later = FeatureCache(cache_root, kind="logmel", params=params.to_dict(), excerpt=excerpt)
+        # Without the cache: decode into memory, then train.
         start = time.perf_counter()
-        arrays, _ = later.build([p for p, _ in samples], workers=args.workers, progress=False)
-        build_warm = time.perf_counter() - start
-        warm_computed = later.stats["computed"]
-        del arrays
-    finally:
-        if temporary:
-            shutil.rmtree(temporary, ignore_errors=True)
+        in_memory = decode_in_memory(paths, params, args)
+        if in_memory is None:
+            return None
+        t["decode_times"].append(time.perf_counter() - start)
+        t["train_times"].append(training.epoch(plain_model, plain_optimiser, in_memory, epoch))
+        del in_memory
+    del arrays
 
+    # A later run: the warm cache is opened, nothing is decoded.
+    later = FeatureCache(cache_root, kind="logmel", params=params.to_dict(), excerpt=excerpt)
+    start = time.perf_counter()
+    later.build(paths, workers=args.workers, progress=False)
+    t["build_warm"] = time.perf_counter() - start
+    t["warm_computed"] = later.stats["computed"]
+    return t
+
+
+def print_report(t: dict, training: Training, args: argparse.Namespace, load_before) -> None:
+    """The table of seconds and examples per second, the ratios, the
+    command line and the machine."""
+    import numpy as np
+    import torch
+
+    n, device = len(training.samples), training.device
+    cached_epochs, decode_times, train_times = t["cached_epochs"], t["decode_times"], t["train_times"]
+    build_cold = t["build_cold"]
     cold_total = build_cold + cached_epochs[0]
     warm_mean = statistics.mean(cached_epochs[1:])
-    nocache = [d + t for d, t in zip(decode_times, train_times)]
+    nocache = [d + e for d, e in zip(decode_times, train_times)]
     nocache_mean = statistics.mean(nocache)
 
     rows = [
@@ -212,7 +232,7 @@ def main(argv=None) -> int:
         ("cache, cold: training epoch 1", cached_epochs[0], n / cached_epochs[0]),
         ("cache, cold: epoch 1 total", cold_total, n / cold_total),
         (f"cache, warm: epochs 2-{args.epochs} (mean)", warm_mean, n / warm_mean),
-        ("cache, later run: open warm cache", build_warm, None),
+        ("cache, later run: open warm cache", t["build_warm"], None),
         (f"no cache: decode per epoch (mean of {args.epochs})", statistics.mean(decode_times), None),
         (f"no cache: training per epoch (mean of {args.epochs})", statistics.mean(train_times),
          n / statistics.mean(train_times)),
@@ -225,16 +245,16 @@ def main(argv=None) -> int:
         rate_text = f"{rate:10.1f}" if rate is not None else f"{'':>10}"
         print(f"{name:<{width}}  {seconds:8.2f}  {rate_text}")
     print()
-    print("per epoch, cache:    " + " ".join(f"{t:.2f}" for t in cached_epochs)
+    print("per epoch, cache:    " + " ".join(f"{e:.2f}" for e in cached_epochs)
           + f"  (+ {build_cold:.2f} s build before epoch 1)")
-    print("per epoch, no cache: " + " ".join(f"{d:.2f}+{t:.2f}" for d, t in zip(decode_times, train_times))
+    print("per epoch, no cache: " + " ".join(f"{d:.2f}+{e:.2f}" for d, e in zip(decode_times, train_times))
           + "  (decode+train)")
     print(f"throughput ratio, warm cache / no cache: {nocache_mean / warm_mean:.2f}x")
     print(f"first epoch, cold cache / no cache:       {cold_total / nocache[0]:.2f}x the time")
-    print(f"tracks decoded: cold build {computed}, later run {warm_computed} (of {n})")
+    print(f"tracks decoded: cold build {t['computed']}, later run {t['warm_computed']} (of {n})")
     print()
-    print(f"examples per epoch: {n} ({len(labels)} labels), batch {args.batch_size}, "
-          f"crops {frames} frames ({args.crop_seconds:g} s), decode <= {args.max_seconds:g} s/track, "
+    print(f"examples per epoch: {n} ({len(training.labels)} labels), batch {args.batch_size}, "
+          f"crops {training.frames} frames ({args.crop_seconds:g} s), decode <= {args.max_seconds:g} s/track, "
           f"{args.workers} decoding workers, {args.loader_workers} loader workers")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -246,6 +266,36 @@ def main(argv=None) -> int:
     if load_before is not None:
         print(f"load average (1 min): {load_before[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end "
               "(timings are only meaningful on an idle machine)")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from tagcore.features import MelParams
+    from trainer.datasets import gtzan
+    from trainer.loop import choose_device
+
+    device = choose_device(args.device)
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    params = MelParams()
+    frames = round(args.crop_seconds * params.sample_rate / params.hop_length)
+    samples = [(r.path, r.labels[0]) for r in gtzan.load(args.data)]
+    training = Training(args, samples, frames=frames, device=device)
+    training.warm_up(params.n_mels)
+
+    temporary = None
+    if args.cache_dir:
+        cache_root = Path(args.cache_dir)
+    else:
+        temporary = tempfile.mkdtemp(prefix="bench-cache-")
+        cache_root = Path(temporary)
+    try:
+        timings = measure(training, params, cache_root, args)
+    finally:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+    if timings is None:
+        return 2
+    print_report(timings, training, args, load_before)
     return 0
 
 

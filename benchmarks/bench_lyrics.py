@@ -32,10 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_autotag import BenchError, beet_env, beet_executable, machine, run_measured  # noqa: E402
+from common import BenchError, beet_env, beet_executable, machine, run_measured
 
 FLOOR_IPS = 200.0
 HEAD_RE = re.compile(r"autotag-ml: (\d+) analysed \((\d+) decoded\), (\d+) from the store")

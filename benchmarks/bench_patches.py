@@ -11,7 +11,7 @@ embedding over them. For P = 1..10 this script measures:
   shared log-mel) plus the heads named by ``--with`` (default: the shipped
   heads ``genre10`` and ``mood4q`` when installed), with the backbones'
   excerpt set to ``187 * P`` frames, over ``--n`` three-minute mp3 files
-  made by ``bench_autotag.py``'s generator (reused from ``--workdir``) with
+  made by ``common.generate`` (reused from ``--workdir``) with
   ``--workers`` decoding processes. Each run is a fresh subprocess as in
   ``bench_models.py``: the time counts from the call to the last result,
   model loading included; the best of ``--repeat`` runs is kept. One more
@@ -45,9 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_autotag import REPO, BenchError, generate, machine, run_measured  # noqa: E402
+from common import BenchError, generate, machine, run_in_child
 
 BACKBONES = ("musicnn-msd", "musicnn-mtt")
 DEFAULT_HEADS = ("genre10", "mood4q")
@@ -85,20 +83,9 @@ def _one(patches: int, heads: list[str], paths: list[str], workers: int, device:
 
 
 def measure(patches: int, heads: list[str], paths: list[Path], workers: int, device: str) -> dict:
-    code = (
-        "import json, sys; sys.path.insert(0, %r); sys.path.insert(0, %r); import bench_patches; "
-        "print('RESULT ' + json.dumps(bench_patches._one(%d, %r, %r, %d, %r)))"
-        % (str(REPO), str(Path(__file__).resolve().parent), patches, heads, [str(p) for p in paths], workers, device)
-    )
-    run = run_measured([sys.executable, "-c", code], env=None)
-    lines = [line for line in run["stdout"].splitlines() if line.startswith("RESULT ")]
-    if run["returncode"] != 0 or not lines:
-        raise BenchError(f"{patches} patches: {run['stderr'][-2000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
-    if result["broken"] or result["not_ok"]:
-        raise BenchError(f"{patches} patches: {result['broken']} {result['not_ok']}")
-    result["peak_rss_mb"] = run["peak_rss_mb"]
-    return result
+    """:func:`_one` in a fresh process (its own peak memory)."""
+    return run_in_child("bench_patches", "_one", [patches, heads, [str(p) for p in paths], workers, device],
+                        label=f"{patches} patches")
 
 
 def speed(args) -> tuple[list[dict], dict]:
@@ -210,7 +197,6 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     args.patches = [int(p) for p in args.patches.split(",") if p.strip()]
-    sys.path.insert(0, str(REPO))
     info = machine()
     print(f"machine: {info}", flush=True)
     try:

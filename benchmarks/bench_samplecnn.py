@@ -3,8 +3,8 @@
 audio models, each file decoded once in the shared analysis pass.
 
 Configurations, each timed as one :class:`tagcore.analysis.Analysis` pass
-over ``--n`` three-minute mp3s (``bench_autotag.py``'s generator, reused
-from ``--workdir``) in a fresh subprocess (``bench_models.measure``: wall
+over ``--n`` three-minute mp3s (``common.generate``, reused
+from ``--workdir``) in a fresh subprocess (``common.measure``: wall
 time from the call to the last result, model loading included; peak RSS of
 the process tree):
 
@@ -35,10 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_autotag import REPO, BenchError, generate, machine  # noqa: E402
-from bench_models import add_run_arguments, installed_defaults, measure  # noqa: E402
+from common import BenchError, add_run_arguments, generate, installed_defaults, machine, measure
 
 
 def random_bundle(directory: Path, *, channels: str, embedding: int, patches: int) -> Path:
@@ -68,7 +65,6 @@ def main(argv=None) -> int:
     parser.add_argument("--embedding", type=int, default=512)
     parser.add_argument("--patches", type=int, default=3)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))
     from tagcore.bundle import read_config
 
     paths = generate(args.workdir / "music", args.n)

@@ -32,16 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common  # noqa: F401  (puts the checkout first on sys.path)
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DIM = 256
 
@@ -139,7 +137,7 @@ def one(n: int, args) -> dict:
     return result
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--threads", type=int, default=1, help="usearch build threads")
@@ -153,7 +151,7 @@ def main() -> int:
     parser.add_argument("--tmp", default=None, help="folder for the temporary matrices")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(one(args.one, args)), flush=True)
         return 0

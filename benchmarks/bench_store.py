@@ -12,8 +12,8 @@ Targets (issue "one analysis pass for every model, and a store"):
    200 items/s, no decoding;
 4. peak memory (the beet process and its children) under 1 GB.
 
-Part 1 uses ``--n`` three-minute mp3 files made by ``bench_autotag.py``'s
-generator (reused from its ``--workdir``). Parts 2 to 4 use a synthetic
+Part 1 uses ``--n`` three-minute mp3 files made by ``common.generate``
+(reused from its ``--workdir``). Parts 2 to 4 use a synthetic
 library: ``--items`` hard links to a few generated files, added to a beets
 library through beets' API, and a store filled with one real analysis of
 each source file (the hard links share size and mtime). Each beet command
@@ -39,10 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_autotag import (  # noqa: E402
+from common import (
     TARGET_RSS_MB,
     BenchError,
     beet_env,

@@ -4,9 +4,10 @@
 1. Inference: ``--albums`` synthetic albums of ``--reviews`` reviews each
    (default 1,000 x 40), every review ``--words`` words drawn from the
    bundle's own vocabulary (Chinese words for the NetEase bundle) and
-   joined as text, run through ``han.predict_texts`` exactly as the
-   analysis pass does (splitting, jieba/word tokenizing, encoding, the
-   forward pass). Reported in albums per second, whole and for the forward
+   joined as text, run through ``han.predict_albums`` (splitting,
+   jieba/word tokenizing, encoding, the forward pass; the analysis pass
+   also checks each text first, :func:`han.text_problem`, which tokenizes
+   it once more). Reported in albums per second, whole and for the forward
    pass alone, against the floor of ``--floor`` albums/s (default 16.7: a
    10,000-album library in 10 minutes).
 2. One training epoch on the NetEase playlists (``--data``, optional):
@@ -35,9 +36,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import numpy as np  # noqa: E402
+import common  # noqa: F401  (puts the checkout first on sys.path)
+import numpy as np
 
 
 def synthetic_albums(vocabulary: list[str], *, albums: int, reviews: int, words: int, seed: int = 0) -> list[str]:
@@ -65,9 +65,9 @@ def bench_inference(bundle, args) -> dict:
 
     model = bundle.model
     texts = synthetic_albums(list(model.config.vocabulary), albums=args.albums, reviews=args.reviews, words=args.words)
-    han.predict_texts(model, texts[:8])  # warm-up: jieba's dictionary, first forward
+    han.predict_albums(model, texts[:8])  # warm-up: jieba's dictionary, first forward
     started, cpu_started = time.perf_counter(), time.process_time()
-    probs = han.predict_texts(model, texts)
+    probs = han.predict_albums(model, texts)
     total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     # The forward pass alone, on the same albums already encoded.
     vocabulary = han.vocabulary_of(model)

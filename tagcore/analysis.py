@@ -17,7 +17,7 @@ share one computation; a backbone runs once per file however many heads
 read it, and whether or not it was asked for itself.
 
 Three things run at once: decoding and features in worker processes
-(bounded time per file, see :func:`tagcore.audio.map_files`), the models in
+(bounded time per file, see :func:`tagcore.workers.map_files`), the models in
 one background thread of this process (torch releases the GIL while it
 computes), and the caller consuming results in the calling thread.
 """
@@ -26,17 +26,19 @@ from __future__ import annotations
 
 import functools
 import os
-from collections import deque
 import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from tagcore.audio import AudioError, TooShortError, Window, map_files, read_span
-from tagcore.bundle import Bundle, BundleError, bundle_feature, load_bundle, read_config
+from tagcore.audio import AudioError, TooShortError, Window, read_span
+from tagcore.bundle import Bundle, BundleError, BundleInput, load_bundle, read_config
 from tagcore.features import FeatureParams, InputTooShort, compute_feature, feature_key
+from tagcore.workers import map_files
 
 #: Output statuses. ``too_short`` and ``no_input`` (no text of the bundle's
 #: source was supplied) are skips, not failures; ``unavailable``: the
@@ -142,7 +144,7 @@ class _Node:
     """A bundle the pass runs: requested, or the backbone of one that is."""
 
     name: str
-    config: dict
+    config: dict  # its config.json
     spec: Any  # what to load it from: a path, or a loaded Bundle
     requested: bool = False
     need_scores: bool = False
@@ -152,10 +154,18 @@ class _Node:
     sources: tuple[str, ...] = ()  # names of the nodes whose scores it reads (tag maps)
     bundle: Bundle | None = None
     broken: str | None = None
+    input: BundleInput = field(init=False)  # what it reads, from config
+
+    def __post_init__(self):
+        self.input = BundleInput.from_config(self.config)
 
     @property
     def kind(self) -> str:
-        return self.config["input"]["kind"]
+        return self.input.kind
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(self.config["outputs"])
 
 
 class Analysis:
@@ -219,29 +229,17 @@ class Analysis:
             if node.requested:
                 raise BundleError(f"two bundles are named {node.name!r}")
             node.requested = True
-            node.need_scores = "scores" in node.config["outputs"]
-            node.need_embedding = "embedding" in node.config["outputs"]
-        for node in list(self.nodes.values()):
-            if node.kind == "scores":
-                sources = [self._add(spec, near=node) for spec in node.config["input"]["bundles"]]
-                for source in sources:
-                    if source.kind not in ("audio", "backbone") or "scores" not in source.config["outputs"]:
-                        raise BundleError(f"{node.name}: it reads {source.name}, which gives no audio scores")
-                    source.need_scores = True
-                node.sources = tuple(source.name for source in sources)
-        for node in list(self.nodes.values()):
-            if node.kind == "backbone":
-                backbone = self._add(node.config["input"]["bundle"], near=node)
-                if "embedding" not in backbone.config["outputs"]:
-                    raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
-                if backbone.kind != "audio":
-                    raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
-                backbone.need_embedding = True
-                node.backbone = backbone.name
+            node.need_scores = "scores" in node.outputs
+            node.need_embedding = "embedding" in node.outputs
+        # Tag maps first: a source they add may be a head, whose backbone is added next.
+        for node in [n for n in self.nodes.values() if n.kind == "scores"]:
+            self._link_sources(node)
+        for node in [n for n in self.nodes.values() if n.kind == "backbone"]:
+            self._link_backbone(node)
         self.features: dict[str, FeatureParams] = {}
         for node in self.nodes.values():
             if node.kind == "audio":
-                params = bundle_feature(node.config)
+                params = node.input.feature
                 node.feature = feature_key(params)
                 self.features[node.feature] = params
         #: name -> why the bundle could not be loaded (filled by analyse()).
@@ -272,6 +270,25 @@ class Analysis:
             self.nodes[name] = _Node(name=name, config=config, spec=spec)
         return self.nodes[name]
 
+    def _link_sources(self, node: _Node) -> None:
+        """Add the bundles whose scores tag map ``node`` reads."""
+        sources = [self._add(spec, near=node) for spec in node.input.bundles]
+        for source in sources:
+            if source.kind not in ("audio", "backbone") or "scores" not in source.outputs:
+                raise BundleError(f"{node.name}: it reads {source.name}, which gives no audio scores")
+            source.need_scores = True
+        node.sources = tuple(source.name for source in sources)
+
+    def _link_backbone(self, node: _Node) -> None:
+        """Add the audio bundle whose embedding head ``node`` reads."""
+        backbone = self._add(node.input.bundle, near=node)
+        if "embedding" not in backbone.outputs:
+            raise BundleError(f"{node.name}: its backbone {backbone.name} gives no embedding")
+        if backbone.kind != "audio":
+            raise BundleError(f"{node.name}: its backbone {backbone.name} is not an audio bundle")
+        backbone.need_embedding = True
+        node.backbone = backbone.name
+
     @property
     def requested(self) -> list[str]:
         return [name for name, node in self.nodes.items() if node.requested]
@@ -296,6 +313,12 @@ class Analysis:
                 node.bundle = self._loaded[node.name] = load_bundle(node.spec, device=self.device)
             except BundleError as error:
                 node.broken = str(error)
+        self._mark_readers_of_broken()
+        self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
+
+    def _mark_readers_of_broken(self) -> None:
+        """A head whose backbone, or a tag map one of whose sources, is
+        broken is broken too (heads first: a tag map may read a head)."""
         for node in self.nodes.values():
             if node.kind == "backbone" and node.broken is None:
                 backbone = self.nodes[node.backbone]
@@ -306,7 +329,6 @@ class Analysis:
                 for source in node.sources:
                     if self.nodes[source].broken is not None:
                         node.broken = f"{node.name}: {source} is unavailable ({self.nodes[source].broken})"
-        self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
 
     def _forward_audio(self, node: _Node, arrays: list[np.ndarray]) -> tuple[list, list]:
         """Scores and embeddings, averaged over each file's patches, for
@@ -314,9 +336,7 @@ class Analysis:
         not needed)."""
         import torch
 
-        from tagcore.families import family_module
-
-        family = family_module(node.bundle.family)
+        family = node.bundle.family_module
         model = node.bundle.model
         counts = [len(a) for a in arrays]
         scores_out: list = [None] * len(arrays)
@@ -329,134 +349,140 @@ class Analysis:
         # small batches stay in cache (2 patches: 37 ms each; 16: 64 ms,
         # measured on 2 cores) and memory stays bounded whatever the batch
         # size and patch count; a GPU takes large batches.
-        chunk = getattr(family, "INFERENCE_CHUNK", 64)
+        chunk = family.INFERENCE_CHUNK
         if not str(self.device).startswith("cpu"):
             chunk = max(chunk, 256)
         for positions in by_shape.values():
             x = torch.from_numpy(np.concatenate([arrays[p] for p in positions])).to(self.device)
-            parts = [[], []]
+            parts: tuple[list, list] = ([], [])
             with torch.inference_mode():
                 for start in range(0, len(x), chunk):
                     if self._cancelled.is_set():
                         raise Cancelled()
                     probs, embeds = _family_forward(family, model, x[start : start + chunk], node.need_scores,
                                                     node.need_embedding)
-                    for slot, value in enumerate((probs, embeds)):
+                    for slot, value in zip(parts, (probs, embeds)):
                         if value is not None:
-                            parts[slot].append(value.float().cpu().numpy())
-            splits = np.cumsum([counts[p] for p in positions])[:-1]
-            if parts[0]:
-                for p, part in zip(positions, np.split(np.concatenate(parts[0]), splits)):
-                    scores_out[p] = part.mean(axis=0)
-            if parts[1]:
-                for p, part in zip(positions, np.split(np.concatenate(parts[1]), splits)):
-                    embed_out[p] = part.mean(axis=0).astype(np.float32)
+                            slot.append(value.float().cpu().numpy())
+            sizes = [counts[p] for p in positions]
+            for p, row in zip(positions, _means_per_file(parts[0], sizes)):
+                scores_out[p] = row
+            for p, vector in zip(positions, _means_per_file(parts[1], sizes)):
+                embed_out[p] = vector.astype(np.float32)
         return scores_out, embed_out
 
     def _run_batch(self, files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]) -> list[Result]:
-        import torch
-
-        from tagcore.families import family_module
-
-        outputs: list[dict[str, Output]] = [{} for _ in files]
-        embeddings: list[dict[str, np.ndarray]] = [{} for _ in files]
-
-        def failed(name: str, error: Any) -> Output:
-            if isinstance(error, TooShortError):
-                return Output(TOO_SHORT, message=str(error))
-            return Output(FAILED, message=str(error))
-
-        for node in self.nodes.values():
-            if node.kind != "audio" or node.broken is not None or self._cancelled.is_set():
-                continue
-            ready, arrays = [], []
-            for i, (_, _, decoded, _) in enumerate(files):
-                value = decoded if isinstance(decoded, AudioError) else decoded.features[node.feature]
-                if isinstance(value, AudioError):
-                    outputs[i][node.name] = failed(node.name, value)
-                else:
-                    ready.append(i)
-                    arrays.append(value)
-            if not ready:
-                continue
-            scores, embeds = self._forward_audio(node, arrays)
-            labels = node.bundle.labels
-            for i, row, vector in zip(ready, scores, embeds):
-                out = Output(OK)
-                if row is not None:
-                    out.scores = {label: float(p) for label, p in zip(labels, row)}
-                if vector is not None:
-                    out.embedding = vector
-                    embeddings[i][node.name] = vector
-                outputs[i][node.name] = out
-
-        for node in self.nodes.values():
-            if node.kind != "backbone" or node.broken is not None:
-                continue
-            backbone = node.backbone
-            ready = [i for i in range(len(files)) if backbone in embeddings[i]]
-            for i in range(len(files)):
-                if i not in ready:
-                    outputs[i][node.name] = outputs[i][backbone]
-            if not ready:
-                continue
-            family = family_module(node.bundle.family)
-            x = torch.from_numpy(np.stack([embeddings[i][backbone] for i in ready])).to(self.device)
-            probs = family.predict(node.bundle.model, x).float().cpu().numpy()
-            for i, row in zip(ready, probs):
-                outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
-
-        for node in self.nodes.values():
-            if node.kind != "scores" or node.broken is not None:
-                continue
-            ready = [i for i in range(len(files)) if all(outputs[i][s].ok for s in node.sources)]
-            for i in range(len(files)):
-                if i not in ready:
-                    outputs[i][node.name] = next(outputs[i][s] for s in node.sources if not outputs[i][s].ok)
-            if not ready:
-                continue
-            family = family_module(node.bundle.family)
-            x = np.stack([
-                np.concatenate([[outputs[i][s].scores[label] for label in self.nodes[s].bundle.labels] for s in node.sources])
-                for i in ready
-            ]).astype(np.float32)
-            probs = family.predict(node.bundle.model, torch.from_numpy(x).to(self.device)).float().cpu().numpy()
-            for i, row in zip(ready, probs):
-                outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
-
-        for node in self.nodes.values():
-            if node.kind != "text" or node.broken is not None:
-                continue
-            source = node.config["input"]["source"]
-            ready = [i for i, (_, _, _, texts) in enumerate(files) if (texts.get(source) or "").strip()]
-            for i, (_, path, _, _) in enumerate(files):
-                if i not in ready:
-                    outputs[i][node.name] = Output(NO_INPUT, message=f"{path}: no {source}")
-            if ready:
-                family = family_module(node.bundle.family)
-                texts = [files[i][3][source] for i in ready]
-                if hasattr(family, "predict_texts_checked"):
-                    # Texts the model cannot read (another language, no
-                    # words) come back with the reason: a skip, not a failure.
-                    probs, problems = family.predict_texts_checked(node.bundle.model, texts)
-                else:
-                    probs, problems = family.predict_texts(node.bundle.model, texts), [None] * len(ready)
-                for i, row, problem in zip(ready, np.asarray(probs), problems):
-                    if problem is not None:
-                        outputs[i][node.name] = Output(SKIPPED, message=f"{files[i][1]}: {problem}")
-                        continue
-                    outputs[i][node.name] = Output(OK, scores={l: float(p) for l, p in zip(node.bundle.labels, row)})
-
+        """Run every working bundle over a batch of files, one runner per
+        input kind in :data:`_RUNNERS` order, and gather the requested
+        outputs (``unavailable`` for a broken bundle)."""
+        batch = _Batch(files)
+        for kind, runner in _RUNNERS:
+            for node in self.nodes.values():
+                if node.kind == kind and node.broken is None and not (kind == "audio" and self._cancelled.is_set()):
+                    getattr(self, runner)(node, batch)
         results = []
         for i, (index, path, decoded, _) in enumerate(files):
             wanted = {
-                name: outputs[i].get(name) or Output(UNAVAILABLE, message=self.broken.get(name))
+                name: batch.outputs[i].get(name) or Output(UNAVAILABLE, message=self.broken.get(name))
                 for name in self.requested
             }
             results.append(Result(index, path, wanted, decodes=decoded.decodes if isinstance(decoded, Decoded) else 0))
         return results
 
+    def _run_audio(self, node: _Node, batch: _Batch) -> None:
+        """An audio bundle on each decoded file's feature; a file that could
+        not be decoded (or is too short for the feature) fails here."""
+        ready, arrays = [], []
+        for i, (_, _, decoded, _) in enumerate(batch.files):
+            value = decoded if isinstance(decoded, AudioError) else decoded.features[node.feature]
+            if isinstance(value, AudioError):
+                batch.outputs[i][node.name] = _failed(value)
+            else:
+                ready.append(i)
+                arrays.append(value)
+        if not ready:
+            return
+        scores, embeds = self._forward_audio(node, arrays)
+        for i, row, vector in zip(ready, scores, embeds):
+            out = Output(OK)
+            if row is not None:
+                out.scores = _label_scores(node.bundle.labels, row)
+            if vector is not None:
+                out.embedding = vector
+                batch.embeddings[i][node.name] = vector
+            batch.outputs[i][node.name] = out
+
+    def _run_head(self, node: _Node, batch: _Batch) -> None:
+        """A head on its backbone's embedding; where the backbone has none,
+        the head gets the backbone's output (its failure)."""
+        ready = [i for i in range(len(batch.files)) if node.backbone in batch.embeddings[i]]
+        for i in set(range(len(batch.files))) - set(ready):
+            batch.outputs[i][node.name] = batch.outputs[i][node.backbone]
+        if ready:
+            x = np.stack([batch.embeddings[i][node.backbone] for i in ready])
+            self._predict_vectors(node, batch, ready, x)
+
+    def _run_tag_map(self, node: _Node, batch: _Batch) -> None:
+        """A tag map on its sources' scores, concatenated in the order it
+        lists them; where a source failed, the map gets that failure."""
+        outputs = batch.outputs
+        ready = [i for i in range(len(batch.files)) if all(outputs[i][s].ok for s in node.sources)]
+        for i in set(range(len(batch.files))) - set(ready):
+            outputs[i][node.name] = next(outputs[i][s] for s in node.sources if not outputs[i][s].ok)
+        if ready:
+            x = np.stack([
+                np.concatenate([[outputs[i][s].scores[label] for label in self.nodes[s].bundle.labels]
+                                for s in node.sources])
+                for i in ready
+            ]).astype(np.float32)
+            self._predict_vectors(node, batch, ready, x)
+
+    def _predict_vectors(self, node: _Node, batch: _Batch, ready: list[int], x: np.ndarray) -> None:
+        """Scores of a head or tag map for the files ``ready``, from their
+        input vectors ``x`` (len(ready), n_inputs) float32."""
+        import torch
+
+        family = node.bundle.family_module
+        probs = family.predict(node.bundle.model, torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+        for i, row in zip(ready, probs):
+            batch.outputs[i][node.name] = Output(OK, scores=_label_scores(node.bundle.labels, row))
+
+    def _run_text(self, node: _Node, batch: _Batch) -> None:
+        """A text bundle on the text of its source the caller supplied
+        (``no_input`` without one). A text the model cannot read (another
+        language, no words) is a skip with its reason, not a failure."""
+        source = node.input.source
+        ready = [i for i, (_, _, _, texts) in enumerate(batch.files) if (texts.get(source) or "").strip()]
+        for i in set(range(len(batch.files))) - set(ready):
+            batch.outputs[i][node.name] = Output(NO_INPUT, message=f"{batch.files[i][1]}: no {source}")
+        if not ready:
+            return
+        family = node.bundle.family_module
+        texts = [batch.files[i][3][source] for i in ready]
+        probs, problems = family.predict_texts_checked(node.bundle.model, texts)
+        for i, row, problem in zip(ready, np.asarray(probs), problems):
+            path = batch.files[i][1]
+            if problem is not None:
+                batch.outputs[i][node.name] = Output(SKIPPED, message=f"{path}: {problem}")
+            elif not np.all(np.isfinite(row)):
+                batch.outputs[i][node.name] = Output(FAILED, message=f"{path}: {node.name} gave no prediction")
+            else:
+                batch.outputs[i][node.name] = Output(OK, scores=_label_scores(node.bundle.labels, row))
+
     # --- the pass -------------------------------------------------------
+
+    def _decode(self, paths: Iterator[Any]) -> Iterator[tuple[int, Any, Decoded | AudioError | None]]:
+        """(index, path, what the workers made of it) per path: every
+        audio feature the bundles read, computed in the workers; None for
+        each path when no bundle reads audio (nothing is decoded)."""
+        audio = tuple(
+            (key, self.features[key])
+            for key in dict.fromkeys(n.feature for n in self.nodes.values() if n.kind == "audio")
+        )
+        if not audio:
+            return ((index, path, None) for index, path in enumerate(paths))
+        job = functools.partial(decode_features, features=audio, min_duration=self.min_duration)
+        return map_files(paths, job=job, workers=self.workers, timeout=self.timeout)
 
     def analyse(self, inputs: Iterable[Any]) -> Iterator[Result]:
         """Yield one :class:`Result` per input, in completion order.
@@ -465,26 +491,7 @@ class Analysis:
         lazily; memory holds at most a few batches of features.
         """
         texts_of: dict[int, Mapping[str, str]] = {}
-
-        def paths() -> Iterator[Any]:
-            for index, item in enumerate(inputs):
-                if isinstance(item, Input):
-                    if item.texts:
-                        texts_of[index] = item.texts
-                    yield item.path
-                else:
-                    yield item
-
-        audio = tuple(
-            (key, self.features[key])
-            for key in dict.fromkeys(n.feature for n in self.nodes.values() if n.kind == "audio")
-        )
-        if audio:
-            job = functools.partial(decode_features, features=audio, min_duration=self.min_duration)
-            decoded = map_files(paths(), job=job, workers=self.workers, timeout=self.timeout)
-        else:
-            decoded = ((index, path, None) for index, path in enumerate(paths()))
-
+        decoded = self._decode(_paths_of(inputs, texts_of))
         pending: list = []
         scored: deque[Future] = deque()
         self._cancelled.clear()
@@ -526,16 +533,64 @@ class Analysis:
         model_thread.shutdown(wait=True)
 
 
+@dataclass
+class _Batch:
+    """The files of one model batch and what the runners made of them: per
+    file, an Output by bundle name and the embeddings heads read."""
+
+    files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]
+    outputs: list[dict[str, Output]] = field(init=False)
+    embeddings: list[dict[str, np.ndarray]] = field(init=False)
+
+    def __post_init__(self):
+        self.outputs = [{} for _ in self.files]
+        self.embeddings = [{} for _ in self.files]
+
+
+#: The runner (an Analysis method) of each input kind, in the order they
+#: run: heads read the audio bundles' embeddings, tag maps their scores.
+_RUNNERS = (("audio", "_run_audio"), ("backbone", "_run_head"), ("scores", "_run_tag_map"), ("text", "_run_text"))
+
+
+def _means_per_file(chunks: list[np.ndarray], sizes: list[int]) -> list[np.ndarray]:
+    """The forward passes' outputs ``chunks`` (concatenated: (sum(sizes),
+    ...)) averaged over each file's ``sizes[i]`` patches; [] when there are
+    none (an output nobody needs)."""
+    if not chunks:
+        return []
+    return [part.mean(axis=0) for part in np.split(np.concatenate(chunks), np.cumsum(sizes)[:-1])]
+
+
+def _label_scores(labels: Sequence[str], row: np.ndarray) -> dict[str, float]:
+    """label -> probability, for a row of probabilities in label order."""
+    return {label: float(p) for label, p in zip(labels, row)}
+
+
+def _failed(error: AudioError) -> Output:
+    """The output of a file that could not be read or is too short."""
+    return Output(TOO_SHORT if isinstance(error, TooShortError) else FAILED, message=str(error))
+
+
+def _paths_of(inputs: Iterable[Any], texts_of: dict[int, Mapping[str, str]]) -> Iterator[Any]:
+    """The path of each input, lazily; the texts of an :class:`Input` are
+    put in ``texts_of`` under its index as it goes by."""
+    for index, item in enumerate(inputs):
+        if isinstance(item, Input):
+            if item.texts:
+                texts_of[index] = item.texts
+            yield item.path
+        else:
+            yield item
+
+
 def _family_forward(family, model, x, need_scores: bool, need_embedding: bool):
-    """(probabilities or None, embedding or None) of one forward pass."""
-    if need_scores and need_embedding and hasattr(family, "predict_with_embedding"):
+    """(probabilities or None, embedding or None) of one forward pass of an
+    audio family (:class:`tagcore.families.AudioFamily`)."""
+    if need_scores and need_embedding:
         return family.predict_with_embedding(model, x)
-    probs = family.predict(model, x) if need_scores else None
-    embeds = None
-    if need_embedding:
-        embed = getattr(family, "embed", None)
-        embeds = embed(model, x) if embed is not None else model.embed(x)
-    return probs, embeds
+    if need_scores:
+        return family.predict(model, x), None
+    return None, family.embed(model, x) if need_embedding else None
 
 
 def _path_text(path: Any) -> str:

@@ -17,7 +17,7 @@
       "outputs": ["scores", "embedding"],  # what a forward pass gives
       "labels": ["blues", ...],        # output order of the scores
       "embedding_dim": 200,            # length of the embedding, if any
-      "model": {...},                  # the family's Config, as a dict
+      "model": {...},                  # the family's Config (a frozen dataclass), as a dict
       "provenance": {...},             # training data, command, date, licence
       "metrics": {...}                 # evaluation figures and how they were made
     }
@@ -59,15 +59,29 @@ class BundleError(Exception):
 
 @dataclass
 class Bundle:
-    """A loaded bundle: its validated config and a ready model (eval mode)."""
+    """A loaded bundle: its validated config (the JSON object of
+    ``config.json``), a ready model (eval mode) and the family's typed
+    ``Config`` of that model (read from ``config["model"]`` when not given)."""
 
     path: Path
     config: dict[str, Any]
     model: Any = field(repr=False)
+    model_config: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.model_config is None:
+            self.model_config = read_model_config(self.config, source=str(self.path / CONFIG_FILE))
 
     @property
     def family(self) -> str:
         return self.config["family"]
+
+    @property
+    def family_module(self):
+        """The module of the bundle's family (:class:`tagcore.families.Family`)."""
+        from tagcore.families import family_module
+
+        return family_module(self.family)
 
     @property
     def name(self) -> str:
@@ -86,8 +100,13 @@ class Bundle:
         return self.config["task"]
 
     @property
+    def input(self) -> BundleInput:
+        """What the bundle reads, typed."""
+        return BundleInput.from_config(self.config)
+
+    @property
     def input_kind(self) -> str:
-        """``"audio"``, ``"backbone"`` or ``"text"``."""
+        """``"audio"``, ``"backbone"``, ``"scores"`` or ``"text"``."""
         return self.config["input"]["kind"]
 
     @property
@@ -99,11 +118,42 @@ class Bundle:
     @property
     def backbone(self) -> str | None:
         """Name of the bundle whose embedding a head reads, else None."""
-        return self.config["input"].get("bundle") if self.input_kind == "backbone" else None
+        return self.input.bundle
 
     @property
     def outputs(self) -> tuple[str, ...]:
         return tuple(self.config["outputs"])
+
+
+@dataclass(frozen=True)
+class BundleInput:
+    """What a bundle reads: the ``input`` object of its (validated)
+    ``config.json``, typed.
+
+    ``kind``: one of :data:`INPUT_KINDS`. ``feature`` (audio): its
+    MelParams or WaveParams. ``bundle`` (backbone): the bundle whose
+    embedding it reads. ``bundles`` (scores): the bundles whose scores it
+    reads, in the order they are concatenated. ``source`` (text): the text
+    it reads (``"lyrics"``, ``"reviews"``...).
+    """
+
+    kind: str
+    feature: Any = None
+    bundle: str | None = None
+    bundles: tuple[str, ...] = ()
+    source: str | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> BundleInput:
+        spec = config["input"]
+        kind = spec["kind"]
+        return cls(
+            kind=kind,
+            feature=bundle_feature(config),
+            bundle=spec["bundle"] if kind == "backbone" else None,
+            bundles=tuple(spec["bundles"]) if kind == "scores" else (),
+            source=spec["source"] if kind == "text" else None,
+        )
 
 
 def bundle_feature(config: dict[str, Any]):
@@ -190,6 +240,19 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
     for key in ("name", "task"):
         if not isinstance(config[key], str) or not config[key]:
             raise BundleError(f"{source}: {key!r} must be a non-empty string")
+    _check_outputs(config, source=source)
+    if not isinstance(config["model"], dict):
+        raise BundleError(f"{source}: 'model' must be an object")
+    _check_input(config, source=source)
+    from tagcore.families import FAMILIES
+
+    if config["family"] not in FAMILIES:
+        raise BundleError(f"{source}: unknown model family {config['family']!r}{did_you_mean(config['family'], FAMILIES)}")
+    return config
+
+
+def _check_outputs(config: dict[str, Any], *, source: str) -> None:
+    """``outputs``, and the ``labels`` or ``embedding_dim`` they need."""
     outputs = config["outputs"]
     if not isinstance(outputs, list) or not outputs or not set(outputs) <= set(OUTPUTS):
         raise BundleError(f"{source}: outputs must be a non-empty list drawn from {list(OUTPUTS)}")
@@ -203,8 +266,16 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
         dim = config.get("embedding_dim")
         if not isinstance(dim, int) or dim <= 0:
             raise BundleError(f"{source}: embedding_dim must be a positive integer")
-    if not isinstance(config["model"], dict):
-        raise BundleError(f"{source}: 'model' must be an object")
+
+
+def _names(value: Any) -> bool:
+    """Whether ``value`` is a non-empty string."""
+    return isinstance(value, str) and bool(value)
+
+
+def _check_input(config: dict[str, Any], *, source: str) -> None:
+    """``input``: its kind and what that kind needs (a feature, a backbone,
+    source bundles, a text source)."""
     spec = config["input"]
     if not isinstance(spec, dict) or spec.get("kind") not in INPUT_KINDS:
         raise BundleError(f"{source}: input must be an object with kind in {list(INPUT_KINDS)}")
@@ -213,19 +284,48 @@ def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]
             bundle_feature(config)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{source}: input.feature: {exc}") from None
-    elif spec["kind"] == "backbone" and not (isinstance(spec.get("bundle"), str) and spec["bundle"]):
+    elif spec["kind"] == "backbone" and not _names(spec.get("bundle")):
         raise BundleError(f"{source}: input.bundle must name the backbone bundle")
     elif spec["kind"] == "scores" and not (
-        isinstance(spec.get("bundles"), list) and spec["bundles"] and all(isinstance(b, str) and b for b in spec["bundles"])
+        isinstance(spec.get("bundles"), list) and spec["bundles"] and all(map(_names, spec["bundles"]))
     ):
         raise BundleError(f"{source}: input.bundles must list the bundles whose scores it reads")
-    elif spec["kind"] == "text" and not (isinstance(spec.get("source"), str) and spec["source"]):
+    elif spec["kind"] == "text" and not _names(spec.get("source")):
         raise BundleError(f"{source}: input.source must name the text (lyrics, reviews...)")
-    from tagcore.families import FAMILIES
 
-    if config["family"] not in FAMILIES:
-        raise BundleError(f"{source}: unknown model family {config['family']!r}")
-    return config
+
+def read_model_config(config: dict[str, Any], *, source: str = CONFIG_FILE):
+    """The family's typed Config of a validated bundle config (its
+    ``"model"`` object), after checking that the family reads the bundle's
+    input kind and gives its outputs (``INPUT``, ``OUTPUTS`` of
+    :mod:`tagcore.families`). Imports the family (and torch). Raises
+    BundleError naming ``source`` and the fault (an unknown key, say)."""
+    from tagcore.families import family_module
+
+    family = family_module(config["family"])
+    kind, outputs = config["input"]["kind"], config["outputs"]
+    if kind != family.INPUT:
+        raise BundleError(f"{source}: a {family.FAMILY} model reads {family.INPUT} input, not {kind}")
+    if not set(outputs) <= set(family.OUTPUTS):
+        raise BundleError(f"{source}: a {family.FAMILY} model gives {list(family.OUTPUTS)}, not {outputs}")
+    try:
+        model_config = family.Config.from_dict(config["model"])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{source}: model: {exc}") from None
+    n_labels = len(config.get("labels", []))
+    if "scores" in outputs and getattr(model_config, "n_labels", n_labels) != n_labels:
+        raise BundleError(f"{source}: model.n_labels does not match the label list")
+    if kind == "audio":
+        feature, takes = bundle_feature(config), tuple(family.input_shape(model_config))
+        gives = (None, feature.n_mels) if feature.kind == "logmel" else (feature.patch_samples,)
+        if len(gives) != len(takes) or any(None not in (a, b) and a != b for a, b in zip(gives, takes)):
+            raise BundleError(f"{source}: its {feature.kind} feature gives patches of shape {_shape(gives)}; "
+                              f"the model reads {_shape(takes)}")
+    return model_config
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("any" if n is None else str(n) for n in shape) + ")"
 
 
 def read_config(name_or_path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
@@ -260,14 +360,8 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
     if not weights_path.is_file():
         raise BundleError(f"{path}: missing {WEIGHTS_FILE}")
-    try:
-        family = family_module(config["family"])
-        model_config = family.Config.from_dict(config["model"])
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"{config_path}: {exc}") from None
-    n_labels = len(config.get("labels", []))
-    if "scores" in config["outputs"] and getattr(model_config, "n_labels", n_labels) != n_labels:
-        raise BundleError(f"{config_path}: model.n_labels does not match the label list")
+    model_config = read_model_config(config, source=str(config_path))
+    family = family_module(config["family"])
     try:
         state = load_file(str(weights_path), device=device)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -281,9 +375,8 @@ def load_bundle(name_or_path: str | os.PathLike, *, device: str = "cpu") -> Bund
     # A family may make its model faster for inference once loaded (fold
     # batch norm into convolutions, say); training code loads the weights
     # into family.Model itself and never sees this.
-    if hasattr(family, "prepare_for_inference"):
-        model = family.prepare_for_inference(model)
-    return Bundle(path=path, config=config, model=model)
+    model = family.prepare_for_inference(model)
+    return Bundle(path=path, config=config, model=model, model_config=model_config)
 
 
 def save_bundle(
@@ -294,7 +387,7 @@ def save_bundle(
     name: str,
     version: str,
     labels: list[str] | None,
-    model_config: dict,
+    model_config,
     features: dict | None = None,
     task: str = "genre",
     input: dict | None = None,
@@ -306,9 +399,12 @@ def save_bundle(
     """Write a format-2 bundle atomically: files go to a temporary sibling
     directory that replaces ``directory`` only once complete. Returns the path.
 
-    ``features`` (a MelParams/WaveParams dict, with or without ``kind``;
-    log-mel when absent) is a short form of ``input={"kind": "audio",
-    "feature": ...}``; give one or the other."""
+    ``model_config``: the family's Config (a dict of it is read through
+    ``Config.from_dict`` first, so a key the family does not know fails
+    here, not at loading). ``features`` (a MelParams/WaveParams dict, with
+    or without ``kind``; log-mel when absent) is a short form of
+    ``input={"kind": "audio", "feature": ...}``; give one or the other.
+    Raises BundleError for a config the family cannot load."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -325,7 +421,7 @@ def save_bundle(
         "task": task,
         "input": input,
         "outputs": list(outputs),
-        "model": model_config,
+        "model": model_config if isinstance(model_config, dict) else model_config.to_dict(),
         "provenance": provenance or {},
         "metrics": metrics or {},
     }
@@ -333,7 +429,8 @@ def save_bundle(
         config["labels"] = list(labels)
     if embedding_dim is not None:
         config["embedding_dim"] = int(embedding_dim)
-    config = validate_config(config)
+    config = validate_config(config, source=f"{directory / CONFIG_FILE} (being saved)")
+    config["model"] = read_model_config(config, source=f"{directory / CONFIG_FILE} (being saved)").to_dict()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -342,8 +439,8 @@ def save_bundle(
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         # mkdtemp makes a private directory; a bundle is meant to be shared.
         staging.chmod(0o755)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            (staging / name).chmod(0o644)
+        for file_name in (CONFIG_FILE, WEIGHTS_FILE):
+            (staging / file_name).chmod(0o644)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)

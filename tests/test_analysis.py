@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from plugin_fixtures import make_bundle, write_audio
 
 import tagcore.analysis as analysis_module
-from plugin_fixtures import make_bundle, write_audio
-from tagcore.analysis import NO_INPUT, OK, TOO_SHORT, UNAVAILABLE, Analysis, Input
+from tagcore.analysis import FAILED, NO_INPUT, OK, SKIPPED, TOO_SHORT, UNAVAILABLE, Analysis, Input
 from tagcore.bundle import BundleError, load_bundle, save_bundle
 from tagcore.families import FAMILIES, disambig, head
 from tagcore.features import MelParams, feature_spec
@@ -179,9 +179,14 @@ def test_a_broken_bundle_is_reported_once_and_the_others_run(tmp_path, files):
 
 
 # --- A text family, registered for these tests only ----------------------
+# (this module follows tagcore.families.TextFamily)
+
+FAMILY = "wordlength"
+INPUT = "text"
+OUTPUTS = ("scores",)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Config:
     n_labels: int = 2
 
@@ -199,10 +204,21 @@ class Model(torch.nn.Module):
         self.scale = torch.nn.Parameter(torch.ones(1))
 
 
+def prepare_for_inference(model):
+    return model
+
+
+def predict_texts_checked(model, texts):
+    """Label 0 "long" scores the share of texts' words beyond 3 letters;
+    a text with a digit is not read; "nan" gives a NaN row without a reason
+    (a family breaking the rule)."""
+    problems = ["a digit" if any(c.isdigit() for c in t) else None for t in texts]
+    share = np.array([np.nan if t == "nan" else np.mean([len(w) > 3 for w in t.split()]) for t in texts])
+    return np.stack([share, 1 - share], axis=1), problems
+
+
 def predict_texts(model, texts):
-    """Label 0 "long" scores the share of texts' words beyond 3 letters."""
-    share = np.array([np.mean([len(w) > 3 for w in t.split()]) for t in texts])
-    return np.stack([share, 1 - share], axis=1)
+    return predict_texts_checked(model, texts)[0]
 
 
 def test_text_bundles_take_the_text_the_caller_supplies(tmp_path, files, monkeypatch):
@@ -224,6 +240,13 @@ def test_text_bundles_take_the_text_the_caller_supplies(tmp_path, files, monkeyp
     # Text alone: nothing is decoded.
     (only,) = Analysis([str(text_bundle)], workers=0).analyse([Input("no-such-file.mp3", {"lyrics": "a b c d"})])
     assert only.decodes == 0 and only.outputs["words"].scores["short"] == 1.0
+
+    # A text the family cannot read is a skip with its reason; a row
+    # without scores (NaN) is a failure, never scores.
+    texts = [Input("a.mp3", {"lyrics": "track 2"}), Input("b.mp3", {"lyrics": "nan"})]
+    skipped, failed = sorted(Analysis([str(text_bundle)], workers=0).analyse(texts), key=lambda r: r.path)
+    assert skipped.outputs["words"].status == SKIPPED and skipped.outputs["words"].message == "a.mp3: a digit"
+    assert failed.outputs["words"].status == FAILED and failed.outputs["words"].scores is None
 
 
 def test_the_shipped_v1_style_test_bundle_still_runs(tmp_path, files):

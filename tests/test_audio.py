@@ -1,4 +1,4 @@
-"""Tests of tagcore.audio: decoding every supported format, seeking, bad
+"""Tests of tagcore.audio and tagcore.workers: decoding every supported format, seeking, bad
 inputs, and the worker processes of read_excerpts (timeouts, crashes,
 clean-up). All audio is synthesized by tests/audio_fixtures.py."""
 
@@ -25,7 +25,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import audio_fixtures as af  # noqa: E402
 
-from tagcore.audio import AudioError, read_excerpt, read_excerpts  # noqa: E402
+from tagcore.audio import AudioError, read_excerpt  # noqa: E402
+from tagcore.workers import read_excerpts  # noqa: E402
 
 SR = 22050  # every test asks for this rate; the files are at 44.1 or 48 kHz
 # Codecs add or drop up to one frame of padding (WMA: 2048 samples at 44.1 kHz).

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from trainer import fetch
-from trainer.fetch import Dataset, FetchError, JoinedArchive, RemoteFile
+from trainer.datasets import Download, JoinedArchive, RemoteFile, downloads
+from trainer.fetch import FetchError
 
 TIMEOUT = 2.0  # seconds, for every request the tests make
 
@@ -176,13 +177,13 @@ def sha256(data: bytes) -> str:
 
 
 def one_file_registry(url: str, name: str, data: bytes | None, *, checksum: str | None = "auto", size="auto",
-                      extract: bool = False) -> dict[str, Dataset]:
+                      extract: bool = False) -> dict[str, Download]:
     if checksum == "auto":
         checksum = sha256(data)
     if size == "auto":
         size = len(data)
     entry = RemoteFile(url, name, size=size, checksum=checksum, extract=extract)
-    return {"toy": Dataset("toy", "a toy dataset", "CC0", "http://127.0.0.1/", (entry,))}
+    return {"toy": Download("toy", "a toy dataset", "CC0", "http://127.0.0.1/", (entry,))}
 
 
 def cli(argv: list[str], registry) -> int:
@@ -380,7 +381,7 @@ def test_split_archive_parts_are_joined_and_extracted(serve, tmp_path):
     files = (RemoteFile(server.url("annotations_final.csv"), "annotations_final.csv"),) + tuple(
         RemoteFile(server.url(name), name, size=len(data)) for name, data in parts.items()
     )
-    registry = {"mtt": Dataset("mtt", "toy", "CC0", "http://127.0.0.1/", files,
+    registry = {"mtt": Download("mtt", "toy", "CC0", "http://127.0.0.1/", files,
                                joins=(JoinedArchive("mp3.zip", tuple(parts)),))}
     fetch.check_registry(registry)
 
@@ -397,7 +398,7 @@ def test_split_archive_parts_are_joined_and_extracted(serve, tmp_path):
 def test_files_in_subfolders(serve, tmp_path):
     server = serve({"splits/split-0/autotagging_genre-train.tsv": b"TRACK_ID\n"})
     entry = RemoteFile(server.url("splits/split-0/autotagging_genre-train.tsv"), "split-0/autotagging_genre-train.tsv")
-    registry = {"mtg": Dataset("mtg", "toy", "CC0", "http://127.0.0.1/", (entry,))}
+    registry = {"mtg": Download("mtg", "toy", "CC0", "http://127.0.0.1/", (entry,))}
     fetch.fetch_dataset("mtg", tmp_path, registry=registry, timeout=TIMEOUT, stream=io.StringIO())
     assert (tmp_path / "split-0" / "autotagging_genre-train.tsv").read_bytes() == b"TRACK_ID\n"
 
@@ -406,6 +407,7 @@ def test_files_in_subfolders(serve, tmp_path):
 
 
 def test_registry_is_well_formed():
+    assert fetch.REGISTRY == downloads()  # what the dataset modules declare, nothing of its own
     fetch.check_registry(fetch.REGISTRY)
     for name in ("gtzan", "fma-metadata", "fma-small", "mtg-jamendo-metadata", "magnatagatune",
                  "hetrec-lastfm-2k", "aotm2011"):
@@ -424,7 +426,7 @@ def test_list_output(capsys):
     assert cli(["--list"], fetch.REGISTRY) == 0
     out = capsys.readouterr().out
     for name in fetch.REGISTRY:
-        assert re.search(rf"^{re.escape(name)}: ", out, re.M)
+        assert re.search(rf"^{re.escape(name)}: ", out, re.MULTILINE)
     assert "checksum sha1:ade154f733639d52e35e32f5593efe5be76c6d70" in out
     assert "genres.tar.gz  size unknown  checksum: none published" in out
     assert "CC BY-NC-SA 4.0" in out and "https://grouplens.org/datasets/hetrec-2011/" in out

@@ -5,6 +5,7 @@ rmsc`` on CPU. Nothing here needs ../shared except the realdata test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -107,9 +108,9 @@ def test_model_shapes_masks_and_empty_albums():
 def test_predict_texts_tokenizes_with_the_vocabulary_it_carries():
     torch.manual_seed(0)
     model = han.Model(tiny_config()).eval()
-    probs = han.predict_texts(model, ["rock guitar\n\nsynth beat", "民谣很好听", "", "zzz qqq"])
+    probs = han.predict_albums(model, ["rock guitar\n\nsynth beat", "民谣很好听", "", "zzz qqq"])
     assert probs.shape == (4, 3) and probs.dtype == np.float32 and np.all((probs > 0) & (probs < 1))
-    again = han.predict_texts(model, ["zzz qqq", "rock guitar\n\nsynth beat", "zzz qqq"])  # duplicates run once
+    again = han.predict_albums(model, ["zzz qqq", "rock guitar\n\nsynth beat", "zzz qqq"])  # duplicates run once
     assert np.allclose(again, probs[[3, 0, 3]], atol=1e-6)
     ids = han.encode_album(["rock guitar", "synth zzz"], han.vocabulary_of(model), max_reviews=40, max_words=100)
     assert ids.tolist() == [[2, 3], [4, T.UNK_ID]]
@@ -208,7 +209,9 @@ def test_checked_prediction_names_texts_the_model_cannot_read():
     probs, problems = han.predict_texts_checked(model, ["rock guitar synth", "!!! ...", "ganz andere wörter hier"])
     assert problems[0] is None and probs[0].sum() > 0
     assert problems[1] == "no words in the reviews" and "0% of the review words" in problems[2]
-    assert np.all(probs[1:] == 0)
+    # Unread texts get no prediction (NaN rows), never a confident zero.
+    assert np.all(np.isnan(probs[1:]))
+    assert np.array_equal(han.predict_texts(model, ["!!! ...", "rock guitar synth"]), probs[[1, 0]], equal_nan=True)
 
 
 def test_rmsc_layout_keeps_the_top_voted_informative_reviews(tmp_path):
@@ -235,10 +238,9 @@ def test_checked_prediction_skips_text_in_another_script():
     """A model whose vocabulary is Chinese does not read English text, even
     text whose words it knows."""
     torch.manual_seed(0)
-    config = tiny_config()
-    config.vocabulary = [T.PAD, T.UNK, "民谣", "好听", "专辑", "摇滚", "吉他", "rock"]
+    config = dataclasses.replace(tiny_config(), vocabulary=[T.PAD, T.UNK, "民谣", "好听", "专辑", "摇滚", "吉他", "rock"])
     model = han.Model(config).eval()
     probs, problems = han.predict_texts_checked(model, ["民谣专辑好听", "rock rock rock"])
     assert problems[0] is None and probs[0].sum() > 0
     assert "space-separated" in problems[1] and "another language" in problems[1]
-    assert np.all(probs[1] == 0)
+    assert np.all(np.isnan(probs[1]))

@@ -1,4 +1,4 @@
-"""tagcore.related (spelling, vocabulary, LSI tag vectors, combined sources,
+"""tagcore.related and tagcore.spelling (spelling, vocabulary, LSI tag vectors, combined sources,
 proposals, duplicates, bundle I/O), trainer.related's evaluation pieces,
 the Last.fm loader and the shipped related-tags bundle."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tagcore import lsi
 from tagcore import related as R
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -63,7 +64,7 @@ def test_lsi_tag_vectors_relate_co_occurring_tags():
     assert vectors.shape == (len(tags), 2)
     assert {t.kind for t in tags} == {"genre", "style", "mood"}
     assert tags[names.index("Rap")].count == 6
-    sim = R.lsi.relatedness(vectors)
+    sim = lsi.relatedness(vectors)
     rap, jazz, gangsta, bebop = (names.index(n) for n in ("Rap", "Jazz", "Gangsta Rap", "Bebop"))
     assert sim[rap, gangsta] > 0.9 and sim[jazz, bebop] > 0.9
     assert abs(sim[rap, bebop]) < 0.1

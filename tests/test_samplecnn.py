@@ -43,7 +43,7 @@ def test_config_checks_and_round_trip():
         samplecnn.Config(input_samples=50000)
     config = samplecnn.Config(**TINY, n_labels=3)
     assert samplecnn.Config.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown samplecnn config keys"):
+    with pytest.raises(ValueError, match="unknown samplecnn config key"):
         samplecnn.Config.from_dict({**config.to_dict(), "widths": 3})
     # a longer input ends in a global max: same output shape
     model = samplecnn.Model(config).eval()

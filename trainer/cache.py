@@ -1,7 +1,7 @@
 """On-disk feature cache: decode each track once, read it back memory-mapped.
 
 Audio is decoded and turned into a family's input (a log-mel matrix, or the
-raw waveform excerpt) by :func:`tagcore.audio.read_excerpts` worker
+raw waveform excerpt) by :func:`tagcore.workers.read_excerpts` worker
 processes, which write each result straight into the cache; the parent
 checks the file and moves it into place. Later epochs and later runs map the
 stored ``.npy`` files instead of decoding again.
@@ -45,8 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from tagcore.audio import AudioError, read_excerpts
+from tagcore.audio import AudioError
 from tagcore.features import MelParams, log_mel_spectrogram
+from tagcore.workers import read_excerpts
 
 __all__ = ["FORMAT_VERSION", "FeatureCache", "CroppedFeatures", "collate", "default_cache_root"]
 

@@ -36,7 +36,7 @@ from tagcore.families import disambig
 from trainer import metrics, splits
 from trainer.baseline import fit_classifier, mfcc_statistics_from_logmel
 from trainer.cache import CroppedFeatures, FeatureCache, collate, default_cache_root
-from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo
+from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo, resolve
 from trainer.loop import add_loop_arguments, fit, loop_config, setup_distributed
 from trainer.report import write_report
 
@@ -73,12 +73,8 @@ def load_records(args) -> tuple[list[Record], str, LoadReport]:
     report = LoadReport()
     layout = args.layout
     if layout == "auto":
-        if mtg_jamendo.is_layout(args.data):
-            layout = "jamendo"
-        elif gtzan.is_layout(args.data):
-            layout = "gtzan"
-        else:
-            raise DatasetError(f"{args.data}: neither genre folders with audio nor MTG-Jamendo autotagging TSVs")
+        name, _ = resolve(args.data, among=("mtg_jamendo", "gtzan"))
+        layout = {"mtg_jamendo": "jamendo", "gtzan": "gtzan"}[name]
     if layout == "gtzan":
         records = gtzan.load(args.data, report=report)
     else:

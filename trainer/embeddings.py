@@ -130,10 +130,11 @@ def backbone_outputs(
     import torch
 
     from tagcore.analysis import decode_features
-    from tagcore.audio import AudioError, map_files
+    from tagcore.audio import AudioError
     from tagcore.bundle import BundleError, load_bundle
     from tagcore.families import family_module
     from tagcore.features import feature_key, feature_spec
+    from tagcore.workers import map_files
 
     loaded = [load_bundle(name) for name in bundles]
     base = {feature_key(b.features) for b in loaded}

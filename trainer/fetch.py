@@ -1,10 +1,13 @@
 """``python -m trainer fetch NAME``: download a public dataset from its
 official location, resumably, verified, and (for archives) extracted.
 
-The registry below is plain data. Checksums are only the ones the publisher
-states (FMA publishes SHA1s); every other entry has ``checksum=None`` and the
-listing says so. Sizes are ``None`` where the publisher does not state an
-exact byte count.
+This module is the generic downloader; what there is to download is declared
+by the dataset modules (``REMOTES`` in ``trainer/datasets/<name>.py``, as
+:class:`~trainer.datasets.Download` entries) and gathered in
+:data:`REGISTRY`. Checksums are only the ones the publisher states (FMA
+publishes SHA1s); every other entry has ``checksum=None`` and the listing
+says so. Sizes are ``None`` where the publisher does not state an exact
+byte count.
 
 Download protocol, per file: stream into ``<name>.part`` next to the final
 file, resuming an existing ``.part`` with an HTTP ``Range`` request (a server
@@ -42,7 +45,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from trainer.datasets import DatasetError
+from trainer.datasets import (
+    DatasetError,
+    Download,
+    RemoteFile,
+    downloads,
+)
 
 APP_NAME = "beets-autotagml"
 DEFAULT_TIMEOUT = 30.0
@@ -57,154 +65,9 @@ class FetchError(DatasetError):
 
 # --- registry ---------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a dataset.
-
-    url: official location; name: path relative to the destination folder
-    (``/``-separated, may contain sub-folders); size: bytes, ``None`` when
-    the publisher states no exact size; checksum: ``"<algo>:<hex>"`` as
-    stated by the publisher, ``None`` when none is published; extract: unpack
-    this archive (zip, tar, tar.gz...) into the destination once verified.
-    """
-
-    url: str
-    name: str
-    size: int | None = None
-    checksum: str | None = None
-    extract: bool = False
-
-
-@dataclass(frozen=True)
-class JoinedArchive:
-    """An archive published as byte-split parts (``cat parts > name``):
-    once every part is downloaded they are concatenated (to a temporary
-    file, removed afterwards) and extracted into the destination."""
-
-    name: str
-    parts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    description: str
-    licence: str
-    homepage: str
-    files: tuple[RemoteFile, ...]
-    joins: tuple[JoinedArchive, ...] = ()
-
-
-_MTG_RAW = "https://raw.githubusercontent.com/MTG/mtg-jamendo-dataset/master/data/"
-_MTG_SUBSETS = (
-    "autotagging", "autotagging_genre", "autotagging_instrument", "autotagging_moodtheme", "autotagging_top50tags"
-)
-_MTT = "https://mirg.city.ac.uk/datasets/magnatagatune/"
-
-REGISTRY: dict[str, Dataset] = {
-    d.name: d
-    for d in (
-        Dataset(
-            name="gtzan",
-            description="GTZAN genre collection (Tzanetakis & Cook 2002): 1,000 30-s clips (.au, 22,050 Hz mono), "
-            "10 genres x 100, about 1.2 GB; extracts to genres/<genre>/*.au (train on DEST/genres)",
-            licence="none stated by the publisher (distributed for research; audio copyright stays with its owners)",
-            homepage="http://marsyas.info/downloads/datasets.html",
-            files=(RemoteFile("http://opihi.cs.uvic.ca/sound/genres.tar.gz", "genres.tar.gz", extract=True),),
-        ),
-        Dataset(
-            name="fma-metadata",
-            description="FMA metadata and features (Defferrard et al. 2017): tracks.csv, genres.csv, features.csv, "
-            "echonest.csv for 106,574 tracks, 342 MiB; extracts to fma_metadata/ (give fma-small the same --dest to get "
-            "the fma_metadata/ + fma_small/ layout trainer.datasets.fma reads)",
-            licence="CC BY 4.0 (metadata)",
-            homepage="https://github.com/mdeff/fma",
-            files=(
-                RemoteFile(
-                    "https://os.unil.cloud.switch.ch/fma/fma_metadata.zip",
-                    "fma_metadata.zip",
-                    checksum="sha1:f0df49ffe5f2a6008d7dc83c6915b31835dfe733",
-                    extract=True,
-                ),
-            ),
-        ),
-        Dataset(
-            name="fma-small",
-            description="FMA small: 8,000 30-s MP3 clips, 8 balanced genres, 7.2 GiB; extracts to fma_small/ "
-            "(labels are in fma-metadata: fetch both into one --dest)",
-            licence="each track under the Creative Commons licence its artist chose (see tracks.csv); research use",
-            homepage="https://github.com/mdeff/fma",
-            files=(
-                RemoteFile(
-                    "https://os.unil.cloud.switch.ch/fma/fma_small.zip",
-                    "fma_small.zip",
-                    checksum="sha1:ade154f733639d52e35e32f5593efe5be76c6d70",
-                    extract=True,
-                ),
-            ),
-        ),
-        Dataset(
-            name="mtg-jamendo-metadata",
-            description="MTG-Jamendo autotagging metadata (Bogdanov et al. 2019), raw files of the repository's data/ "
-            "folder: autotagging*.tsv (autotagging.tsv is a git symlink, fetched from its target "
-            "raw_30s_cleantags_50artists.tsv) and the 5 official splits as split-N/<subset>-<split>.tsv, the layout "
-            "trainer.datasets.mtg_jamendo reads; audio not included (use the repository's download script)",
-            licence="CC BY-NC-SA 4.0 (metadata); audio under per-track Creative Commons licences",
-            homepage="https://github.com/MTG/mtg-jamendo-dataset",
-            files=(
-                RemoteFile(_MTG_RAW + "raw_30s_cleantags_50artists.tsv", "autotagging.tsv"),
-                *(RemoteFile(_MTG_RAW + f"{s}.tsv", f"{s}.tsv") for s in _MTG_SUBSETS[1:]),
-                *(
-                    RemoteFile(_MTG_RAW + f"splits/split-{n}/{s}-{part}.tsv", f"split-{n}/{s}-{part}.tsv")
-                    for n in range(5)
-                    for s in _MTG_SUBSETS
-                    for part in ("train", "validation", "test")
-                ),
-            ),
-        ),
-        Dataset(
-            name="magnatagatune",
-            description="MagnaTagATune (Law et al. 2009): 25,863 29-s clips (16 kHz mono MP3) with 188 TagATune tags; "
-            "annotations_final.csv, clip_info_final.csv and mp3.zip.001-003, joined into mp3.zip and extracted "
-            "(folders 0-f)",
-            licence="CC BY-NC-SA 3.0 Unported",
-            homepage="https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset",
-            files=(
-                RemoteFile(_MTT + "annotations_final.csv", "annotations_final.csv"),
-                RemoteFile(_MTT + "clip_info_final.csv", "clip_info_final.csv"),
-                RemoteFile(_MTT + "mp3.zip.001", "mp3.zip.001"),
-                RemoteFile(_MTT + "mp3.zip.002", "mp3.zip.002"),
-                RemoteFile(_MTT + "mp3.zip.003", "mp3.zip.003"),
-            ),
-            joins=(JoinedArchive("mp3.zip", ("mp3.zip.001", "mp3.zip.002", "mp3.zip.003")),),
-        ),
-        Dataset(
-            name="hetrec-lastfm-2k",
-            description="HetRec 2011 Last.fm 2K (GroupLens): 1,892 users' artist play counts, tag assignments and "
-            "friend relations (user_artists.dat, artists.dat, tags.dat, user_taggedartists*.dat, user_friends.dat)",
-            licence="non-commercial use (per the dataset's readme); cite the HetRec 2011 workshop",
-            homepage="https://grouplens.org/datasets/hetrec-2011/",
-            files=(
-                RemoteFile(
-                    "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
-                    "hetrec2011-lastfm-2k.zip",
-                    extract=True,
-                ),
-            ),
-        ),
-        Dataset(
-            name="aotm2011",
-            description="AotM-2011 (McFee & Lanckriet 2012): Art of the Mix playlists matched to the Million Song "
-            "Dataset, one gzipped JSON file (read it with gzip.open)",
-            licence="none stated by the publisher (research use)",
-            homepage="https://bmcfee.github.io/data/aotm2011.html",
-            files=(
-                RemoteFile("https://bmcfee.github.io/data/aotm2011_playlists.json.gz", "aotm2011_playlists.json.gz"),
-            ),
-        ),
-    )
-}
+#: Every download the dataset modules declare (``REMOTES`` of
+#: ``trainer/datasets/<name>.py``), by fetch name.
+REGISTRY: dict[str, Download] = downloads()
 
 
 def default_dest(name: str) -> Path:
@@ -232,7 +95,7 @@ def safe_relpath(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def check_registry(registry: dict[str, Dataset]) -> None:
+def check_registry(registry: dict[str, Download]) -> None:
     """FetchError unless every entry is well formed (names, URLs, checksums)."""
     for key, ds in registry.items():
         if key != ds.name:
@@ -270,7 +133,7 @@ def _checksum_note(f: RemoteFile) -> str:
     return f"checksum {f.checksum}" if f.checksum else "checksum: none published (size/HTTP checks only)"
 
 
-def format_listing(registry: dict[str, Dataset] | None = None, name: str | None = None, *, max_files: int = 6) -> str:
+def format_listing(registry: dict[str, Download] | None = None, name: str | None = None, *, max_files: int = 6) -> str:
     """Human-readable registry listing; ``name`` restricts it to one dataset
     and lists all its files."""
     registry = REGISTRY if registry is None else registry
@@ -690,7 +553,7 @@ class FetchReport:
     extracted: list[str] = field(default_factory=list)
 
 
-def _lookup(registry: dict[str, Dataset], name: str) -> Dataset:
+def _lookup(registry: dict[str, Download], name: str) -> Download:
     try:
         return registry[name]
     except KeyError:
@@ -701,7 +564,7 @@ def fetch_dataset(
     name: str,
     dest: str | Path | None = None,
     *,
-    registry: dict[str, Dataset] | None = None,
+    registry: dict[str, Download] | None = None,
     force: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     stream=None,
@@ -762,7 +625,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"network timeout in seconds (default {DEFAULT_TIMEOUT:g})")
 
 
-def run(args: argparse.Namespace, registry: dict[str, Dataset] | None = None) -> int:
+def run(args: argparse.Namespace, registry: dict[str, Download] | None = None) -> int:
     """The ``fetch`` command: 0 on success, 2 on any error (one line on
     stderr, no traceback)."""
     registry = REGISTRY if registry is None else registry

@@ -166,24 +166,22 @@ def load_albums(path: str | Path, *, min_tokens: int, max_reviews: int, report: 
     tokenized. Returns the albums and the layout name."""
     path = Path(path)
     raw: list[tuple[str, list[R.Review], tuple[str, ...]]] = []
-    if path.is_dir():
-        from trainer.datasets import rmsc
-
-        layout = "rmsc"
-        for album in rmsc.load(path, report=report):
-            raw.append((album.key, [R.Review(c.text, c.votes) for c in album.comments], album.labels))
-    elif path.suffix.lower() in (".jsonl", ".json") or path.name.endswith(".jsonl.gz"):
+    if path.is_file() and (path.suffix.lower() in (".jsonl", ".json") or path.name.endswith(".jsonl.gz")):
         layout = "jsonl"
         raw = read_jsonl(path, report=report)
-    elif path.suffix.lower() in (".csv", ".gz"):
-        from trainer.datasets import netease
-
-        layout = "netease"
-        for playlist in netease.load(path, report=report):
-            texts = [playlist.title, *han.split_reviews(playlist.description, unit="sentence")]
-            raw.append((playlist.key, [R.Review(t) for t in texts if t.strip()], playlist.labels))
     else:
-        raise DatasetError(f"{path}: not an RMSC folder, a .jsonl file or a NetEase .csv file")
+        from trainer.datasets import resolve
+
+        try:
+            layout, dataset = resolve(path, among=("rmsc", "netease"))
+        except DatasetError as exc:
+            raise DatasetError(f"{exc}, nor a .jsonl file") from None
+        for entry in dataset.load(path, report=report):
+            if layout == "rmsc":
+                raw.append((entry.key, [R.Review(c.text, c.votes) for c in entry.comments], entry.labels))
+            else:
+                texts = [entry.title, *han.split_reviews(entry.description, unit="sentence")]
+                raw.append((entry.key, [R.Review(t) for t in texts if t.strip()], entry.labels))
     albums = []
     for key, reviews, labels in raw:
         kept = R.select_reviews(reviews, top=max_reviews, min_tokens=min_tokens)
@@ -921,7 +919,7 @@ def save_style_bundle(directory: Path, *, model: han.Model, name: str, version: 
     (``threshold`` tuned on validation, at most 3 styles)."""
     from tagcore.bundle import CONFIG_FILE, save_bundle
 
-    model.config.threshold = float(threshold)
+    model.config = replace(model.config, threshold=float(threshold))  # Config is frozen
     save_bundle(directory, model=model, family="han", name=name, version=version, labels=labels,
                 model_config=model.config.to_dict(), task="style", input={"kind": "text", "source": "reviews"},
                 outputs=("scores",), provenance=provenance, metrics=metrics)

@@ -54,7 +54,7 @@ import torch
 from tagcore.families import head
 
 from trainer import linear, metrics, splits
-from trainer.datasets import DatasetError, LoadReport, Record, csv_rows, gtzan, mood_4q
+from trainer.datasets import DatasetError, LoadReport, Record, csv_rows, gtzan, mood_4q, resolve
 
 #: Backbones extracted together (one cache for heads of either and for the
 #: tag-map studies): both musicnn ports read the same log-mel patches.
@@ -247,11 +247,10 @@ def load_records(args, report: LoadReport) -> tuple[list[Record], str]:
         raise DatasetError(f"{data}: no such file or folder")
     if data.is_file():
         return load_csv(data, report=report), "csv"
-    if mood_4q.is_layout(data):
+    name, _ = resolve(data, among=("mood_4q", "gtzan"))
+    if name == "mood_4q":
         return mood_4q.load(data, labels=args.labels, report=report), "4q"
-    if gtzan.is_layout(data):
-        return gtzan.load(data, report=report), "folders"
-    raise DatasetError(f"{data}: neither label folders with audio, a 4Q dataset, nor a CSV file")
+    return gtzan.load(data, report=report), "folders"
 
 
 def default_task(args, layout: str) -> str:

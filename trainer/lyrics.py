@@ -70,7 +70,7 @@ from tagcore.families import lyrics as family
 from tagcore.lyrics import detect_language, lyric_tokens
 from tagcore.text import Vocabulary, embedding_matrix
 from trainer import metrics, splits
-from trainer.datasets import DatasetError, LoadReport, Lyrics, genius, vagalume
+from trainer.datasets import DatasetError, LoadReport, Lyrics, genius, resolve, vagalume
 
 #: Beets genre names of dataset labels the lastgenre aliases do not map
 #: ("rap" and "hiphop" must meet as "Hip Hop"); written into the bundle.
@@ -389,7 +389,7 @@ def load_songs(args, report: LoadReport, *, log=print) -> tuple[list[Song], dict
     path = Path(args.data)
     layout = args.layout
     if layout == "auto":
-        layout = "vagalume" if path.is_dir() else "genius"
+        layout, _ = resolve(path, among=("vagalume", "genius"))
     notes: dict = {"layout": layout}
     if layout == "genius":
         records = genius.load(path, report=report)

@@ -186,22 +186,16 @@ def load_beets_tracks(db_path: str | Path, *, music_dir: str | None, report: Loa
 
 def load_tracks(args: argparse.Namespace, report: LoadReport) -> list[Track]:
     """The tracks named by ``--data`` or ``--beets-library``."""
-    from trainer.datasets import gtzan, mood_4q, mtg_jamendo
+    from trainer.datasets import resolve
 
     if args.beets_library:
         return load_beets_tracks(args.beets_library, music_dir=args.music_dir, report=report)
     data = Path(args.data)
     if data.is_file():
         return load_csv_tracks(data, report=report)
-    if not data.is_dir():
-        raise DatasetError(f"{data}: no such file or folder")
-    if mood_4q.is_layout(data):
-        return load_4q(data, report=report)
-    if mtg_jamendo.is_layout(data):
-        return load_jamendo(data, report=report)
-    if gtzan.is_layout(data):
-        return load_gtzan(data, report=report)
-    raise DatasetError(f"{data}: not a GTZAN, 4Q or MTG-Jamendo layout, nor a CSV file")
+    loaders = {"mood_4q": load_4q, "mtg_jamendo": load_jamendo, "gtzan": load_gtzan}
+    name, _ = resolve(data, among=loaders)
+    return loaders[name](data, report=report)
 
 
 # --- features ----------------------------------------------------------------
@@ -231,8 +225,9 @@ def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache
     segments) bool, "mfcc": (n, 80) float32, "errors": {index: message}}``;
     a failed file has no valid segment and NaN MFCCs.
     """
-    from tagcore.audio import AudioError, map_files
+    from tagcore.audio import AudioError
     from tagcore.features import MelParams, feature_key, feature_spec
+    from tagcore.workers import map_files
     from trainer.baseline import mfcc_statistics_from_logmel
 
     params = segment_params(segments)

@@ -59,7 +59,8 @@ def waveform_excerpts(paths: Sequence[str], *, params: WaveParams, workers: int 
     cannot be decoded, or holds less than one patch, gets count 0 and a
     message in ``errors``; the others are kept."""
     from tagcore.analysis import decode_features
-    from tagcore.audio import AudioError, map_files
+    from tagcore.audio import AudioError
+    from tagcore.workers import map_files
 
     paths = [os.fspath(p) for p in paths]
     cache = Path(cache_dir) if cache_dir else _cache_root()

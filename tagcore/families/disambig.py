@@ -26,18 +26,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
+
 FAMILY = "disambig"
+INPUT = "audio"
+OUTPUTS = ("scores", "embedding")
+#: Patches per forward pass in the analysis pass (on a CPU).
+INFERENCE_CHUNK = 64
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Hyper-parameters; defaults are the paper's (Table 1, section 2.2)."""
 
@@ -51,20 +57,16 @@ class Config:
     tag_cap: int = 2000
 
     def __post_init__(self):
-        self.channels = tuple(int(c) for c in self.channels)
-        self.pools = tuple(tuple(int(v) for v in p) for p in self.pools)
+        frozen_tuple(self, "channels", int)
+        frozen_tuple(self, "pools", lambda p: tuple(int(v) for v in p))
         if len(self.channels) != len(self.pools):
             raise ValueError("channels and pools must have the same length")
 
     def to_dict(self) -> dict:
-        from tagcore.families import config_to_dict
-
         return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -128,9 +130,15 @@ def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (frames, n_mels) log-mel, any number of frames."""
+    return (None, config.n_mels)
+
+
 @torch.inference_mode()
 def predict(model: Model, mels: torch.Tensor) -> torch.Tensor:
     """Softmax label probabilities, shape (batch, n_labels), rows sum to 1."""
+    check_input(mels, input_shape(model.config), what=FAMILY)
     model.eval()
     return torch.softmax(model(mels), dim=-1)
 
@@ -139,9 +147,21 @@ def predict(model: Model, mels: torch.Tensor) -> torch.Tensor:
 def predict_with_embedding(model: Model, mels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (batch, n_labels) and the GRU's last output
     (batch, gru_hidden) of one forward pass."""
+    check_input(mels, input_shape(model.config), what=FAMILY)
     model.eval()
     embedding = model.embed(mels)
     return torch.softmax(model.dense(embedding), dim=-1), embedding
+
+
+@torch.inference_mode()
+def embed(model: Model, mels: torch.Tensor) -> torch.Tensor:
+    """The GRU's last output (batch, gru_hidden): the track embedding."""
+    check_input(mels, input_shape(model.config), what=FAMILY)
+    model.eval()
+    return model.embed(mels)
+
+
+prepare_for_inference = as_trained
 
 
 # --- Section 2.2: monolabel learning -------------------------------------

@@ -32,8 +32,8 @@ Unicode words otherwise: :mod:`tagcore.text`) and encodes on its own.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,19 +42,22 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tagcore import text as T
+from tagcore.families import as_trained, check_texts, config_from_dict, config_to_dict, frozen_tuple, texts_checked
 
 FAMILY = "han"
+INPUT = "text"  # an album's reviews, blank-line separated
+OUTPUTS = ("scores",)
 #: Inference: albums per forward pass.
 INFERENCE_BATCH = 64
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Hyper-parameters; defaults are appendix A.1's where it gives them.
 
     Attributes
     ----------
-    vocabulary : list of str
+    vocabulary : tuple of str
         Tokens by id (``<pad>``, ``<unk>`` first). Its length is the
         embedding table's.
     n_labels : int
@@ -93,7 +96,7 @@ class Config:
         The decision threshold p (A.1: 0.2), tuned on validation.
     """
 
-    vocabulary: list[str] = field(default_factory=lambda: [T.PAD, T.UNK])
+    vocabulary: tuple[str, ...] = (T.PAD, T.UNK)
     n_labels: int = 22
     embed_dim: int = 128
     hidden: int = 128
@@ -110,8 +113,8 @@ class Config:
     threshold: float = 0.2
 
     def __post_init__(self):
-        self.vocabulary = list(self.vocabulary)
-        if self.vocabulary[:2] != [T.PAD, T.UNK]:
+        frozen_tuple(self, "vocabulary", str)
+        if self.vocabulary[:2] != (T.PAD, T.UNK):
             raise ValueError("vocabulary must start with <pad>, <unk>")
         if self.hidden % 2:
             raise ValueError("hidden must be even (two GRU directions)")
@@ -121,12 +124,10 @@ class Config:
             raise ValueError("temperature must be > 0")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -353,12 +354,13 @@ def vocabulary_of(model: Model) -> T.Vocabulary:
 
 
 @torch.inference_mode()
-def predict_texts(model: Model, texts: Sequence[str]) -> np.ndarray:
+def predict_albums(model: Model, texts: Sequence[str]) -> np.ndarray:
     """Label probabilities (len(texts), n_labels), float32, for album
-    texts: each text is an album's reviews separated by blank lines (see
-    :func:`split_reviews` and ``Config.review_unit``). Equal texts (an
-    album's tracks) are computed once. A text without any known token still
-    gets a prediction (from the unknown-word id)."""
+    texts, unchecked: each text is an album's reviews separated by blank
+    lines (see :func:`split_reviews` and ``Config.review_unit``). Equal texts
+    (an album's tracks) are computed once. A text without any known token
+    still gets a prediction (from the unknown-word id): the trainer's view;
+    :func:`predict_texts` checks the texts first."""
     c = model.config
     vocabulary = vocabulary_of(model)
     device = next(model.parameters()).device
@@ -400,12 +402,22 @@ def text_problem(model: Model, text: str, *, min_coverage: float = MIN_COVERAGE)
 
 
 def predict_texts_checked(model: Model, texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
-    """:func:`predict_texts` and, per text, why it was not read (None when
-    it was); unreadable texts get zero rows. For the analysis pass, which
-    turns a reason into a ``skipped`` output."""
+    """Label probabilities (len(texts), n_labels) of album texts and, per
+    text, why it was not read (None when it was, :func:`text_problem`). The
+    rows of unread texts are NaN, "no prediction"
+    (:func:`tagcore.families.texts_checked`); the analysis pass turns a
+    reason into a ``skipped`` output."""
+    texts = check_texts(texts, what=FAMILY)
     problems = [text_problem(model, text) for text in texts]
     readable = [i for i, problem in enumerate(problems) if problem is None]
-    probs = np.zeros((len(texts), model.config.n_labels), dtype=np.float32)
-    if readable:
-        probs[readable] = predict_texts(model, [texts[i] for i in readable])
-    return probs, problems
+    probs = predict_albums(model, [texts[i] for i in readable])
+    return texts_checked(readable, probs, problems, n_labels=model.config.n_labels)
+
+
+def predict_texts(model: Model, texts: Sequence[str]) -> np.ndarray:
+    """The probabilities of :func:`predict_texts_checked` alone (NaN rows
+    for the texts the model cannot read)."""
+    return predict_texts_checked(model, texts)[0]
+
+
+prepare_for_inference = as_trained

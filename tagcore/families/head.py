@@ -14,16 +14,20 @@ probabilities.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict
+
 FAMILY = "head"
+INPUT = "backbone"
+OUTPUTS = ("scores",)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Shape of a head.
 
@@ -47,12 +51,10 @@ class Config:
     dropout: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -91,10 +93,19 @@ def loss(logits: torch.Tensor, targets: torch.Tensor, *, multilabel: bool) -> to
     return F.cross_entropy(logits, targets)
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: the backbone's embedding, (n_inputs,)."""
+    return (config.n_inputs,)
+
+
 @torch.inference_mode()
 def predict(model: Model, embeddings: torch.Tensor) -> torch.Tensor:
     """Label probabilities, shape (batch, n_labels): sigmoid per label for a
     multi-label head, else a softmax (rows sum to 1)."""
+    check_input(embeddings, input_shape(model.config), what=FAMILY)
     model.eval()
     logits = model(embeddings)
     return torch.sigmoid(logits) if model.config.multilabel else torch.softmax(logits, dim=-1)
+
+
+prepare_for_inference = as_trained

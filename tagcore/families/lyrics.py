@@ -53,7 +53,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tagcore.families import as_trained, check_texts, config_from_dict, config_to_dict, frozen_tuple, texts_checked
+
 FAMILY = "lyrics"
+INPUT = "text"  # a song's lyrics
+OUTPUTS = ("scores",)
 
 #: The ablation variants of section V.C, as Config overrides.
 VARIANTS = {
@@ -64,14 +68,14 @@ VARIANTS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Hyper-parameters; the paper's where it gives them (V.A: dropout 0.2,
     hidden 128 per V.C; batch 100 and 15 epochs are training options).
 
     Attributes
     ----------
-    vocabulary : list of str
+    vocabulary : tuple of str
         Token of each embedding row; rows 0 and 1 are padding and unknown
         (:class:`tagcore.text.Vocabulary`). Stored in the bundle config.
     n_labels : int
@@ -103,7 +107,7 @@ class Config:
         Lyrics whose tokens the vocabulary covers less than this are skipped.
     """
 
-    vocabulary: list[str] = field(default_factory=lambda: ["<pad>", "<unk>"])
+    vocabulary: tuple[str, ...] = ("<pad>", "<unk>")
     n_labels: int = 5
     embedding_dim: int = 50
     hidden: int = 128
@@ -119,6 +123,9 @@ class Config:
     language: str = "en"
     min_coverage: float = 0.3
 
+    def __post_init__(self):
+        frozen_tuple(self, "vocabulary", str)
+
     @property
     def input_length(self) -> int | None:
         """``max_tokens`` when every window must be padded to it (attention
@@ -127,14 +134,10 @@ class Config:
         return self.max_tokens if self.attention and not self.pooling else None
 
     def to_dict(self) -> dict:
-        from tagcore.families import config_to_dict
-
         return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -329,14 +332,15 @@ TEXT_BATCH = 64
 
 @torch.inference_mode()
 def predict_texts_checked(model: Model, texts: list[str]) -> tuple[np.ndarray, list[str | None]]:
-    """Probabilities (n, n_labels) for raw lyrics (NaN rows for skipped
-    texts) and, per text, None or why it was skipped."""
+    """Probabilities (n, n_labels) for raw lyrics and, per text, None or why
+    it was skipped (:func:`prepare_texts`). The rows of skipped texts are
+    NaN, "no prediction" (:func:`tagcore.families.texts_checked`)."""
     config = model.config
-    prepared = prepare_texts(config, list(texts), vocabulary=_vocabulary(model))
-    out = np.full((len(texts), config.n_labels), np.nan, dtype=np.float32)
+    prepared = prepare_texts(config, check_texts(texts, what=FAMILY), vocabulary=_vocabulary(model))
+    probs = np.zeros((0, config.n_labels), dtype=np.float32)
     if prepared.rows:
-        out[prepared.rows] = mean_by_owner(predict_windows(model, prepared.ids), prepared.owners, len(prepared.rows))
-    return out, prepared.problems
+        probs = mean_by_owner(predict_windows(model, prepared.ids), prepared.owners, len(prepared.rows))
+    return texts_checked(prepared.rows, probs, prepared.problems, n_labels=config.n_labels)
 
 
 @torch.inference_mode()
@@ -373,3 +377,6 @@ def _vocabulary(model: Model):
         cached = Vocabulary(list(model.config.vocabulary))
         model._vocabulary = cached
     return cached
+
+
+prepare_for_inference = as_trained

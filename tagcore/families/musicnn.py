@@ -46,13 +46,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tagcore.families import check_input, config_from_dict, config_to_dict, frozen_tuple
+
 FAMILY = "musicnn"
+INPUT = "audio"
+OUTPUTS = ("scores", "embedding")
 #: Patches per forward pass in the analysis pass: small batches run faster
 #: per patch on a CPU (cache) and bound memory (benchmarks/bench_patches.py).
 INFERENCE_CHUNK = 2
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Hyper-parameters; defaults are musicnn 0.1.0's MSD/MTT_musicnn."""
 
@@ -75,8 +79,8 @@ class Config:
     bn_momentum: float = 0.01  # torch convention for TF's 0.99
 
     def __post_init__(self):
-        self.timbral_ratios = tuple(float(r) for r in self.timbral_ratios)
-        self.temporal_frames = tuple(int(k) for k in self.temporal_frames)
+        frozen_tuple(self, "timbral_ratios", float)
+        frozen_tuple(self, "temporal_frames", int)
         if self.midend_layers < 1:
             raise ValueError("midend_layers must be at least 1")
         for width in self.timbral_widths:
@@ -99,14 +103,10 @@ class Config:
         return self.frontend_channels + self.midend_layers * self.midend_filters
 
     def to_dict(self) -> dict:
-        from tagcore.families import config_to_dict
-
         return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -216,6 +216,11 @@ def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (frames, n_mels) log-mel; the convolutions take any length."""
+    return (None, config.n_mels)
+
+
 @torch.inference_mode()
 def predict_with_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass: sigmoid tag probabilities (batch, n_labels) in [0, 1]
@@ -223,6 +228,7 @@ def predict_with_embedding(model: nn.Module, x: torch.Tensor) -> tuple[torch.Ten
 
     ``x``: (batch, frames, n_mels) log-mel patches, frames = 187 (3 s).
     """
+    check_input(x, input_shape(model.config), what=FAMILY)
     model.eval()
     logits, embedding = model.forward_with_embedding(x)
     return torch.sigmoid(logits), embedding

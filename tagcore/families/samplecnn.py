@@ -33,13 +33,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
+
 FAMILY = "samplecnn"
+INPUT = "audio"  # raw waveform patches (the "waveform" feature)
+OUTPUTS = ("scores", "embedding")
 #: Patches per forward pass at inference on a CPU (the activations of one
 #: 59,049-sample patch at full width are ~10 MB per layer).
 INFERENCE_CHUNK = 8
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Hyper-parameters; defaults are Lee et al.'s 3^9 model.
 
@@ -63,7 +67,7 @@ class Config:
     dropout: float = 0.5
 
     def __post_init__(self):
-        self.channels = tuple(int(c) for c in self.channels)
+        frozen_tuple(self, "channels", int)
         if len(self.channels) < 2:
             raise ValueError("channels: the strided convolution and at least one block")
         if self.input_samples < 3 ** len(self.channels):
@@ -71,14 +75,10 @@ class Config:
                              f"for {len(self.channels) - 1} blocks, not {self.input_samples}")
 
     def to_dict(self) -> dict:
-        from tagcore.families import config_to_dict
-
         return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -134,10 +134,16 @@ def loss(logits: torch.Tensor, targets: torch.Tensor, propagated: torch.Tensor |
     return main + (weights.to(per_song.dtype) * per_song).mean()
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (input_samples,) of raw audio."""
+    return (config.input_samples,)
+
+
 @torch.inference_mode()
 def predict(model: Model, audio: torch.Tensor) -> torch.Tensor:
     """Tag probabilities (batch, n_labels) of (batch, samples) raw audio
     patches; the analysis pass averages a track's patches."""
+    check_input(audio, input_shape(model.config), what=FAMILY)
     model.eval()
     return torch.sigmoid(model(audio))
 
@@ -146,6 +152,18 @@ def predict(model: Model, audio: torch.Tensor) -> torch.Tensor:
 def predict_with_embedding(model: Model, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities (batch, n_labels) and embeddings (batch, embedding) of
     one forward pass."""
+    check_input(audio, input_shape(model.config), what=FAMILY)
     model.eval()
     embedding = model.embed(audio)
     return torch.sigmoid(model.dense(embedding)), embedding
+
+
+@torch.inference_mode()
+def embed(model: Model, audio: torch.Tensor) -> torch.Tensor:
+    """Embeddings (batch, embedding) of (batch, samples) raw audio patches."""
+    check_input(audio, input_shape(model.config), what=FAMILY)
+    model.eval()
+    return model.embed(audio)
+
+
+prepare_for_inference = as_trained

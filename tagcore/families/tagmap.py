@@ -31,16 +31,20 @@ Input: (batch, n_inputs) probabilities. Output: (batch, n_labels).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
+
 FAMILY = "tagmap"
+INPUT = "scores"
+OUTPUTS = ("scores",)
 _EPS = 1e-6
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """The map.
 
@@ -62,6 +66,8 @@ class Config:
     entries: list[list[float]] = field(default_factory=list)
 
     def __post_init__(self):
+        frozen_tuple(self, "inputs", str)
+        frozen_tuple(self, "entries", tuple)
         for entry in self.entries:
             if len(entry) not in (4, 5):
                 raise ValueError(f"a tagmap entry is [input, target, threshold, bias(, ceiling)], not {entry!r}")
@@ -74,12 +80,10 @@ class Config:
                 raise ValueError(f"tagmap ceiling must be in (0, 1], not {entry[4]!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -122,9 +126,15 @@ def loss(*args, **kwargs):
     raise NotImplementedError("tagmap bundles are written, not trained")
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: the source bundles' scores, concatenated, (len(inputs),)."""
+    return (len(config.inputs),)
+
+
 @torch.inference_mode()
 def predict(model: Model, scores: torch.Tensor) -> torch.Tensor:
     """Target probabilities, (batch, n_labels)."""
+    check_input(scores, input_shape(model.config), what=FAMILY)
     return torch.sigmoid(model(scores))
 
 
@@ -149,3 +159,6 @@ def build(*, inputs: list[str], labels: list[str], rules) -> tuple[Config, Model
         entries.append(entry)
     config = Config(inputs=list(inputs), n_labels=len(labels), entries=entries)
     return config, Model(config)
+
+
+prepare_for_inference = as_trained

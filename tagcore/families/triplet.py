@@ -37,15 +37,19 @@ The model may instead read a frozen backbone's track embedding (``input_dim
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tagcore.families import as_trained, check_input, config_from_dict, config_to_dict, frozen_tuple
 from tagcore.features import DPNN_SEGMENT
 
 FAMILY = "triplet"
+INPUT = "audio"
+#: A triplet bundle gives an embedding only (its ``predict`` returns it too).
+OUTPUTS = ("embedding",)
 
 #: The seed paper's input (section IV-B-2): 22,050 Hz, Hann windows of 2048
 #: samples with 50 % overlap (hop 1024), centred frames, 80 mel bands from
@@ -62,7 +66,7 @@ MINING = ("hard", "paper")
 INFERENCE_CHUNK = 16
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Shape and training rule of a triplet embedder.
 
@@ -104,21 +108,17 @@ class Config:
     mining: str = "hard"
 
     def __post_init__(self):
-        self.channels = tuple(int(c) for c in self.channels)
+        frozen_tuple(self, "channels", int)
         if self.mining not in MINING:
             raise ValueError(f"mining must be one of {MINING}, not {self.mining!r}")
         if self.embedding_dim % 2:
             raise ValueError(f"embedding_dim must be even (two stacks), not {self.embedding_dim}")
 
     def to_dict(self) -> dict:
-        from tagcore.families import config_to_dict
-
         return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        from tagcore.families import config_from_dict
-
+    def from_dict(cls, data: dict) -> Config:
         return config_from_dict(cls, data, what=FAMILY)
 
 
@@ -332,9 +332,16 @@ def loss(
 # --- Inference ---------------------------------------------------------------
 
 
+def input_shape(config: Config) -> tuple[int | None, ...]:
+    """One input: (frames, n_mels) log-mel (fewer frames than ``frames``
+    are padded), or (input_dim,) for the projection variant."""
+    return (config.input_dim,) if config.input_dim > 0 else (None, config.n_mels)
+
+
 @torch.inference_mode()
 def embed(model: Model, x: torch.Tensor) -> torch.Tensor:
     """Embeddings of a batch of inputs, shape (batch, embedding_dim)."""
+    check_input(x, input_shape(model.config), what=FAMILY)
     model.eval()
     return model(x).float()
 
@@ -343,3 +350,12 @@ def predict(model: Model, x: torch.Tensor) -> torch.Tensor:
     """A triplet bundle gives embeddings only (``"outputs": ["embedding"]``);
     this returns them, so generic callers of ``predict`` still work."""
     return embed(model, x)
+
+
+def predict_with_embedding(model: Model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(:func:`predict`, :func:`embed`) of one forward pass: the embedding twice."""
+    embedding = embed(model, x)
+    return embedding, embedding
+
+
+prepare_for_inference = as_trained

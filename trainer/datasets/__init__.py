@@ -1,21 +1,61 @@
-"""Dataset loaders, one module per dataset: pure functions that read a path
-and return plain records (mirdata style): :class:`Record` for audio tracks,
-:class:`Lyrics` for song texts, small frozen dataclasses of their own module
-for other data. Rows that cannot be read are skipped and listed in a
-:class:`LoadReport` as ``file:line: cause``; a missing file or layout raises
-:class:`DatasetError` naming it. Shared readers: :func:`open_text`,
-:func:`csv_rows`, :func:`column_index`."""
+"""Dataset loaders, one module per dataset (mirdata style).
+
+Each module ``trainer/datasets/<name>.py`` declares, and the contract test
+(tests/test_datasets.py) checks:
+
+- its layout in the module docstring;
+- ``REMOTES``: a tuple of :class:`Download`, what ``python -m trainer fetch``
+  can get from the publisher (official URLs, the publisher's checksums
+  only); ``()`` when there is no public direct download;
+- ``check_layout(path) -> str | None``: None when ``path`` (a folder or a
+  file, whatever ``load`` takes) holds this dataset, else what is missing,
+  in one phrase; cheap (a directory listing, a header line);
+- ``load(path, *, report=None)``: pure reading into plain records:
+  :class:`Record` for audio tracks, :class:`Lyrics` for song texts, small
+  frozen dataclasses of the module for other data. Rows that cannot be read
+  are skipped and listed in a :class:`LoadReport` as ``file:line: cause``;
+  a missing file or layout raises :class:`DatasetError` naming it.
+
+:data:`NAMES` lists the modules; :func:`resolve` tells which dataset a path
+holds, :func:`downloads` gathers every module's ``REMOTES`` for
+``trainer.fetch``. Shared readers: :func:`open_text`, :func:`csv_rows`,
+:func:`column_index`, :func:`csv_table`; for layout checks,
+:func:`first_line` and :func:`header_problem`."""
 
 from __future__ import annotations
 
 import csv
 import gzip
+import importlib
 import io
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TextIO
+
+#: Every dataset module, in the order :func:`resolve` tries them: the most
+#: specific layouts first (a 4Q folder is also a folder of audio folders,
+#: so ``gtzan``, which accepts any such folder, comes last among folders).
+NAMES = (
+    "mood_4q",
+    "mtg_jamendo",
+    "vagalume",
+    "lastfm_hetrec",
+    "deezer_disambiguation",
+    "rmsc",
+    "gtzan",
+    "magnatagatune",
+    "fma",
+    "beets_library",
+    "m3u",
+    "aotm2011",
+    "genius",
+    "spotify_playlists",
+    "allmusic_msd",
+    "netease",
+)
 
 
 @dataclass(frozen=True)
@@ -151,3 +191,120 @@ def csv_table(
 
     return header, column, complete()
 
+
+
+# --- what a dataset module declares for downloading ---------------------------
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a dataset.
+
+    url: official location; name: path relative to the destination folder
+    (``/``-separated, may contain sub-folders); size: bytes, ``None`` when
+    the publisher states no exact size; checksum: ``"<algo>:<hex>"`` as
+    stated by the publisher, ``None`` when none is published; extract: unpack
+    this archive (zip, tar, tar.gz...) into the destination once verified.
+    """
+
+    url: str
+    name: str
+    size: int | None = None
+    checksum: str | None = None
+    extract: bool = False
+
+
+@dataclass(frozen=True)
+class JoinedArchive:
+    """An archive published as byte-split parts (``cat parts > name``):
+    once every part is downloaded they are concatenated (to a temporary
+    file, removed afterwards) and extracted into the destination."""
+
+    name: str
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Download:
+    """What ``python -m trainer fetch NAME`` downloads into one folder:
+    ``name`` the command's NAME, ``files`` fetched in order, then ``joins``
+    assembled. A dataset module may declare several (FMA: the metadata and
+    each audio subset)."""
+
+    name: str
+    description: str
+    licence: str
+    homepage: str
+    files: tuple[RemoteFile, ...]
+    joins: tuple[JoinedArchive, ...] = ()
+
+
+# --- the registry -------------------------------------------------------------
+
+
+def module(name: str) -> ModuleType:
+    """The dataset module ``trainer.datasets.<name>``; ValueError for a
+    name not in :data:`NAMES`."""
+    if name not in NAMES:
+        raise ValueError(f"unknown dataset module {name!r}; known: {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def downloads() -> dict[str, Download]:
+    """Every :class:`Download` the dataset modules declare, by fetch name
+    (sorted); ValueError when two modules declare the same name."""
+    found: dict[str, Download] = {}
+    for name in NAMES:
+        for remote in module(name).REMOTES:
+            if remote.name in found:
+                raise ValueError(f"download {remote.name!r} declared twice (second time by {name})")
+            found[remote.name] = remote
+    return dict(sorted(found.items()))
+
+
+def resolve(path: str | Path, *, among: Iterable[str] = NAMES) -> tuple[str, ModuleType]:
+    """``(name, module)`` of the first dataset of :data:`NAMES` (restricted
+    to ``among``) whose ``check_layout`` accepts ``path``. Raises
+    DatasetError naming ``path`` and, for each candidate, what it lacks."""
+    path = Path(path)
+    wanted = set(among)
+    unknown = wanted - set(NAMES)
+    if unknown:
+        raise ValueError(f"unknown dataset module(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    problems = []
+    for name in (n for n in NAMES if n in wanted):
+        found = module(name)
+        problem = found.check_layout(path)
+        if problem is None:
+            return name, found
+        problems.append(f"{name}: {problem}")
+    raise DatasetError(f"{path}: not a dataset layout read here ({'; '.join(problems)})")
+
+
+def first_line(path: Path, *, encoding: str = "utf-8") -> str | None:
+    """The first line of the file ``path`` (decompressed like
+    :func:`open_text`, line end stripped), or None when it is not a readable
+    file."""
+    if not path.is_file():
+        return None
+    try:
+        with open_text(path, encoding=encoding) as handle:
+            return handle.readline(1 << 16).rstrip("\r\n")
+    except (DatasetError, OSError, UnicodeDecodeError, EOFError):
+        return None
+
+
+def header_problem(path: Path, *, columns: Iterable[str], delimiter: str = ",", what: str) -> str | None:
+    """None when ``path`` is a file whose CSV header holds ``columns``, else
+    a phrase naming ``what`` was expected (a layout check's answer)."""
+    line = first_line(path)
+    columns = tuple(columns)
+    if line is None:
+        return f"not a readable file (expected {what})"
+    header = {name.strip() for name in next(csv.reader([line], delimiter=delimiter), [])}
+    missing = [name for name in columns if name not in header]
+    if missing:
+        return f"no column(s) {', '.join(missing)} in its first line (expected {what})"
+    return None

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.datasets import LoadReport, csv_rows
+from trainer.datasets import LoadReport, csv_rows, first_line
 
 FIELDS = ("genres", "styles", "moods", "themes")
 TRACK_ID = re.compile(r"TR[0-9A-Z]{16}")
@@ -35,6 +35,21 @@ class AllMusicTrack:
     styles: tuple[str, ...]
     moods: tuple[str, ...]
     themes: tuple[str, ...]
+
+
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when the first line of the file ``path`` starts with an MSD
+    track id and a ``;``, else what is wrong."""
+    line = first_line(Path(path))
+    if line is None:
+        return "not a readable file (expected track_names_all.txt)"
+    if not TRACK_ID.fullmatch(line.split(";", 1)[0].strip()) or ";" not in line:
+        return "its first line is not 'TR<16 characters>;genres;styles;moods;themes' (AllMusic MSD tags)"
+    return None
 
 
 def split_values(field: str) -> tuple[str, ...]:

@@ -23,7 +23,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.datasets import DatasetError, LoadReport, open_text
+from trainer.datasets import (
+    DatasetError,
+    Download,
+    LoadReport,
+    RemoteFile,
+    first_line,
+    open_text,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,29 @@ class Playlist:
     tracks: tuple[TrackRef, ...]
     tags: tuple[str, ...]
     user: str = ""
+
+
+REMOTES = (
+    Download(
+        name="aotm2011",
+        description="AotM-2011 (McFee & Lanckriet 2012): Art of the Mix playlists matched to the Million Song "
+        "Dataset, one gzipped JSON file (read it with gzip.open)",
+        licence="none stated by the publisher (research use)",
+        homepage="https://bmcfee.github.io/data/aotm2011.html",
+        files=(RemoteFile("https://bmcfee.github.io/data/aotm2011_playlists.json.gz", "aotm2011_playlists.json.gz"),),
+    ),
+)
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when the file ``path`` starts a JSON list of playlists (``[``,
+    then ``"mix_id"`` within its first 64 KiB), else what is wrong."""
+    line = first_line(Path(path))
+    if line is None:
+        return "not a readable file (expected aotm2011_playlists.json[.gz])"
+    if not line.lstrip().startswith("[") or '"mix_id"' not in line:
+        return "does not start a JSON list of playlists with a mix_id (AotM-2011 JSON)"
+    return None
 
 
 def _track(entry) -> TrackRef:

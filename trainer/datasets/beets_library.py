@@ -50,6 +50,27 @@ class Item:
     attributes: dict[str, str] = field(default_factory=dict, hash=False)
 
 
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when ``path`` is an SQLite database file (a beets library is
+    one), else what is wrong."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(SQLITE_MAGIC))
+    except OSError:
+        return "not a readable file (expected a beets library database, library.db)"
+    if magic != SQLITE_MAGIC:
+        return "not an SQLite database (expected a beets library database, library.db)"
+    return None
+
+
 def split_genres(value: str | None) -> tuple[str, ...]:
     """A stored ``genres`` value as a tuple: split on ``\\␀``, or on ``; `` for
     a value written without it (as beets does when parsing)."""
@@ -66,9 +87,8 @@ def configured_directory() -> str | None:
     fresh configuration object: the running process's beets config is not
     touched."""
     try:
-        import confuse
-
         import beets  # noqa: F401 (its config_default.yaml gives the defaults)
+        import confuse
     except ImportError:
         return None
     config = confuse.Configuration("beets", "beets", read=False)

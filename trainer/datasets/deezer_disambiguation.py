@@ -63,6 +63,19 @@ class Task:
     embeddings: dict[str, TagMatrix] = field(default_factory=dict)
 
 
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(task_dir: str | Path) -> str | None:
+    """None when ``task_dir`` holds a similarity matrix or a segment list,
+    else what is missing."""
+    task_dir = Path(task_dir)
+    if any(task_dir.glob("f*_tag_similarity.csv")) or any(task_dir.glob("dataset/*.csv")):
+        return None
+    return "no f*_tag_similarity.csv or dataset/*.csv (Deezer disambiguation task folder)"
+
+
 def tag_name(label: str) -> str:
     """Matrix spelling of a segment label (``Prog Rock`` -> ``prog rock``)."""
     return label.lower()

@@ -25,7 +25,16 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.datasets import DatasetError, LoadReport, Record, column_index, csv_rows
+from trainer.datasets import (
+    DatasetError,
+    Download,
+    LoadReport,
+    Record,
+    RemoteFile,
+    column_index,
+    csv_rows,
+    header_problem,
+)
 
 SUBSETS = ("small", "medium", "large")
 SPLITS = {"training": "train", "validation": "validation", "test": "test"}
@@ -51,6 +60,41 @@ class Genre:
     parent: int
     top_level: int
     tracks: int
+
+
+_FMA = "https://os.unil.cloud.switch.ch/fma/"
+REMOTES = (
+    Download(
+        name="fma-metadata",
+        description="FMA metadata and features (Defferrard et al. 2017): tracks.csv, genres.csv, features.csv, "
+        "echonest.csv for 106,574 tracks, 342 MiB; extracts to fma_metadata/ (give fma-small the same --dest to get "
+        "the fma_metadata/ + fma_small/ layout trainer.datasets.fma reads)",
+        licence="CC BY 4.0 (metadata)",
+        homepage="https://github.com/mdeff/fma",
+        files=(
+            RemoteFile(_FMA + "fma_metadata.zip", "fma_metadata.zip",
+                       checksum="sha1:f0df49ffe5f2a6008d7dc83c6915b31835dfe733", extract=True),
+        ),
+    ),
+    Download(
+        name="fma-small",
+        description="FMA small: 8,000 30-s MP3 clips, 8 balanced genres, 7.2 GiB; extracts to fma_small/ "
+        "(labels are in fma-metadata: fetch both into one --dest)",
+        licence="each track under the Creative Commons licence its artist chose (see tracks.csv); research use",
+        homepage="https://github.com/mdeff/fma",
+        files=(
+            RemoteFile(_FMA + "fma_small.zip", "fma_small.zip",
+                       checksum="sha1:ade154f733639d52e35e32f5593efe5be76c6d70", extract=True),
+        ),
+    ),
+)
+
+
+def check_layout(tracks_csv: str | Path) -> str | None:
+    """None when ``tracks_csv`` is a file whose first header row names the
+    column groups album, artist, set and track, else what is wrong."""
+    return header_problem(Path(tracks_csv), columns=("album", "artist", "set", "track"),
+                          what="FMA's fma_metadata/tracks.csv")
 
 
 def load_genres(genres_csv: str | Path) -> dict[int, Genre]:

@@ -19,7 +19,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from trainer.datasets import LoadReport, Lyrics, csv_table
+from trainer.datasets import LoadReport, Lyrics, csv_table, header_problem
+
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when ``path`` is a CSV file (gzipped or not) whose header holds
+    artist, title, lyrics and genre, else what is wrong."""
+    return header_problem(Path(path), columns=("artist", "title", "lyrics", "genre"), what="Genius lyrics.csv.gz")
 
 
 def parse_artists(text: str) -> tuple[str, ...]:

@@ -23,19 +23,35 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from trainer.datasets import DatasetError, LoadReport, Record
+from trainer.datasets import DatasetError, Download, LoadReport, Record, RemoteFile
 
 AUDIO_EXTENSIONS = frozenset(
     ".wav .flac .mp3 .ogg .opus .m4a .aac .wma .aif .aiff .ape .wv .mpc .au".split()
 )
 
 
-def is_layout(root: str | Path) -> bool:
-    """True if ``root`` holds sub-folders that contain audio files."""
+REMOTES = (
+    Download(
+        name="gtzan",
+        description="GTZAN genre collection (Tzanetakis & Cook 2002): 1,000 30-s clips (.au, 22,050 Hz mono), "
+        "10 genres x 100, about 1.2 GB; extracts to genres/<genre>/*.au (train on DEST/genres)",
+        licence="none stated by the publisher (distributed for research; audio copyright stays with its owners)",
+        homepage="http://marsyas.info/downloads/datasets.html",
+        # The publisher serves this file over plain http only, and states no checksum.
+        files=(RemoteFile("http://opihi.cs.uvic.ca/sound/genres.tar.gz", "genres.tar.gz", extract=True),),
+    ),
+)
+
+
+def check_layout(root: str | Path) -> str | None:
+    """None when ``root`` holds sub-folders that contain audio files, else
+    what is missing."""
     root = Path(root)
-    return root.is_dir() and any(
-        p.is_dir() and any(f.suffix.lower() in AUDIO_EXTENSIONS for f in p.iterdir()) for p in root.iterdir()
-    )
+    if not root.is_dir():
+        return "not a folder (expected <genre>/<audio file>)"
+    if any(p.is_dir() and any(f.suffix.lower() in AUDIO_EXTENSIONS for f in p.iterdir()) for p in root.iterdir()):
+        return None
+    return "no <genre>/ folder holding audio files"
 
 
 def load(root: str | Path, *, report: LoadReport | None = None) -> list[Record]:

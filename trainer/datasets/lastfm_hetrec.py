@@ -12,7 +12,32 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from trainer.datasets import DatasetError, LoadReport
+from trainer.datasets import DatasetError, Download, LoadReport, RemoteFile
+
+REMOTES = (
+    Download(
+        name="hetrec-lastfm-2k",
+        description="HetRec 2011 Last.fm 2K (GroupLens): 1,892 users' artist play counts, tag assignments and "
+        "friend relations (user_artists.dat, artists.dat, tags.dat, user_taggedartists*.dat, user_friends.dat)",
+        licence="non-commercial use (per the dataset's readme); cite the HetRec 2011 workshop",
+        homepage="https://grouplens.org/datasets/hetrec-2011/",
+        files=(
+            RemoteFile(
+                "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip",
+                "hetrec2011-lastfm-2k.zip",
+                extract=True,
+            ),
+        ),
+    ),
+)
+FILES = ("tags.dat", "user_taggedartists.dat")
+
+
+def check_layout(root: str | Path) -> str | None:
+    """None when ``root`` holds tags.dat and user_taggedartists.dat, else
+    which are missing."""
+    missing = [name for name in FILES if not (Path(root) / name).is_file()]
+    return f"no {' or '.join(missing)} (HetRec Last.fm-2k layout)" if missing else None
 
 
 def _rows(path: Path, *, encoding: str):
@@ -62,3 +87,7 @@ def artist_tags(root: str | Path, *, report: LoadReport | None = None) -> dict[i
             continue
         out[artist][names[tag]] += 1
     return {a: dict(t) for a, t in out.items()}
+
+
+#: The contract's ``load`` (trainer.datasets): what the dataset is read for.
+load = artist_tags

@@ -52,6 +52,18 @@ class Playlist:
     entries: tuple[Entry, ...]
 
 
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when ``path`` is a file named .m3u or .m3u8, else what is wrong."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() not in EXTENSIONS:
+        return "not a .m3u or .m3u8 file"
+    return None
+
+
 def _read(path: Path) -> str:
     data = path.read_bytes()
     try:

@@ -22,7 +22,43 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from trainer.datasets import DatasetError, LoadReport, Record, csv_rows
+from trainer.datasets import (
+    DatasetError,
+    Download,
+    JoinedArchive,
+    LoadReport,
+    Record,
+    RemoteFile,
+    csv_rows,
+    header_problem,
+)
+
+_MTT = "https://mirg.city.ac.uk/datasets/magnatagatune/"
+REMOTES = (
+    Download(
+        name="magnatagatune",
+        description="MagnaTagATune (Law et al. 2009): 25,863 29-s clips (16 kHz mono MP3) with 188 TagATune tags; "
+        "annotations_final.csv, clip_info_final.csv and mp3.zip.001-003, joined into mp3.zip and extracted "
+        "(folders 0-f)",
+        licence="CC BY-NC-SA 3.0 Unported",
+        homepage="https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset",
+        files=(
+            RemoteFile(_MTT + "annotations_final.csv", "annotations_final.csv"),
+            RemoteFile(_MTT + "clip_info_final.csv", "clip_info_final.csv"),
+            RemoteFile(_MTT + "mp3.zip.001", "mp3.zip.001"),
+            RemoteFile(_MTT + "mp3.zip.002", "mp3.zip.002"),
+            RemoteFile(_MTT + "mp3.zip.003", "mp3.zip.003"),
+        ),
+        joins=(JoinedArchive("mp3.zip", ("mp3.zip.001", "mp3.zip.002", "mp3.zip.003")),),
+    ),
+)
+
+
+def check_layout(annotations: str | Path) -> str | None:
+    """None when ``annotations`` is a tab-separated file whose header holds
+    clip_id and mp3_path, else what is wrong."""
+    return header_problem(Path(annotations), columns=("clip_id", "mp3_path"), delimiter="\t",
+                          what="MagnaTagATune's annotations_final.csv")
 
 
 def folder_split(mp3_path: str) -> str:

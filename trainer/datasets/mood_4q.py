@@ -36,9 +36,20 @@ def metadata_encoding(path: Path) -> str:
     return "utf-8"
 
 
-def is_layout(root: str | Path) -> bool:
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(root: str | Path) -> str | None:
+    """None when ``root`` holds the metadata CSV and the four quadrant
+    folders, else what is missing."""
     root = Path(root)
-    return (root / METADATA).is_file() and all((root / q).is_dir() for q in QUADRANTS)
+    missing = [name for name in QUADRANTS if not (root / name).is_dir()]
+    if not (root / METADATA).is_file():
+        missing.insert(0, METADATA)
+    if missing:
+        return f"no {', '.join(missing)} (4Q layout)"
+    return None
 
 
 def load(root: str | Path, *, labels: str = "quadrant", report: LoadReport | None = None) -> list[Record]:
@@ -49,8 +60,9 @@ def load(root: str | Path, *, labels: str = "quadrant", report: LoadReport | Non
     root = Path(root)
     if labels not in LABEL_COLUMNS:
         raise ValueError(f"labels must be one of {sorted(LABEL_COLUMNS)}, not {labels!r}")
-    if not is_layout(root):
-        raise DatasetError(f"{root}: not a 4Q layout (needs {METADATA} and folders {', '.join(QUADRANTS)})")
+    problem = check_layout(root)
+    if problem is not None:
+        raise DatasetError(f"{root}: not a 4Q layout (needs {METADATA} and folders {', '.join(QUADRANTS)}): {problem}")
     report = report if report is not None else LoadReport()
     audio = {p.stem: p for q in QUADRANTS for p in (root / q).iterdir() if p.is_file()}
     records = []

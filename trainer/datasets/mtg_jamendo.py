@@ -24,10 +24,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.datasets import DatasetError, LoadReport, Record
+from trainer.datasets import DatasetError, Download, LoadReport, Record, RemoteFile
 
 CATEGORIES = {"genre": "genre", "moodtheme": "mood/theme", "instrument": "instrument", "top50tags": None}
 SPLITS = ("train", "validation", "test")
+
+_RAW = "https://raw.githubusercontent.com/MTG/mtg-jamendo-dataset/master/data/"
+_SUBSETS = ("autotagging_genre", "autotagging_instrument", "autotagging_moodtheme", "autotagging_top50tags")
+REMOTES = (
+    Download(
+        name="mtg-jamendo-metadata",
+        description="MTG-Jamendo autotagging metadata (Bogdanov et al. 2019), raw files of the repository's data/ "
+        "folder: autotagging*.tsv (autotagging.tsv is a git symlink, fetched from its target "
+        "raw_30s_cleantags_50artists.tsv) and the 5 official splits as split-N/<subset>-<split>.tsv, the layout "
+        "trainer.datasets.mtg_jamendo reads; audio not included (use the repository's download script)",
+        licence="CC BY-NC-SA 4.0 (metadata); audio under per-track Creative Commons licences",
+        homepage="https://github.com/MTG/mtg-jamendo-dataset",
+        files=(
+            RemoteFile(_RAW + "raw_30s_cleantags_50artists.tsv", "autotagging.tsv"),
+            *(RemoteFile(_RAW + f"{s}.tsv", f"{s}.tsv") for s in _SUBSETS),
+            *(
+                RemoteFile(_RAW + f"splits/split-{n}/{s}-{part}.tsv", f"split-{n}/{s}-{part}.tsv")
+                for n in range(5)
+                for s in ("autotagging", *_SUBSETS)
+                for part in SPLITS
+            ),
+        ),
+    ),
+)
 
 
 def read_tsv(
@@ -81,10 +105,13 @@ def read_tsv(
     return records
 
 
-def is_layout(root: str | Path) -> bool:
-    """True if ``root`` holds autotagging TSV files (directly or in split-N/)."""
+def check_layout(root: str | Path) -> str | None:
+    """None when ``root`` holds autotagging TSV files (directly or in
+    split-N/), else what is missing."""
     root = Path(root)
-    return any(root.glob("autotagging*.tsv")) or any(root.glob("split-*/autotagging*.tsv"))
+    if any(root.glob("autotagging*.tsv")) or any(root.glob("split-*/autotagging*.tsv")):
+        return None
+    return "no autotagging*.tsv, directly or in split-N/ (MTG-Jamendo layout)"
 
 
 def load(

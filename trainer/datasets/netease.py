@@ -39,6 +39,10 @@ class Playlist:
     comments: int | None = None
 
 
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
 def parse_count(value: str) -> int | None:
     """``"5739"`` -> 5739, ``"373万"`` -> 3730000, ``"1.2亿"`` -> 120000000;
     None for anything else."""
@@ -52,6 +56,18 @@ def parse_count(value: str) -> int | None:
         return int(round(float(value) * scale))
     except ValueError:
         return None
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when the first record of the CSV file ``path`` has seven fields
+    ending in four counts, else what is wrong."""
+    try:
+        _, fields = next(csv_rows(path), (0, []))
+    except DatasetError:
+        return "not a readable CSV file (expected the NetEase playlists CSV)"
+    if len(fields) != len(COLUMNS) or any(parse_count(value) is None for value in fields[3:]):
+        return "its first row is not title, tags, description and four counts (NetEase playlists CSV)"
+    return None
 
 
 def load(path: str | Path, *, report: LoadReport | None = None) -> list[Playlist]:

@@ -53,6 +53,29 @@ class Album:
     comments: tuple[Comment, ...]
 
 
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(root: str | Path) -> str | None:
+    """None when the folder ``root`` holds a file that reads as an album
+    (files not starting with ``{`` are passed over unread), else what is
+    missing."""
+    root = Path(root)
+    if not root.is_dir():
+        return "not a folder (expected one album JSON file per album)"
+    for path in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            with path.open("rb") as handle:
+                if not handle.read(256).lstrip().startswith(b"{"):
+                    continue
+            read_album(path)
+        except (OSError, DatasetError):
+            continue
+        return None
+    return "no album JSON file (RMSC layout: one JSON file per album)"
+
+
 def _text(value) -> str:
     return "" if value is None else str(value)
 

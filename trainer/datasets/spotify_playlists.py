@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from trainer.datasets import LoadReport, csv_table
+from trainer.datasets import LoadReport, csv_table, header_problem
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,17 @@ _SOURCE = {"name": "track_name", "artist": "track_artist", "album_id": "track_al
            "album_name": "track_album_name", "release_date": "track_album_release_date",
            "popularity": "track_popularity", "musical_key": "key"}
 _PLAYLIST = ("playlist_id", "playlist_name", "playlist_genre", "playlist_subgenre")
+
+
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(path: str | Path) -> str | None:
+    """None when ``path`` is a CSV file (gzipped or not) whose header holds
+    the track and playlist ids and genres, else what is wrong."""
+    return header_problem(Path(path), columns=("track_id", "playlist_id", "playlist_genre", "playlist_subgenre"),
+                          what="spotify_songs.csv.gz")
 
 
 def _track(row: dict[str, str]) -> Track:

@@ -43,6 +43,17 @@ class Artist:
     popularity: float | None
 
 
+#: None declared: ``python -m trainer fetch`` does not get this dataset.
+REMOTES = ()
+
+
+def check_layout(root: str | Path) -> str | None:
+    """None when the folder ``root`` holds artists-data.csv and
+    lyrics-data.csv, else which are missing."""
+    missing = [name for name in (ARTISTS, LYRICS) if not (Path(root) / name).is_file()]
+    return f"no {' or '.join(missing)} (Vagalume layout)" if missing else None
+
+
 def _number(text: str, kind):
     try:
         return kind(float(text))
