@@ -40,7 +40,6 @@ import datetime as dt
 import os
 import platform
 import shlex
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -157,20 +156,6 @@ def load_csv(path: str | Path, *, report: LoadReport) -> list[Record]:
     return records
 
 
-def _beets_column(db_path: Path, column: str) -> dict[int, str] | None:
-    """Values of an items column by item id, or None when there is no such column."""
-    connection = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        if column not in {row[1] for row in connection.execute("PRAGMA table_info(items)")}:
-            return None
-        quoted = '"' + column.replace('"', '""') + '"'
-        return {i: "" if v is None else str(v) for i, v in connection.execute(f"SELECT id, {quoted} FROM items")}
-    except sqlite3.Error as exc:
-        raise DatasetError(f"{db_path}: cannot read column {column!r} ({exc})") from None
-    finally:
-        connection.close()
-
-
 def load_beets(db_path: str | Path, *, field_name: str, music_dir: str | None, report: LoadReport,
                plugin_labels: bool = False) -> list[Record]:
     """Records of the items of a beets library that have a value of
@@ -191,7 +176,7 @@ def load_beets(db_path: str | Path, *, field_name: str, music_dir: str | None, r
     items = beets_library.load(db_path, music_dir=music_dir, report=report)
     column = None
     if field_name not in ("genre", "genres") and not any(field_name in item.attributes for item in items):
-        column = _beets_column(db_path, field_name)
+        column = beets_library.column_values(db_path, column=field_name)
         if column is None:
             raise DatasetError(f"{db_path}: no field {field_name!r} (neither an items column nor a flexible attribute)")
     record_key = f"ml_written_{'genres' if field_name in ('genre', 'genres') else field_name}"

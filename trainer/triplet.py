@@ -164,11 +164,10 @@ def load_beets_tracks(db_path: str | Path, *, music_dir: str | None, report: Loa
     (flexible attribute) as tag sets; artist: MusicBrainz artist id, else
     the artist name; album: the album id."""
     from trainer.datasets import beets_library
-    from trainer.head import _beets_column
 
     db_path = Path(db_path)
     items = beets_library.load(db_path, music_dir=music_dir, report=report)
-    styles = _beets_column(db_path, "style") or {}
+    styles = beets_library.column_values(db_path, column="style") or {}
     tracks = []
     for item in items:
         if not os.path.isfile(item.path):

@@ -99,6 +99,23 @@ def configured_directory() -> str | None:
         return None
 
 
+def column_values(db_path: str | Path, *, column: str) -> dict[int, str] | None:
+    """Values of an ``items`` column of a library database by item id (None
+    as ""), or None when there is no such column; DatasetError when the
+    database cannot be read."""
+    db_path = Path(db_path)
+    connection = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        if column not in {row[1] for row in connection.execute("PRAGMA table_info(items)")}:
+            return None
+        quoted = '"' + column.replace('"', '""') + '"'
+        return {i: "" if v is None else str(v) for i, v in connection.execute(f"SELECT id, {quoted} FROM items")}
+    except sqlite3.Error as exc:
+        raise DatasetError(f"{db_path}: cannot read column {column!r} ({exc})") from None
+    finally:
+        connection.close()
+
+
 def _path(value, music_dir: str | None) -> str | None:
     if isinstance(value, (bytes, memoryview)):
         value = os.fsdecode(bytes(value))
