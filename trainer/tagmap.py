@@ -1017,7 +1017,7 @@ def evaluate_genre(mood: Clips, gtz: Clips, *, seeds: Sequence[int] = (0, 1, 2),
     (b) a GTZAN head trained on the gtzan training clips; (c) the max
     fusion of (a) and (b), the head's own thresholds fitted on the mood_4q
     training clips. All are scored on the test clips of both sets."""
-    from sklearn.model_selection import StratifiedKFold
+    from trainer import splits
 
     tags = {MSD: mood.tags[MSD], MTT: mood.tags[MTT]}
     inputs = [f"{b}:{t}" for b in (MSD, MTT) for t in tags[b]]
@@ -1040,7 +1040,7 @@ def evaluate_genre(mood: Clips, gtz: Clips, *, seeds: Sequence[int] = (0, 1, 2),
 
     for seed in seeds:
         mood_folds = artist_folds(mood.artists, k=k, seed=seed)
-        gtz_folds = [test for _, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(x_gtz, gtz_truth)]
+        gtz_folds = splits.group_folds(y=gtz_truth, k=k, seed=seed)  # scikit-learn's StratifiedKFold, shuffled
         for fold, (test, gtest) in enumerate(zip(mood_folds, gtz_folds)):
             train = np.setdiff1d(np.arange(len(mood.paths)), test)
             gtrain = np.setdiff1d(np.arange(len(gtz.paths)), gtest)
