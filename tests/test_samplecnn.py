@@ -109,7 +109,7 @@ def test_learning_rate_divided_when_validation_loss_rises_and_early_stop():
 def test_training_with_propagation_uses_the_supportive_term():
     """With playlists and r > 0 the loop trains on eq. 3; with r = 0 the
     weights are exactly those of plain BCE training."""
-    from tagcore import propagation as prop
+    from trainer import propagation as prop
     from trainer.samplecnn import fit
 
     rng = np.random.default_rng(1)

@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from tagcore import propagation as prop
+from trainer import propagation as prop
 from tagcore.families import samplecnn
 from tagcore.features import WaveParams
 from trainer.datasets import DatasetError, LoadReport, Record

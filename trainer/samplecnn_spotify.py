@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tagcore import propagation as prop
+from trainer import propagation as prop
 from trainer.datasets import DatasetError, LoadReport, spotify_playlists
 
 FEATURES = ("danceability", "energy", "musical_key", "loudness", "mode", "speechiness", "acousticness",
