@@ -445,6 +445,7 @@ def train_embedder(config, data: np.ndarray, valid: np.ndarray | None, train: np
     import torch
 
     from tagcore.families import triplet
+    from trainer import triplet_mining
 
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
@@ -470,7 +471,7 @@ def train_embedder(config, data: np.ndarray, valid: np.ndarray | None, train: np
             x = _inputs(data, train[local], segments)
             z = model(x)
             idx = torch.from_numpy(local)
-            value, chosen = triplet.loss(
+            value, chosen = triplet_mining.loss(
                 z, sim[idx][:, idx], margin=config.margin, groups=album_t[idx],
                 positive_threshold=config.positive_threshold, negative_threshold=config.negative_threshold,
                 mining=config.mining,

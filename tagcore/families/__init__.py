@@ -4,7 +4,8 @@ Every family module has the same small shape:
 
 - ``Config``: a dataclass of the paper's hyper-parameters (paper defaults);
 - ``Model``: the ``torch.nn.Module``;
-- ``loss(...)``: the paper's training loss;
+- ``loss(...)``: the paper's training loss (the triplet family's, tied to
+  its online triplet mining, is training-only: :mod:`trainer.triplet_mining`);
 - ``predict(...)``: model input to label scores.
 
 A family whose bundles give embeddings too (``"outputs": ["scores",
