@@ -17,7 +17,11 @@ A family supplies a model, an optimiser, a map-style training set of
   order and crops depend only on (seed, epoch, index), so a run killed at
   any point and resumed ends exactly where an uninterrupted run ends;
 - early stopping on ``monitor`` (the best weights are restored at the end);
-- a progress line with throughput and ETA, and JSON-lines logs.
+- a progress line with throughput and ETA, and JSON-lines logs;
+- two hooks for the families whose papers fix more: ``batch_sampler``
+  (the batches of an epoch, e.g. drawn from the family's own random
+  stream) and ``on_epoch`` (after each evaluation: a learning-rate
+  schedule, extra fields in the epoch's record, a log line).
 
 Checkpoints are ``torch.save`` dictionaries of tensors and plain values,
 read back with ``weights_only=True``: nothing is unpickled.
@@ -165,6 +169,7 @@ class LoopConfig:
     log_path: str | None = None  # JSON lines
     log_every: int = 50  # optimiser steps between "step" log lines
     label: str = "training"
+    progress: bool = True  # the progress line on stderr
 
     def __post_init__(self):
         if self.mode not in ("min", "max"):
@@ -273,17 +278,33 @@ def fit(
     evaluate: Callable[[torch.nn.Module], dict[str, float]],
     config: LoopConfig,
     on_step: Callable[[torch.nn.Module, int], None] | None = None,
+    batch_sampler: Sampler[list[int]] | None = None,
+    on_epoch: Callable[[torch.optim.Optimizer, list[dict]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place; return the history. The model ends with the
     weights of its best epoch by ``config.monitor``.
 
     ``train_set[i]`` gives ``(input, target)``; if it has ``set_epoch`` it is
     called before each epoch (for random crops seeded by epoch and index).
-    ``evaluate(model)`` runs on every process with the plain (unwrapped)
-    model in eval mode and must return ``config.monitor``. ``on_step(model,
-    global_step)`` is called after every optimiser step.
+    ``collate`` makes ``(inputs, targets)`` of a batch: ``inputs`` a tensor,
+    ``targets`` a tensor or a tuple of tensors (``loss_fn`` gets them as
+    they are). ``evaluate(model)`` runs on every process with the plain
+    (unwrapped) model in eval mode and must return ``config.monitor``.
+    ``on_step(model, global_step)`` is called after every optimiser step.
+
+    ``batch_sampler`` (single process only) replaces the seeded shuffling:
+    it yields each epoch's batches of indices into ``train_set`` (and gets
+    ``set_epoch(epoch)`` if it has one). Its randomness is its own, so a run
+    resumed from a checkpoint ends where an uninterrupted one does only if
+    the sampler depends on the epoch alone; resuming inside an epoch is
+    refused. ``on_epoch(optimizer, history)`` is called after each epoch's
+    evaluation, before the epoch is logged and early stopping is decided:
+    it may change the learning rate (a schedule) and add fields to
+    ``history[-1]``.
     """
     place, device = setup_distributed(config.device)
+    if batch_sampler is not None and (place.enabled or config.checkpoint_every):
+        raise ValueError("a batch_sampler runs on one process, with checkpoints at epoch ends only")
     torch.manual_seed(config.seed)
     model.to(device)
     amp = autocast_dtype(config.precision, device)
@@ -297,7 +318,10 @@ def fit(
     log = JsonLog(config.log_path, place.is_main)
     checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
     sampler = EpochSampler(len(train_set), seed=config.seed, rank=place.rank, world_size=place.world_size)
-    batches_per_epoch = math.ceil(math.ceil(len(train_set) / place.world_size) / config.batch_size)
+    if batch_sampler is None:
+        batches_per_epoch = math.ceil(math.ceil(len(train_set) / place.world_size) / config.batch_size)
+    else:
+        batches_per_epoch = len(batch_sampler)
 
     result = FitResult()
     best_state: dict | None = None
@@ -339,7 +363,8 @@ def fit(
         log("checkpoint", epoch=epoch, batches_done=batches_done, global_step=result.global_step)
 
     started = time.monotonic()
-    progress = Progress(config.epochs * batches_per_epoch, label=config.label) if place.is_main else None
+    progress = (Progress(config.epochs * batches_per_epoch, label=config.label)
+                if place.is_main and config.progress else None)
     if progress:
         progress.done = (start_epoch - 1) * batches_per_epoch + skip_batches
     stop = bad_epochs >= config.patience and bool(result.history)
@@ -349,8 +374,12 @@ def fit(
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         sampler.set_epoch(epoch, skip=skip_batches * config.batch_size)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(epoch)
+        batching = ({"batch_size": config.batch_size, "sampler": sampler} if batch_sampler is None
+                    else {"batch_sampler": batch_sampler})
         loader = DataLoader(
-            train_set, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+            train_set, **batching, collate_fn=collate,
             num_workers=config.num_workers, pin_memory=device.type == "cuda",
             generator=torch.Generator().manual_seed(config.seed * 7919 + epoch),
         )
@@ -358,7 +387,7 @@ def fit(
         epoch_started, examples = time.monotonic(), 0
         batch_index = skip_batches
         for inputs, targets in loader:
-            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            inputs, targets = inputs.to(device, non_blocking=True), _to_device(targets, device)
             batch_index += 1
             boundary = batch_index % config.accumulate == 0 or batch_index == batches_per_epoch
             sync = nullcontext() if boundary or not place.enabled else wrapped.no_sync()
@@ -366,9 +395,9 @@ def fit(
                 with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                     loss = loss_fn(wrapped(inputs), targets)
                 scaler.scale(loss / config.accumulate).backward()
-            epoch_sum += loss.item() * len(targets)
-            epoch_count += len(targets)
-            examples += len(targets)
+            epoch_sum += loss.item() * len(inputs)
+            epoch_count += len(inputs)
+            examples += len(inputs)
             if boundary:
                 scaler.step(optimizer)
                 scaler.update()
@@ -395,6 +424,8 @@ def fit(
         record = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": round(seconds, 3),
                   "examples_per_s": round(examples * place.world_size / max(seconds, 1e-9), 2)}
         result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(optimizer, result.history)
         log("epoch", **record)
         if _improved(metrics[config.monitor], result.best_value, config.mode):
             result.best_value, result.best_epoch, bad_epochs = metrics[config.monitor], epoch, 0
@@ -418,6 +449,13 @@ def fit(
     if place.enabled:
         dist.barrier()
     return result
+
+
+def _to_device(value: torch.Tensor | tuple, device: torch.device) -> torch.Tensor | tuple:
+    """A tensor, or a tuple of tensors, moved to ``device``."""
+    if isinstance(value, (tuple, list)):
+        return tuple(v.to(device, non_blocking=True) for v in value)
+    return value.to(device, non_blocking=True)
 
 
 def _global_mean(total: float, count: int, place: Distributed, device: torch.device) -> float:
