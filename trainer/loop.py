@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -144,6 +145,44 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.world_size) - self.skip
+
+
+class StreamBatches(Sampler[np.ndarray]):
+    """A ``batch_sampler`` for :func:`fit` drawn from a family's own numpy
+    random stream: each epoch (each iteration) a permutation of ``items``
+    from ``rng``, cut into ``batch_size`` chunks; a last chunk of one item
+    is left out (batch norm needs two examples). The family's ``collate``
+    may draw from the same ``rng`` (random crops, walks): everything then
+    follows one reproducible order, the order of a hand-written loop over
+    ``rng.permutation(items)``."""
+
+    def __init__(self, items: np.ndarray, *, batch_size: int, rng: np.random.Generator):
+        self.items, self.batch_size, self.rng = np.asarray(items), batch_size, rng
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = self.rng.permutation(self.items)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) >= 2:
+                yield batch
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.items), self.batch_size)
+        return full + (rest >= 2)
+
+
+class Identity(Dataset):
+    """``n`` items where item ``i`` is ``i`` itself: for a ``batch_sampler``
+    whose batches already hold what ``collate`` needs (ids, positions)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index):
+        return index
 
 
 # --- configuration and state -----------------------------------------------

@@ -6,11 +6,11 @@ MLP experiment (:mod:`trainer.samplecnn_spotify`); both import it, neither
 imports the other for it. What the paper fixes and the shared loop does not
 is given to the loop through its two hooks:
 
-- :class:`WalkBatches` (``batch_sampler``): each epoch a permutation of the
-  training songs drawn from one numpy stream; the same stream then cuts
-  each song's input (a random window) and walks its s' (:func:`collate`),
-  in the order the original loop drew them, so seeded runs give the same
-  numbers as before the loop was shared;
+- :class:`trainer.loop.StreamBatches` (``batch_sampler``): each epoch a
+  permutation of the training songs drawn from one numpy stream; the same
+  stream then cuts each song's input (a random window) and walks its s'
+  (:func:`make_collate`), in the order the paper's loop, written by hand
+  here before, drew them: seeded runs give the same numbers as then;
 - :func:`decay_on_rise` (``on_epoch``): SGD's learning rate divided by
   ``decay`` whenever the validation loss is higher than at the epoch
   before (the epoch's record keeps the rate it trained with, ``lr``).
@@ -21,50 +21,15 @@ new best, best weights restored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from tagcore.families import samplecnn
 from trainer import propagation as prop
-from trainer.loop import FitResult, LoopConfig
+from trainer.loop import FitResult, Identity, LoopConfig, StreamBatches
 from trainer.loop import fit as loop_fit
-
-
-class SongIds(Dataset):
-    """``n`` training songs, fetched by id as their id: the batches of
-    :class:`WalkBatches` already hold the ids."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, song: int) -> int:
-        return song
-
-
-class WalkBatches:
-    """Batches of song ids: each epoch (each iteration) a permutation of
-    ``train`` drawn from ``rng``, cut into ``batch_size`` chunks; a last
-    chunk of one song is left out (batch norm needs two examples)."""
-
-    def __init__(self, train: np.ndarray, *, batch_size: int, rng: np.random.Generator):
-        self.train, self.batch_size, self.rng = np.asarray(train), batch_size, rng
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        order = self.rng.permutation(self.train)
-        for start in range(0, len(order), self.batch_size):
-            ids = order[start : start + self.batch_size]
-            if len(ids) >= 2:
-                yield ids
-
-    def __len__(self) -> int:
-        full, rest = divmod(len(self.train), self.batch_size)
-        return full + (rest >= 2)
 
 
 def make_collate(*, tags: np.ndarray, inputs: Callable, index: prop.PlaylistIndex | None, r: float, weighting: str,
@@ -129,9 +94,9 @@ def fit(model: torch.nn.Module, *, train: np.ndarray, tags: np.ndarray, inputs: 
                         seed=seed, device=device, precision=precision, log_every=0, label="samplecnn",
                         progress=False)
     return loop_fit(
-        model, optimizer=optimizer, train_set=SongIds(len(train)),
+        model, optimizer=optimizer, train_set=Identity(len(train)),
         collate=make_collate(tags=tags, inputs=inputs, index=index, r=r, weighting=weighting, rng=rng),
         loss_fn=lambda logits, targets: loss(logits, *targets),
         evaluate=lambda m: {"val_loss": float(val_loss(m))}, config=config,
-        batch_sampler=WalkBatches(train, batch_size=batch_size, rng=rng), on_epoch=decay_on_rise(decay, log=log),
+        batch_sampler=StreamBatches(train, batch_size=batch_size, rng=rng), on_epoch=decay_on_rise(decay, log=log),
     )
