@@ -345,68 +345,22 @@ def fit(
     if batch_sampler is not None and (place.enabled or config.checkpoint_every):
         raise ValueError("a batch_sampler runs on one process, with checkpoints at epoch ends only")
     torch.manual_seed(config.seed)
-    model.to(device)
-    amp = autocast_dtype(config.precision, device)
-    # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    wrapped = (
-        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if place.enabled
-        else model
-    )
-    log = JsonLog(config.log_path, place.is_main)
-    checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+    run = _Training(model, optimizer, config, place, device)
     sampler = EpochSampler(len(train_set), seed=config.seed, rank=place.rank, world_size=place.world_size)
     if batch_sampler is None:
         batches_per_epoch = math.ceil(math.ceil(len(train_set) / place.world_size) / config.batch_size)
     else:
         batches_per_epoch = len(batch_sampler)
-
-    result = FitResult()
-    best_state: dict | None = None
-    bad_epochs, start_epoch, skip_batches = 0, 1, 0
-    epoch_sum, epoch_count = 0.0, 0
-    if config.resume and checkpoint_path and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        result.history = list(state["history"])
-        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
-        result.global_step, bad_epochs = state["global_step"], state["bad_epochs"]
-        best_state = state["best_model"]
-        start_epoch, skip_batches = state["epoch"], state["batches_done"]
-        epoch_sum, epoch_count = state["epoch_loss_sum"], state["epoch_count"]
-        result.resumed_from = str(checkpoint_path)
-        log("resume", epoch=start_epoch, batches_done=skip_batches, global_step=result.global_step)
-    log("start", config=asdict(config), world_size=place.world_size, device=str(device),
-        precision=str(amp or "fp32"), examples=len(train_set))
-
-    def checkpoint(epoch: int, batches_done: int) -> None:
-        if checkpoint_path is None or not place.is_main:
-            return
-        save_checkpoint(checkpoint_path, {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch, "batches_done": batches_done,
-            "global_step": result.global_step, "model": _cpu_state(model),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "history": result.history, "best_epoch": result.best_epoch, "best_value": result.best_value,
-            "bad_epochs": bad_epochs, "best_model": best_state,
-            "epoch_loss_sum": epoch_sum, "epoch_count": epoch_count,
-        })
-        log("checkpoint", epoch=epoch, batches_done=batches_done, global_step=result.global_step)
+    start_epoch, skip_batches = run.resume() if config.resume else (1, 0)
+    run.log("start", config=asdict(config), world_size=place.world_size, device=str(device),
+            precision=str(run.amp or "fp32"), examples=len(train_set))
 
     started = time.monotonic()
     progress = (Progress(config.epochs * batches_per_epoch, label=config.label)
                 if place.is_main and config.progress else None)
     if progress:
         progress.done = (start_epoch - 1) * batches_per_epoch + skip_batches
-    stop = bad_epochs >= config.patience and bool(result.history)
+    stop = run.bad_epochs >= config.patience and bool(run.result.history)
     for epoch in range(start_epoch, config.epochs + 1):
         if stop:
             break
@@ -422,72 +376,165 @@ def fit(
             num_workers=config.num_workers, pin_memory=device.type == "cuda",
             generator=torch.Generator().manual_seed(config.seed * 7919 + epoch),
         )
-        model.train()
-        epoch_started, examples = time.monotonic(), 0
-        batch_index = skip_batches
+        epoch_started = time.monotonic()
+        examples = run.train_epoch(loader, epoch=epoch, skip_batches=skip_batches, batches=batches_per_epoch,
+                                   loss_fn=loss_fn, on_step=on_step, progress=progress)
+        skip_batches = 0
+        stop = run.end_epoch(epoch, evaluate=evaluate, on_epoch=on_epoch, started=epoch_started, examples=examples)
+    if progress:
+        progress.close()
+    return run.finish(started)
+
+
+class _Training:
+    """The state of one :func:`fit` run: what is fixed (model, optimiser,
+    device, precision, checkpoint path) and what the checkpoint saves
+    (history, early-stopping state, the running epoch loss), with the steps
+    of the loop as methods."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: LoopConfig,
+                 place: Distributed, device: torch.device):
+        self.model, self.optimizer, self.config, self.place, self.device = model, optimizer, config, place, device
+        model.to(device)
+        self.amp = autocast_dtype(config.precision, device)
+        # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+        self.wrapped = (
+            torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+            if place.enabled
+            else model
+        )
+        self.log = JsonLog(config.log_path, place.is_main)
+        self.checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+        self.result = FitResult()
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+        self.epoch_sum, self.epoch_count = 0.0, 0
+
+    def resume(self) -> tuple[int, int]:
+        """Load the checkpoint if there is one; return (epoch, batches done
+        in it) to start from."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return 1, 0
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        result = self.result
+        result.history = list(state["history"])
+        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+        result.global_step, self.bad_epochs = state["global_step"], state["bad_epochs"]
+        self.best_state = state["best_model"]
+        self.epoch_sum, self.epoch_count = state["epoch_loss_sum"], state["epoch_count"]
+        result.resumed_from = str(path)
+        self.log("resume", epoch=state["epoch"], batches_done=state["batches_done"], global_step=result.global_step)
+        return state["epoch"], state["batches_done"]
+
+    def checkpoint(self, epoch: int, batches_done: int) -> None:
+        """Save everything needed to go on from batch ``batches_done`` of
+        ``epoch`` (main process only; nothing without a checkpoint dir)."""
+        if self.checkpoint_path is None or not self.place.is_main:
+            return
+        result, device = self.result, self.device
+        save_checkpoint(self.checkpoint_path, {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch, "batches_done": batches_done,
+            "global_step": result.global_step, "model": _cpu_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "history": result.history, "best_epoch": result.best_epoch, "best_value": result.best_value,
+            "bad_epochs": self.bad_epochs, "best_model": self.best_state,
+            "epoch_loss_sum": self.epoch_sum, "epoch_count": self.epoch_count,
+        })
+        self.log("checkpoint", epoch=epoch, batches_done=batches_done, global_step=result.global_step)
+
+    def train_epoch(self, loader: DataLoader, *, epoch: int, skip_batches: int, batches: int, loss_fn: Callable,
+                    on_step: Callable | None, progress: Progress | None) -> int:
+        """One pass over ``loader`` (the epoch's batches after the first
+        ``skip_batches``, of ``batches``); returns the examples seen here."""
+        config, device, place, result = self.config, self.device, self.place, self.result
+        self.model.train()
+        examples, batch_index = 0, skip_batches
         for inputs, targets in loader:
             inputs, targets = inputs.to(device, non_blocking=True), _to_device(targets, device)
             batch_index += 1
-            boundary = batch_index % config.accumulate == 0 or batch_index == batches_per_epoch
-            sync = nullcontext() if boundary or not place.enabled else wrapped.no_sync()
+            boundary = batch_index % config.accumulate == 0 or batch_index == batches
+            sync = nullcontext() if boundary or not place.enabled else self.wrapped.no_sync()
             with sync:
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                    loss = loss_fn(wrapped(inputs), targets)
-                scaler.scale(loss / config.accumulate).backward()
-            epoch_sum += loss.item() * len(inputs)
-            epoch_count += len(inputs)
+                with torch.autocast(device.type, dtype=self.amp, enabled=self.amp is not None):
+                    loss = loss_fn(self.wrapped(inputs), targets)
+                self.scaler.scale(loss / config.accumulate).backward()
+            self.epoch_sum += loss.item() * len(inputs)
+            self.epoch_count += len(inputs)
             examples += len(inputs)
             if boundary:
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
                 result.global_step += 1
                 if on_step is not None:
-                    on_step(model, result.global_step)
+                    on_step(self.model, result.global_step)
                 if config.log_every and result.global_step % config.log_every == 0:
-                    log("step", epoch=epoch, step=result.global_step, loss=loss.item())
+                    self.log("step", epoch=epoch, step=result.global_step, loss=loss.item())
                 if (config.checkpoint_every and result.global_step % config.checkpoint_every == 0
-                        and batch_index < batches_per_epoch):
-                    checkpoint(epoch, batch_index)
+                        and batch_index < batches):
+                    self.checkpoint(epoch, batch_index)
             if progress:
-                progress.update(1, epoch=epoch, loss=epoch_sum / max(epoch_count, 1))
-        skip_batches = 0
-        train_loss = _global_mean(epoch_sum, epoch_count, place, device)
-        epoch_sum, epoch_count = 0.0, 0
-        model.eval()
+                progress.update(1, epoch=epoch, loss=self.epoch_sum / max(self.epoch_count, 1))
+        return examples
+
+    def end_epoch(self, epoch: int, *, evaluate: Callable, on_epoch: Callable | None, started: float,
+                  examples: int) -> bool:
+        """Evaluate, record and log the epoch, keep the best weights, save a
+        checkpoint; return whether early stopping ends the run."""
+        config, result = self.config, self.result
+        train_loss = _global_mean(self.epoch_sum, self.epoch_count, self.place, self.device)
+        self.epoch_sum, self.epoch_count = 0.0, 0
+        self.model.eval()
         with torch.no_grad():
-            metrics = {k: float(v) for k, v in evaluate(model).items()}
+            metrics = {k: float(v) for k, v in evaluate(self.model).items()}
         if config.monitor not in metrics:
             raise KeyError(f"evaluate() returned {sorted(metrics)}, not the monitored {config.monitor!r}")
-        seconds = time.monotonic() - epoch_started
+        seconds = time.monotonic() - started
         record = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": round(seconds, 3),
-                  "examples_per_s": round(examples * place.world_size / max(seconds, 1e-9), 2)}
+                  "examples_per_s": round(examples * self.place.world_size / max(seconds, 1e-9), 2)}
         result.history.append(record)
         if on_epoch is not None:
-            on_epoch(optimizer, result.history)
-        log("epoch", **record)
+            on_epoch(self.optimizer, result.history)
+        self.log("epoch", **record)
         if _improved(metrics[config.monitor], result.best_value, config.mode):
-            result.best_value, result.best_epoch, bad_epochs = metrics[config.monitor], epoch, 0
-            best_state = _cpu_state(model)
+            result.best_value, result.best_epoch, self.bad_epochs = metrics[config.monitor], epoch, 0
+            self.best_state = _cpu_state(self.model)
         else:
-            bad_epochs += 1
-        stop = bad_epochs >= config.patience
-        checkpoint(epoch + 1, 0)
+            self.bad_epochs += 1
+        stop = self.bad_epochs >= config.patience
+        self.checkpoint(epoch + 1, 0)
         if stop:
             result.stopped_early = True
-            log("early_stop", epoch=epoch, best_epoch=result.best_epoch, best=result.best_value)
-    if progress:
-        progress.close()
-    if result.history and not result.stopped_early:
-        result.stopped_early = bad_epochs >= config.patience
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.seconds = time.monotonic() - started
-    log("end", best_epoch=result.best_epoch, best=result.best_value, global_step=result.global_step,
-        seconds=round(result.seconds, 3))
-    if place.enabled:
-        dist.barrier()
-    return result
+            self.log("early_stop", epoch=epoch, best_epoch=result.best_epoch, best=result.best_value)
+        return stop
+
+    def finish(self, started: float) -> FitResult:
+        """Restore the best weights, log the end, wait for the other
+        processes; return the result."""
+        result = self.result
+        if result.history and not result.stopped_early:
+            result.stopped_early = self.bad_epochs >= self.config.patience
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        result.seconds = time.monotonic() - started
+        self.log("end", best_epoch=result.best_epoch, best=result.best_value, global_step=result.global_step,
+                 seconds=round(result.seconds, 3))
+        if self.place.enabled:
+            dist.barrier()
+        return result
 
 
 def _to_device(value: torch.Tensor | tuple, device: torch.device) -> torch.Tensor | tuple:
