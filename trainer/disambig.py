@@ -35,6 +35,7 @@ from tagcore import metrics
 from tagcore.baseline import LogisticRegression, mfcc_statistics_from_logmel
 from tagcore.features import MelParams
 from tagcore.families import disambig
+from trainer import monolabel
 from trainer.cache import CroppedFeatures, FeatureCache, collate, default_cache_root
 from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo, resolve
 from trainer.loop import add_loop_arguments, fit, loop_config, setup_distributed
@@ -139,10 +140,10 @@ def monolabel_samples(records: Sequence[Record], *, cap: int, rng) -> list[tuple
     """(key, tag) pairs of section 2.2's scheme; balanced up to the largest
     drawn tag count, capped at ``cap`` (the paper upsamples every tag to
     2000; on small datasets that would only repeat clips)."""
-    tracks = [disambig.Track(key=r.key, labels=r.labels, group=group_of(r)) for r in records]
-    drawn = disambig.monolabel_sample(tracks, cap=cap, upsample_to=0, rng=rng)
+    tracks = [monolabel.Track(key=r.key, labels=r.labels, group=group_of(r)) for r in records]
+    drawn = monolabel.monolabel_sample(tracks, cap=cap, upsample_to=0, rng=rng)
     largest = max(Counter(tag for _, tag, _ in drawn).values())
-    balanced = disambig.monolabel_sample(tracks, cap=cap, upsample_to=min(cap, largest), rng=rng)
+    balanced = monolabel.monolabel_sample(tracks, cap=cap, upsample_to=min(cap, largest), rng=rng)
     return [(track.key, tag) for track, tag, _ in balanced]
 
 

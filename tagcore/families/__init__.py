@@ -20,8 +20,10 @@ by tests/test_families.py):
 - what the analysis pass calls for its input kind (:class:`AudioFamily`,
   :class:`VectorFamily`, :class:`TextFamily`).
 
-Training code (losses, samplers) lives beside the model but is no part of
-the contract: the engine never calls it.
+A family's training loss may sit beside its model (``loss``) but is no
+part of the contract: the engine never calls it. Training-only machinery
+lives in the trainer (triplet mining: :mod:`trainer.triplet_mining`;
+monolabel sampling: :mod:`trainer.monolabel`).
 
 :data:`FAMILIES` is the one registry: family name -> module path, imported
 lazily by :func:`family_module`. Adding a family is one module here, one
