@@ -28,7 +28,8 @@ from beets import ui, util
 from beets.dbcore import types
 from beets.library import Item
 from beets.plugins import BeetsPlugin
-from tagcore.bundle import BundleError, did_you_mean, read_config
+from tagcore.bundle import BundleError, read_config
+from tagcore.spelling import did_you_mean
 from tagcore.store import Store, StoreError, file_key
 
 from . import albums

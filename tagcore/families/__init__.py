@@ -158,7 +158,7 @@ def family_module(name: str) -> Family:
 
     Raises ValueError for a name not in :data:`FAMILIES` (naming the closest
     one) and TypeError for a module that breaks the contract."""
-    from tagcore.bundle import did_you_mean
+    from tagcore.spelling import did_you_mean
 
     if name not in FAMILIES:
         raise ValueError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}"
@@ -243,7 +243,7 @@ def config_from_dict(cls, data: dict, *, what: str):
     """``cls(**data)`` for a family's Config dataclass. Refuses a key it
     does not know with a ValueError naming it, ``what`` the config is, and
     the closest known key."""
-    from tagcore.bundle import did_you_mean
+    from tagcore.spelling import did_you_mean
 
     if not isinstance(data, dict):
         raise TypeError(f"the {what} config must be an object, not {type(data).__name__}")
