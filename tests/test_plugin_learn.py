@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from beets.library import Item
+from beets_fixtures import AutotagMLHelper
 from beetsplug.autotagml import DEFAULT_MODELS, AutotagMLPlugin, learned_heads
 from plugin_fixtures import write_audio
 from beets.util import cached_classproperty
-from test_plugin import AutotagMLHelper, assets, clear_cached_classproperty, fresh_beets_log_handlers  # noqa: F401
 
 pytest.importorskip("sklearn")
 

@@ -20,16 +20,9 @@ from audio_fixtures import write_audio as write_format
 from beets import ui
 from beets.test.helper import AutotagImportHelper, PluginMixin
 from beets.util import cached_classproperty
+from beets_fixtures import AutotagMLHelper, file_genres
 from plugin_fixtures import make_bundle
 from tagcore.store import Store
-from test_plugin import (  # noqa: F401 (fixtures)
-    AutotagMLHelper,
-    assets,
-    clear_cached_classproperty,
-    file_genres,
-    fresh_beets_log_handlers,
-)
-from test_plugin_store import task_bundles  # noqa: F401 (fixture)
 
 INSTRUMENTS = ["guitar", "piano", "sitar"]
 

@@ -4,17 +4,14 @@ the Last.fm loader and the shipped related-tags bundle."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from tagcore import lsi
 from tagcore import related as R
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 # --- Spelling ----------------------------------------------------------------------
@@ -318,8 +315,7 @@ def test_lastfm_loader(tmp_path):
     assert any("unknown tagID 9" in s for s in report.skipped)
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not (SHARED / "lastfm_hetrec2k" / "tags.dat").is_file(), reason="no ../shared data")
+@needs_shared("lastfm_hetrec2k", "tags.dat")
 def test_lastfm_real_files():
     from trainer.datasets import lastfm_hetrec
 
