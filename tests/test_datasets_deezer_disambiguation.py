@@ -69,6 +69,7 @@ def test_matrix_checks_name_the_file(tmp_path):
         deezer.load(tmp_path)
 
 
+@pytest.mark.slow
 @needs_shared("deezer_disambiguation")
 def test_real_taxonomy_learning():
     report = LoadReport()

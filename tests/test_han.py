@@ -185,6 +185,7 @@ def synthetic_jsonl(path: Path, n: int = 36, seed: int = 0) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_tiny_train_then_predict_on_cpu(tmp_path, capsys):
     from trainer.__main__ import main
 

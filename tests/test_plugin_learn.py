@@ -24,6 +24,7 @@ class TestLearn(AutotagMLHelper):
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the user bundle folder
         self.config["autotagml"].set({"workers": 0})
 
+    @pytest.mark.slow
     def test_learn_a_field_then_the_head_joins_the_default_set(self):
         for i in range(10):
             low = i % 2 == 0

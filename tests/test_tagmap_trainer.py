@@ -270,6 +270,7 @@ def test_the_shipped_bundles_match_the_tables():
             torch.testing.assert_close(bundle.model.state_dict()[key], value)
 
 
+@pytest.mark.slow
 @needs_shared("gtzan_mini")
 @pytest.mark.skipif(not (SHIPPED / "genre-musicnn").is_dir(), reason="genre-musicnn is not shipped")
 def test_the_genre_map_on_real_gtzan_clips():
