@@ -354,7 +354,7 @@ class Analysis:
                     embed_out[p] = part.mean(axis=0).astype(np.float32)
         return scores_out, embed_out
 
-    def _run_batch(self, files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]) -> list[Result]:
+    def _run_batch(self, files: list[tuple[int, str, Decoded | AudioError | None, Mapping[str, str]]]) -> list[Result]:  # noqa: C901 (split pending: issue 21)
         import torch
 
         from tagcore.families import family_module

@@ -373,7 +373,7 @@ class TestFailures(SafetyHelper):
                 try:  # as mediafile reports mutagen's error
                     raise PermissionError(errno.EPERM, "Operation not permitted", medium.filename)
                 except PermissionError as exc:
-                    raise UnreadableFileError(medium.filename, str(exc))
+                    raise UnreadableFileError(medium.filename, str(exc)) from exc
             return save(medium, *args, **kwargs)
 
         monkeypatch.setattr(MediaFile, "save", refuse_locked)

@@ -196,7 +196,10 @@ def test_find_duplicates_by_alias_and_similarity():
     groups = R.find_duplicates(["R&B", "RnB"], normalise=lambda n: aliases.get(n.lower(), n))
     assert groups[0].names == ("R&B", "RnB") or set(groups[0].names) == {"R&B", "RnB"}
     sim = {frozenset(("Synthpop", "Synth Pops")): 0.9, frozenset(("Synthpop", "Synthwave")): 0.95}
-    lookup = lambda a, b: sim.get(frozenset((a, b)))
+
+    def lookup(a, b):
+        return sim.get(frozenset((a, b)))
+
     groups = R.find_duplicates(["Synthpop", "Synth Pops", "Synthwave", "Ambient"], similarity=lookup, min_ratio=0.9)
     assert len(groups) == 1 and set(groups[0].names) == {"Synthpop", "Synth Pops"}
     assert groups[0].reason == "similar" and groups[0].score == pytest.approx(0.9)

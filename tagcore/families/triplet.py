@@ -37,7 +37,7 @@ The model may instead read a frozen backbone's track embedding (``input_dim
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
