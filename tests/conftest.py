@@ -27,8 +27,8 @@ from beets.util import cached_classproperty
 from plugin_fixtures import make_bundle, write_audio, write_text_as_mp3, write_truncated
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-#: Folders inside the repository that a test run may fill: caches, the
-#: virtual environment of .ci/run, pip's egg-info.
+#: Folders inside the repository that a test run may fill: caches and the
+#: virtual environment of .ci/run (pip's *.egg-info too, by its suffix).
 UNWATCHED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
 _FILES_BEFORE = pytest.StashKey[set]()
 
