@@ -62,6 +62,7 @@ def test_precision_choice():
         LoopConfig(mode="up")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     reference = run_job(tmp_path / "straight", "--checkpoint-every", "3")
     out = tmp_path / "killed"
@@ -93,6 +94,7 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     assert resumed["weights"] == reference["weights"]
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
     big = run_job(tmp_path / "big", "--batch-size", "16", "--dropout", "0", "--epochs", "2")
     small = run_job(tmp_path / "acc", "--batch-size", "8", "--accumulate", "2", "--dropout", "0", "--epochs", "2")
@@ -100,6 +102,7 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
         assert torch.allclose(torch.tensor(values), torch.tensor(small["state"][name]), atol=1e-5), name
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
     """torchrun, 2 CPU processes, batch 4 each == 1 process, batch 8."""
     single = run_job(tmp_path / "single", "--batch-size", "8", "--dropout", "0", "--epochs", "3")
@@ -127,6 +130,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert ranks[0]["final"]["val_loss"] == pytest.approx(single["final"]["val_loss"], abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains_and_resumes(tmp_path, precision):
     """Autocast (and, for fp16, the grad scaler) on the CPU: the loss falls,

@@ -6,9 +6,7 @@ samplecnn mood bundle into mp3, flac and m4a through beets' test helpers."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-from typing import ClassVar
 
 import mutagen
 import numpy as np
@@ -172,7 +170,7 @@ def test_bundle_through_the_analysis_pass(tmp_path):
 
 # --- the plugin: MOOD into mp3, flac and m4a ------------------------------------------
 
-from test_plugin import AutotagMLHelper, assets, clear_cached_classproperty, fresh_beets_log_handlers  # noqa: E402,F401
+from beets_fixtures import AutotagMLHelper  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ def toy_dataset(tmp_path_factory):
 TINY = ["--channels", "4,8,8,8", "--gru-hidden", "8", "--batch-size", "4", "--workers", "0", "--seed", "1"]
 
 
+@pytest.mark.slow
 def test_train_then_predict(toy_dataset, tmp_path):
     bundle_dir, report_dir = tmp_path / "bundle", tmp_path / "report"
     code = main(["disambig", "--data", str(toy_dataset), *TINY, "--epochs", "25", "--patience", "25",
@@ -116,6 +117,7 @@ def test_table1_output_shapes_with_paper_widths():
     assert sum(p.numel() for p in model.gru.parameters()) == 3 * (512 * 512 * 2 + 2 * 512)
 
 
+@pytest.mark.slow
 def test_train_from_mtg_jamendo_layout(tmp_path):
     """Multi-label rows, album grouping and the official splits."""
     rng = np.random.default_rng(5)
@@ -144,6 +146,7 @@ def test_train_from_mtg_jamendo_layout(tmp_path):
     assert bundle.config["metrics"]["model"]["n"] == 4
 
 
+@pytest.mark.slow
 def test_disambig_under_torchrun_with_two_cpu_processes(toy_dataset, tmp_path):
     """The same command under torchrun (gloo on the CPU): one bundle, written once."""
     import os

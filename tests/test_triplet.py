@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from realdata_fixtures import SHARED, needs_shared
 from tagcore import lsi
 from tagcore.analysis import Analysis
 from tagcore.bundle import load_bundle, save_bundle
@@ -20,7 +21,7 @@ from trainer import triplet as trainer_triplet
 from trainer import triplet_mining
 from trainer.datasets import DatasetError, LoadReport
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+DATASETS = SHARED
 
 
 # --- LSI (section III-B) -----------------------------------------------------
@@ -282,8 +283,7 @@ def test_csv_tracks(tmp_path):
         trainer_triplet.load_csv_tracks(tmp_path / "bad.csv", report=report)
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not (DATASETS / "mood_4q").is_dir(), reason="../shared/datasets/mood_4q is absent")
+@needs_shared("mood_4q")
 def test_4q_tracks_carry_genres_and_moods():
     tracks = trainer_triplet.load_4q(DATASETS / "mood_4q", report=LoadReport())
     assert len(tracks) == 900

@@ -222,8 +222,10 @@ def classification_metrics(records, indices, probs, labels) -> dict:
 def baseline_predict(records, train_idx, test_idx, features, labels, params) -> np.ndarray:
     """MFCC-statistics + logistic regression: predicted class per test record."""
     label_index = {tag: i for i, tag in enumerate(labels)}
-    vec = lambda i: mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames),
-                                                log_c=params.log_c)
+
+    def vec(i):
+        return mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames), log_c=params.log_c)
+
     x_train = np.stack([vec(i) for i in train_idx])
     y_train = np.array([label_index[records[i].labels[0]] for i in train_idx])
     clf = LogisticRegression().fit(x_train, y_train, n_classes=len(labels))

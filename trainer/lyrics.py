@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shlex
@@ -479,7 +478,7 @@ def ablation_markdown(summary: dict, *, chance: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args) -> int:
+def run(args) -> int:  # noqa: C901 (split pending: issue 21)
     torch.set_num_threads(max(1, args.threads))
     started = time.monotonic()
     run_dir = Path(args.run_dir or Path("runs") / args.name)

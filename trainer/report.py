@@ -243,7 +243,10 @@ def label_order(labels: Sequence[str], groups: Mapping[str, str] | None = None) 
     """Indices that sort ``labels`` by group (labels without one last),
     then by name (case-insensitive); shape (n,)."""
     groups = groups or {}
-    key = lambda i: (labels[i] not in groups, groups.get(labels[i], ""), labels[i].casefold(), labels[i])
+
+    def key(i):
+        return labels[i] not in groups, groups.get(labels[i], ""), labels[i].casefold(), labels[i]
+
     return np.array(sorted(range(len(labels)), key=key), dtype=int)
 
 

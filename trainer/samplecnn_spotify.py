@@ -397,7 +397,9 @@ def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int)
                         w = "baseline" if r == 0 else weighting
                         vals = [x[metric] for x in runs if x["keep"] == keep and x["r"] == r and x["weighting"] == w]
                         if vals:
-                            xs.append(r); means.append(np.mean(vals)); stds.append(np.std(vals))
+                            xs.append(r)
+                            means.append(np.mean(vals))
+                            stds.append(np.std(vals))
                     ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=LEGEND[weighting])
                 doubled = [x[metric] for x in runs if x["keep"] == keep and x["weighting"] == DOUBLED]
                 if doubled:

@@ -602,7 +602,7 @@ def _table(rows: list[dict], kinds: list[str], ks: list[int]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict:  # noqa: C901 (split pending: issue 21)
     import torch
 
     from tagcore.families import triplet
@@ -625,7 +625,7 @@ def run(args: argparse.Namespace) -> dict:
     paths = [t.path for t in tracks]
     features = compute_features(paths, segments=args.segments, workers=args.workers,
                                 cache_dir=Path(args.cache_dir) if args.cache_dir else None)
-    for index, message in sorted(features["errors"].items())[:20]:
+    for _index, message in sorted(features["errors"].items())[:20]:
         print(f"skipped {message}", file=sys.stderr)
     ok = np.array([i not in features["errors"] for i in range(len(tracks))])
     musicnn = None
@@ -694,9 +694,9 @@ def run(args: argparse.Namespace) -> dict:
                 # P@k with k at or above the candidates (len(test) - 1) is the
                 # base rate for every method: left out (NaN).
                 out = {}
-                for kind, rel in test_rel.items():
+                for kind, rel in test_rel.items():  # noqa: B023 (used in this iteration)
                     for k in eval_ks:
-                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < len(test) - 1 else float("nan")
+                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < len(test) - 1 else float("nan")  # noqa: B023 (used in this iteration)
                 return out
 
             rng = np.random.default_rng(args.seed + fold)
@@ -778,7 +778,6 @@ MINING_CHOICES = {"hard": ("hard",), "paper": ("paper",), "both": ("hard", "pape
 def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, options, results) -> Path:
     """A DPNN on every track (early stopping on an artist-disjoint tenth),
     saved as a bundle with the cross-validated figures in config.json."""
-    import torch
 
     from tagcore.bundle import save_bundle, user_bundle_dir
     from tagcore.families import triplet

@@ -427,7 +427,7 @@ class AutotagMLPlugin(BeetsPlugin):
 
         return [cmd, similar.command(self), related_tags.make_command(self)]
 
-    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
+    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
         pretend = bool(opts.pretend)
         self.check_config()
         if opts.learn:

@@ -220,7 +220,7 @@ class ReviewReader:
         name = f"{artist} - {album}" if album else folder
         return f"{name} ({folder})" if album else name
 
-    def _gather(self, item: Item) -> AlbumReviews:
+    def _gather(self, item: Item) -> AlbumReviews:  # noqa: C901 (split pending: issue 21)
         o = self.options
         for source in o.sources:
             found: list[R.Review] | None = None
