@@ -212,7 +212,7 @@ def upgrade_v1(config: dict[str, Any], *, source: str = CONFIG_FILE) -> dict[str
     return upgraded
 
 
-def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]:  # noqa: C901 (split pending: issue 21)
+def validate_config(config: Any, *, source: str = CONFIG_FILE) -> dict[str, Any]:
     """Check a bundle config's structure (format 1 is upgraded first, see
     :func:`upgrade_v1`); return the format-2 config or raise BundleError."""
     if not isinstance(config, dict):

@@ -23,10 +23,10 @@ import soundfile as sf
 # Worker processes are spawned: they import the transforms of audio_fixtures
 # by module name, so its folder must be on sys.path (they inherit it).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import audio_fixtures as af  # noqa: E402
+import audio_fixtures as af
 
-from tagcore.audio import AudioError, read_excerpt  # noqa: E402
-from tagcore.workers import read_excerpts  # noqa: E402
+from tagcore.audio import AudioError, read_excerpt
+from tagcore.workers import read_excerpts
 
 SR = 22050  # every test asks for this rate; the files are at 44.1 or 48 kHz
 # Codecs add or drop up to one frame of padding (WMA: 2048 samples at 44.1 kHz).

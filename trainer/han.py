@@ -905,7 +905,7 @@ def label_graph_png(path: Path, graph: np.ndarray, names: Sequence[str], *, titl
         bound = float(np.abs(delta).max()) or 1.0
         figure = label_graph_figure(np.clip(delta / bound, -1, 1), list(names), title=f"{title}, scaled by 1/{bound:.3g}")
         _save_png(figure, path)
-    except Exception as exc:  # noqa: BLE001 - a figure never stops a run
+    except Exception as exc:  # a figure never stops a run
         return f"failed: {type(exc).__name__}: {exc}"
     return str(path)
 

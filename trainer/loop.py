@@ -307,7 +307,7 @@ def loop_config(args, *, seed: int, name: str, monitor_available: bool = True) -
 # --- the loop -----------------------------------------------------------------
 
 
-def fit(  # noqa: C901 (split pending: issue 21)
+def fit(
     model: torch.nn.Module,
     *,
     optimizer: torch.optim.Optimizer,

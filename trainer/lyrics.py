@@ -591,7 +591,7 @@ def write_summary(run_dir: Path, rows, labels, notes, args, chance) -> dict:
                 name = f"confusion_{folds}.png" if model == "primary" else f"confusion_{folds}_{model}.png"
                 try:
                     _save_png(confusion_figure(np.array(entry["confusion"]), labels), run_dir / name)
-                except Exception as error:  # noqa: BLE001 - a plot never stops the run
+                except Exception as error:  # a plot never stops the run
                     print(f"confusion plot failed: {error}", file=sys.stderr)
     return summary
 

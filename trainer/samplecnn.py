@@ -600,5 +600,5 @@ def popularity_figure(buckets: dict, path: Path, *, bucket: int, r: float) -> No
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
-    except Exception as error:  # noqa: BLE001 - a figure never stops a run
+    except Exception as error:  # a figure never stops a run
         print(f"popularity figure failed: {type(error).__name__}: {error}", file=sys.stderr)

@@ -434,5 +434,5 @@ def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int)
         fig.tight_layout()
         fig.savefig(report_dir / "popularity.png", dpi=110)
         plt.close(fig)
-    except Exception as error:  # noqa: BLE001 - a figure never stops a run
+    except Exception as error:  # a figure never stops a run
         print(f"figures failed: {type(error).__name__}: {error}", file=sys.stderr)
