@@ -132,7 +132,7 @@ def main(argv=None) -> int:
                    "bundle": f"{bundle.name} {bundle.version}", "inference": bench_inference(bundle, args)}
         if args.data:
             figures["epoch"] = bench_epoch(args)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     inf = figures["inference"]

@@ -50,7 +50,7 @@ class BenchError(Exception):
 # --------------------------------------------------------------- synthetic music
 
 
-def synth_track(seed: int, seconds: float = TRACK_SECONDS, sr: int = SAMPLE_RATE):
+def synth_track(seed: int, seconds: float = TRACK_SECONDS, sr: int = SAMPLE_RATE):  # noqa: C901 (split pending: issue 21)
     """Deterministic music-like stereo audio, float32 (samples, 2) in [-1, 1]:
     a looping four-chord progression (pad), a bass line, a plucked melody and
     a kick/snare/hi-hat pattern, with tempo, key, mode and timbre drawn from

@@ -375,7 +375,7 @@ def _pyav_track_seconds(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(path, container, stream, windows, seek) -> tuple[np.ndarray, int, float | None]:
+def _decode_stream(path, container, stream, windows, seek) -> tuple[np.ndarray, int, float | None]:  # noqa: C901 (split pending: issue 21)
     track_seconds = _pyav_track_seconds(container, stream)
     start, duration, _ = _span_of(windows, track_seconds)
     # Frame timestamps count from the stream's start time (e.g. an MP3's

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagcore.spelling import did_you_mean
+
 FORMAT = "tagcore-bundle"
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
@@ -191,16 +193,6 @@ def resolve_bundle(name_or_path: str | os.PathLike) -> Path:
         f"no model bundle {str(name_or_path)!r}: not a directory, and not one of the "
         f"installed bundles ({', '.join(available) or 'none'}){did_you_mean(str(name_or_path), available)}"
     )
-
-
-def did_you_mean(name: str, known) -> str:
-    """"; did you mean 'x'?" for the name of ``known`` closest to ``name``
-    (difflib ratio >= 0.6), or "": the hint of every message about an
-    unknown name (bundles, options, tasks, trainer commands)."""
-    import difflib
-
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 def upgrade_v1(config: dict[str, Any], *, source: str = CONFIG_FILE) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 :func:`fold` lower-cases, removes accents and turns punctuation into spaces;
 :func:`spelling_key` also drops the spaces, so "Hip-Hop", "hip hop" and
 "HipHop" share ``hiphop``; :func:`closest_spellings` suggests names for a
-misspelt one. Standard library only.
+misspelt one; :func:`did_you_mean` is the hint of every message about an
+unknown name. Standard library only.
 """
 
 from __future__ import annotations
@@ -44,3 +45,11 @@ def closest_spellings(name: str, candidates: Iterable[str], *, n: int = 5, cutof
         by_fold.setdefault(fold(candidate), candidate)
     matches = difflib.get_close_matches(fold(name), list(by_fold), n=n, cutoff=cutoff)
     return [by_fold[m] for m in matches]
+
+
+def did_you_mean(name: str, known) -> str:
+    """"; did you mean 'x'?" for the name of ``known`` closest to ``name``
+    (difflib ratio >= 0.6), or "": the hint of every message about an
+    unknown name (bundles, options, tasks, trainer commands)."""
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""

@@ -9,7 +9,8 @@ Formats written with soundfile: wav, flac, ogg (Vorbis), opus, mp3, aiff.
 Formats written with PyAV's encoders: m4a-aac, m4a-alac, wma, wv (WavPack).
 Formats written with an external encoder when one is installed: mpc
 (``mpcenc`` from Debian's musepack-tools) and ape (``mac``, Monkey's Audio);
-without it :class:`EncoderUnavailable` is raised so that a test can skip.
+without it :class:`EncoderUnavailable` is raised so that a test can skip
+(:func:`skip_or_fail`; under CI it fails instead).
 
 This module also holds test-only ``transform`` functions for
 ``read_excerpts``; they live here, in an importable module, because worker
@@ -65,8 +66,22 @@ ALL_FORMATS = [*SOUNDFILE_FORMATS, *PYAV_FORMATS, *EXTERNAL_FORMATS]
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
+#: Set (.ci/run sets it) to make a missing encoder fail a test instead of skipping it.
+REQUIRE_ENCODERS = "AUTOTAGML_REQUIRE_ENCODERS"
+
+
 class EncoderUnavailable(RuntimeError):
     """The encoder needed to write a format is not installed (test should skip)."""
+
+
+def skip_or_fail(reason: EncoderUnavailable) -> None:
+    """Skip the running test for want of an encoder; fail it instead when
+    ``$AUTOTAGML_REQUIRE_ENCODERS`` is set, as under CI."""
+    import pytest  # here, not at the top: worker processes import this module too
+
+    if os.environ.get(REQUIRE_ENCODERS):
+        pytest.fail(f"{reason} ({REQUIRE_ENCODERS} is set: CI must test every format)")
+    pytest.skip(str(reason))
 
 
 def chord_signal(*, seconds: float = 6.0, sample_rate: int = 44100, channels: int = 2,

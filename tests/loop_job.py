@@ -21,7 +21,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.loop import LoopConfig, fit  # noqa: E402
+from trainer.loop import LoopConfig, fit
 
 
 class ToySet(torch.utils.data.Dataset):

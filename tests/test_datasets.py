@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from trainer import datasets
 from trainer.datasets import (
     NAMES,
@@ -22,7 +23,6 @@ from trainer.datasets import (
     resolve,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS\n"
 
@@ -80,14 +80,14 @@ def test_gtzan_empty_is_an_error(tmp_path):
         gtzan.load(tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED / "gtzan_mini").is_dir(), reason="../shared/datasets/gtzan_mini absent")
+@needs_shared("gtzan_mini")
 def test_real_gtzan_mini():
     records = gtzan.load(SHARED / "gtzan_mini")
     assert len(records) == 100
     assert len({r.labels for r in records}) == 10
 
 
-@pytest.mark.skipif(not (SHARED / "mtg_jamendo").is_dir(), reason="../shared/datasets/mtg_jamendo absent")
+@needs_shared("mtg_jamendo")
 def test_real_mtg_jamendo_genre_split():
     report = LoadReport()
     records = mtg_jamendo.load(SHARED / "mtg_jamendo", report=report)

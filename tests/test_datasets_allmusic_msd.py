@@ -1,13 +1,9 @@
 """AllMusic tags of MSD tracks (TRACKID;genres;styles;moods;themes) on a
 fixture and on ../shared/datasets/allmusic_msd."""
 
-from pathlib import Path
-
-import pytest
-
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import LoadReport, allmusic_msd
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL = SHARED / "allmusic_msd" / "track_names_all.txt"
 
 LINES = [
@@ -35,7 +31,7 @@ def test_fields_split_and_list_residue_stripped(tmp_path):
     assert allmusic_msd.vocabulary(tracks, "genres") == {"Pop/Rock", "Childrens"}
 
 
-@pytest.mark.skipif(not REAL.is_file(), reason="../shared/datasets/allmusic_msd absent")
+@needs_shared("allmusic_msd", "track_names_all.txt")
 def test_real_allmusic_counts():
     report = LoadReport()
     tracks = allmusic_msd.load(REAL, report=report)

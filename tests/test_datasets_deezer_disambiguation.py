@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import DatasetError, LoadReport
 from trainer.datasets import deezer_disambiguation as deezer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL = SHARED / "deezer_disambiguation"
 
 
@@ -69,7 +69,8 @@ def test_matrix_checks_name_the_file(tmp_path):
         deezer.load(tmp_path)
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/datasets/deezer_disambiguation absent")
+@pytest.mark.slow
+@needs_shared("deezer_disambiguation")
 def test_real_taxonomy_learning():
     report = LoadReport()
     task = deezer.load(REAL / "taxonomy_learning", report=report)
@@ -88,7 +89,7 @@ def test_real_taxonomy_learning():
     assert set(fdist.labels) == set(reference)
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/datasets/deezer_disambiguation absent")
+@needs_shared("deezer_disambiguation")
 def test_real_deduplication_and_translation():
     dedup = deezer.load_similarity(REAL / "deduplication" / "fc_tag_similarity.csv")
     assert dedup.values.shape == (500, 500) and dedup.labels[:2] == ("aor_1", "aor_2")

@@ -6,11 +6,9 @@ import gzip
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import LoadReport, Lyrics, genius
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL = SHARED / "genius_lyrics" / "lyrics.csv.gz"
 
 
@@ -45,7 +43,7 @@ def test_lyrics_rows_and_report(tmp_path):
     assert genius.multi_genre(records) == {("Old Town Road (Remix)", ("Lil Nas X",)): ("country", "pop")}
 
 
-@pytest.mark.skipif(not REAL.is_file(), reason="../shared/datasets/genius_lyrics absent")
+@needs_shared("genius_lyrics", "lyrics.csv.gz")
 def test_real_genius_counts():
     report = LoadReport()
     records = genius.load(REAL, report=report)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import DatasetError, LoadReport, gtzan
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def write_tree(root: Path) -> None:
@@ -66,7 +66,7 @@ def test_missing_split_list_is_named(tmp_path):
         gtzan.load_splits(tmp_path / "genres", tmp_path / "splits")
 
 
-@pytest.mark.skipif(not (SHARED / "gtzan_mini").is_dir(), reason="../shared/datasets/gtzan_mini absent")
+@needs_shared("gtzan_mini")
 def test_real_gtzan_mini_with_wav_split_list(tmp_path):
     lines = [f"{g}/{g}.0000{n}.wav" for g in ("blues", "jazz", "metal") for n in range(3)]
     (tmp_path / "test_filtered.txt").write_text("\n".join(lines) + "\n")

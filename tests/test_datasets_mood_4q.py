@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import DatasetError, LoadReport, mood_4q
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL = SHARED / "mood_4q"
 
 HEADER = ('"Song","Artist","Title","Quadrant","PQuad","MoodsTotal","Moods","MoodsFoundStr","MoodsStr",'
@@ -83,8 +83,7 @@ def test_a_missing_column_names_the_file(tmp_path):
         mood_4q.load(root)
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/datasets/mood_4q absent")
+@needs_shared("mood_4q")
 def test_real_4q():
     report = LoadReport()
     records = mood_4q.load(REAL, report=report)

@@ -1,13 +1,11 @@
 """MTG-Jamendo full autotagging files and the top50tags split, on fixtures and
 on ../shared/datasets/mtg_jamendo."""
 
-from pathlib import Path
-
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import DatasetError, LoadReport, mtg_jamendo
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS\n"
 
 
@@ -51,7 +49,7 @@ def test_top50tags_keeps_category_prefixes(tmp_path):
 JAMENDO = SHARED / "mtg_jamendo"
 
 
-@pytest.mark.skipif(not JAMENDO.is_dir(), reason="../shared/datasets/mtg_jamendo absent")
+@needs_shared("mtg_jamendo")
 def test_real_full_files():
     report = LoadReport()
     moods = mtg_jamendo.load_full(JAMENDO / "autotagging_moodtheme.tsv", category="moodtheme", report=report)
@@ -62,7 +60,7 @@ def test_real_full_files():
     assert not report.skipped
 
 
-@pytest.mark.skipif(not JAMENDO.is_dir(), reason="../shared/datasets/mtg_jamendo absent")
+@needs_shared("mtg_jamendo")
 def test_real_top50tags_split_mixes_categories():
     report = LoadReport()
     records = mtg_jamendo.load(JAMENDO, category="top50tags", report=report)

@@ -4,13 +4,10 @@
 import csv
 import gzip
 from collections import Counter
-from pathlib import Path
 
-import pytest
-
+from realdata_fixtures import SHARED, needs_shared
 from trainer.datasets import LoadReport, spotify_playlists
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REAL = SHARED / "spotify_playlists" / "spotify_songs.csv.gz"
 HEADER = ("track_id,track_name,track_artist,track_popularity,track_album_id,track_album_name,"
           "track_album_release_date,playlist_name,playlist_id,playlist_genre,playlist_subgenre,danceability,energy,"
@@ -50,7 +47,7 @@ def test_playlists_merge_genre_rows(tmp_path):
     assert "bad audio feature" in report.skipped[0] and "first row kept" in report.skipped[1]
 
 
-@pytest.mark.skipif(not REAL.is_file(), reason="../shared/datasets/spotify_playlists absent")
+@needs_shared("spotify_playlists", "spotify_songs.csv.gz")
 def test_real_spotify_counts():
     report = LoadReport()
     playlists, tracks = spotify_playlists.load(REAL, report=report)

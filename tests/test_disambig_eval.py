@@ -6,18 +6,17 @@ matrices (realdata)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from realdata_fixtures import SHARED, needs_shared
 from tagcore.families import disambig
 from trainer import disambig_eval as E
 from trainer import tag_embeddings as T
 from trainer.datasets import DatasetError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 DEEZER = SHARED / "deezer_disambiguation"
 TAXONOMY = SHARED / "discogs_taxonomy" / "discogs400_classes.txt"
 
@@ -198,8 +197,8 @@ TABLE2 = {  # seed 002, Table 2 (HR@1, HR@2, MAP in %)
 TABLE3_HR = {"fw": (92.0, 95.8), "fc": (92.8, 97.0), "fm": (74.8, 83.0)}  # seed 002, Table 3
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not (DEEZER / "taxonomy_learning").is_dir() or not TAXONOMY.is_file(), reason="no ../shared data")
+@needs_shared("deezer_disambiguation", "taxonomy_learning")
+@needs_shared("discogs_taxonomy", "discogs400_classes.txt")
 @pytest.mark.parametrize("name", sorted(TABLE2))
 def test_table2_reproduced(name):
     from trainer.datasets.deezer_disambiguation import load_similarity
@@ -214,8 +213,7 @@ def test_table2_reproduced(name):
         assert abs(r.scores[metric] - paper) <= 1.5, (metric, r.scores[metric], paper)
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not (DEEZER / "deduplication").is_dir(), reason="no ../shared data")
+@needs_shared("deezer_disambiguation", "deduplication")
 @pytest.mark.parametrize("name", sorted(TABLE3_HR))
 def test_table3_hit_rates_reproduced(name):
     from trainer.datasets.deezer_disambiguation import load_similarity

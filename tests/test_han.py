@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from realdata_fixtures import SHARED, needs_shared
 from tagcore import text as T
 from tagcore.bundle import load_bundle
 from tagcore.families import han
 from trainer.datasets import DatasetError, LoadReport
 
-NETEASE = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "netease_playlists" / "music_message.csv"
+NETEASE = SHARED / "netease_playlists" / "music_message.csv"
 
 
 def sig(x: float) -> float:
@@ -164,6 +165,7 @@ def synthetic_jsonl(path: Path, n: int = 36, seed: int = 0) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_tiny_train_then_predict_on_cpu(tmp_path, capsys):
     from trainer.__main__ import main
 
@@ -191,8 +193,7 @@ def test_tiny_train_then_predict_on_cpu(tmp_path, capsys):
     assert (tmp_path / "run" / "label_graph.png").stat().st_size > 0
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not NETEASE.is_file(), reason="../shared/datasets/netease_playlists is absent")
+@needs_shared("netease_playlists", "music_message.csv")
 def test_real_netease_rows_load():
     from trainer.datasets import netease
 

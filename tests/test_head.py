@@ -64,8 +64,12 @@ def setup(tmp_path_factory):
 
 
 def run_head(base, backbone, *options):
+    """``python -m trainer head`` with small settings; the report goes to
+    ``base/runs/report`` unless ``options`` name another --report-dir (the
+    last one given wins), never to ./runs in the repository."""
     return main(["head", "--backbone", str(backbone), "--folds", "2", "--inner-folds", "2", "--seeds", "0,1",
-                 "--c-grid", "0.1,10", "--workers", "0", "--cache-dir", str(base / "cache"), *options])
+                 "--c-grid", "0.1,10", "--workers", "0", "--cache-dir", str(base / "cache"),
+                 "--report-dir", str(base / "runs" / "report"), *options])
 
 
 def test_a_head_trained_by_the_command_runs_in_the_pass_with_its_backbone(setup):

@@ -1,5 +1,6 @@
 """The shared training loop: resume after SIGKILL, distributed data
-parallel on the CPU (gloo), sampler shards, accumulation."""
+parallel on the CPU (gloo), sampler shards, accumulation, and the two
+hooks (a family's batch sampler, an end-of-epoch schedule)."""
 
 import json
 import os
@@ -9,10 +10,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from trainer.loop import EpochSampler, LoopConfig, autocast_dtype, load_checkpoint
+from trainer.loop import (
+    EpochSampler,
+    Identity,
+    LoopConfig,
+    StreamBatches,
+    autocast_dtype,
+    fit,
+    load_checkpoint,
+)
 
 JOB = Path(__file__).with_name("loop_job.py")
 
@@ -52,6 +62,7 @@ def test_precision_choice():
         LoopConfig(mode="up")
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     reference = run_job(tmp_path / "straight", "--checkpoint-every", "3")
     out = tmp_path / "killed"
@@ -83,6 +94,7 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     assert resumed["weights"] == reference["weights"]
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
     big = run_job(tmp_path / "big", "--batch-size", "16", "--dropout", "0", "--epochs", "2")
     small = run_job(tmp_path / "acc", "--batch-size", "8", "--accumulate", "2", "--dropout", "0", "--epochs", "2")
@@ -90,6 +102,7 @@ def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
         assert torch.allclose(torch.tensor(values), torch.tensor(small["state"][name]), atol=1e-5), name
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
     """torchrun, 2 CPU processes, batch 4 each == 1 process, batch 8."""
     single = run_job(tmp_path / "single", "--batch-size", "8", "--dropout", "0", "--epochs", "3")
@@ -117,6 +130,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert ranks[0]["final"]["val_loss"] == pytest.approx(single["final"]["val_loss"], abs=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains_and_resumes(tmp_path, precision):
     """Autocast (and, for fp16, the grad scaler) on the CPU: the loss falls,
@@ -128,3 +142,59 @@ def test_mixed_precision_trains_and_resumes(tmp_path, precision):
     resumed = run_job(tmp_path / "split", "--precision", precision, "--epochs", "4", "--resume")
     assert resumed["history"] == straight["history"]
     assert resumed["weights"] == straight["weights"]
+
+
+def test_stream_batches_follow_the_permutation_of_their_stream():
+    batches = StreamBatches(np.arange(10, 21), batch_size=5, rng=np.random.default_rng(4))
+    drawn = list(batches)
+    order = np.random.default_rng(4).permutation(np.arange(10, 21))
+    # 11 items in batches of 5: the last batch of one item is left out.
+    assert [b.tolist() for b in drawn] == [order[:5].tolist(), order[5:10].tolist()]
+    assert len(batches) == 2 and len(StreamBatches(np.arange(12), batch_size=5, rng=None)) == 3
+    assert next(iter(batches)).tolist() != drawn[0].tolist()  # the next epoch draws again
+
+
+def _hooked_run(*, values, batch_sampler=None, **config):
+    """A linear model on 12 points with a scripted validation value per epoch
+    and a schedule halving the learning rate when the value rises."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    x = torch.randn(12, 2)
+    y = x @ torch.tensor([[1.0], [-2.0]])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen, scripted = [], iter(values)
+
+    def collate(items):
+        ids = torch.as_tensor(np.asarray(items))
+        seen.append(ids.tolist())
+        return x[ids], (y[ids], ids)  # a tuple of targets reaches the loss as it is
+
+    def loss_fn(out, targets):
+        target, ids = targets
+        assert len(ids) == len(out)
+        return torch.nn.functional.mse_loss(out, target)
+
+    def on_epoch(optimizer, history):
+        history[-1]["lr"] = optimizer.param_groups[0]["lr"]
+        if len(history) > 1 and history[-1]["val_loss"] > history[-2]["val_loss"]:
+            optimizer.param_groups[0]["lr"] /= 2
+
+    result = fit(model, optimizer=optimizer, train_set=Identity(12), collate=collate, loss_fn=loss_fn,
+                 evaluate=lambda m: {"val_loss": next(scripted)}, on_epoch=on_epoch, batch_sampler=batch_sampler,
+                 config=LoopConfig(batch_size=4, progress=False, device="cpu", **config))
+    return result, seen
+
+
+def test_batch_sampler_and_on_epoch_hooks():
+    sampler = StreamBatches(np.arange(12), batch_size=5, rng=np.random.default_rng(1))
+    result, seen = _hooked_run(values=[1.0, 0.5, 0.7, 0.8, 0.9], batch_sampler=sampler, epochs=5, patience=2)
+    rng = np.random.default_rng(1)
+    expected = []
+    for _ in range(4):  # stopped after two epochs without a better value
+        order = rng.permutation(12)
+        expected += [order[:5].tolist(), order[5:10].tolist(), order[10:].tolist()]
+    assert seen == expected
+    assert [row["lr"] for row in result.history] == pytest.approx([0.1, 0.1, 0.1, 0.05])
+    assert result.best_epoch == 2 and result.stopped_early
+    with pytest.raises(ValueError, match="batch_sampler"):
+        _hooked_run(values=[1.0], batch_sampler=sampler, epochs=1, checkpoint_every=2)

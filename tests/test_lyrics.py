@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from lyrics_fixtures import ENGLISH, INSTRUMENTAL, PORTUGUESE, SPANISH, make_lyrics_bundle
+from realdata_fixtures import SHARED, needs_shared
 from tagcore.bundle import load_bundle
 from tagcore.families import lyrics as family
 from tagcore.lyrics import clean_lyrics, detect_language, lyric_tokens
@@ -20,7 +21,7 @@ from trainer import splits
 from trainer.datasets import DatasetError, Lyrics
 from trainer.datasets.vagalume import balanced_top_genres
 
-GENIUS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "genius_lyrics" / "lyrics.csv.gz"
+GENIUS = SHARED / "genius_lyrics" / "lyrics.csv.gz"
 
 # --- cleaning and language --------------------------------------------------
 
@@ -308,8 +309,7 @@ def test_bundle_fixture_round_trip(tmp_path):
     assert problems[0] is None and "'pt'" in problems[1]
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not GENIUS.is_file(), reason="Genius lyrics not available")
+@needs_shared("genius_lyrics", "lyrics.csv.gz")
 def test_genius_songs_and_folds():
     from trainer.datasets import genius
 

@@ -276,6 +276,7 @@ def test_feature_shape():
     assert compute_feature(y, params=params).shape == (5, 187, 96)
 
 
+@pytest.mark.slow
 def test_feature_matches_librosa():
     """musicnn's extractor: librosa.feature.melspectrogram (reflection padding,
     as librosa < 0.10), float16, then log10(10000 x + 1). With numpy < 1.17

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import torch
 
+from realdata_fixtures import SHARED, shared_marks
 from tagcore.audio import read_excerpt
 from tagcore.bundle import default_bundle_dir, load_bundle
 from tagcore.families import musicnn
 from tagcore.features import log_mel_spectrogram
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 EXAMPLES = SHARED / "musicnn_examples"
 
 # musicnn's README (github.com/jordipons/musicnn), as copied into the
@@ -37,10 +37,7 @@ DOCUMENTED = [
     ("TRWJAZW128F42760DD_test.mp3", "musicnn-mtt", ["guitar", "piano", "fast"]),
 ]
 
-pytestmark = [
-    pytest.mark.realdata,
-    pytest.mark.skipif(not EXAMPLES.is_dir(), reason="../shared/datasets/musicnn_examples absent"),
-]
+pytestmark = shared_marks("musicnn_examples")
 
 
 def track_scores(path: Path, bundle) -> np.ndarray:

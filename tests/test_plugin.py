@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 from typing import ClassVar
 
-import mutagen
 import pytest
 from mediafile import MediaFile
 
 from beets import ui
-from beets.library import Item
-from beets.test.helper import AutotagImportHelper, PluginMixin, TestHelper
+from beets.test.helper import AutotagImportHelper, PluginMixin
 from beets.util import cached_classproperty
+from beets_fixtures import AutotagMLHelper, file_genres
 from beetsplug import autotagml
-from plugin_fixtures import (
-    EXPECTED,
-    make_bundle,
-    write_audio,
-    write_text_as_mp3,
-    write_truncated,
-)
+from plugin_fixtures import EXPECTED, write_truncated
 
 # --- Pure functions -------------------------------------------------------
 
@@ -85,101 +77,6 @@ def test_choose_genres(threshold, count, genres):
 def test_choose_genres_merges_labels_naming_one_genre():
     scores = {"hiphop": 0.5, "hip-hop": 0.3, "rock": 0.2}
     assert autotagml.choose("genre", scores, threshold=0.0, count=2) == ["Hip Hop", "Rock"]
-
-
-# --- Shared fixtures ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory) -> dict[str, Path]:
-    """Bundle and audio made once per module; tests copy what they modify."""
-    base = tmp_path_factory.mktemp("autotagml-assets")
-    good_mp3 = write_audio(base / "tone.mp3", "mp3")
-    return {
-        "bundle": make_bundle(base / "bundle"),
-        "bundle_v2": make_bundle(base / "bundle-v2", version="2"),
-        "mp3": good_mp3,
-        "flac": write_audio(base / "tone.flac", "flac"),
-        "text": write_text_as_mp3(base / "text.mp3"),
-        "truncated": write_truncated(good_mp3, base / "truncated.mp3", keep=good_mp3.stat().st_size // 5),
-    }
-
-
-@pytest.fixture(autouse=True)
-def clear_cached_classproperty():
-    """Item._types is cached per class; plugins change it between tests."""
-    cached_classproperty.cache.clear()
-    yield
-    cached_classproperty.cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def fresh_beets_log_handlers():
-    """beets' CLI adds its log handler once, bound to the sys.stderr of that
-    moment (the capture of an earlier test): drop what a test added."""
-    log = logging.getLogger("beets")
-    before = list(log.handlers)
-    yield
-    for handler in [h for h in log.handlers if h not in before]:
-        log.removeHandler(handler)
-
-
-def file_genres(path: Path) -> list[str]:
-    tags = mutagen.File(str(path), easy=True)
-    return list(tags.get("genre", [])) if tags is not None else []
-
-
-class AutotagMLHelper(PluginMixin, TestHelper):
-    plugin: ClassVar[str] = "autotagml"
-    workers: ClassVar[int] = 0
-
-    @pytest.fixture(autouse=True)
-    def _attach(self, assets, capsys, caplog):
-        self.assets = assets
-        self.capsys = capsys
-        self.caplog = caplog
-
-    def logged(self, level: int = logging.INFO) -> list[str]:
-        """The plugin's log lines so far at ``level`` or above (beets
-        prints INFO and above at its default verbosity, DEBUG with -v,
-        with the ``autotagml:`` prefix, on stderr)."""
-        return [r.getMessage() for r in self.caplog.records if r.name == "beets.autotagml" and r.levelno >= level]
-
-    def setup_beets(self) -> None:
-        super().setup_beets()
-        cached_classproperty.cache.clear()  # pick up the plugin's item_types
-
-    def use_model(self, key: str = "bundle", **options) -> None:
-        self.config["autotagml"].set({"model": str(self.assets[key]), "workers": self.workers, **options})
-        cached_classproperty.cache.clear()
-
-    def add_audio(self, name: str, kind: str, **values) -> Item:
-        """Copy asset ``kind`` into the library directory and add it."""
-        path = self.lib_path / name
-        shutil.copyfile(self.assets[kind], path)
-        if kind in ("text", "truncated"):  # beets may not read their tags
-            return self.add_item(path=str(path), title=name, **values)
-        item = Item.from_path(str(path))
-        item.update(values)
-        item.add(self.lib)
-        return item
-
-    def run_ml(self, *args: str) -> tuple[str, str]:
-        self.capsys.readouterr()
-        self.run_command("autotag-ml", *args)
-        captured = self.capsys.readouterr()
-        return captured.out, captured.err
-
-    def run_ml_failing(self, *args: str) -> tuple[str, str]:
-        """A run that must end in a UserError (a non-zero exit status):
-        its output and the error's message."""
-        self.capsys.readouterr()
-        with pytest.raises(ui.UserError) as error:
-            self.run_command("autotag-ml", *args)
-        return self.capsys.readouterr().out, str(error.value)
-
-    def fresh(self, item: Item) -> Item:
-        return self.lib.get_item(item.id)
 
 
 # --- Command --------------------------------------------------------------

@@ -14,14 +14,9 @@ from mediafile import MediaFile
 from audio_fixtures import write_audio as write_format
 from beets import ui
 from beets.library import Item
+from beets_fixtures import AutotagMLHelper
 from beetsplug.autotagml.albums import album_values
 from plugin_fixtures import make_bundle
-from test_plugin import (  # noqa: F401 (fixtures)
-    AutotagMLHelper,
-    assets,
-    clear_cached_classproperty,
-    fresh_beets_log_handlers,
-)
 
 
 @pytest.mark.parametrize("tracks, count, album", [

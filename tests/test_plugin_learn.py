@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from beets.library import Item
+from beets_fixtures import AutotagMLHelper
 from beetsplug.autotagml import DEFAULT_MODELS, AutotagMLPlugin, learned_heads
 from plugin_fixtures import write_audio
 from beets.util import cached_classproperty
-from test_plugin import AutotagMLHelper, assets, clear_cached_classproperty, fresh_beets_log_handlers  # noqa: F401
 
 pytest.importorskip("sklearn")
 
@@ -24,6 +24,7 @@ class TestLearn(AutotagMLHelper):
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the user bundle folder
         self.config["autotagml"].set({"workers": 0})
 
+    @pytest.mark.slow
     def test_learn_a_field_then_the_head_joins_the_default_set(self):
         for i in range(10):
             low = i % 2 == 0

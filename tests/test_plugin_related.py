@@ -53,7 +53,6 @@ def assets(tmp_path_factory) -> dict[str, Path]:
 
 
 # beets' class caches and log handlers reset around every test.
-from test_plugin import clear_cached_classproperty, fresh_beets_log_handlers  # noqa: E402,F401
 
 
 class Helper(PluginMixin, TestHelper):

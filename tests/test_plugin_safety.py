@@ -20,16 +20,9 @@ from audio_fixtures import write_audio as write_format
 from beets import ui
 from beets.test.helper import AutotagImportHelper, PluginMixin
 from beets.util import cached_classproperty
+from beets_fixtures import AutotagMLHelper, file_genres
 from plugin_fixtures import make_bundle
 from tagcore.store import Store
-from test_plugin import (  # noqa: F401 (fixtures)
-    AutotagMLHelper,
-    assets,
-    clear_cached_classproperty,
-    file_genres,
-    fresh_beets_log_handlers,
-)
-from test_plugin_store import task_bundles  # noqa: F401 (fixture)
 
 INSTRUMENTS = ["guitar", "piano", "sitar"]
 
@@ -380,7 +373,7 @@ class TestFailures(SafetyHelper):
                 try:  # as mediafile reports mutagen's error
                     raise PermissionError(errno.EPERM, "Operation not permitted", medium.filename)
                 except PermissionError as exc:
-                    raise UnreadableFileError(medium.filename, str(exc))
+                    raise UnreadableFileError(medium.filename, str(exc)) from exc
             return save(medium, *args, **kwargs)
 
         monkeypatch.setattr(MediaFile, "save", refuse_locked)

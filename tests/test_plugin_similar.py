@@ -16,13 +16,13 @@ import torch
 
 from beets import ui
 from beets.library import Item
+from beets_fixtures import AutotagMLHelper
 from plugin_fixtures import make_bundle, write_text_as_mp3
 from tagcore.bundle import save_bundle
 from tagcore.families import triplet
 from tagcore.features import feature_spec
 from tagcore.similarity import usearch_available
 from tagcore.store import Store
-from test_plugin import AutotagMLHelper, clear_cached_classproperty, fresh_beets_log_handlers  # noqa: F401
 
 RATE = 22050
 

@@ -15,27 +15,9 @@ import mutagen
 import pytest
 from mediafile import MediaFile
 
+from beets_fixtures import AutotagMLHelper, file_genres
 from plugin_fixtures import make_bundle, write_audio
 from tagcore.store import Store
-from test_plugin import (  # noqa: F401 (fixtures)
-    AutotagMLHelper,
-    assets,
-    clear_cached_classproperty,
-    file_genres,
-    fresh_beets_log_handlers,
-)
-
-MOODS = ["happy", "sad", "calm"]
-STYLES = ["dream pop", "shoegaze", "trip hop"]
-
-
-@pytest.fixture(scope="module")
-def task_bundles(tmp_path_factory):
-    base = tmp_path_factory.mktemp("task-bundles")
-    return {
-        "mood": make_bundle(base / "mood", name="mood-test", labels=MOODS, bias=(4.0, 3.5, 0.0), task="mood"),
-        "style": make_bundle(base / "style", name="style-test", labels=STYLES, bias=(0.0, 4.0, 0.0), task="style"),
-    }
 
 
 class TestStore(AutotagMLHelper):
@@ -257,7 +239,7 @@ def test_a_run_killed_with_sigkill_resumes_cleanly(tmp_path):
     # What was stored before the kill is not decoded again, except a file
     # whose tags were being written (its new mtime was not yet recorded).
     assert analysed <= count - done + 1
-    assert f"genre (genre-test 1): " in out and "0 failed" in out
+    assert "genre (genre-test 1): " in out and "0 failed" in out
     assert stored_files(store) == count
     with sqlite3.connect(root / "library.db") as db:
         assert db.execute("SELECT COUNT(*) FROM items WHERE genres = 'Hip Hop'").fetchone()[0] == count

@@ -24,14 +24,10 @@ import torch
 from mediafile import MediaFile
 
 from beets.library import Item
+from beets_fixtures import AutotagMLHelper
 from plugin_fixtures import make_bundle, write_audio
 from tagcore import text as T
 from tagcore.families import han
-from test_plugin import (  # noqa: F401 (fixtures)
-    AutotagMLHelper,
-    clear_cached_classproperty,
-    fresh_beets_log_handlers,
-)
 
 LABELS = ["流行", "摇滚", "伤感", "民谣"]
 BIAS = (3.0, -3.0, 2.0, 0.5)

@@ -4,17 +4,14 @@ the Last.fm loader and the shipped related-tags bundle."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from realdata_fixtures import SHARED, needs_shared
 from tagcore import lsi
 from tagcore import related as R
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 # --- Spelling ----------------------------------------------------------------------
@@ -199,7 +196,10 @@ def test_find_duplicates_by_alias_and_similarity():
     groups = R.find_duplicates(["R&B", "RnB"], normalise=lambda n: aliases.get(n.lower(), n))
     assert groups[0].names == ("R&B", "RnB") or set(groups[0].names) == {"R&B", "RnB"}
     sim = {frozenset(("Synthpop", "Synth Pops")): 0.9, frozenset(("Synthpop", "Synthwave")): 0.95}
-    lookup = lambda a, b: sim.get(frozenset((a, b)))
+
+    def lookup(a, b):
+        return sim.get(frozenset((a, b)))
+
     groups = R.find_duplicates(["Synthpop", "Synth Pops", "Synthwave", "Ambient"], similarity=lookup, min_ratio=0.9)
     assert len(groups) == 1 and set(groups[0].names) == {"Synthpop", "Synth Pops"}
     assert groups[0].reason == "similar" and groups[0].score == pytest.approx(0.9)
@@ -318,8 +318,7 @@ def test_lastfm_loader(tmp_path):
     assert any("unknown tagID 9" in s for s in report.skipped)
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not (SHARED / "lastfm_hetrec2k" / "tags.dat").is_file(), reason="no ../shared data")
+@needs_shared("lastfm_hetrec2k", "tags.dat")
 def test_lastfm_real_files():
     from trainer.datasets import lastfm_hetrec
 

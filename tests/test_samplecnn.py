@@ -6,9 +6,7 @@ samplecnn mood bundle into mp3, flac and m4a through beets' test helpers."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-from typing import ClassVar
 
 import mutagen
 import numpy as np
@@ -70,7 +68,7 @@ def _tones(n: int, samples: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_tiny_train_then_predict_on_cpu():
-    from trainer.samplecnn import fit
+    from trainer.propagation_fit import fit
 
     rng = np.random.default_rng(0)
     x, y = _tones(64, 243, rng)
@@ -87,14 +85,14 @@ def test_tiny_train_then_predict_on_cpu():
     result = fit(model, train=train, tags=y, inputs=lambda ids, _: xt[ids], val_loss=val_loss, index=None, r=0.0,
                  weighting="eq4", epochs=15, patience=12, batch_size=8, lr=0.01, momentum=0.9, decay=5.0, seed=0,
                  log=lambda *_: None)
-    assert result.best_val_loss < before
+    assert result.best_value < before
     assert len(result.history) <= 15 and result.history[0]["lr"] == 0.01
     probs = samplecnn.predict(model, xt[val]).numpy()
     assert (probs.argmax(1) == y[val].argmax(1)).mean() >= 0.9
 
 
 def test_learning_rate_divided_when_validation_loss_rises_and_early_stop():
-    from trainer.samplecnn import fit
+    from trainer.propagation_fit import fit
 
     values = iter([1.0, 0.9, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8])
     model = samplecnn.Model(samplecnn.Config(**TINY, n_labels=2))
@@ -109,8 +107,8 @@ def test_learning_rate_divided_when_validation_loss_rises_and_early_stop():
 def test_training_with_propagation_uses_the_supportive_term():
     """With playlists and r > 0 the loop trains on eq. 3; with r = 0 the
     weights are exactly those of plain BCE training."""
-    from tagcore import propagation as prop
-    from trainer.samplecnn import fit
+    from trainer import propagation as prop
+    from trainer.propagation_fit import fit
 
     rng = np.random.default_rng(1)
     x, y = _tones(16, 243, rng)
@@ -172,7 +170,7 @@ def test_bundle_through_the_analysis_pass(tmp_path):
 
 # --- the plugin: MOOD into mp3, flac and m4a ------------------------------------------
 
-from test_plugin import AutotagMLHelper, assets, clear_cached_classproperty, fresh_beets_log_handlers  # noqa: E402,F401
+from beets_fixtures import AutotagMLHelper  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tagcore import propagation as prop
+from trainer import propagation as prop
 from tagcore.families import samplecnn
 
 KEYS = list("abcdefgh")

@@ -12,13 +12,13 @@ import torch
 
 from beetsplug.autotagml.fields import canonical_genre, choose
 from plugin_fixtures import write_audio
+from realdata_fixtures import SHARED, needs_shared
 from tagcore.analysis import Analysis
 from tagcore.bundle import load_bundle, read_config, save_bundle
 from tagcore.families import disambig, head, tagmap
 from tagcore.features import MelParams, feature_spec
 from trainer import tagmap as T
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SHIPPED = Path(T.__file__).resolve().parents[1] / "tagcore" / "bundles"
 
 
@@ -270,7 +270,8 @@ def test_the_shipped_bundles_match_the_tables():
             torch.testing.assert_close(bundle.model.state_dict()[key], value)
 
 
-@pytest.mark.skipif(not (SHARED / "gtzan_mini").is_dir(), reason="../shared/datasets/gtzan_mini absent")
+@pytest.mark.slow
+@needs_shared("gtzan_mini")
 @pytest.mark.skipif(not (SHIPPED / "genre-musicnn").is_dir(), reason="genre-musicnn is not shipped")
 def test_the_genre_map_on_real_gtzan_clips():
     """Three clips of each GTZAN genre through the shipped bundle: the top

@@ -1,4 +1,4 @@
-"""tagcore.tfcheckpoint: a TF V2 checkpoint written here is read back exactly;
+"""trainer.tfcheckpoint: a TF V2 checkpoint written here is read back exactly;
 truncated or garbled files raise CheckpointError."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from tagcore.tfcheckpoint import CheckpointError, crc32c, masked_crc32c, read_checkpoint, read_index
+from trainer.tfcheckpoint import CheckpointError, crc32c, masked_crc32c, read_checkpoint, read_index
 
 MAGIC = 0xDB4775248B80FB57
 

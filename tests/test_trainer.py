@@ -11,6 +11,7 @@ import soundfile as sf
 from tagcore.bundle import load_bundle
 from tagcore.families import disambig
 from tagcore.analysis import Analysis
+from trainer import monolabel
 from trainer.__main__ import main
 
 RATE = 22050
@@ -38,6 +39,7 @@ def toy_dataset(tmp_path_factory):
 TINY = ["--channels", "4,8,8,8", "--gru-hidden", "8", "--batch-size", "4", "--workers", "0", "--seed", "1"]
 
 
+@pytest.mark.slow
 def test_train_then_predict(toy_dataset, tmp_path):
     bundle_dir, report_dir = tmp_path / "bundle", tmp_path / "report"
     code = main(["disambig", "--data", str(toy_dataset), *TINY, "--epochs", "25", "--patience", "25",
@@ -74,21 +76,21 @@ def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
 
 def test_monolabel_sampling_follows_inverse_popularity():
     # Rock on 10 tracks, Punk on 1: a {Rock, Punk} track gets Punk with p = 10/11.
-    tracks = [disambig.Track(key=f"r{i}", labels=("rock",), group=f"a{i}") for i in range(9)]
-    tracks.append(disambig.Track(key="both", labels=("rock", "punk"), group="x"))
-    probs = disambig.monolabel_probabilities(("rock", "punk"), disambig.tag_popularity(tracks))
+    tracks = [monolabel.Track(key=f"r{i}", labels=("rock",), group=f"a{i}") for i in range(9)]
+    tracks.append(monolabel.Track(key="both", labels=("rock", "punk"), group="x"))
+    probs = monolabel.monolabel_probabilities(("rock", "punk"), monolabel.tag_popularity(tracks))
     assert probs["punk"] == pytest.approx(10 / 11)
     rng = np.random.default_rng(0)
-    draws = [dict((t.key, tag) for t, tag, _ in disambig.monolabel_sample(tracks, cap=100, upsample_to=0, rng=rng))["both"]
+    draws = [dict((t.key, tag) for t, tag, _ in monolabel.monolabel_sample(tracks, cap=100, upsample_to=0, rng=rng))["both"]
              for _ in range(400)]
     assert 0.85 < draws.count("punk") / len(draws) < 0.97
 
 
 def test_monolabel_sampling_is_per_album_capped_and_upsampled():
-    tracks = [disambig.Track(key=f"t{i}", labels=("jazz", "blues"), group="album1") for i in range(4)]
-    tracks += [disambig.Track(key=f"s{i}", labels=("soul",), group=f"b{i}") for i in range(30)]
+    tracks = [monolabel.Track(key=f"t{i}", labels=("jazz", "blues"), group="album1") for i in range(4)]
+    tracks += [monolabel.Track(key=f"s{i}", labels=("soul",), group=f"b{i}") for i in range(30)]
     rng = np.random.default_rng(3)
-    samples = disambig.monolabel_sample(tracks, cap=10, upsample_to=10, rng=rng)
+    samples = monolabel.monolabel_sample(tracks, cap=10, upsample_to=10, rng=rng)
     album_tags = {tag for t, tag, _ in samples if t.group == "album1"}
     assert len(album_tags) == 1  # every track of the album shares its label
     counts = {}
@@ -115,6 +117,7 @@ def test_table1_output_shapes_with_paper_widths():
     assert sum(p.numel() for p in model.gru.parameters()) == 3 * (512 * 512 * 2 + 2 * 512)
 
 
+@pytest.mark.slow
 def test_train_from_mtg_jamendo_layout(tmp_path):
     """Multi-label rows, album grouping and the official splits."""
     rng = np.random.default_rng(5)
@@ -143,6 +146,7 @@ def test_train_from_mtg_jamendo_layout(tmp_path):
     assert bundle.config["metrics"]["model"]["n"] == 4
 
 
+@pytest.mark.slow
 def test_disambig_under_torchrun_with_two_cpu_processes(toy_dataset, tmp_path):
     """The same command under torchrun (gloo on the CPU): one bundle, written once."""
     import os

@@ -11,15 +11,17 @@ import pytest
 import soundfile as sf
 import torch
 
+from realdata_fixtures import SHARED, needs_shared
 from tagcore import lsi
 from tagcore.analysis import Analysis
 from tagcore.bundle import load_bundle, save_bundle
 from tagcore.families import family_module, triplet
 from tagcore.features import compute_feature, feature_spec
 from trainer import triplet as trainer_triplet
+from trainer import triplet_mining
 from trainer.datasets import DatasetError, LoadReport
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+DATASETS = SHARED
 
 
 # --- LSI (section III-B) -----------------------------------------------------
@@ -63,7 +65,7 @@ def _batch():
 
 
 def test_pair_masks_thresholds_and_the_diagonal():
-    positive, negative = triplet.pair_masks(_batch())
+    positive, negative = triplet_mining.pair_masks(_batch())
     assert positive.tolist() == [
         [False, True, False, False],
         [True, False, True, False],
@@ -81,7 +83,7 @@ def test_pair_masks_thresholds_and_the_diagonal():
 
 def test_album_filter_removes_pairs_within_an_album():
     albums = torch.tensor([7, 7, -1, -1])  # 0 and 1 from one album; -1 unknown
-    positive, negative = triplet.pair_masks(_batch(), groups=albums)
+    positive, negative = triplet_mining.pair_masks(_batch(), groups=albums)
     assert not positive[0, 1] and not positive[1, 0]
     assert positive[1, 2]
     # Unknown albums filter nothing.
@@ -103,8 +105,8 @@ def test_mining_options_pick_opposite_ends():
         [0.5, 1.0, 1.0, 0.0, 1.0],
         [2.0, 1.0, 1.0, 1.0, 0.0],
     ])
-    hard = triplet.select_triplets(d, sim, mining="hard")
-    paper = triplet.select_triplets(d, sim, mining="paper")
+    hard = triplet_mining.select_triplets(d, sim, mining="hard")
+    paper = triplet_mining.select_triplets(d, sim, mining="paper")
     # Anchor 0: positives 1 (d=1) and 2 (d=3); negatives 3 (d=0.5) and 4 (d=2).
     assert (int(hard.positives[0]), int(hard.negatives[0])) == (2, 3)  # farthest positive, nearest negative
     assert (int(paper.positives[0]), int(paper.negatives[0])) == (1, 4)  # argmin positive, argmax negative
@@ -115,17 +117,17 @@ def test_mining_options_pick_opposite_ends():
 def test_loss_is_the_hinge_of_equation_2():
     sim = torch.tensor([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
     z = torch.tensor([[0.0, 0.0], [0.0, 1.0], [3.0, 0.0]], requires_grad=True)
-    value, chosen = triplet.loss(z, sim, margin=0.5)
+    value, chosen = triplet_mining.loss(z, sim, margin=0.5)
     # Anchor 0: d(a,p) = 1, d(a,n) = 9 -> 0; anchor 1: d = 1 vs 10 -> 0.
     assert float(value) == 0.0 and len(chosen) == 2
     z2 = torch.tensor([[0.0, 0.0], [0.0, 2.0], [1.0, 0.0]], requires_grad=True)
-    value, _ = triplet.loss(z2, sim, margin=0.5)
+    value, _ = triplet_mining.loss(z2, sim, margin=0.5)
     # Anchor 0: 4 - 1 + 0.5 = 3.5; anchor 1: 4 - 5 + 0.5 = 0 -> mean 1.75.
     assert float(value) == pytest.approx(1.75)
     value.backward()
     assert z2.grad is not None and z2.grad.abs().sum() > 0
     # No valid anchor: zero with a gradient of zero.
-    lonely, chosen = triplet.loss(z2, torch.eye(3), margin=0.5)
+    lonely, chosen = triplet_mining.loss(z2, torch.eye(3), margin=0.5)
     assert float(lonely) == 0.0 and len(chosen) == 0 and chosen.skipped == 3
 
 
@@ -281,8 +283,7 @@ def test_csv_tracks(tmp_path):
         trainer_triplet.load_csv_tracks(tmp_path / "bad.csv", report=report)
 
 
-@pytest.mark.realdata
-@pytest.mark.skipif(not (DATASETS / "mood_4q").is_dir(), reason="../shared/datasets/mood_4q is absent")
+@needs_shared("mood_4q")
 def test_4q_tracks_carry_genres_and_moods():
     tracks = trainer_triplet.load_4q(DATASETS / "mood_4q", report=LoadReport())
     assert len(tracks) == 900

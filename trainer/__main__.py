@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     found = lookup(argv[0])
     if found is None:
-        from tagcore.bundle import did_you_mean
+        from tagcore.spelling import did_you_mean
 
         print(f"error: unknown command {argv[0]!r}{did_you_mean(argv[0], [*COMMANDS, *ALIASES])}"
               f" (commands: {', '.join(COMMANDS)})", file=sys.stderr)

@@ -49,7 +49,7 @@ from tagcore.audio import AudioError
 from tagcore.features import MelParams, log_mel_spectrogram
 from tagcore.workers import read_excerpts
 
-__all__ = ["FORMAT_VERSION", "FeatureCache", "CroppedFeatures", "collate", "default_cache_root"]
+__all__ = ["FORMAT_VERSION", "FeatureCache", "CroppedFeatures", "collate", "default_cache_root"]  # noqa: F822 (lazy: __getattr__)
 
 #: Bump when the stored arrays change meaning; it is part of the folder hash.
 FORMAT_VERSION = 1

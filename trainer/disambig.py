@@ -33,7 +33,7 @@ import torch
 from tagcore import bundle as bundles
 from tagcore.features import MelParams
 from tagcore.families import disambig
-from trainer import metrics, splits
+from trainer import metrics, monolabel, splits
 from trainer.baseline import fit_classifier, mfcc_statistics_from_logmel
 from trainer.cache import CroppedFeatures, FeatureCache, collate, default_cache_root
 from trainer.datasets import DatasetError, LoadReport, Record, gtzan, mtg_jamendo, resolve
@@ -135,10 +135,10 @@ def monolabel_samples(records: Sequence[Record], *, cap: int, rng) -> list[tuple
     """(key, tag) pairs of section 2.2's scheme; balanced up to the largest
     drawn tag count, capped at ``cap`` (the paper upsamples every tag to
     2000; on small datasets that would only repeat clips)."""
-    tracks = [disambig.Track(key=r.key, labels=r.labels, group=group_of(r)) for r in records]
-    drawn = disambig.monolabel_sample(tracks, cap=cap, upsample_to=0, rng=rng)
+    tracks = [monolabel.Track(key=r.key, labels=r.labels, group=group_of(r)) for r in records]
+    drawn = monolabel.monolabel_sample(tracks, cap=cap, upsample_to=0, rng=rng)
     largest = max(Counter(tag for _, tag, _ in drawn).values())
-    balanced = disambig.monolabel_sample(tracks, cap=cap, upsample_to=min(cap, largest), rng=rng)
+    balanced = monolabel.monolabel_sample(tracks, cap=cap, upsample_to=min(cap, largest), rng=rng)
     return [(track.key, tag) for track, tag, _ in balanced]
 
 
@@ -217,8 +217,10 @@ def classification_metrics(records, indices, probs, labels) -> dict:
 def baseline_predict(records, train_idx, test_idx, features, labels, params) -> np.ndarray:
     """MFCC-statistics + logistic regression: predicted class per test record."""
     label_index = {tag: i for i, tag in enumerate(labels)}
-    vec = lambda i: mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames),
-                                                log_c=params.log_c)
+
+    def vec(i):
+        return mfcc_statistics_from_logmel(crop(features[records[i].key], params.excerpt_frames), log_c=params.log_c)
+
     x_train = np.stack([vec(i) for i in train_idx])
     y_train = np.array([label_index[records[i].labels[0]] for i in train_idx])
     clf = fit_classifier(x=x_train, y=y_train)

@@ -252,7 +252,10 @@ def translation_pairs(
     b_idx = [i for i, l in enumerate(labels) if not l.startswith(prefix_a) and (not prefix_b or l.startswith(prefix_b))]
     if not a_idx or not b_idx:
         raise DatasetError(f"translation needs tags with and without the prefix {prefix_a!r}")
-    bare = lambda l: spelling_key(strip_system(strip_system(l, [prefix_a, prefix_b]), [genre_prefix]))
+
+    def bare(label):
+        return spelling_key(strip_system(strip_system(label, [prefix_a, prefix_b]), [genre_prefix]))
+
     if one_to_one:
         every = sorted(((float(sim[i, j]), labels[i], labels[j]) for i in a_idx for j in b_idx
                         if not np.isnan(sim[i, j]) and not (exclude_string_matches and bare(labels[i]) == bare(labels[j]))),

@@ -164,7 +164,7 @@ def backbone_outputs(
     job = functools.partial(decode_features, features=((key, params),), min_duration=params.min_samples / params.sample_rate)
     families = [family_module(b.family) for b in loaded]
     done = 0
-    for index, path, result in map_files(paths, job=job, workers=workers, timeout=120.0):
+    for index, _path, result in map_files(paths, job=job, workers=workers, timeout=120.0):
         value = result if isinstance(result, AudioError) else result.features[key]
         done += 1
         if isinstance(value, AudioError):

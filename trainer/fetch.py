@@ -308,7 +308,7 @@ def _log(stream, message: str) -> None:
     stream.flush()
 
 
-def _transfer(url: str, part: Path, offset: int, size: int | None, timeout: float, stream, label: str) -> str:
+def _transfer(url: str, part: Path, offset: int, size: int | None, timeout: float, stream, label: str) -> str:  # noqa: C901 (split pending: issue 21)
     """One HTTP request appending to (or restarting) ``part``.
 
     Returns "done" (body written), "complete" (416: part already whole) or
@@ -416,7 +416,7 @@ def download_file(
     except OSError as exc:
         raise FetchError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
 
-    for attempt in range(3):
+    for _attempt in range(3):
         offset = part.stat().st_size if part.exists() else 0
         if size is not None and offset > size:
             part.unlink()
@@ -457,7 +457,7 @@ def _copy_member(src, dest: Path) -> None:
         shutil.copyfileobj(src, out, CHUNK_SIZE)
 
 
-def extract_archive(archive: str | Path, dest: str | Path, *, label: str | None = None) -> list[str]:
+def extract_archive(archive: str | Path, dest: str | Path, *, label: str | None = None) -> list[str]:  # noqa: C901 (split pending: issue 21)
     """Unpack a zip or tar(.gz/.bz2/.xz) ``archive`` into ``dest``.
 
     Members go into a temporary sibling folder first; any absolute path,

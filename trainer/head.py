@@ -325,7 +325,7 @@ def build_dataset(records: list[Record], args, *, log=print) -> Dataset:
     log(f"backbone outputs of {len(records)} tracks ({', '.join(outputs)}): {time.monotonic() - started:.1f} s")
     patch_outputs = outputs[name]
     row_of = {r.path: i for i, r in enumerate(records)}
-    for index, message in sorted(patch_outputs.errors.items()):
+    for _index, message in sorted(patch_outputs.errors.items()):
         dropped.append(message)
     kept = [r for r in kept if patch_outputs.counts[row_of[r.path]] > 0]
 
@@ -529,7 +529,7 @@ def summarise(values: Sequence[float], seeds: int) -> dict:
 # --- cross-validation -------------------------------------------------------
 
 
-def cross_validate(
+def cross_validate(  # noqa: C901 (split pending: issue 21)
     data: Dataset,
     x: np.ndarray,
     *,

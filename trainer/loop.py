@@ -17,7 +17,11 @@ A family supplies a model, an optimiser, a map-style training set of
   order and crops depend only on (seed, epoch, index), so a run killed at
   any point and resumed ends exactly where an uninterrupted run ends;
 - early stopping on ``monitor`` (the best weights are restored at the end);
-- a progress line with throughput and ETA, and JSON-lines logs.
+- a progress line with throughput and ETA, and JSON-lines logs;
+- two hooks for the families whose papers fix more: ``batch_sampler``
+  (the batches of an epoch, e.g. drawn from the family's own random
+  stream) and ``on_epoch`` (after each evaluation: a learning-rate
+  schedule, extra fields in the epoch's record, a log line).
 
 Checkpoints are ``torch.save`` dictionaries of tensors and plain values,
 read back with ``weights_only=True``: nothing is unpickled.
@@ -34,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -142,6 +147,44 @@ class EpochSampler(Sampler[int]):
         return math.ceil(self.n / self.world_size) - self.skip
 
 
+class StreamBatches(Sampler[np.ndarray]):
+    """A ``batch_sampler`` for :func:`fit` drawn from a family's own numpy
+    random stream: each epoch (each iteration) a permutation of ``items``
+    from ``rng``, cut into ``batch_size`` chunks; a last chunk of one item
+    is left out (batch norm needs two examples). The family's ``collate``
+    may draw from the same ``rng`` (random crops, walks): everything then
+    follows one reproducible order, the order of a hand-written loop over
+    ``rng.permutation(items)``."""
+
+    def __init__(self, items: np.ndarray, *, batch_size: int, rng: np.random.Generator):
+        self.items, self.batch_size, self.rng = np.asarray(items), batch_size, rng
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        order = self.rng.permutation(self.items)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) >= 2:
+                yield batch
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.items), self.batch_size)
+        return full + (rest >= 2)
+
+
+class Identity(Dataset):
+    """``n`` items where item ``i`` is ``i`` itself: for a ``batch_sampler``
+    whose batches already hold what ``collate`` needs (ids, positions)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index):
+        return index
+
+
 # --- configuration and state -----------------------------------------------
 
 
@@ -165,6 +208,7 @@ class LoopConfig:
     log_path: str | None = None  # JSON lines
     log_every: int = 50  # optimiser steps between "step" log lines
     label: str = "training"
+    progress: bool = True  # the progress line on stderr
 
     def __post_init__(self):
         if self.mode not in ("min", "max"):
@@ -273,151 +317,231 @@ def fit(
     evaluate: Callable[[torch.nn.Module], dict[str, float]],
     config: LoopConfig,
     on_step: Callable[[torch.nn.Module, int], None] | None = None,
+    batch_sampler: Sampler[list[int]] | None = None,
+    on_epoch: Callable[[torch.optim.Optimizer, list[dict]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place; return the history. The model ends with the
     weights of its best epoch by ``config.monitor``.
 
     ``train_set[i]`` gives ``(input, target)``; if it has ``set_epoch`` it is
     called before each epoch (for random crops seeded by epoch and index).
-    ``evaluate(model)`` runs on every process with the plain (unwrapped)
-    model in eval mode and must return ``config.monitor``. ``on_step(model,
-    global_step)`` is called after every optimiser step.
+    ``collate`` makes ``(inputs, targets)`` of a batch: ``inputs`` a tensor,
+    ``targets`` a tensor or a tuple of tensors (``loss_fn`` gets them as
+    they are). ``evaluate(model)`` runs on every process with the plain
+    (unwrapped) model in eval mode and must return ``config.monitor``.
+    ``on_step(model, global_step)`` is called after every optimiser step.
+
+    ``batch_sampler`` (single process only) replaces the seeded shuffling:
+    it yields each epoch's batches of indices into ``train_set`` (and gets
+    ``set_epoch(epoch)`` if it has one). Its randomness is its own, so a run
+    resumed from a checkpoint ends where an uninterrupted one does only if
+    the sampler depends on the epoch alone; resuming inside an epoch is
+    refused. ``on_epoch(optimizer, history)`` is called after each epoch's
+    evaluation, before the epoch is logged and early stopping is decided:
+    it may change the learning rate (a schedule) and add fields to
+    ``history[-1]``.
     """
     place, device = setup_distributed(config.device)
+    if batch_sampler is not None and (place.enabled or config.checkpoint_every):
+        raise ValueError("a batch_sampler runs on one process, with checkpoints at epoch ends only")
     torch.manual_seed(config.seed)
-    model.to(device)
-    amp = autocast_dtype(config.precision, device)
-    # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    wrapped = (
-        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if place.enabled
-        else model
-    )
-    log = JsonLog(config.log_path, place.is_main)
-    checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+    run = _Training(model, optimizer, config, place, device)
     sampler = EpochSampler(len(train_set), seed=config.seed, rank=place.rank, world_size=place.world_size)
-    batches_per_epoch = math.ceil(math.ceil(len(train_set) / place.world_size) / config.batch_size)
-
-    result = FitResult()
-    best_state: dict | None = None
-    bad_epochs, start_epoch, skip_batches = 0, 1, 0
-    epoch_sum, epoch_count = 0.0, 0
-    if config.resume and checkpoint_path and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        result.history = list(state["history"])
-        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
-        result.global_step, bad_epochs = state["global_step"], state["bad_epochs"]
-        best_state = state["best_model"]
-        start_epoch, skip_batches = state["epoch"], state["batches_done"]
-        epoch_sum, epoch_count = state["epoch_loss_sum"], state["epoch_count"]
-        result.resumed_from = str(checkpoint_path)
-        log("resume", epoch=start_epoch, batches_done=skip_batches, global_step=result.global_step)
-    log("start", config=asdict(config), world_size=place.world_size, device=str(device),
-        precision=str(amp or "fp32"), examples=len(train_set))
-
-    def checkpoint(epoch: int, batches_done: int) -> None:
-        if checkpoint_path is None or not place.is_main:
-            return
-        save_checkpoint(checkpoint_path, {
-            "format": CHECKPOINT_FORMAT, "epoch": epoch, "batches_done": batches_done,
-            "global_step": result.global_step, "model": _cpu_state(model),
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "history": result.history, "best_epoch": result.best_epoch, "best_value": result.best_value,
-            "bad_epochs": bad_epochs, "best_model": best_state,
-            "epoch_loss_sum": epoch_sum, "epoch_count": epoch_count,
-        })
-        log("checkpoint", epoch=epoch, batches_done=batches_done, global_step=result.global_step)
+    if batch_sampler is None:
+        batches_per_epoch = math.ceil(math.ceil(len(train_set) / place.world_size) / config.batch_size)
+    else:
+        batches_per_epoch = len(batch_sampler)
+    start_epoch, skip_batches = run.resume() if config.resume else (1, 0)
+    run.log("start", config=asdict(config), world_size=place.world_size, device=str(device),
+            precision=str(run.amp or "fp32"), examples=len(train_set))
 
     started = time.monotonic()
-    progress = Progress(config.epochs * batches_per_epoch, label=config.label) if place.is_main else None
+    progress = (Progress(config.epochs * batches_per_epoch, label=config.label)
+                if place.is_main and config.progress else None)
     if progress:
         progress.done = (start_epoch - 1) * batches_per_epoch + skip_batches
-    stop = bad_epochs >= config.patience and bool(result.history)
+    stop = run.bad_epochs >= config.patience and bool(run.result.history)
     for epoch in range(start_epoch, config.epochs + 1):
         if stop:
             break
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         sampler.set_epoch(epoch, skip=skip_batches * config.batch_size)
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(epoch)
+        batching = ({"batch_size": config.batch_size, "sampler": sampler} if batch_sampler is None
+                    else {"batch_sampler": batch_sampler})
         loader = DataLoader(
-            train_set, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+            train_set, **batching, collate_fn=collate,
             num_workers=config.num_workers, pin_memory=device.type == "cuda",
             generator=torch.Generator().manual_seed(config.seed * 7919 + epoch),
         )
-        model.train()
-        epoch_started, examples = time.monotonic(), 0
-        batch_index = skip_batches
-        for inputs, targets in loader:
-            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            batch_index += 1
-            boundary = batch_index % config.accumulate == 0 or batch_index == batches_per_epoch
-            sync = nullcontext() if boundary or not place.enabled else wrapped.no_sync()
-            with sync:
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                    loss = loss_fn(wrapped(inputs), targets)
-                scaler.scale(loss / config.accumulate).backward()
-            epoch_sum += loss.item() * len(targets)
-            epoch_count += len(targets)
-            examples += len(targets)
-            if boundary:
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                result.global_step += 1
-                if on_step is not None:
-                    on_step(model, result.global_step)
-                if config.log_every and result.global_step % config.log_every == 0:
-                    log("step", epoch=epoch, step=result.global_step, loss=loss.item())
-                if (config.checkpoint_every and result.global_step % config.checkpoint_every == 0
-                        and batch_index < batches_per_epoch):
-                    checkpoint(epoch, batch_index)
-            if progress:
-                progress.update(1, epoch=epoch, loss=epoch_sum / max(epoch_count, 1))
+        epoch_started = time.monotonic()
+        examples = run.train_epoch(loader, epoch=epoch, skip_batches=skip_batches, batches=batches_per_epoch,
+                                   loss_fn=loss_fn, on_step=on_step, progress=progress)
         skip_batches = 0
-        train_loss = _global_mean(epoch_sum, epoch_count, place, device)
-        epoch_sum, epoch_count = 0.0, 0
-        model.eval()
-        with torch.no_grad():
-            metrics = {k: float(v) for k, v in evaluate(model).items()}
-        if config.monitor not in metrics:
-            raise KeyError(f"evaluate() returned {sorted(metrics)}, not the monitored {config.monitor!r}")
-        seconds = time.monotonic() - epoch_started
-        record = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": round(seconds, 3),
-                  "examples_per_s": round(examples * place.world_size / max(seconds, 1e-9), 2)}
-        result.history.append(record)
-        log("epoch", **record)
-        if _improved(metrics[config.monitor], result.best_value, config.mode):
-            result.best_value, result.best_epoch, bad_epochs = metrics[config.monitor], epoch, 0
-            best_state = _cpu_state(model)
-        else:
-            bad_epochs += 1
-        stop = bad_epochs >= config.patience
-        checkpoint(epoch + 1, 0)
-        if stop:
-            result.stopped_early = True
-            log("early_stop", epoch=epoch, best_epoch=result.best_epoch, best=result.best_value)
+        stop = run.end_epoch(epoch, evaluate=evaluate, on_epoch=on_epoch, started=epoch_started, examples=examples)
     if progress:
         progress.close()
-    if result.history and not result.stopped_early:
-        result.stopped_early = bad_epochs >= config.patience
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.seconds = time.monotonic() - started
-    log("end", best_epoch=result.best_epoch, best=result.best_value, global_step=result.global_step,
-        seconds=round(result.seconds, 3))
-    if place.enabled:
-        dist.barrier()
-    return result
+    return run.finish(started)
+
+
+class _Training:
+    """The state of one :func:`fit` run: what is fixed (model, optimiser,
+    device, precision, checkpoint path) and what the checkpoint saves
+    (history, early-stopping state, the running epoch loss), with the steps
+    of the loop as methods."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: LoopConfig,
+                 place: Distributed, device: torch.device):
+        self.model, self.optimizer, self.config, self.place, self.device = model, optimizer, config, place, device
+        model.to(device)
+        self.amp = autocast_dtype(config.precision, device)
+        # fp16 needs loss scaling against gradient underflow; bf16 and fp32 do not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+        self.wrapped = (
+            torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+            if place.enabled
+            else model
+        )
+        self.log = JsonLog(config.log_path, place.is_main)
+        self.checkpoint_path = Path(config.checkpoint_dir) / CHECKPOINT_FILE if config.checkpoint_dir else None
+        self.result = FitResult()
+        self.best_state: dict | None = None
+        self.bad_epochs = 0
+        self.epoch_sum, self.epoch_count = 0.0, 0
+
+    def resume(self) -> tuple[int, int]:
+        """Load the checkpoint if there is one; return (epoch, batches done
+        in it) to start from."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return 1, 0
+        state = load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        result = self.result
+        result.history = list(state["history"])
+        result.best_epoch, result.best_value = state["best_epoch"], state["best_value"]
+        result.global_step, self.bad_epochs = state["global_step"], state["bad_epochs"]
+        self.best_state = state["best_model"]
+        self.epoch_sum, self.epoch_count = state["epoch_loss_sum"], state["epoch_count"]
+        result.resumed_from = str(path)
+        self.log("resume", epoch=state["epoch"], batches_done=state["batches_done"], global_step=result.global_step)
+        return state["epoch"], state["batches_done"]
+
+    def checkpoint(self, epoch: int, batches_done: int) -> None:
+        """Save everything needed to go on from batch ``batches_done`` of
+        ``epoch`` (main process only; nothing without a checkpoint dir)."""
+        if self.checkpoint_path is None or not self.place.is_main:
+            return
+        result, device = self.result, self.device
+        save_checkpoint(self.checkpoint_path, {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch, "batches_done": batches_done,
+            "global_step": result.global_step, "model": _cpu_state(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "history": result.history, "best_epoch": result.best_epoch, "best_value": result.best_value,
+            "bad_epochs": self.bad_epochs, "best_model": self.best_state,
+            "epoch_loss_sum": self.epoch_sum, "epoch_count": self.epoch_count,
+        })
+        self.log("checkpoint", epoch=epoch, batches_done=batches_done, global_step=result.global_step)
+
+    def train_epoch(self, loader: DataLoader, *, epoch: int, skip_batches: int, batches: int, loss_fn: Callable,
+                    on_step: Callable | None, progress: Progress | None) -> int:
+        """One pass over ``loader`` (the epoch's batches after the first
+        ``skip_batches``, of ``batches``); returns the examples seen here."""
+        config, device, place, result = self.config, self.device, self.place, self.result
+        self.model.train()
+        examples, batch_index = 0, skip_batches
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device, non_blocking=True), _to_device(targets, device)
+            batch_index += 1
+            boundary = batch_index % config.accumulate == 0 or batch_index == batches
+            sync = nullcontext() if boundary or not place.enabled else self.wrapped.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=self.amp, enabled=self.amp is not None):
+                    loss = loss_fn(self.wrapped(inputs), targets)
+                self.scaler.scale(loss / config.accumulate).backward()
+            self.epoch_sum += loss.item() * len(inputs)
+            self.epoch_count += len(inputs)
+            examples += len(inputs)
+            if boundary:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                result.global_step += 1
+                if on_step is not None:
+                    on_step(self.model, result.global_step)
+                if config.log_every and result.global_step % config.log_every == 0:
+                    self.log("step", epoch=epoch, step=result.global_step, loss=loss.item())
+                if (config.checkpoint_every and result.global_step % config.checkpoint_every == 0
+                        and batch_index < batches):
+                    self.checkpoint(epoch, batch_index)
+            if progress:
+                progress.update(1, epoch=epoch, loss=self.epoch_sum / max(self.epoch_count, 1))
+        return examples
+
+    def end_epoch(self, epoch: int, *, evaluate: Callable, on_epoch: Callable | None, started: float,
+                  examples: int) -> bool:
+        """Evaluate, record and log the epoch, keep the best weights, save a
+        checkpoint; return whether early stopping ends the run."""
+        config, result = self.config, self.result
+        train_loss = _global_mean(self.epoch_sum, self.epoch_count, self.place, self.device)
+        self.epoch_sum, self.epoch_count = 0.0, 0
+        self.model.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in evaluate(self.model).items()}
+        if config.monitor not in metrics:
+            raise KeyError(f"evaluate() returned {sorted(metrics)}, not the monitored {config.monitor!r}")
+        seconds = time.monotonic() - started
+        record = {"epoch": epoch, "train_loss": train_loss, **metrics, "seconds": round(seconds, 3),
+                  "examples_per_s": round(examples * self.place.world_size / max(seconds, 1e-9), 2)}
+        result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(self.optimizer, result.history)
+        self.log("epoch", **record)
+        if _improved(metrics[config.monitor], result.best_value, config.mode):
+            result.best_value, result.best_epoch, self.bad_epochs = metrics[config.monitor], epoch, 0
+            self.best_state = _cpu_state(self.model)
+        else:
+            self.bad_epochs += 1
+        stop = self.bad_epochs >= config.patience
+        self.checkpoint(epoch + 1, 0)
+        if stop:
+            result.stopped_early = True
+            self.log("early_stop", epoch=epoch, best_epoch=result.best_epoch, best=result.best_value)
+        return stop
+
+    def finish(self, started: float) -> FitResult:
+        """Restore the best weights, log the end, wait for the other
+        processes; return the result."""
+        result = self.result
+        if result.history and not result.stopped_early:
+            result.stopped_early = self.bad_epochs >= self.config.patience
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        result.seconds = time.monotonic() - started
+        self.log("end", best_epoch=result.best_epoch, best=result.best_value, global_step=result.global_step,
+                 seconds=round(result.seconds, 3))
+        if self.place.enabled:
+            dist.barrier()
+        return result
+
+
+def _to_device(value: torch.Tensor | tuple, device: torch.device) -> torch.Tensor | tuple:
+    """A tensor, or a tuple of tensors, moved to ``device``."""
+    if isinstance(value, (tuple, list)):
+        return tuple(v.to(device, non_blocking=True) for v in value)
+    return value.to(device, non_blocking=True)
 
 
 def _global_mean(total: float, count: int, place: Distributed, device: torch.device) -> float:

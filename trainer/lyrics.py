@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shlex
@@ -452,7 +451,7 @@ def ablation_markdown(summary: dict, *, chance: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args) -> int:
+def run(args) -> int:  # noqa: C901 (split pending: issue 21)
     torch.set_num_threads(max(1, args.threads))
     started = time.monotonic()
     run_dir = Path(args.run_dir or Path("runs") / args.name)
@@ -565,7 +564,7 @@ def write_summary(run_dir: Path, rows, labels, notes, args, chance) -> dict:
                 name = f"confusion_{folds}.png" if model == "primary" else f"confusion_{folds}_{model}.png"
                 try:
                     _save_png(confusion_figure(np.array(entry["confusion"]), labels), run_dir / name)
-                except Exception as error:  # noqa: BLE001 - a plot never stops the run
+                except Exception as error:  # a plot never stops the run
                     print(f"confusion plot failed: {error}", file=sys.stderr)
     return summary
 

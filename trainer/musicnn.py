@@ -5,7 +5,7 @@
 PATH is the ``musicnn-0.1.0-py3-none-any.whl`` file (``pip download
 musicnn==0.1.0 --no-deps``) or a folder holding ``MSD_musicnn/`` and
 ``MTT_musicnn/`` (the wheel unpacked, or its ``musicnn/`` folder). The TF1
-checkpoints are read with :mod:`tagcore.tfcheckpoint` (no TensorFlow) and
+checkpoints are read with :mod:`trainer.tfcheckpoint` (no TensorFlow) and
 written as the bundles ``musicnn-msd`` and ``musicnn-mtt`` into DIR
 (default: the package's ``tagcore/bundles/``). The weight mapping is in
 :data:`TF_LAYERS` and docs/models/musicnn.md.
@@ -24,7 +24,7 @@ import torch
 from tagcore.bundle import default_bundle_dir, save_bundle
 from tagcore.families import musicnn
 from tagcore.features import MelParams, feature_spec
-from tagcore.tfcheckpoint import CheckpointError, read_checkpoint
+from trainer.tfcheckpoint import CheckpointError, read_checkpoint
 from trainer.datasets import DatasetError
 
 PACKAGE = "musicnn"

@@ -243,7 +243,10 @@ def label_order(labels: Sequence[str], groups: Mapping[str, str] | None = None) 
     """Indices that sort ``labels`` by group (labels without one last),
     then by name (case-insensitive); shape (n,)."""
     groups = groups or {}
-    key = lambda i: (labels[i] not in groups, groups.get(labels[i], ""), labels[i].casefold(), labels[i])
+
+    def key(i):
+        return labels[i] not in groups, groups.get(labels[i], ""), labels[i].casefold(), labels[i]
+
     return np.array(sorted(range(len(labels)), key=key), dtype=int)
 
 
@@ -449,7 +452,7 @@ def write_report(
         return {**written, **{name: PLOTS_SKIPPED_NOTE for name in PLOT_NAMES}}
     try:
         jobs = _plot_jobs(history, labels, confusion, tag_embeddings, label_similarity, label_groups)
-    except Exception as error:  # noqa: BLE001 - plotting must not stop a run
+    except Exception as error:  # plotting must not stop a run
         jobs = [(name, f"failed: {type(error).__name__}: {error}") for name in PLOT_NAMES]
     for name, job in jobs:
         written[name] = _run_plot(job, directory / f"{name}.png", name)
@@ -466,7 +469,7 @@ def _run_plot(job: Callable[[], "Figure"] | str, path: Path, name: str) -> str:
         return job
     try:
         _save_png(job(), path)
-    except Exception as error:  # noqa: BLE001 - one failing plot must not stop the others
+    except Exception as error:  # one failing plot must not stop the others
         reason = f"failed: {type(error).__name__}: {error}"
         print(f"{name} plot {reason}", file=sys.stderr)
         path.unlink(missing_ok=True)

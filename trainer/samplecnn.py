@@ -24,13 +24,14 @@ Training follows section IV-A: SGD, momentum 0.9, learning rate 0.01,
 divided by 5 whenever the validation loss rises; stopped when the
 validation loss has not improved for 12 epochs (best weights kept). Each
 epoch, each training track gives one random 59,049-sample window of its
-decoded excerpt and a fresh walk draws its s'.
+decoded excerpt and a fresh walk draws its s'. The loop is the shared one
+(:func:`trainer.loop.fit`), given the paper's batches and schedule by
+:mod:`trainer.propagation_fit`.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import os
 import platform
@@ -45,11 +46,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from tagcore import propagation as prop
 from tagcore.families import samplecnn
 from tagcore.features import WaveParams
+from trainer import propagation as prop
 from trainer import splits
 from trainer.datasets import DatasetError, LoadReport, Record
+from trainer.loop import FitResult
+from trainer.propagation_fit import fit
 
 SMALL_CHANNELS = "32,32,32,64,64,64,64,64,64,128"
 
@@ -108,83 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bucket", type=int, default=6, help="--spotify: tags per popularity bucket (Figure 5)")
     parser.add_argument("--summary-only", action="store_true",
                         help="--spotify: train nothing; summarise and plot the runs in --report-dir/results.json")
-
-
-# --- the training loop (section IV-A) ----------------------------------------
-
-
-@dataclass
-class FitResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_loss: float = float("inf")
-    seconds: float = 0.0
-
-
-def fit(model: torch.nn.Module, *, train: np.ndarray, tags: np.ndarray, inputs: Callable, val_loss: Callable,
-        index: prop.PlaylistIndex | None, r: float, weighting: str, epochs: int, patience: int, batch_size: int,
-        lr: float, momentum: float, decay: float, seed: int, loss: Callable = samplecnn.loss, device: str = "cpu",
-        log: Callable = print) -> FitResult:
-    """Train ``model`` on the songs ``train`` (dataset ids) with eq. 3.
-
-    inputs(ids, rng) -> (batch, ...) float tensor of the songs' inputs (a
-    random window for audio); tags: (n_songs, n_tags) 0/1; val_loss(model)
-    -> float, plain BCE on held-out songs. ``index``: playlists over the
-    dataset ids holding training songs only (None: no propagation). Each
-    epoch: a permutation, one walk per song (s' re-drawn every epoch),
-    SGD steps; the learning rate is divided by ``decay`` whenever the
-    validation loss is higher than at the epoch before; training stops
-    after ``patience`` epochs without a new best, and the best weights are
-    restored. All randomness comes from ``seed``."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model.to(device)
-    optimiser = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    result = FitResult()
-    best_state, previous, stale = None, None, 0
-    started = time.monotonic()
-    propagate = index is not None and r > 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = rng.permutation(train)
-        total, count = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            ids = order[start : start + batch_size]
-            if len(ids) < 2:  # batch norm needs two examples
-                continue
-            x = inputs(ids, rng).to(device)
-            y = torch.from_numpy(np.asarray(tags[ids], dtype=np.float32)).to(device)
-            logits = model(x)
-            if propagate:
-                _, targets, weights = prop.propagated_targets(index, ids, tags, r=r, rng=rng, weighting=weighting)
-                value = loss(logits, y, torch.from_numpy(targets).to(device), torch.from_numpy(weights).to(device))
-            else:
-                value = loss(logits, y)
-            optimiser.zero_grad()
-            value.backward()
-            optimiser.step()
-            total += float(value.detach()) * len(ids)
-            count += len(ids)
-        current = float(val_loss(model))
-        lr_now = optimiser.param_groups[0]["lr"]
-        if previous is not None and current > previous:
-            for group in optimiser.param_groups:
-                group["lr"] /= decay
-        previous = current
-        row = {"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": current, "lr": lr_now}
-        result.history.append(row)
-        if current < result.best_val_loss:
-            result.best_val_loss, result.best_epoch, stale = current, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        log(f"    epoch {epoch}: train {row['train_loss']:.4f} val {current:.4f} lr {lr_now:g}")
-        if stale >= patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    result.seconds = time.monotonic() - started
-    return result
 
 
 # --- audio data ---------------------------------------------------------------
@@ -621,7 +547,7 @@ def run(args, *, log=None) -> dict:
             "label_counts": {l: int(n) for l, n in zip(data.labels, data.y.sum(0))},
             "playlists": len(playlists.tracks) if playlists else 0, "r": args.r, "weighting": args.weighting,
             "init": init_name, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history),
-            "validation_loss": fitted.best_val_loss, "command": command_line(),
+            "validation_loss": fitted.best_value, "command": command_line(),
             "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__, "python": platform.python_version(),
         }
@@ -672,5 +598,5 @@ def popularity_figure(buckets: dict, path: Path, *, bucket: int, r: float) -> No
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
-    except Exception as error:  # noqa: BLE001 - a figure never stops a run
+    except Exception as error:  # a figure never stops a run
         print(f"popularity figure failed: {type(error).__name__}: {error}", file=sys.stderr)

@@ -18,7 +18,7 @@ paper's MSD setting; test songs keep all their tags. For every r of
 ``--r-grid`` (r = 0: the baseline, plain BCE) and each weighting (``eq4``:
 P(s'|s) as the paper; ``none``: 1) the same MLP (two hidden layers, ReLU)
 is trained from the same initialisation with the loop of
-:func:`trainer.samplecnn.fit` (SGD 0.01, momentum 0.9, lr / 5 on a rise
+:func:`trainer.propagation_fit.fit` (SGD 0.01, momentum 0.9, lr / 5 on a rise
 of the validation loss, patience 12) and scored on the test songs: the
 section IV-C figures, per-tag retrieval MAP/AUC, and the relative
 improvement over the baseline by tag-popularity bucket (Figure 5). A
@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tagcore import propagation as prop
+from trainer import propagation as prop
 from trainer import splits
 from trainer.datasets import DatasetError, LoadReport, spotify_playlists
 
@@ -102,7 +102,7 @@ def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, h
             loss=None):
     """Train one MLP; returns the section IV-C figures on the test songs."""
     from tagcore.families import samplecnn
-    from trainer.samplecnn import fit
+    from trainer.propagation_fit import fit
 
     torch.manual_seed(seed)
     model = MLP(x.shape[1], hidden, y_test.shape[1])
@@ -385,7 +385,9 @@ def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int)
                         w = "baseline" if r == 0 else weighting
                         vals = [x[metric] for x in runs if x["keep"] == keep and x["r"] == r and x["weighting"] == w]
                         if vals:
-                            xs.append(r); means.append(np.mean(vals)); stds.append(np.std(vals))
+                            xs.append(r)
+                            means.append(np.mean(vals))
+                            stds.append(np.std(vals))
                     ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=LEGEND[weighting])
                 doubled = [x[metric] for x in runs if x["keep"] == keep and x["weighting"] == DOUBLED]
                 if doubled:
@@ -420,5 +422,5 @@ def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int)
         fig.tight_layout()
         fig.savefig(report_dir / "popularity.png", dpi=110)
         plt.close(fig)
-    except Exception as error:  # noqa: BLE001 - a figure never stops a run
+    except Exception as error:  # a figure never stops a run
         print(f"figures failed: {type(error).__name__}: {error}", file=sys.stderr)

@@ -41,6 +41,7 @@ import numpy as np
 
 from tagcore.families import disambig
 from trainer import disambig_eval as E
+from trainer import monolabel
 from trainer.report import write_json
 
 
@@ -80,10 +81,10 @@ def one_seed(x: np.ndarray, artists: list[str], genres: list[tuple[str, ...]], *
                 annotations[row, position[t]] = 1
     out: dict = {"tags": len(labels), "train_clips": int(len(train_idx)), "test_clips": int(len(test_idx))}
     # Monolabel scheme (section 2.2), grouped by artist (4Q has no albums).
-    tracks = [disambig.Track(key=str(i), labels=tags[i], group=artists[i]) for i in train_idx]
-    drawn = disambig.monolabel_sample(tracks, cap=2000, upsample_to=0, rng=rng)
+    tracks = [monolabel.Track(key=str(i), labels=tags[i], group=artists[i]) for i in train_idx]
+    drawn = monolabel.monolabel_sample(tracks, cap=2000, upsample_to=0, rng=rng)
     largest = max(Counter(tag for _, tag, _ in drawn).values())
-    samples = disambig.monolabel_sample(tracks, cap=2000, upsample_to=largest, rng=rng)
+    samples = monolabel.monolabel_sample(tracks, cap=2000, upsample_to=largest, rng=rng)
     xs = x[[int(t.key) for t, _, _ in samples]]
     ys = np.array([position[tag] for _, tag, _ in samples])
     schemes = {}

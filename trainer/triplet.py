@@ -384,7 +384,6 @@ class TrainOptions:
     weight_decay: float = 1e-4
     batch_size: int = 600
     seed: int = 0
-    eval_every: int = 1
 
 
 def _inputs(data, indices: np.ndarray, segments: np.ndarray | None):
@@ -424,21 +423,28 @@ def train_embedder(config, data: np.ndarray, valid: np.ndarray | None, train: np
                    albums: np.ndarray, *, val: np.ndarray, val_relevant: dict[str, np.ndarray],
                    options: TrainOptions, log=print):
     """Train a :class:`tagcore.families.triplet.Model` with online triplet
-    selection.
+    selection, on the shared loop (:func:`trainer.loop.fit`, on the CPU).
 
     ``train``: indices of the training tracks into ``data``; ``similarity``:
     their (len(train), len(train)) LSI relatedness; ``albums``: album ids of
-    the training tracks (-1 unknown). Each epoch draws, per track, one of its
-    valid segments (``valid``, DPNN only). Early stopping on the mean P@10
-    over ``val_relevant`` ((len(val), len(val)) bool matrices over the pool
-    ``val``, whose rows without a relevant track are not queries: a few
-    validation tracks query the pool of validation and training tracks),
-    best weights kept; without a validation signal, the last epoch.
-    Returns (model, history list of dicts, best epoch).
+    the training tracks (-1 unknown). Adam; each epoch a permutation of the
+    training tracks and, per track, one of its valid segments (``valid``,
+    DPNN only), both from one numpy stream seeded by ``options.seed``; the
+    triplets are mined in each batch (:func:`trainer.triplet_mining.loss`).
+    Early stopping on the mean P@10 over ``val_relevant`` ((len(val),
+    len(val)) bool matrices over the pool ``val``, whose rows without a
+    relevant track are not queries: a few validation tracks query the pool
+    of validation and training tracks), best weights kept; without a
+    validation signal, every epoch is trained and the last one kept.
+    Returns (model, history list of dicts, best epoch); each history row
+    has ``loss`` (the mean over batches), ``triplets``, ``skipped_anchors``
+    and ``val_p10``.
     """
     import torch
 
     from tagcore.families import triplet
+    from trainer import triplet_mining
+    from trainer.loop import Identity, LoopConfig, StreamBatches, fit
 
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
@@ -446,58 +452,56 @@ def train_embedder(config, data: np.ndarray, valid: np.ndarray | None, train: np
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     sim = torch.from_numpy(np.asarray(similarity, np.float32))
     album_t = torch.from_numpy(np.asarray(albums, np.int64))
-    best, best_epoch, best_state, history, stale = -1.0, 0, None, [], 0
     batch = max(2, min(options.batch_size, len(train)))
-    for epoch in range(1, options.epochs + 1):
-        model.train()
-        order = rng.permutation(len(train))
-        losses, used, skipped = [], 0, 0
-        started = time.perf_counter()
-        for start in range(0, len(order), batch):
-            local = order[start:start + batch]
-            if len(local) < 2:
-                continue
-            segments = None
-            if valid is not None:
-                choices = [np.flatnonzero(valid[train[i]]) for i in local]
-                segments = np.array([rng.choice(c) if len(c) else 0 for c in choices], np.int64)
-            x = _inputs(data, train[local], segments)
-            z = model(x)
-            idx = torch.from_numpy(local)
-            value, chosen = triplet.loss(
-                z, sim[idx][:, idx], margin=config.margin, groups=album_t[idx],
-                positive_threshold=config.positive_threshold, negative_threshold=config.negative_threshold,
-                mining=config.mining,
-            )
-            optimiser.zero_grad()
-            value.backward()
-            optimiser.step()
-            losses.append(float(value.detach()))
-            used += len(chosen)
-            skipped += chosen.skipped
-        score = float("nan")
-        if len(val) > 1 and (epoch % options.eval_every == 0 or epoch == options.epochs):
-            z = embed_all(model, data, val)
-            scores = [p for p in (precision_at_k(z, rel, k=10)[0] for rel in val_relevant.values()) if np.isfinite(p)]
-            score = float(np.mean(scores)) if scores else float("nan")
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else 0.0, "triplets": used,
-                        "skipped_anchors": skipped, "val_p10": score, "seconds": round(time.perf_counter() - started, 2)})
+    # A validation signal exists when some pool track has a relevant one
+    # (precision_at_k has queries): it does not depend on the model.
+    signal = len(val) > 1 and any(np.asarray(rel).any() for rel in val_relevant.values())
+    epoch_stats = {"losses": [], "triplets": 0, "skipped": 0}
+
+    def collate(items) -> tuple[torch.Tensor, torch.Tensor]:
+        local = np.asarray(items)  # positions in ``train``
+        segments = None
+        if valid is not None:
+            choices = [np.flatnonzero(valid[train[i]]) for i in local]
+            segments = np.array([rng.choice(c) if len(c) else 0 for c in choices], np.int64)
+        return _inputs(data, train[local], segments), torch.from_numpy(local)
+
+    def loss_fn(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        value, chosen = triplet_mining.loss(
+            z, sim[idx][:, idx], margin=config.margin, groups=album_t[idx],
+            positive_threshold=config.positive_threshold, negative_threshold=config.negative_threshold,
+            mining=config.mining,
+        )
+        epoch_stats["losses"].append(float(value.detach()))
+        epoch_stats["triplets"] += len(chosen)
+        epoch_stats["skipped"] += chosen.skipped
+        return value
+
+    def evaluate(m) -> dict[str, float]:
+        if not signal:
+            return {"val_p10": float("nan")}
+        z = embed_all(m, data, val)
+        scores = [p for p in (precision_at_k(z, rel, k=10)[0] for rel in val_relevant.values()) if np.isfinite(p)]
+        return {"val_p10": float(np.mean(scores)) if scores else float("nan")}
+
+    def on_epoch(optimizer, history: list[dict]) -> None:
+        row = history[-1]
+        losses = epoch_stats["losses"]
+        row.update(loss=float(np.mean(losses)) if losses else 0.0, triplets=epoch_stats["triplets"],
+                   skipped_anchors=epoch_stats["skipped"])
+        epoch_stats.update(losses=[], triplets=0, skipped=0)
         if log:
-            log(f"    epoch {epoch}: loss {history[-1]['loss']:.4f}, {used} triplets, {skipped} anchors skipped, "
-                f"val P@10 {score:.3f}")
-        if not np.isfinite(score):  # no validation signal: keep the last epoch
-            best_state, best_epoch = {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch
-            continue
-        if score > best:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= options.patience:
-                break
-    model.load_state_dict(best_state)
+            log(f"    epoch {row['epoch']}: loss {row['loss']:.4f}, {row['triplets']} triplets, "
+                f"{row['skipped_anchors']} anchors skipped, val P@10 {row['val_p10']:.3f}")
+
+    loop = LoopConfig(epochs=options.epochs, batch_size=batch, monitor="val_p10", mode="max", seed=options.seed,
+                      patience=options.patience if signal else options.epochs + 1, device="cpu", precision="fp32",
+                      log_every=0, label="triplet", progress=False)
+    result = fit(model, optimizer=optimiser, train_set=Identity(len(train)), collate=collate, loss_fn=loss_fn,
+                 evaluate=evaluate, config=loop, on_epoch=on_epoch,
+                 batch_sampler=StreamBatches(np.arange(len(train)), batch_size=batch, rng=rng))
     model.eval()
-    return model, history, best_epoch
+    return model, result.history, result.best_epoch if signal else len(result.history)
 
 
 def train_selected(config, data, segments, train, similarity, albums, *, val, val_relevant, options,
@@ -597,7 +601,7 @@ def _table(rows: list[dict], kinds: list[str], ks: list[int]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict:  # noqa: C901 (split pending: issue 21)
     import torch
 
     from tagcore.families import triplet
@@ -620,7 +624,7 @@ def run(args: argparse.Namespace) -> dict:
     paths = [t.path for t in tracks]
     features = compute_features(paths, segments=args.segments, workers=args.workers,
                                 cache_dir=Path(args.cache_dir) if args.cache_dir else None)
-    for index, message in sorted(features["errors"].items())[:20]:
+    for _index, message in sorted(features["errors"].items())[:20]:
         print(f"skipped {message}", file=sys.stderr)
     ok = np.array([i not in features["errors"] for i in range(len(tracks))])
     musicnn = None
@@ -690,9 +694,9 @@ def run(args: argparse.Namespace) -> dict:
                 # P@k with k at or above the candidates (len(test) - 1) is the
                 # base rate for every method: left out (NaN).
                 out = {}
-                for kind, rel in test_rel.items():
+                for kind, rel in test_rel.items():  # noqa: B023 (used in this iteration)
                     for k in eval_ks:
-                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < len(test) - 1 else float("nan")
+                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < len(test) - 1 else float("nan")  # noqa: B023 (used in this iteration)
                 return out
 
             rng = np.random.default_rng(args.seed + fold)
@@ -774,7 +778,6 @@ MINING_CHOICES = {"hard": ("hard",), "paper": ("paper",), "both": ("hard", "pape
 def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, options, results) -> Path:
     """A DPNN on every track (early stopping on an artist-disjoint tenth),
     saved as a bundle with the cross-validated figures in config.json."""
-    import torch
 
     from tagcore.bundle import save_bundle, user_bundle_dir
     from tagcore.families import triplet

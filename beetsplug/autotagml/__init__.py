@@ -28,7 +28,8 @@ from beets import ui, util
 from beets.dbcore import types
 from beets.library import Item
 from beets.plugins import BeetsPlugin
-from tagcore.bundle import BundleError, did_you_mean, read_config
+from tagcore.bundle import BundleError, read_config
+from tagcore.spelling import did_you_mean
 from tagcore.store import Store, StoreError, file_key
 
 from . import albums
@@ -426,7 +427,7 @@ class AutotagMLPlugin(BeetsPlugin):
 
         return [cmd, similar.command(self), related_tags.make_command(self)]
 
-    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
+    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
         pretend = bool(opts.pretend)
         self.check_config()
         if opts.learn:

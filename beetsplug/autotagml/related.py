@@ -309,7 +309,7 @@ def nearest(related: RelatedTags, opts, args: list[str]) -> None:
         raise ui.UserError("relatedtags: no tag given is known to the related-tags index")
 
 
-def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> None:
+def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
     items = list(lib.items(args))
     counts = library_genres(items)
     if not counts:

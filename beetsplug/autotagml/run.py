@@ -502,7 +502,7 @@ class Run:
         for report in self.report.tasks.values():
             report.failures.append((item, message))
 
-    def _apply(self, item: Item, outputs: Mapping[str, Any]) -> None:
+    def _apply(self, item: Item, outputs: Mapping[str, Any]) -> None:  # noqa: C901 (split pending: issue 21)
         """Set the fields of every task whose output is here; save once."""
         self.report.done += 1
         changes: dict[str, Any] = {}

@@ -159,7 +159,7 @@ def decode_path(plugin, spec: str, path: str):
     return output.embedding
 
 
-def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
+def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
     config = plugin.config["similar"]
     count = opts.count if opts.count is not None else config["count"].get(int)
     if count < 1:

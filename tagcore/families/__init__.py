@@ -20,8 +20,10 @@ by tests/test_families.py):
 - what the analysis pass calls for its input kind (:class:`AudioFamily`,
   :class:`VectorFamily`, :class:`TextFamily`).
 
-Training code (losses, samplers) lives beside the model but is no part of
-the contract: the engine never calls it.
+A family's training loss may sit beside its model (``loss``) but is no
+part of the contract: the engine never calls it. Training-only machinery
+lives in the trainer (triplet mining: :mod:`trainer.triplet_mining`;
+monolabel sampling: :mod:`trainer.monolabel`).
 
 :data:`FAMILIES` is the one registry: family name -> module path, imported
 lazily by :func:`family_module`. Adding a family is one module here, one
@@ -156,7 +158,7 @@ def family_module(name: str) -> Family:
 
     Raises ValueError for a name not in :data:`FAMILIES` (naming the closest
     one) and TypeError for a module that breaks the contract."""
-    from tagcore.bundle import did_you_mean
+    from tagcore.spelling import did_you_mean
 
     if name not in FAMILIES:
         raise ValueError(f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}"
@@ -241,7 +243,7 @@ def config_from_dict(cls, data: dict, *, what: str):
     """``cls(**data)`` for a family's Config dataclass. Refuses a key it
     does not know with a ValueError naming it, ``what`` the config is, and
     the closest known key."""
-    from tagcore.bundle import did_you_mean
+    from tagcore.spelling import did_you_mean
 
     if not isinstance(data, dict):
         raise TypeError(f"the {what} config must be an object, not {type(data).__name__}")

@@ -15,7 +15,7 @@ networks for music auto-tagging using raw waveforms" (SMC 2017), their
 
 Loss (seed 004, eq. 3 and 4): binary cross-entropy on the song's own tags
 plus a supportive binary cross-entropy whose targets are the tags of a song
-s' drawn by the playlist walk (:mod:`tagcore.propagation`), weighted per
+s' drawn by the playlist walk (:mod:`trainer.propagation`), weighted per
 song. The weight is 0 when s' = s, so with r = 0 (or a song in no playlist)
 the loss is exactly the plain binary cross-entropy.
 

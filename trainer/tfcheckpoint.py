@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CheckpointError", "TensorEntry", "read_checkpoint", "read_index", "checkpoint_files"]
+__all__ = ["CheckpointError", "TensorEntry", "checkpoint_files", "read_checkpoint", "read_index"]
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48

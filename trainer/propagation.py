@@ -38,8 +38,8 @@ cross-entropy, exactly (see :func:`tagcore.families.samplecnn.loss`).
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -366,7 +366,7 @@ def roc_aucs(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
         neg = len(y) - pos
         if pos == 0 or neg == 0:
             continue
-        values, inverse, counts = np.unique(scores[:, j], return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(scores[:, j], return_inverse=True, return_counts=True)
         ends = np.cumsum(counts)
         average_rank = ends - (counts - 1) / 2.0
         ranks = average_rank[inverse]
