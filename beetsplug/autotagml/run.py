@@ -495,12 +495,7 @@ class Run:
                 for result in analysis.analyse(inputs):
                     bar.update(1)
                     entry, path, _, _ = todo[positions[result.index]]
-                    for name, why in analysis.broken.items():
-                        if name not in reported:
-                            reported.add(name)
-                            for model in self.models.values():
-                                if model.name == name:
-                                    self.report.unavailable[model.task] = why
+                    self._note_unavailable(analysis.broken, reported)
                     item = self.lib.get_item(entry) if isinstance(entry, int) else entry
                     if item is None:  # removed from the library meanwhile
                         continue
@@ -519,6 +514,16 @@ class Run:
                     have = self.store.get([path], self.read_bundles, keys={path: key}).get(path, {})
                     have.update({name: output for name, (_, _, output) in outputs.items()})
                     saving.add(functools.partial(self._apply, item, have))
+
+    def _note_unavailable(self, broken: Mapping[str, str], reported: set[str]) -> None:
+        """Record each bundle of ``broken`` (name -> why) not in ``reported``
+        yet: its tasks are not run (``report.unavailable``)."""
+        for name, why in broken.items():
+            if name not in reported:
+                reported.add(name)
+                for model in self.models.values():
+                    if model.name == name:
+                        self.report.unavailable[model.task] = why
 
     def album_fields(self) -> dict[str, int]:
         """Field -> most values, for the album fields this run's tracks may
