@@ -147,6 +147,13 @@ class TestOutput(ConventionsHelper):
         out, _ = self.run_ml("-a", "album:nothing")
         assert out == "autotag-ml: no album matches 'album:nothing'\n"
 
+    def test_an_empty_library_is_one_line(self):
+        self.use_model()
+
+        out, _ = self.run_ml()
+
+        assert out == "autotag-ml: the library is empty\n"
+
     def test_a_clean_run_is_quiet(self):
         self.use_model(models={"genre": str(self.assets["bundle"]), "mood": str(self.bundles["mood"])},
                        threshold={"mood": 0.99})

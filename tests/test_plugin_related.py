@@ -180,6 +180,19 @@ class TestDuplicates(Helper):
         assert "nothing changed" in out
         assert list(self.lib.get_item(items[0].id).genres) == ["Hip-Hop"]
 
+    def test_without_apply_or_duplicates_it_only_lists(self):
+        items = self.add_genres()
+        out = self.run("relatedtags", "--duplicates")
+        assert out.splitlines()[-2:] == ["3 group(s); 4 item(s) would change",
+                                         "use --apply to rename them (-p to list the items)"]
+        assert list(self.lib.get_item(items[0].id).genres) == ["Hip-Hop"]
+        for item in items:
+            self.lib.get_item(item.id).remove()
+        self.add_item(title="a", genres=["Rock"])
+        self.add_item(title="b", genres=["Jazz"])
+        out = self.run("relatedtags", "--duplicates", "--apply", "-y")
+        assert out.splitlines()[-1] == "relatedtags: no likely duplicates among 2 genres"
+
     def test_empty_library(self):
         assert "relatedtags: no genres in the library" in self.run("relatedtags", "--duplicates")
 

@@ -383,8 +383,40 @@ class TestFailures(SafetyHelper):
         assert len(lines) == 1, lines
         assert lines[0] == f"failed: error writing {locked.filepath}: Operation not permitted"
         assert error == "autotag-ml: 1 item failed (listed above)"
+        task_line = next(line for line in out.splitlines() if line.strip().startswith("mood ("))
+        assert ": 1 tagged, 0 unchanged" in task_line and ", 1 failed," in task_line, task_line
+        assert "; 1 file written" in out
         assert file_genres(good.filepath) == ["Hip Hop"]
         assert (snapshot(locked.filepath), dict(self.fresh(locked))) == locked_before
+
+    def test_a_row_the_library_cannot_store_is_failed_not_tagged(self, monkeypatch):
+        """A busy library (another process holds it) refuses one item's row:
+        that item is one failed line, counted failed and not tagged, and
+        left as it was; the other item is tagged."""
+        import sqlite3
+
+        from beets.library import Item
+
+        self.use_tasks("mood")
+        good = self.add_format("mp3", name="good.mp3")
+        busy = self.add_format("mp3", name="busy.mp3")
+        busy_before = (snapshot(busy.filepath), dict(self.fresh(busy)))
+        store = Item.store
+
+        def refuse_busy(item, *args, **kwargs):
+            if os.fsdecode(item.path).endswith("busy.mp3"):
+                raise sqlite3.OperationalError("database is locked")
+            return store(item, *args, **kwargs)
+
+        monkeypatch.setattr(Item, "store", refuse_busy)
+        out, error = self.run_ml_failing("-W")
+
+        assert f"failed: {busy.filepath}: not saved, the library is busy (database is locked)" in self.logged(), out
+        task_line = next(line for line in out.splitlines() if line.strip().startswith("mood ("))
+        assert ": 1 tagged, 0 unchanged" in task_line and ", 1 failed," in task_line, task_line
+        assert error == "autotag-ml: 1 item failed (listed above)"
+        assert self.fresh(good).get("ml_mood_model") and self.fresh(good)["ml_file_pending"] is True
+        assert (snapshot(busy.filepath), dict(self.fresh(busy))) == busy_before
 
     def test_an_immutable_file(self):
         self.use_model()

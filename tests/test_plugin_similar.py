@@ -254,6 +254,15 @@ class TestSimilar(SimilarHelper):
 
     # --- bad input ---------------------------------------------------------
 
+    @pytest.mark.parametrize("args, message", [
+        (("title:Hiss", "-n", "0"), "--count must be at least 1, not 0"),
+        (("title:Hiss", "--path", "x.flac"), "give a query or --path FILE, not both"),
+        ((), r"give a query \(as for `beet ls`\) or --path FILE"),
+    ])
+    def test_a_bad_query_is_refused(self, args, message):
+        with pytest.raises(ui.UserError, match=f"^similar: {message}$"):
+            self.similar(*args)
+
     def test_query_matching_nothing(self):
         self.library()
         self.analyse()

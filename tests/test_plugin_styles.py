@@ -242,3 +242,54 @@ class TestStyles(StylesHelper):
         assert "not read by style-zh" in lines[0] and "Chinese/Japanese/Korean text" in lines[0], lines
         assert not self.fresh(english[0]).get("style") and not MediaFile(os.fsdecode(english[0].path)).style
         assert self.fresh(mixed[0]).style == "Pop; Folk"
+
+
+class TestReviewSources:
+    """ReviewReader on its own, one branch of each review source: the first
+    source holding anything decides; an unusable one is a problem, not a
+    reason to look further."""
+
+    @staticmethod
+    def read(tmp_path: Path, *, sidecar: str | None = None, attribute=None, comments: str = "", **options):
+        from beetsplug.autotagml.styles import Options, ReviewReader
+
+        if sidecar is not None:
+            (tmp_path / "reviews.txt").write_text(sidecar, encoding="utf-8")
+        item = Item(path=os.fsencode(tmp_path / "01.mp3"), title="t", comments=comments)
+        if attribute is not None:
+            item["reviews"] = attribute
+        vocabulary = T.Vocabulary(VOCABULARY)
+        reader = ReviewReader(Options.from_config(options), vocabulary, "style-test")
+        text = reader(item)
+        album = next(iter(reader.albums.values()))
+        return text, album
+
+    def test_sidecar_first_then_attribute(self, tmp_path):
+        text, album = self.read(tmp_path, sidecar=REVIEWS, attribute="a great guitar record with rock")
+        assert album.origin == "reviews.txt" and "民谣" in text and album.problem is None
+        without_sidecar = tmp_path / "other"
+        without_sidecar.mkdir()
+        text, album = self.read(without_sidecar, attribute="a great guitar record with rock")
+        assert album.origin == "the reviews attribute" and "guitar" in text
+
+    def test_attribute_not_text_or_only_whitespace(self, tmp_path):
+        _, album = self.read(tmp_path, attribute=3, sources=["attribute"])
+        assert album.problem == "the reviews attribute is not text (int)" and album.text == ""
+        _, album = self.read(tmp_path, attribute="  \n\n\t", sources=["attribute"])
+        assert album.problem == "the reviews attribute holds only whitespace"
+
+    def test_an_empty_attribute_goes_on_to_the_comments(self, tmp_path):
+        text, album = self.read(tmp_path, attribute="", comments="a great rock record with guitar",
+                                sources=["attribute", "comments"])
+        assert album.origin == "the comments tags" and text == "a great rock record with guitar"
+
+    def test_no_source_holds_reviews(self, tmp_path):
+        text, album = self.read(tmp_path, sources=["sidecar", "attribute", "comments"])
+        assert text == "" and album.absent and album.problem == "no reviews (sidecar, attribute, comments)"
+
+    def test_too_few_words_and_too_few_known_words(self, tmp_path):
+        _, album = self.read(tmp_path, attribute="rock", sources=["attribute"])
+        assert album.problem.startswith("the reviews attribute: 1 review(s), none with enough words"), album.problem
+        _, album = self.read(tmp_path, attribute="ein völlig unbekannter Text hier rock", sources=["attribute"],
+                             min_tokens=2)
+        assert "of the words are known to style-test (at least 20% needed" in album.problem, album.problem

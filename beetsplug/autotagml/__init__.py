@@ -427,53 +427,28 @@ class AutotagMLPlugin(BeetsPlugin):
 
         return [cmd, similar.command(self), related_tags.make_command(self)]
 
-    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
+    def command(self, lib: Library, opts: optparse.Values, args: list[str]) -> None:
+        """``beet autotag-ml``: run the chosen tasks over the matched items,
+        show what changed (or would), and fail (exit status 1) when an item
+        failed or a task could not run."""
         pretend = bool(opts.pretend)
         self.check_config()
         if opts.learn:
             self.learn(lib, opts.learn)
             return
-        tasks = None
-        if opts.tasks:
-            tasks = [t.strip() for value in opts.tasks for t in value.split(",") if t.strip()]
-            unknown = [t for t in tasks if t not in self.task_specs()]
-            if unknown:
-                raise ui.UserError(
-                    f"autotag-ml: no model configured for task {', '.join(unknown)} "
-                    f"(configured: {', '.join(self.task_specs()) or 'none'})"
-                )
+        tasks = self._chosen_tasks(opts.tasks)
         models, errors = self.task_models(tasks)
         models, errors = self.only_sources(models, errors, opts.sources)
-        writers: dict[str, str] = {}
-        for task, model in models.items():
-            if model.shared_field and not model.is_embedding:
-                if model.tag_field in writers:
-                    raise ui.UserError(f"autotag-ml: tasks {writers[model.tag_field]} and {task} both write "
-                                       f"{model.tag_field}: name another field for one of them "
-                                       f"(fields: {{{task}: ...}})")
-                writers[model.tag_field] = task
+        _check_one_writer_per_field(models)
         if not models:
             raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in errors.items()) or "no model")
         try:
             store = self.store(lib)
         except StoreError as exc:
             raise ui.UserError(f"autotag-ml: {exc}") from None
-        force = self.config["force"].get(bool) if opts.force is None else opts.force
-        keep = self.config["keep_existing"].get(bool) if opts.keep_existing is None else opts.keep_existing
         run = self._run(models, store, lib, write=ui.should_write(opts.write), pretend=pretend,
-                        reanalyze=bool(opts.reanalyze), ownership=F.Ownership(force=force, keep_existing=keep))
-        with run_lock(store.path, lambda message: ui.print_(f"autotag-ml: {message} (Ctrl-C to stop)")):
-            try:
-                # Read after the lock: a run that waited sees what the other one
-                # stored. Not kept in a variable: beets' results hold every item
-                # they gave out, and the run needs them only one chunk at a time.
-                report = run.run(_matched_items(lib, args, albums=opts.album), progress=True)
-            except KeyboardInterrupt:
-                raise ui.UserError(
-                    f"autotag-ml: interrupted after {run.report.done} of {run.report.total} items; what was "
-                    "analysed and saved is kept, and the next run goes on from there") from None
-            album_report = albums.update_albums(lib, run.album_ids, run.album_fields(), ownership=run.ownership,
-                                                pretend=pretend)
+                        reanalyze=bool(opts.reanalyze), ownership=self._ownership(opts))
+        report, album_report = _run_locked(run, store, lib, args, by_album=opts.album, pretend=pretend)
         report.unavailable = {**errors, **report.unavailable}
         if not args and not pretend and not tasks and not opts.sources:
             # A run over the whole library saw every item's path.
@@ -484,7 +459,37 @@ class AutotagMLPlugin(BeetsPlugin):
             return
         if all(task in report.unavailable for task in models):
             raise ui.UserError("autotag-ml: " + "; ".join(f"{t}: {e}" for t, e in report.unavailable.items()))
+        self._show_run(run, report, album_report, models, lib, pretend=pretend)
+        from . import related as related_tags
 
+        related_tags.run_step(self, lib, args, report, pretend=pretend, write=ui.should_write(opts.write))
+        _raise_problems(report, errors)
+
+    def _chosen_tasks(self, values: list[str] | None) -> list[str] | None:
+        """The tasks of ``-t`` (comma-separated, repeatable), or None for
+        every configured task. Raises UserError for a task without a model."""
+        if not values:
+            return None
+        tasks = [t.strip() for value in values for t in value.split(",") if t.strip()]
+        unknown = [t for t in tasks if t not in self.task_specs()]
+        if unknown:
+            raise ui.UserError(
+                f"autotag-ml: no model configured for task {', '.join(unknown)} "
+                f"(configured: {', '.join(self.task_specs()) or 'none'})"
+            )
+        return tasks
+
+    def _ownership(self, opts: optparse.Values) -> F.Ownership:
+        """``force`` and ``keep_existing``: the command line's, else the configuration's."""
+        force = self.config["force"].get(bool) if opts.force is None else opts.force
+        keep = self.config["keep_existing"].get(bool) if opts.keep_existing is None else opts.keep_existing
+        return F.Ownership(force=force, keep_existing=keep)
+
+    def _show_run(self, run: Run, report, album_report, models: dict[str, TaskModel], lib: Library, *,
+                  pretend: bool) -> None:
+        """Print what a run did (or, with ``pretend``, would do): the
+        proposed changes of items and albums, the lines about single items
+        and albums' reviews, then the summary."""
         for item, changes, scores in report.proposals:
             ui.show_model_changes(_with(item, changes), fields=list(changes), always=True)
             for task, task_scores in scores.items():
@@ -499,17 +504,6 @@ class AutotagMLPlugin(BeetsPlugin):
             ui.print_(line)
         if run.album_ids:
             ui.print_(f"  {album_report.line(pretend=pretend)}")
-        from . import related as related_tags
-
-        related_tags.run_step(self, lib, args, report, pretend=pretend, write=ui.should_write(opts.write))
-        problems = []
-        if report.failed_items:
-            count = len(report.failed_items)
-            problems.append(f"{count} item{'s' if count != 1 else ''} failed")
-        if errors:
-            problems.append(f"{len(errors)} task{'s' if len(errors) != 1 else ''} not run")
-        if problems:
-            raise ui.UserError(f"autotag-ml: {' and '.join(problems)} (listed above)")
 
     @property
     def album_types(self) -> dict[str, types.Type]:
@@ -745,6 +739,50 @@ def learned_field(config: dict) -> str | None:
 def _single_label(config: dict) -> bool:
     """Whether a bundle is a head trained single-label."""
     return config.get("family") == "head" and (config.get("model") or {}).get("multilabel") is False
+
+
+def _check_one_writer_per_field(models: dict[str, TaskModel]) -> None:
+    """Raise UserError when two tasks would write one shared tag field."""
+    writers: dict[str, str] = {}
+    for task, model in models.items():
+        if model.shared_field and not model.is_embedding:
+            if model.tag_field in writers:
+                raise ui.UserError(f"autotag-ml: tasks {writers[model.tag_field]} and {task} both write "
+                                   f"{model.tag_field}: name another field for one of them "
+                                   f"(fields: {{{task}: ...}})")
+            writers[model.tag_field] = task
+
+
+def _run_locked(run: Run, store, lib: Library, args: list[str], *, by_album: bool, pretend: bool) -> tuple[Any, Any]:
+    """Run over the matched items, then update their albums, holding the
+    store's run lock. Returns (the run's report, the albums' report).
+    Ctrl-C ends it with a UserError saying how far it went."""
+    with run_lock(store.path, lambda message: ui.print_(f"autotag-ml: {message} (Ctrl-C to stop)")):
+        try:
+            # Read after the lock: a run that waited sees what the other one
+            # stored. Not kept in a variable: beets' results hold every item
+            # they gave out, and the run needs them only one chunk at a time.
+            report = run.run(_matched_items(lib, args, albums=by_album), progress=True)
+        except KeyboardInterrupt:
+            raise ui.UserError(
+                f"autotag-ml: interrupted after {run.report.done} of {run.report.total} items; what was "
+                "analysed and saved is kept, and the next run goes on from there") from None
+        album_report = albums.update_albums(lib, run.album_ids, run.album_fields(), ownership=run.ownership,
+                                            pretend=pretend)
+    return report, album_report
+
+
+def _raise_problems(report, errors: dict[str, str]) -> None:
+    """Raise UserError (exit status 1) naming how many items failed and
+    how many tasks did not run, when any did."""
+    problems = []
+    if report.failed_items:
+        count = len(report.failed_items)
+        problems.append(f"{count} item{'s' if count != 1 else ''} failed")
+    if errors:
+        problems.append(f"{len(errors)} task{'s' if len(errors) != 1 else ''} not run")
+    if problems:
+        raise ui.UserError(f"autotag-ml: {' and '.join(problems)} (listed above)")
 
 
 def _matched_items(lib: Library, query: list[str], *, albums: bool) -> Iterable[Item]:

@@ -309,7 +309,10 @@ def nearest(related: RelatedTags, opts, args: list[str]) -> None:
         raise ui.UserError("relatedtags: no tag given is known to the related-tags index")
 
 
-def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
+def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> None:
+    """``beet relatedtags --duplicates``: list likely duplicate genres of
+    the matched items, and with ``--apply`` (asking first, unless ``-y``)
+    rename them to their canonical name on items, files and albums."""
     items = list(lib.items(args))
     counts = library_genres(items)
     if not counts:
@@ -324,16 +327,11 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
     if not groups:
         ui.print_(f"relatedtags: no likely duplicates among {len(counts)} genres")
         return
-    rename: dict[str, str] = {}
-    for group in groups:
-        why = group.reason + (f" {group.score:.2f}" if group.score is not None else "")
-        names = ", ".join(f"{n} ({counts[n]})" for n in group.names)
-        ui.print_(f"{names} -> {group.canonical}   [{why}]")
-        rename.update({n: group.canonical for n in group.names if n != group.canonical})
+    rename = _show_groups(groups, counts)
     changes = []
     for item in items:
         genres = list(item.get("genres") or [])
-        new = list(dict.fromkeys(rename.get(g, g) for g in genres))
+        new = _renamed(genres, rename)
         if new != genres:
             changes.append((item, new))
     ui.print_(f"{len(groups)} group(s); {len(changes)} item(s) would change")
@@ -348,48 +346,81 @@ def duplicates(related: RelatedTags, lib: Library, opts, args: list[str]) -> Non
     if not opts.yes and not ui.input_yn(f"Rename genres of {len(changes)} item(s)? (y/n)"):
         ui.print_("nothing changed")
         return
+    write = ui.should_write()
+    with lib.transaction():
+        done = 0
+        for item, new in changes:
+            done += _rename_item(item, new, rename, write=write)
+        # The albums of the matched items (or all, for the whole library)
+        # are renamed too: album and track fields stay consistent.
+        album_ids = {item.album_id for item in items if item.album_id} if args else None
+        albums_done = _rename_albums(lib, album_ids, rename)
+    ui.print_(f"renamed the genres of {done} item(s)" + (f" and {albums_done} album(s)" if albums_done else ""))
+
+
+def _show_groups(groups, counts: dict[str, int]) -> dict[str, str]:
+    """Print one line per group of duplicates; returns genre -> the
+    canonical name it is renamed to."""
+    rename: dict[str, str] = {}
+    for group in groups:
+        why = group.reason + (f" {group.score:.2f}" if group.score is not None else "")
+        names = ", ".join(f"{n} ({counts[n]})" for n in group.names)
+        ui.print_(f"{names} -> {group.canonical}   [{why}]")
+        rename.update({n: group.canonical for n in group.names if n != group.canonical})
+    return rename
+
+
+def _renamed(genres, rename: dict[str, str]) -> list[str]:
+    """``genres`` renamed, each name once, in their order."""
+    return list(dict.fromkeys(rename.get(g, g) for g in genres))
+
+
+def _rename_item(item: Item, new: list[str], rename: dict[str, str], *, write: bool) -> bool:
+    """Set the item's genres to ``new`` (and rename those of its record of
+    what the plugin wrote), write its file when ``write``, and store it.
+    Returns False, with the item as it was and a line printed, when the
+    file cannot be written."""
     from beets.library import FileOperationError
 
     from .run import write_error, write_item
 
-    write = ui.should_write()
-    done = 0
     record = F.written_field("genres")
-    with lib.transaction():
-        for item, new in changes:
-            old = list(item.get("genres") or [])
-            old_record = item.get(record, with_album=False)
-            item.genres = new
-            if old_record:  # the plugin's own genres keep being its own under their new name
-                item[record] = list(dict.fromkeys(rename.get(g, g) for g in F.tag_values(old_record)))
-            if write:
-                try:
-                    write_item(item)
-                except FileOperationError as exc:
-                    ui.print_(f"  not renamed: {write_error(item, exc)}")
-                    item.genres = old
-                    if old_record:
-                        item[record] = old_record
-                    continue
-            item.store()
-            done += 1
-        # The albums of the matched items (or all, for the whole library)
-        # are renamed too: album and track fields stay consistent.
-        album_ids = {item.album_id for item in items if item.album_id} if args else None
-        albums_done = 0
-        for album in lib.albums():
-            if album_ids is not None and album.id not in album_ids:
-                continue
-            genres = F.tag_values(album.get("genres"))
-            new = list(dict.fromkeys(rename.get(g, g) for g in genres))
-            if new == genres:
-                continue
-            album.genres = new
-            if album.get(record):
-                album[record] = list(dict.fromkeys(rename.get(g, g) for g in F.tag_values(album.get(record))))
-            album.store(inherit=False)
-            albums_done += 1
-    ui.print_(f"renamed the genres of {done} item(s)" + (f" and {albums_done} album(s)" if albums_done else ""))
+    old = list(item.get("genres") or [])
+    old_record = item.get(record, with_album=False)
+    item.genres = new
+    if old_record:  # the plugin's own genres keep being its own under their new name
+        item[record] = _renamed(F.tag_values(old_record), rename)
+    if write:
+        try:
+            write_item(item)
+        except FileOperationError as exc:
+            ui.print_(f"  not renamed: {write_error(item, exc)}")
+            item.genres = old
+            if old_record:
+                item[record] = old_record
+            return False
+    item.store()
+    return True
+
+
+def _rename_albums(lib: Library, album_ids: set[int] | None, rename: dict[str, str]) -> int:
+    """Rename the genres of the albums ``album_ids`` (None: every album)
+    and of their record of what the plugin wrote. Returns how many changed."""
+    record = F.written_field("genres")
+    done = 0
+    for album in lib.albums():
+        if album_ids is not None and album.id not in album_ids:
+            continue
+        genres = F.tag_values(album.get("genres"))
+        new = _renamed(genres, rename)
+        if new == genres:
+            continue
+        album.genres = new
+        if album.get(record):
+            album[record] = _renamed(F.tag_values(album.get(record)), rename)
+        album.store(inherit=False)
+        done += 1
+    return done
 
 
 # --- The step of autotag-ml ----------------------------------------------------

@@ -347,6 +347,42 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Any]:
         bar.close()
 
 
+@dataclass
+class _Plan:
+    """What :meth:`Run._apply` decides for one item before saving it."""
+
+    changes: dict[str, Any] = field(default_factory=dict)  # field -> new value
+    removals: list[str] = field(default_factory=list)  # fields to delete
+    #: Reports of the tasks any field of which changes.
+    touched: list[TaskReport] = field(default_factory=list)
+    #: Reports of the tasks a tag field of which changes.
+    tagged: list[TaskReport] = field(default_factory=list)
+    #: Reports of the tasks with a label chosen and no tag field changed.
+    unchanged: list[TaskReport] = field(default_factory=list)
+    #: Tag field -> (task, its report, the labels chosen now), for merge_tag.
+    decisions: dict[str, tuple[str, TaskReport, list[str]]] = field(default_factory=dict)
+
+    def count(self, report: TaskReport, changed: bool, chosen: list[str]) -> None:
+        """Note a task whose tag field ``changed``, or that chose labels
+        that were already there."""
+        if changed:
+            self.tagged.append(report)
+        elif chosen:
+            self.unchanged.append(report)
+
+    def tally(self) -> tuple[set[TaskReport], dict[TaskReport, None]]:
+        """Count each task once in its report, tagged or unchanged; returns
+        (the tagged tasks, every task touched: ordered, for failures)."""
+        tagged = set(self.tagged)
+        touched = dict.fromkeys([*self.touched, *self.tagged])
+        for report in dict.fromkeys(self.unchanged):
+            if report not in tagged:
+                report.unchanged += 1
+        for report in tagged:
+            report.tagged += 1
+        return tagged, touched
+
+
 # --- The run --------------------------------------------------------------
 
 
@@ -459,12 +495,7 @@ class Run:
                 for result in analysis.analyse(inputs):
                     bar.update(1)
                     entry, path, _, _ = todo[positions[result.index]]
-                    for name, why in analysis.broken.items():
-                        if name not in reported:
-                            reported.add(name)
-                            for model in self.models.values():
-                                if model.name == name:
-                                    self.report.unavailable[model.task] = why
+                    self._note_unavailable(analysis.broken, reported)
                     item = self.lib.get_item(entry) if isinstance(entry, int) else entry
                     if item is None:  # removed from the library meanwhile
                         continue
@@ -484,13 +515,23 @@ class Run:
                     have.update({name: output for name, (_, _, output) in outputs.items()})
                     saving.add(functools.partial(self._apply, item, have))
 
+    def _note_unavailable(self, broken: Mapping[str, str], reported: set[str]) -> None:
+        """Record each bundle of ``broken`` (name -> why) not in ``reported``
+        yet: its tasks are not run (``report.unavailable``)."""
+        for name, why in broken.items():
+            if name not in reported:
+                reported.add(name)
+                for model in self.models.values():
+                    if model.name == name:
+                        self.report.unavailable[model.task] = why
+
     def album_fields(self) -> dict[str, int]:
         """Field -> most values, for the album fields this run's tracks may
         have changed (albums.py): the genres, mood and style its tasks (or
         its genre fusion) decide."""
         fields = {m.tag_field: m.count for m in self.models.values()
                   if not m.is_embedding and m.tag_field in F.TAG_FIELDS.values()}
-        if self.fusion is not None and any(t in self.models for t in self.fusion.tasks):
+        if self._fused():
             fields[F.tag_field("genre")] = self.fusion.count
         return fields
 
@@ -502,122 +543,135 @@ class Run:
         for report in self.report.tasks.values():
             report.failures.append((item, message))
 
-    def _apply(self, item: Item, outputs: Mapping[str, Any]) -> None:  # noqa: C901 (split pending: issue 21)
-        """Set the fields of every task whose output is here; save once."""
+    def _apply(self, item: Item, outputs: Mapping[str, Any]) -> None:
+        """Set the fields of every task whose output is here; save once
+        (see the module's docstring for what may change, and when)."""
         self.report.done += 1
-        changes: dict[str, Any] = {}
-        removals: list[str] = []
-        touched_tasks: list[TaskReport] = []  # any field of the task changes
-        tagged_tasks: list[TaskReport] = []  # a tag field of the task changes
-        unchanged_tasks: list[TaskReport] = []  # a label chosen, no tag field changes
-        #: tag field -> (task, its report, the labels chosen now) for merge_tag.
-        decisions: dict[str, tuple[str, TaskReport, list[str]]] = {}
+        plan = _Plan()
         keys = own_keys(item)
-        fused = self.fusion is not None and any(t in self.models for t in self.fusion.tasks)
+        fused = self._fused()
         for task, model in self.models.items():
-            if task in self.report.unavailable:
-                continue
-            report = self.report.tasks[task]
-            output = outputs.get(model.name)
-            if output is None:
-                continue
-            if output.status == "too_short":
-                report.too_short.append((item, output.message or f"{util.displayable_path(item.path)}: too short"))
-                continue
-            if output.status == "no_input":
-                report.no_input += 1
-                continue
-            if output.status == "skipped":
-                report.skipped.append((item, output.message or f"{util.displayable_path(item.path)}: skipped"))
-                continue
-            if output.status != "ok":
-                message = output.message or f"{util.displayable_path(item.path)}: failed"
-                report.failures.append((item, message))
-                self.report.fail(item, message)
-                continue
-            scores, labels, extra = output.scores, model.labels, {}
-            if model.view is not None and not model.is_embedding:
-                scores, labels, extra = model.view(output.scores or {}, threshold=model.threshold, count=model.count)
-            new, chosen = F.task_fields(
-                task, scores=None if model.is_embedding else scores, labels=labels,
-                model=model.name, version=model.version, threshold=model.threshold, count=model.count,
-            )
-            new.update(extra)
-            tag = model.tag_field
-            new.pop(F.tag_field(task), None)
-            for other_task, other_tag in F.TAG_FIELDS.items():
-                if other_tag in new:  # labels a view routes to another task's field (mood)
-                    decisions.setdefault(other_tag, (other_task, report, F.tag_values(new.pop(other_tag))))
-            stale = F.stale_fields(task, keys, new)
-            if fused and task == "genre":
-                stale = [k for k in stale if k != FU.SOURCES_FIELD]  # the fusion's own field
-            differ = {k: v for k, v in new.items() if own(item, k) != v}
-            changes.update(differ)
-            removals += stale
-            if differ or stale:
-                touched_tasks.append(report)
-            if model.is_embedding:
-                unchanged_tasks.append(report)
-                continue
-            if not chosen:
-                best = F.format_scores(scores or {}, limit=1)
-                report.below.append((item, f"no score >= {model.threshold:g}; best {best}"))
-            if model.shared_field:
-                if not (fused and task in self.fusion.tasks):
-                    decisions[tag] = (task, report, chosen)
-            elif _set_own_field(item, tag, F.tag_value(task, chosen), changes, removals):
-                tagged_tasks.append(report)
-            elif chosen:
-                unchanged_tasks.append(report)
+            output = self._usable_output(item, task, model, outputs)
+            if output is not None:
+                self._plan_task(item, task, model, output, plan, keys=keys, fused=fused)
         if fused:
-            self._fuse(item, outputs, changes, removals, decisions)
-        for tag, (task, report, chosen) in decisions.items():
-            if self._decide(item, tag, task, chosen, changes, removals, report):
-                tagged_tasks.append(report)
-            elif chosen:
-                unchanged_tasks.append(report)
-        tagged = set(tagged_tasks)
-        touched = dict.fromkeys([*touched_tasks, *tagged_tasks])
-        for report in dict.fromkeys(unchanged_tasks):
-            if report not in tagged:
-                report.unchanged += 1
-        for report in tagged:
-            report.tagged += 1
-        tags_change = file_tags_change(item, changes, removals)
+            self._fuse(item, outputs, plan.changes, plan.removals, plan.decisions)
+        for tag, (task, report, chosen) in plan.decisions.items():
+            plan.count(report, self._decide(item, tag, task, chosen, plan.changes, plan.removals, report), chosen)
+        tagged, touched = plan.tally()
+        tags_change = file_tags_change(item, plan.changes, plan.removals)
         pending = has(item, F.PENDING_FIELD)
         if self.write and pending:
-            removals.append(F.PENDING_FIELD)  # written now
+            plan.removals.append(F.PENDING_FIELD)  # written now
         elif not self.write and tags_change and not pending:
-            changes[F.PENDING_FIELD] = True  # a later -w run (or beets' write) puts them in the file
-        if not changes and not removals:
+            plan.changes[F.PENDING_FIELD] = True  # a later -w run (or beets' write) puts them in the file
+        if not plan.changes and not plan.removals:
             return
         if self.pretend:
-            changes.pop(F.PENDING_FIELD, None)
-            if changes:
-                self.report.proposals.append((item, changes, {
-                    task: outputs[m.name].scores for task, m in self.models.items()
-                    if m.name in outputs and outputs[m.name].scores is not None and not m.is_embedding
-                }))
+            self._propose(item, plan.changes, outputs)
             return
+        error = self._change(item, plan.changes, plan.removals, write_file=self.write and (tags_change or pending))
+        if error is not None:
+            self.report.fail(item, error)
+            for report in touched:
+                report.failures.append((item, error))
+                if report in tagged:
+                    report.tagged -= 1
+
+    def _fused(self) -> bool:
+        """Whether a genre fusion decides ``genres`` in this run (one of its sources runs)."""
+        return self.fusion is not None and any(t in self.models for t in self.fusion.tasks)
+
+    def _usable_output(self, item: Item, task: str, model: TaskModel, outputs: Mapping[str, Any]) -> Any:
+        """The task's output when it is ``ok``, else None, after counting
+        why not in the task's report (too short, no input, skipped, failed).
+        None too for a task not run (unavailable) or without an output here."""
+        if task in self.report.unavailable:
+            return None
+        report = self.report.tasks[task]
+        output = outputs.get(model.name)
+        if output is None:
+            return None
+        where = util.displayable_path(item.path)
+        if output.status == "too_short":
+            report.too_short.append((item, output.message or f"{where}: too short"))
+        elif output.status == "no_input":
+            report.no_input += 1
+        elif output.status == "skipped":
+            report.skipped.append((item, output.message or f"{where}: skipped"))
+        elif output.status != "ok":
+            message = output.message or f"{where}: failed"
+            report.failures.append((item, message))
+            self.report.fail(item, message)
+        else:
+            return output
+        return None
+
+    def _plan_task(self, item: Item, task: str, model: TaskModel, output: Any, plan: _Plan, *,
+                   keys: list[str], fused: bool) -> None:
+        """Add to ``plan`` what one task's ``ok`` output changes: its own
+        ``ml_*`` fields now, its tag field (``genres``...) as a decision
+        for :meth:`_decide` when the field is shared."""
+        report = self.report.tasks[task]
+        scores, labels, extra = output.scores, model.labels, {}
+        if model.view is not None and not model.is_embedding:
+            scores, labels, extra = model.view(output.scores or {}, threshold=model.threshold, count=model.count)
+        new, chosen = F.task_fields(
+            task, scores=None if model.is_embedding else scores, labels=labels,
+            model=model.name, version=model.version, threshold=model.threshold, count=model.count,
+        )
+        new.update(extra)
+        new.pop(F.tag_field(task), None)
+        for other_task, other_tag in F.TAG_FIELDS.items():
+            if other_tag in new:  # labels a view routes to another task's field (mood)
+                plan.decisions.setdefault(other_tag, (other_task, report, F.tag_values(new.pop(other_tag))))
+        stale = F.stale_fields(task, keys, new)
+        if fused and task == "genre":
+            stale = [k for k in stale if k != FU.SOURCES_FIELD]  # the fusion's own field
+        differ = {k: v for k, v in new.items() if own(item, k) != v}
+        plan.changes.update(differ)
+        plan.removals += stale
+        if differ or stale:
+            plan.touched.append(report)
+        if model.is_embedding:
+            plan.unchanged.append(report)
+            return
+        if not chosen:
+            best = F.format_scores(scores or {}, limit=1)
+            report.below.append((item, f"no score >= {model.threshold:g}; best {best}"))
+        if not model.shared_field:
+            changed = _set_own_field(item, model.tag_field, F.tag_value(task, chosen), plan.changes, plan.removals)
+            plan.count(report, changed, chosen)
+        elif not (fused and task in self.fusion.tasks):
+            plan.decisions[model.tag_field] = (task, report, chosen)
+
+    def _propose(self, item: Item, changes: dict[str, Any], outputs: Mapping[str, Any]) -> None:
+        """With ``--pretend``: keep the changes (but the pending mark) and
+        the scores behind them, to be shown after the run."""
+        changes.pop(F.PENDING_FIELD, None)
+        if changes:
+            self.report.proposals.append((item, changes, {
+                task: outputs[m.name].scores for task, m in self.models.items()
+                if m.name in outputs and outputs[m.name].scores is not None and not m.is_embedding
+            }))
+
+    def _change(self, item: Item, changes: dict[str, Any], removals: list[str], *, write_file: bool) -> str | None:
+        """Set ``changes`` and delete ``removals`` on the item, then save it
+        (:meth:`_save`). Returns the error of a failed save, after putting
+        the item back as it was in memory too (nothing was stored)."""
         before = {k: own(item, k) for k in (*changes, *removals) if has(item, k)}
-        write_file = self.write and (tags_change or pending)
         item.update(changes)
         for key in dict.fromkeys(removals):
             if has(item, key):
                 del item[key]
         error = self._save(item, write_file)
         if error is not None:
-            # Nothing stored: put the item back as it was in memory too.
             for key in (*changes, *removals):
                 if key in before:
                     item[key] = before[key]
                 elif has(item, key):
                     del item[key]
-            self.report.fail(item, error)
-            for report in touched:
-                report.failures.append((item, error))
-                if report in tagged:
-                    report.tagged -= 1
+        return error
 
     def _decide(self, item: Item, tag: str, task: str, chosen: list[str], changes: dict[str, Any],
                 removals: list[str], report: TaskReport) -> bool:

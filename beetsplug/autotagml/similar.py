@@ -159,22 +159,17 @@ def decode_path(plugin, spec: str, path: str):
     return output.embedding
 
 
-def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:  # noqa: C901 (split pending: issue 21)
+def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:
+    """``beet similar``: list (or write as a playlist) the library's tracks
+    nearest to the query's items or ``--path`` file."""
     config = plugin.config["similar"]
-    count = opts.count if opts.count is not None else config["count"].get(int)
-    if count < 1:
-        _fail(f"--count must be at least 1, not {count}")
-    if opts.path and args:
-        _fail("give a query or --path FILE, not both")
-    if not opts.path and not args:
-        _fail("give a query (as for `beet ls`) or --path FILE")
+    count = _check_query(opts, args, default_count=config["count"].get(int))
     spec, bundle = embedding_bundle(plugin, opts.model)
     name, version = bundle["name"], str(bundle["version"])
     try:
         store = plugin.store(lib)
     except StoreError as exc:
         _fail(str(exc))
-
     if opts.path:
         seed_items: list[Item] = []
         path = os.path.abspath(os.path.expanduser(opts.path))
@@ -184,40 +179,10 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:  
         seed_items = list(lib.items(args))
         if not seed_items:
             _fail(f"no item matches {' '.join(args)!r}")
-        stored = store.get([i.path for i in seed_items], {name: version})
-        vectors, missing = [], []
-        for item in seed_items:
-            output = stored.get(item.path, {}).get(name)
-            if output is not None and output.embedding is not None:
-                vectors.append(output.embedding)
-            else:
-                missing.append(item)
-        if not vectors:
-            if store.embedding_versions(name).get(version):
-                names = ", ".join(util.displayable_path(i.path) for i in missing[:5])
-                _fail(f"no embedding of {name} {version} for {names}{' ...' if len(missing) > 5 else ''}: "
-                      f"run {_fix(plugin, name, ' '.join(args))} to analyse it")
-            _no_embeddings(plugin, store, name, version, "item")
-        for item in missing:
-            ui.print_(f"similar: no embedding for {util.displayable_path(item.path)} (left out of the query; "
-                      f"{_fix(plugin, name)} analyses it)")
+        vectors = _seed_vectors(plugin, store, seed_items, name, version, args)
         seed_paths = {i.path for i in seed_items}
-
-    matrix = library_matrix(plugin, store, lib, name, version)
-    if len(matrix) == 0:
-        _no_embeddings(plugin, store, name, version, "library item")
-    by_path = {item.path: item for item in lib.items()}
-    keys = matrix.keys
-    _report_unsearched(plugin, by_path, set(keys), name, version)
-    exclude = {i for i, key in enumerate(keys) if key in seed_paths or key not in by_path}
-    index = search_index(plugin, store, matrix, name, version)
-    # Room for what the list leaves out (copies and other versions of a
-    # recording, the seeds' own copies) and the playlist's cooldown.
-    want = count * 4 + 20
-    found = index.search(S.mean_query(vectors), k=want, exclude=exclude)
-    results = [(by_path[keys[i]], score) for i, score in found if keys[i] in by_path]
+    results = _search(plugin, store, lib, vectors, seed_paths, name, version, want=count * 4 + 20)
     fmt = opts.format or config["format"].as_str() or None
-
     candidates = [S.Candidate(item.id, score, item.title, item.artist) for item, score in results]
     seeds = [(i.title, i.artist) for i in seed_items]
     items = {item.id: item for item, _ in results}
@@ -227,8 +192,69 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:  
         for candidate in S.build_playlist(candidates, seeds=seeds, count=count):
             ui.print_(_line(items[candidate.ident], candidate.score, fmt))
         return
-
     chosen = S.build_playlist(candidates, seeds=seeds, count=count, cooldown=config["artist_cooldown"].get(int))
+    _playlist(config, opts, [(items[c.ident], c.score) for c in chosen], fmt)
+
+
+def _check_query(opts: optparse.Values, args: list[str], *, default_count: int) -> int:
+    """The number of tracks to list (``-n``, else ``default_count``), after
+    checking the query: a query or ``--path``, not both. Raises UserError."""
+    count = opts.count if opts.count is not None else default_count
+    if count < 1:
+        _fail(f"--count must be at least 1, not {count}")
+    if opts.path and args:
+        _fail("give a query or --path FILE, not both")
+    if not opts.path and not args:
+        _fail("give a query (as for `beet ls`) or --path FILE")
+    return count
+
+
+def _seed_vectors(plugin, store: Store, seed_items: list[Item], name: str, version: str, args: list[str]) -> list:
+    """The stored embeddings of the query's items, (d,) float32 each. Items
+    without one are left out with a line each; none at all is an error
+    saying how to get them."""
+    stored = store.get([i.path for i in seed_items], {name: version})
+    vectors, missing = [], []
+    for item in seed_items:
+        output = stored.get(item.path, {}).get(name)
+        if output is not None and output.embedding is not None:
+            vectors.append(output.embedding)
+        else:
+            missing.append(item)
+    if not vectors:
+        if store.embedding_versions(name).get(version):
+            names = ", ".join(util.displayable_path(i.path) for i in missing[:5])
+            _fail(f"no embedding of {name} {version} for {names}{' ...' if len(missing) > 5 else ''}: "
+                  f"run {_fix(plugin, name, ' '.join(args))} to analyse it")
+        _no_embeddings(plugin, store, name, version, "item")
+    for item in missing:
+        ui.print_(f"similar: no embedding for {util.displayable_path(item.path)} (left out of the query; "
+                  f"{_fix(plugin, name)} analyses it)")
+    return vectors
+
+
+def _search(plugin, store: Store, lib: Library, vectors: list, seed_paths: set[bytes], name: str, version: str, *,
+            want: int) -> list[tuple[Item, float]]:
+    """Up to ``want`` (library item, similarity) nearest to the mean of
+    ``vectors``, best first, leaving out the seeds' paths and embeddings of
+    files no longer in the library."""
+    matrix = library_matrix(plugin, store, lib, name, version)
+    if len(matrix) == 0:
+        _no_embeddings(plugin, store, name, version, "library item")
+    by_path = {item.path: item for item in lib.items()}
+    keys = matrix.keys
+    _report_unsearched(plugin, by_path, set(keys), name, version)
+    exclude = {i for i, key in enumerate(keys) if key in seed_paths or key not in by_path}
+    index = search_index(plugin, store, matrix, name, version)
+    # ``want`` leaves room for what the list leaves out (copies and other
+    # versions of a recording, the seeds' own copies) and the playlist's cooldown.
+    found = index.search(S.mean_query(vectors), k=want, exclude=exclude)
+    return [(by_path[keys[i]], score) for i, score in found if keys[i] in by_path]
+
+
+def _playlist(config, opts: optparse.Values, chosen: list[tuple[Item, float]], fmt: str | None) -> None:
+    """List the ``chosen`` (item, similarity) and write them to the
+    ``--playlist`` file (``--pretend``: say what would be written)."""
     target = playlist_path(config, opts.playlist)
     relative_to = config["relative_to"].get()
     if relative_to == "playlist":
@@ -236,12 +262,12 @@ def run(plugin, lib: Library, opts: optparse.Values, args: list[str]) -> None:  
     elif relative_to:
         relative_to = os.path.abspath(os.path.expanduser(str(relative_to)))
     entries = [
-        S.PlaylistEntry(S.playlist_uri(items[c.ident].path, relative_to=relative_to), items[c.ident].length or -1,
-                        f"{items[c.ident].artist} - {items[c.ident].title}")
-        for c in chosen
+        S.PlaylistEntry(S.playlist_uri(item.path, relative_to=relative_to), item.length or -1,
+                        f"{item.artist} - {item.title}")
+        for item, _ in chosen
     ]
-    for candidate in chosen:
-        ui.print_(_line(items[candidate.ident], candidate.score, fmt))
+    for item, score in chosen:
+        ui.print_(_line(item, score, fmt))
     if opts.pretend:
         ui.print_(f"similar: would write {len(entries)} tracks to {util.displayable_path(target)} (pretend)")
         return

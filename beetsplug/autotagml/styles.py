@@ -220,58 +220,82 @@ class ReviewReader:
         name = f"{artist} - {album}" if album else folder
         return f"{name} ({folder})" if album else name
 
-    def _gather(self, item: Item) -> AlbumReviews:  # noqa: C901 (split pending: issue 21)
+    def _gather(self, item: Item) -> AlbumReviews:
+        """The album's reviews from the first of ``options.sources`` that
+        holds any, if the model can read them; else why not."""
+        for source in self.options.sources:
+            found = self._find(source, item)
+            if found is None:
+                continue
+            if isinstance(found, AlbumReviews):
+                return found
+            return self._readable(*found)
+        return AlbumReviews(problem=f"no reviews ({', '.join(self.options.sources)})", absent=True)
+
+    def _find(self, source: str, item: Item) -> tuple[list[R.Review], str] | AlbumReviews | None:
+        """(the reviews of ``source``, where they came from) for the item's
+        album; an AlbumReviews with the problem when the source has
+        something unusable; None when it has nothing (the next source is
+        tried)."""
+        if source == "sidecar":
+            return self._from_sidecar(item)
+        if source == "attribute":
+            return self._from_attribute(item)
+        if source == "comments":
+            found = [R.Review(p) for text in self._album_comments(item) for p in R.split_paragraphs(text)]
+            return (found, "the comments tags") if found else None
+        raise ValueError(f"unknown review source {source!r} (known: {', '.join(SOURCES)})")
+
+    def _from_sidecar(self, item: Item) -> tuple[list[R.Review], str] | AlbumReviews | None:
         o = self.options
-        for source in o.sources:
-            found: list[R.Review] | None = None
-            origin = source
-            if source == "sidecar":
-                try:
-                    sidecar = R.read_sidecar(os.path.dirname(util.syspath(item.path)), names=o.sidecar_names,
-                                             max_bytes=o.max_bytes)
-                except R.ReviewError as exc:
-                    return AlbumReviews(problem=str(exc))
-                if sidecar is None:
-                    continue
-                if sidecar.truncated:
-                    return AlbumReviews(problem=f"{sidecar.path}: larger than {o.max_bytes:,} bytes (the most read); "
-                                                f"not used")
-                found, origin = sidecar.reviews, sidecar.path.name
-                if not found:
-                    return AlbumReviews(problem=f"{sidecar.path}: no review in it (empty or whitespace)")
-            elif source == "attribute":
-                value = item.get(o.attribute)
-                if value is None or value == "":
-                    continue
-                if not isinstance(value, str):
-                    return AlbumReviews(problem=f"the {o.attribute} attribute is not text ({type(value).__name__})")
-                found, origin = [R.Review(p) for p in R.split_paragraphs(value)], f"the {o.attribute} attribute"
-                if not found:
-                    return AlbumReviews(problem=f"the {o.attribute} attribute holds only whitespace")
-            elif source == "comments":
-                found = [R.Review(p) for text in self._album_comments(item) for p in R.split_paragraphs(text)]
-                origin = "the comments tags"
-                if not found:
-                    continue
-            kept = R.select_reviews(found, top=o.top, min_tokens=o.min_tokens)
-            if not kept:
-                return AlbumReviews(problem=f"{origin}: {len(found)} review(s), none with enough words "
-                                            f"(at least {o.min_tokens} tokens, two distinct)")
-            if self.vocabulary is not None and (script := self.vocabulary.script()):
-                # Mixed languages: read the reviews in the model's script only.
-                readable = [r for r in kept if T.script_of(r.text) == script]
-                if not readable:
-                    problem = T.script_problem(R.album_text(kept), self.vocabulary) or "no review in its script"
-                    return AlbumReviews(problem=f"{origin}: not read by {self.model_name}: {problem}")
-                kept = readable
-            if self.vocabulary is not None and o.min_coverage > 0:
-                tokens = [t for r in kept for t in T.tokenize(r.text)]
-                coverage = self.vocabulary.coverage(tokens)
-                if coverage < o.min_coverage:
-                    return AlbumReviews(problem=f"{origin}: {coverage:.0%} of the words are known to {self.model_name} "
-                                                f"(at least {o.min_coverage:.0%} needed: another language?)")
-            return AlbumReviews(text=R.album_text(kept), origin=origin)
-        return AlbumReviews(problem=f"no reviews ({', '.join(o.sources)})", absent=True)
+        try:
+            sidecar = R.read_sidecar(os.path.dirname(util.syspath(item.path)), names=o.sidecar_names,
+                                     max_bytes=o.max_bytes)
+        except R.ReviewError as exc:
+            return AlbumReviews(problem=str(exc))
+        if sidecar is None:
+            return None
+        if sidecar.truncated:
+            return AlbumReviews(problem=f"{sidecar.path}: larger than {o.max_bytes:,} bytes (the most read); not used")
+        if not sidecar.reviews:
+            return AlbumReviews(problem=f"{sidecar.path}: no review in it (empty or whitespace)")
+        return sidecar.reviews, sidecar.path.name
+
+    def _from_attribute(self, item: Item) -> tuple[list[R.Review], str] | AlbumReviews | None:
+        name = self.options.attribute
+        value = item.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            return AlbumReviews(problem=f"the {name} attribute is not text ({type(value).__name__})")
+        found = [R.Review(p) for p in R.split_paragraphs(value)]
+        if not found:
+            return AlbumReviews(problem=f"the {name} attribute holds only whitespace")
+        return found, f"the {name} attribute"
+
+    def _readable(self, found: list[R.Review], origin: str) -> AlbumReviews:
+        """The album's text from the best of ``found`` (``top``, enough
+        words), in the model's script and with enough words it knows; else
+        the problem."""
+        o = self.options
+        kept = R.select_reviews(found, top=o.top, min_tokens=o.min_tokens)
+        if not kept:
+            return AlbumReviews(problem=f"{origin}: {len(found)} review(s), none with enough words "
+                                        f"(at least {o.min_tokens} tokens, two distinct)")
+        if self.vocabulary is not None and (script := self.vocabulary.script()):
+            # Mixed languages: read the reviews in the model's script only.
+            readable = [r for r in kept if T.script_of(r.text) == script]
+            if not readable:
+                problem = T.script_problem(R.album_text(kept), self.vocabulary) or "no review in its script"
+                return AlbumReviews(problem=f"{origin}: not read by {self.model_name}: {problem}")
+            kept = readable
+        if self.vocabulary is not None and o.min_coverage > 0:
+            tokens = [t for r in kept for t in T.tokenize(r.text)]
+            coverage = self.vocabulary.coverage(tokens)
+            if coverage < o.min_coverage:
+                return AlbumReviews(problem=f"{origin}: {coverage:.0%} of the words are known to {self.model_name} "
+                                            f"(at least {o.min_coverage:.0%} needed: another language?)")
+        return AlbumReviews(text=R.album_text(kept), origin=origin)
 
     def _album_comments(self, item: Item) -> list[str]:
         album = item.get_album() if item.get("album_id", with_album=False) else None
