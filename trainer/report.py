@@ -476,7 +476,7 @@ def r_sweep_figure(rows: Sequence[Sequence[Mapping]], *, title: str) -> "Figure"
 # --- the writer ---------------------------------------------------------------
 
 
-def matplotlib_available() -> bool:
+def plots_available() -> bool:
     """Whether matplotlib (the ``train`` extra) can be imported."""
     try:
         import matplotlib  # noqa: F401
@@ -498,7 +498,7 @@ def write_figure(path, make: Callable[[], "Figure"], *, name: str) -> str:
     earlier run's figure at ``path`` is removed, so none is left stale.
     """
     path = Path(path)
-    if not matplotlib_available():
+    if not plots_available():
         reason = PLOTS_SKIPPED_NOTE
         print(f"{name}: {reason}", file=sys.stderr)
     else:
@@ -586,7 +586,7 @@ def write_report(
         write(directory / filename, value)
         written[name] = str(directory / filename)
 
-    if not matplotlib_available():
+    if not plots_available():
         print(PLOTS_SKIPPED_NOTE, file=sys.stderr)
         for name in PLOT_NAMES:
             (directory / f"{name}.png").unlink(missing_ok=True)  # no stale figure from an earlier run
