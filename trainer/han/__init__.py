@@ -57,7 +57,7 @@ import torch
 from tagcore import reviews as R
 from trainer.datasets import DatasetError
 from trainer.han.baselines import BASELINES
-from trainer.han.bundle import command_line, english_table, save_style_bundle, ship, shown_names
+from trainer.han.bundle import command_line, english_table, graph_figure, save_style_bundle, ship, shown_names
 from trainer.han.data import Prepared, prepare
 from trainer.han.evaluation import THRESHOLDS, figures_line, format_table, summarise, summarise_dirs
 from trainer.han.train import VARIANTS, VariantRun, fit_baseline, fit_variant
@@ -148,8 +148,6 @@ def summarise_runs(args, *, log=print) -> dict:
     """The combined table of the ``runs.jsonl`` of ``--summarise``; with
     ``--ship`` the best bundle copied to ``--out``, with ``--figure`` its
     label graph drawn."""
-    from trainer.han.bundle import graph_figure
-
     table = summarise_dirs(args.summarise, order=[*VARIANTS, *BASELINES])
     log(format_table(table))
     if args.ship:
