@@ -89,19 +89,19 @@ def bench_inference(bundle, args) -> dict:
 def bench_epoch(args) -> dict:
     import torch
 
+    from tagcore.families import han
     from trainer import han as han_trainer
-    from trainer.loop import add_loop_arguments
+    from trainer.han.data import prepare
+    from trainer.han.train import han_config, new_han, train_network
 
     parser = argparse.ArgumentParser()
     han_trainer.add_arguments(parser)
     options = parser.parse_args(["--data", args.data, "--run-dir", str(Path(args.workdir) / "epoch"),
                                  "--batch-size", str(args.batch_size), "--epochs", "1", "--device", "cpu"])
-    del add_loop_arguments
-    prepared = han_trainer.prepare(options, log=lambda *a: None)
-    config = han_trainer.han_config(prepared, options, "+soft training")
-    model = han_trainer.new_han(prepared, config, 0)
-    result = han_trainer.train_network(prepared, model, han_trainer.han.model_loss(model), options, seed=0, name="bench epoch",
-                                log=lambda *a: None)
+    prepared = prepare(options, log=lambda *a: None)
+    model = new_han(prepared, han_config(prepared, options, "+soft training"), 0)
+    result = train_network(prepared, model, han.model_loss(model), options, seed=0, name="bench epoch",
+                           log=lambda *a: None)
     return {"train_albums": len(prepared.train), "validation_albums": len(prepared.val),
             "batch_size": args.batch_size, "epoch_seconds": result.history[0]["seconds"],
             "train_albums_per_s": result.history[0]["examples_per_s"], "threads": torch.get_num_threads()}

@@ -140,7 +140,7 @@ def test_netease_loader(tmp_path):
 
 
 def test_ml_knn_by_hand():
-    from trainer.han import ml_knn
+    from trainer.han.baselines import ml_knn
 
     x = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
     y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1]])
@@ -216,7 +216,7 @@ def test_checked_prediction_names_texts_the_model_cannot_read():
 
 
 def test_rmsc_layout_keeps_the_top_voted_informative_reviews(tmp_path):
-    from trainer.han import load_albums
+    from trainer.han.data import load_albums
 
     def album(name, tags, comments):
         data = {"name": name, "url": "https://music.douban.com/subject/1/", "rates": "8.1", "tags": tags,

@@ -139,3 +139,106 @@ def test_history_rows_and_strict_json(tmp_path):
     text = (tmp_path / "m.json").read_text(encoding="utf-8")
     assert json.loads(text) == {"a": [0, 1, 2], "b": 0.5, "c": None}
     assert text.index('"a"') < text.index('"b"')  # stable (sorted) key order
+
+
+# --- every figure function writes a PNG ----------------------------------------
+
+TINY_LABELS = ["rock", "jazz", "pop"]
+TINY_PANEL = {"title": "t", "starts": [1, 3], "labels": ["1-2", "3-4"], "gain": [5.0, -2.0], "std": [1.0, 0.5]}
+TINY_LINE = {"label": "eq4", "style": "o-", "r": [0.0, 0.5], "mean": [0.3, 0.35], "std": [0.01, 0.02]}
+FIGURES = {
+    "curves": lambda: report.curves_figure(report.history_rows([1.0, 0.5], [1.2, 0.9], val_accuracy=[0.5, 0.6])),
+    "confusion": lambda: report.confusion_figure(np.array([[3, 1, 0], [0, 2, 1], [1, 0, 4]]), TINY_LABELS),
+    "label_graph": lambda: report.label_graph_figure(np.eye(3) - 0.2, TINY_LABELS, {"rock": "a", "pop": "a"}),
+    "tsne": lambda: report.tsne_figure(np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]), TINY_LABELS),
+    "label_graph_delta": lambda: report.label_graph_delta_figure(np.eye(3) + 0.1, TINY_LABELS, title="G - I"),
+    "popularity_gain": lambda: report.popularity_gain_figure([[TINY_PANEL, {"title": "empty"}]], xlabel="rank"),
+    "r_sweep": lambda: report.r_sweep_figure([[{"title": "map", "lines": [TINY_LINE],
+                                                "control": {"label": "control", "value": 0.31}}]], title="sweep"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_each_figure_function_writes_a_png(tmp_path, name):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / f"{name}.png"
+    assert report.write_figure(path, FIGURES[name], name=name) == str(path)
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 2000
+
+
+def test_the_figure_functions_are_all_tested():
+    """A figure function added to report.py needs an entry in FIGURES."""
+    drawn = {name[: -len("_figure")] for name in dir(report)
+             if name.endswith("_figure") and not name.startswith(("_", "write_"))}
+    assert drawn == set(FIGURES)
+
+
+def test_a_failing_figure_is_one_line_and_leaves_no_stale_file(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "r_sweep.png"
+    path.write_bytes(PNG_MAGIC)  # an earlier run's figure
+    reason = report.write_figure(path, lambda: report.r_sweep_figure([], title="x"), name="r_sweep")
+    assert reason == "failed: ValueError: no panel to draw" and not path.exists()
+    assert capsys.readouterr().err.splitlines() == ["r_sweep plot failed: ValueError: no panel to draw"]
+
+
+def test_write_figure_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert not report.plots_available() and report.cjk_font() is None
+    reason = report.write_figure(tmp_path / "x.png", lambda: 1 / 0, name="x")
+    assert reason == report.PLOTS_SKIPPED_NOTE and not (tmp_path / "x.png").exists()
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_label_graph_delta_scales_and_uses_the_cjk_font(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    figure = report.label_graph_delta_figure(np.array([[1.0, 0.5], [0.25, 1.0]]), ["a", "b"], title="G - I")
+    assert figure.axes[0].get_title() == "G - I, scaled by 1/0.5"
+    assert figure.axes[0].images[0].get_array().tolist() == [[0.0, 1.0], [0.5, 0.0]]
+    seen = []
+    monkeypatch.setattr(report, "cjk_font", lambda: "DejaVu Sans")
+    monkeypatch.setattr(report, "save_png", lambda fig, path: seen.append(matplotlib.rcParams["font.sans-serif"][0]))
+    before = list(matplotlib.rcParams["font.sans-serif"])
+    assert report.write_label_graph_delta(tmp_path / "g.png", np.eye(2), ["民谣 Folk", "摇滚 Rock"], title="G") \
+        == str(tmp_path / "g.png")
+    assert seen == ["DejaVu Sans"] and matplotlib.rcParams["font.sans-serif"] == before  # no global change
+
+
+def test_samplecnn_spotify_figures_from_a_tiny_results_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    from trainer import samplecnn_spotify as spotify
+
+    def run(r, weighting, value):
+        return {"seed": 0, "keep": 1.0, "r": r, "weighting": weighting, "annotation_map": value,
+                "retrieval_map": value, "retrieval_auc": value, "per_tag_map": [0.2, 0.4, 0.5, 0.6],
+                "per_tag_auc": [0.6, 0.7, 0.8, 0.9], "popularity": [9, 7, 5, 3]}
+
+    results = {"seeds": [0], "keep_tags": [1.0], "r_grid": [0.0, 0.5],
+               "runs": [run(0.0, "baseline", 0.3), run(0.5, "eq4", 0.35), run(0.5, "none", 0.33),
+                        run(0.5, spotify.SHUFFLED, 0.3), run(0.0, spotify.DOUBLED, 0.31)]}
+    summary = {"table": {"keep=1 r=0.5 eq4": {"mean_std": {"retrieval_map": (0.35, 0.0)}}}}
+    sweep = spotify.r_sweep_panels(results)
+    assert [len(row) for row in sweep] == [len(spotify.METRICS)]
+    assert sweep[0][1]["lines"][0] == {"label": spotify.LEGEND["eq4"], "style": "o-", "r": [0.0, 0.5],
+                                       "mean": [0.3, 0.35], "std": [0.0, 0.0]}
+    assert sweep[0][1]["control"]["value"] == pytest.approx(0.31)
+    written = spotify.draw_figures(results, summary, tmp_path, bucket=2)
+    assert written == {"r_sweep": str(tmp_path / "r_sweep.png"), "popularity": str(tmp_path / "popularity.png")}
+    assert_png(tmp_path / "r_sweep.png")
+
+
+def test_samplecnn_popularity_and_lyrics_confusion_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    from trainer import lyrics, samplecnn
+
+    buckets = {m: {"first_rank": [1, 3], "relative_improvement": [0.1, -0.05]} for m in ("map", "auc")}
+    assert samplecnn.popularity_figure(buckets, tmp_path / "popularity.png", bucket=2, r=0.5) \
+        == str(tmp_path / "popularity.png")
+    assert_png(tmp_path / "popularity.png")
+    confusion = np.array([[2, 1], [0, 3]])
+    rows = [{"folds": "artist", "model": model, "accuracy": 0.8, "macro_f1": 0.7, "confusion": confusion}
+            for model in ("primary", "tfidf")]
+    lyrics.write_summary(tmp_path, rows, ["pop", "rock"], {}, None, 0.5)
+    assert_png(tmp_path / "confusion_artist.png")
+    assert_png(tmp_path / "confusion_artist_tfidf.png")

@@ -552,20 +552,18 @@ def run(args) -> int:  # noqa: C901 (split pending: issue 21)
 
 
 def write_summary(run_dir: Path, rows, labels, notes, args, chance) -> dict:
-    from trainer.report import _matplotlib_available, _save_png, confusion_figure, write_json
+    from trainer.report import confusion_figure, plots_available, write_figure, write_json
 
     summary = summarise(rows)
     write_json(run_dir / "metrics.json", {"labels": labels, "data": notes, "chance": chance, "summary": summary,
                                           "command": command_line(), "protocol": PROTOCOL})
     (run_dir / "ablation.md").write_text(ablation_markdown(summary, chance=chance), encoding="utf-8")
-    if _matplotlib_available():
+    if plots_available():
         for folds, models in summary.items():
             for model, entry in models.items():
                 name = f"confusion_{folds}.png" if model == "primary" else f"confusion_{folds}_{model}.png"
-                try:
-                    _save_png(confusion_figure(np.array(entry["confusion"]), labels), run_dir / name)
-                except Exception as error:  # a plot never stops the run
-                    print(f"confusion plot failed: {error}", file=sys.stderr)
+                confusion = np.array(entry["confusion"])
+                write_figure(run_dir / name, lambda c=confusion: confusion_figure(c, labels), name="confusion")
     return summary
 
 

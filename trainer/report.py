@@ -17,6 +17,13 @@ PNG figures:
 - ``tsne.png``: 2-D t-SNE of the tag embeddings, one annotated point per
   label, coloured by group (as Figure 1 of seed 002).
 
+Every other figure of the trainer is drawn here too, one pure function per
+figure (plain arrays and dicts in), saved by :func:`write_figure`: the HAN
+label graph G - I (:func:`write_label_graph_delta`, with a CJK font when
+one is installed), samplecnn's popularity buckets
+(:func:`popularity_gain_figure`) and r sweep (:func:`r_sweep_figure`);
+the lyrics trainer saves its confusion matrices with :func:`write_figure`.
+
 Plotting never stops a training run: a missing extra, a missing input or a
 failing figure is reported in the returned mapping (and on stderr) instead.
 The figure functions are pure: arrays in, :class:`matplotlib.figure.Figure`
@@ -25,6 +32,7 @@ out, drawn on an Agg canvas without touching pyplot's global state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -357,10 +365,119 @@ def _palette(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+# --- figures of single families -----------------------------------------------
+# Drawn by one trainer each, outside write_report: pass a thunk of one of
+# them to write_figure, which never lets a figure stop the run.
+
+#: Fonts that draw Chinese (the NetEase label names); the first installed one is used.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei",
+             "Microsoft YaHei", "PingFang SC", "Source Han Sans SC", "AR PL UMing CN")
+
+
+def cjk_font() -> str | None:
+    """The first of :data:`CJK_FONTS` matplotlib finds, or None (none
+    installed, or no matplotlib)."""
+    try:
+        from matplotlib import font_manager
+    except ImportError:
+        return None
+    for name in CJK_FONTS:
+        try:
+            font_manager.findfont(name, fallback_to_default=False)
+            return name
+        except ValueError:
+            continue
+    return None
+
+
+def label_graph_delta_figure(graph: np.ndarray, names: Sequence[str], *, title: str) -> "Figure":
+    """Figure 2 of seed 000 (the HAN family): heatmap of G - I for a learned
+    label graph G, shape (n, n), scaled by 1 / max |G - I| into [-1, 1]
+    (the scale is in the title). names : the n labels as shown."""
+    delta = np.asarray(graph, dtype=float) - np.eye(len(graph))
+    bound = float(np.abs(delta).max()) or 1.0
+    return label_graph_figure(np.clip(delta / bound, -1, 1), list(names), title=f"{title}, scaled by 1/{bound:.3g}")
+
+
+def write_label_graph_delta(path, graph: np.ndarray, names: Sequence[str], *, title: str) -> str:
+    """:func:`label_graph_delta_figure` saved at ``path``, drawn with a CJK
+    font when one is installed (so Chinese names show); the path or why
+    not (:func:`write_figure`)."""
+    font = cjk_font()
+
+    def make() -> "Figure":
+        return label_graph_delta_figure(graph, names, title=title)
+
+    if font is None:
+        return write_figure(path, make, name="label graph")
+    import matplotlib
+
+    # Drawn and saved inside the context: the font is looked up when the text is drawn.
+    with matplotlib.rc_context({"font.sans-serif": [font, *matplotlib.rcParams["font.sans-serif"]]}):
+        return write_figure(path, make, name="label graph")
+
+
+def popularity_gain_figure(rows: Sequence[Sequence[Mapping]], *, xlabel: str) -> "Figure":
+    """Figure 5 of seed 001 (the samplecnn family): relative improvement of
+    a retrieval metric per tag-popularity bucket, as bars.
+
+    rows : one per figure row, each a sequence of panels (mappings):
+        ``title``; ``starts`` (k,) the first popularity rank of each
+        bucket and ``labels`` (k,) their tick labels; ``gain`` (k,) in
+        percent; optional ``std`` (k,) error bars. A panel without
+        ``starts`` shows only the zero line.
+    """
+    if not rows or not rows[0]:
+        raise ValueError("no panel to draw")
+    fig = _new_figure(10, 3.4 * len(rows))
+    axes = fig.subplots(len(rows), len(rows[0]), squeeze=False)
+    for ax_row, panels in zip(axes, rows):
+        for ax, panel in zip(ax_row, panels):
+            if panel.get("starts") is not None and len(panel["starts"]):
+                k = len(panel["starts"])
+                ax.bar(range(k), np.asarray(panel["gain"], dtype=float), capsize=3,
+                       yerr=None if panel.get("std") is None else np.asarray(panel["std"], dtype=float))
+                ax.set_xticks(range(k), list(panel["labels"]), fontsize=8)
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("relative improvement (%)")
+            ax.set_title(panel["title"], fontsize=9)
+    return fig
+
+
+def r_sweep_figure(rows: Sequence[Sequence[Mapping]], *, title: str) -> "Figure":
+    """Figures 3 and 4 of seed 001 (the samplecnn family): metrics against
+    the search range r, mean ± std over seeds, one line per weighting.
+
+    rows : one per figure row, each a sequence of panels (mappings):
+        ``title``; ``lines``, each ``{"label", "style" (a matplotlib format
+        such as "o-"), "r" (k,), "mean" (k,), "std" (k,)}``; optional
+        ``control`` ``{"label", "value"}`` drawn as a horizontal line.
+    """
+    if not rows or not rows[0]:
+        raise ValueError("no panel to draw")
+    fig = _new_figure(13, 3.4 * len(rows))
+    axes = fig.subplots(len(rows), len(rows[0]), squeeze=False)
+    for ax_row, panels in zip(axes, rows):
+        for ax, panel in zip(ax_row, panels):
+            for line in panel["lines"]:
+                ax.errorbar(line["r"], line["mean"], yerr=line["std"], fmt=line["style"], capsize=3,
+                            label=line["label"])
+            if panel.get("control"):
+                ax.axhline(panel["control"]["value"], color="grey", linestyle="-.", linewidth=1,
+                           label=panel["control"]["label"])
+            ax.set_title(panel["title"], fontsize=9)
+            ax.set_xlabel("search range r")
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
 # --- the writer ---------------------------------------------------------------
 
 
-def _matplotlib_available() -> bool:
+def plots_available() -> bool:
+    """Whether matplotlib (the ``train`` extra) can be imported."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -368,8 +485,32 @@ def _matplotlib_available() -> bool:
     return True
 
 
-def _save_png(fig: "Figure", path: Path) -> None:
-    _write_atomic(path, lambda f: fig.savefig(f, format="png"), binary=True)
+def save_png(fig: "Figure", path: Path) -> None:
+    """``fig`` as a PNG at ``path``, written atomically."""
+    _write_atomic(Path(path), lambda f: fig.savefig(f, format="png"), binary=True)
+
+
+def write_figure(path, make: Callable[[], "Figure"], *, name: str) -> str:
+    """Draw ``make()`` and save it as a PNG at ``path``.
+
+    Never raises: returns the path, or why there is no figure (matplotlib
+    missing, or the error drawing it), said in one line on stderr; then an
+    earlier run's figure at ``path`` is removed, so none is left stale.
+    """
+    path = Path(path)
+    if not plots_available():
+        reason = PLOTS_SKIPPED_NOTE
+        print(f"{name}: {reason}", file=sys.stderr)
+    else:
+        try:
+            save_png(make(), path)
+            return str(path)
+        except Exception as error:  # a figure never stops a run
+            reason = f"failed: {type(error).__name__}: {error}"
+            print(f"{name} plot {reason}", file=sys.stderr)
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+    return reason
 
 
 def _cosine_similarity(embeddings: np.ndarray) -> np.ndarray:
@@ -445,7 +586,7 @@ def write_report(
         write(directory / filename, value)
         written[name] = str(directory / filename)
 
-    if not _matplotlib_available():
+    if not plots_available():
         print(PLOTS_SKIPPED_NOTE, file=sys.stderr)
         for name in PLOT_NAMES:
             (directory / f"{name}.png").unlink(missing_ok=True)  # no stale figure from an earlier run
@@ -467,11 +608,4 @@ def _run_plot(job: Callable[[], "Figure"] | str, path: Path, name: str) -> str:
             print(job, file=sys.stderr)
         path.unlink(missing_ok=True)
         return job
-    try:
-        _save_png(job(), path)
-    except Exception as error:  # one failing plot must not stop the others
-        reason = f"failed: {type(error).__name__}: {error}"
-        print(f"{name} plot {reason}", file=sys.stderr)
-        path.unlink(missing_ok=True)
-        return reason
-    return str(path)
+    return write_figure(path, job, name=name)

@@ -577,26 +577,19 @@ def format_table(evaluation: dict) -> str:
     return "\n".join(lines)
 
 
-def popularity_figure(buckets: dict, path: Path, *, bucket: int, r: float) -> None:
+def popularity_figure(buckets: dict, path: Path, *, bucket: int, r: float) -> str:
     """Figure 5: relative retrieval improvement (MAP, AUC) of r over r = 0
-    per tag-popularity bucket; a plotting failure is reported, not raised."""
-    try:
-        import matplotlib
+    per tag-popularity bucket (``buckets`` as in the evaluation), drawn by
+    :func:`trainer.report.popularity_gain_figure`; the path or why not (a
+    figure never stops the run)."""
+    from trainer.report import popularity_gain_figure, write_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    def make():
+        panels = [{"title": f"retrieval {metric.upper()}: r = {r:g} vs r = 0",
+                   "starts": buckets[metric]["first_rank"],
+                   "labels": [f"{s}-{s + bucket - 1}" for s in buckets[metric]["first_rank"]],
+                   "gain": 100 * np.array(buckets[metric]["relative_improvement"], float)}
+                  for metric in ("map", "auc")]
+        return popularity_gain_figure([panels], xlabel=f"tag popularity rank (buckets of {bucket})")
 
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-        for ax, metric in zip(axes, ("map", "auc")):
-            starts = buckets[metric]["first_rank"]
-            ax.bar(range(len(starts)), 100 * np.array(buckets[metric]["relative_improvement"], float))
-            ax.set_xticks(range(len(starts)), [f"{s}-{s + bucket - 1}" for s in starts], fontsize=8)
-            ax.axhline(0, color="black", linewidth=0.8)
-            ax.set_xlabel(f"tag popularity rank (buckets of {bucket})")
-            ax.set_ylabel("relative improvement (%)")
-            ax.set_title(f"retrieval {metric.upper()}: r = {r:g} vs r = 0", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    except Exception as error:  # a figure never stops a run
-        print(f"popularity figure failed: {type(error).__name__}: {error}", file=sys.stderr)
+    return write_figure(path, make, name="popularity")

@@ -361,66 +361,77 @@ def bucket_curves(results: dict, *, keep: float, r: float, weighting: str, bucke
     return starts, {k: np.array(v) for k, v in out.items()}
 
 
-def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int) -> None:
-    """r_sweep.png (Figures 3 and 4) and popularity.png (Figure 5); a
-    plotting failure is reported, never raised."""
-    try:
-        import matplotlib
+def draw_figures(results: dict, summary: dict, report_dir: Path, *, bucket: int) -> dict[str, str]:
+    """r_sweep.png (Figures 3 and 4) and popularity.png (Figure 5), drawn by
+    :mod:`trainer.report`; a figure that cannot be drawn is reported, never
+    raised. Returns figure name -> its path or why there is none."""
+    from trainer.report import popularity_gain_figure, r_sweep_figure, write_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing: no figures", file=sys.stderr)
-        return
-    try:
-        runs = results["runs"]
-        keeps = results["keep_tags"]
-        fig, axes = plt.subplots(len(keeps), 3, figsize=(13, 3.4 * len(keeps)), squeeze=False)
-        for row, keep in enumerate(keeps):
-            for col, metric in enumerate(METRICS):
-                ax = axes[row][col]
-                for weighting, style in (("eq4", "o-"), ("none", "s--"), (SHUFFLED, "x:")):
-                    xs, means, stds = [], [], []
-                    for r in results["r_grid"]:
-                        w = "baseline" if r == 0 else weighting
-                        vals = [x[metric] for x in runs if x["keep"] == keep and x["r"] == r and x["weighting"] == w]
-                        if vals:
-                            xs.append(r)
-                            means.append(np.mean(vals))
-                            stds.append(np.std(vals))
-                    ax.errorbar(xs, means, yerr=stds, fmt=style, capsize=3, label=LEGEND[weighting])
-                doubled = [x[metric] for x in runs if x["keep"] == keep and x["weighting"] == DOUBLED]
-                if doubled:
-                    ax.axhline(np.mean(doubled), color="grey", linestyle="-.", linewidth=1,
-                               label="doubled own BCE, r = 0 (control)")
-                ax.set_title(f"{metric.replace('_', ' ')} (tags kept {keep:g})", fontsize=9)
-                ax.set_xlabel("search range r")
-                ax.legend(fontsize=7)
-        fig.suptitle(f"Spotify playlists, MLP on 12 features: mean ± std over seeds {results['seeds']} (r = 0: baseline)",
-                     fontsize=10)
-        fig.tight_layout()
-        fig.savefig(report_dir / "r_sweep.png", dpi=110)
-        plt.close(fig)
+    title = f"Spotify playlists, MLP on 12 features: mean ± std over seeds {results['seeds']} (r = 0: baseline)"
+    xlabel = f"tag popularity rank (buckets of {bucket} tags)"
 
-        fig, axes = plt.subplots(len(keeps), 2, figsize=(10, 3.4 * len(keeps)), squeeze=False)
-        for row, keep in enumerate(keeps):
-            best = max((r for r in results["r_grid"] if r > 0),
-                       key=lambda r: summary["table"].get(f"keep={keep:g} r={r:g} eq4", {}).get("mean_std", {})
-                       .get("retrieval_map", (0,))[0])
-            for col, metric in enumerate(("map", "auc")):
-                ax = axes[row][col]
-                starts, curves = bucket_curves(results, keep=keep, r=best, weighting="eq4", bucket=bucket)
-                if curves[metric].size:
-                    mean = 100 * np.nanmean(curves[metric], axis=0)
-                    std = 100 * np.nanstd(curves[metric], axis=0)
-                    ax.bar(range(len(starts)), mean, yerr=std, capsize=3)
-                    ax.set_xticks(range(len(starts)), [f"{s}-{s + bucket - 1}" for s in starts], fontsize=8)
-                ax.axhline(0, color="black", linewidth=0.8)
-                ax.set_xlabel(f"tag popularity rank (buckets of {bucket} tags)")
-                ax.set_ylabel("relative improvement (%)")
-                ax.set_title(f"retrieval {metric.upper()}, r = {best:g} (eq4), tags kept {keep:g}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(report_dir / "popularity.png", dpi=110)
-        plt.close(fig)
-    except Exception as error:  # a figure never stops a run
-        print(f"figures failed: {type(error).__name__}: {error}", file=sys.stderr)
+    def sweep():
+        return r_sweep_figure(r_sweep_panels(results), title=title)
+
+    def popularity():
+        return popularity_gain_figure(popularity_panels(results, summary, bucket=bucket), xlabel=xlabel)
+
+    return {"r_sweep": write_figure(report_dir / "r_sweep.png", sweep, name="r_sweep"),
+            "popularity": write_figure(report_dir / "popularity.png", popularity, name="popularity")}
+
+
+#: The r-sweep lines: weighting -> line format ("o-": dots and a solid line).
+SWEEP_STYLES = {"eq4": "o-", "none": "s--", SHUFFLED: "x:"}
+
+
+def r_sweep_panels(results: dict) -> list[list[dict]]:
+    """The panels of :func:`trainer.report.r_sweep_figure`: a row per kept
+    tag share, a panel per metric of :data:`METRICS`, a line per weighting
+    (r = 0 is the baseline), the doubled-loss control as a level line."""
+    runs = results["runs"]
+    rows = []
+    for keep in results["keep_tags"]:
+        row = []
+        for metric in METRICS:
+            lines = [_sweep_line(runs, results["r_grid"], keep=keep, metric=metric, weighting=weighting)
+                     for weighting in SWEEP_STYLES]
+            doubled = [x[metric] for x in runs if x["keep"] == keep and x["weighting"] == DOUBLED]
+            control = {"label": "doubled own BCE, r = 0 (control)", "value": float(np.mean(doubled))} if doubled else None
+            row.append({"title": f"{metric.replace('_', ' ')} (tags kept {keep:g})", "lines": lines, "control": control})
+        rows.append(row)
+    return rows
+
+
+def _sweep_line(runs: list[dict], r_grid, *, keep: float, metric: str, weighting: str) -> dict:
+    """One weighting's line: mean and std over seeds of ``metric`` at each r
+    of ``r_grid`` that has runs."""
+    xs, means, stds = [], [], []
+    for r in r_grid:
+        w = "baseline" if r == 0 else weighting
+        vals = [x[metric] for x in runs if x["keep"] == keep and x["r"] == r and x["weighting"] == w]
+        if vals:
+            xs.append(r)
+            means.append(float(np.mean(vals)))
+            stds.append(float(np.std(vals)))
+    return {"label": LEGEND[weighting], "style": SWEEP_STYLES[weighting], "r": xs, "mean": means, "std": stds}
+
+
+def popularity_panels(results: dict, summary: dict, *, bucket: int) -> list[list[dict]]:
+    """The panels of :func:`trainer.report.popularity_gain_figure`: a row per
+    kept tag share, at the r > 0 with the best mean retrieval MAP (eq4); a
+    panel per retrieval metric (MAP, AUC), mean ± std over seeds in percent."""
+    rows = []
+    for keep in results["keep_tags"]:
+        best = max((r for r in results["r_grid"] if r > 0),
+                   key=lambda r: summary["table"].get(f"keep={keep:g} r={r:g} eq4", {}).get("mean_std", {})
+                   .get("retrieval_map", (0,))[0])
+        starts, curves = bucket_curves(results, keep=keep, r=best, weighting="eq4", bucket=bucket)
+        row = []
+        for metric in ("map", "auc"):
+            panel: dict = {"title": f"retrieval {metric.upper()}, r = {best:g} (eq4), tags kept {keep:g}"}
+            if curves[metric].size:
+                panel.update(starts=starts, labels=[f"{s}-{s + bucket - 1}" for s in starts],
+                             gain=100 * np.nanmean(curves[metric], axis=0), std=100 * np.nanstd(curves[metric], axis=0))
+            row.append(panel)
+        rows.append(row)
+    return rows
