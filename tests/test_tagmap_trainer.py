@@ -4,6 +4,7 @@ bundles that run in the analysis pass on stand-in sources."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from tagcore.analysis import Analysis
 from tagcore.bundle import load_bundle, read_config, save_bundle
 from tagcore.families import disambig, head, tagmap
 from tagcore.features import MelParams, feature_spec
-from trainer.tagmap import build, evaluate, fitting, genres, scoring, tables
+from trainer.tagmap import build, evaluate, fitting, genres, report, scoring, tables
 
 SHIPPED = Path(tables.__file__).resolve().parents[2] / "tagcore" / "bundles"
 
@@ -318,3 +319,58 @@ def test_artist_folds_keep_each_artist_on_one_side():
         outside = {artists[i] for f in folds if f is not fold for i in f}
         assert not inside & outside
     assert max(map(len, folds)) - min(map(len, folds)) <= 9
+
+
+# --- Fitting, report, command line ----------------------------------------------------
+
+
+def test_rule_threshold_is_half_the_99th_percentile_within_bounds():
+    assert fitting.rule_threshold(np.linspace(0.0, 0.4, 101)) == 0.198  # half of 0.396
+    assert fitting.rule_threshold(np.zeros(100)) == 0.005
+    assert fitting.rule_threshold(np.ones(100)) == 0.5
+
+
+def test_written_keeps_the_best_labels_above_the_threshold():
+    logits = np.array([[2.0, 1.0, 3.0], [-1.0, 0.5, -2.0], [-1.0, -1.0, -1.0]])
+    assert fitting.written(logits) == [[2, 0], [1], []]
+    assert fitting.written(logits, count=1) == [[2], [1], []]
+
+
+def test_fit_thresholds_moves_a_threshold_to_where_it_separates_the_genre():
+    """Jazz clips score 0.3 on the source, the others (no genre) 0.05: from
+    a threshold nobody passes (F1 0), the fit lands between the two (F1 1)."""
+    is_jazz = np.arange(100) % 2 == 0
+    x = np.where(is_jazz, 0.3, 0.05)[:, None].astype(np.float32)
+    truth = [("Jazz",) if j else () for j in is_jazz]
+    fast = fitting.FastMap(x, ["m:jazz"], ["jazz"], [("m:jazz", "jazz", 0.9, 0.0)])
+    assert scoring.allmusic_score(fast.logit_matrix(), ["jazz"], truth).f1 == 0.0
+    rules = fitting.fit_thresholds([(fast, truth)], [0])
+    assert 0.05 < rules[0][2] < 0.3
+    assert scoring.allmusic_score(fast.logit_matrix(), ["jazz"], truth).f1 == pytest.approx(1.0)
+
+
+def test_printed_thresholds_are_the_tables_source_and_stale_ones_are_named():
+    for name, table in (("GENRE_THRESHOLDS", tables.GENRE_THRESHOLDS), ("RULE_THRESHOLDS", tables.RULE_THRESHOLDS)):
+        namespace = {"MSD": tables.MSD, "MTT": tables.MTT}
+        exec(report.format_thresholds(name, table), namespace)
+        assert namespace[name] == table
+    assert report.stale_thresholds(tables.GENRE_THRESHOLDS, tables.RULE_THRESHOLDS) == []
+    moved = {**tables.RULE_THRESHOLDS, (tables.MTT, "piano"): 0.5}
+    assert report.stale_thresholds(tables.GENRE_THRESHOLDS, moved) == [(tables.MTT, "piano")]
+
+
+def test_the_command_writes_the_bundles_it_is_asked_for(tmp_path):
+    import argparse
+
+    from trainer.__main__ import lookup
+
+    module = importlib.import_module(f"trainer.{lookup('tagmaps')[1].module}")
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    messages = []
+    args = parser.parse_args(["--out", str(tmp_path), "--only", "energy-mtt,voice-mtt"])
+    assert module.run(args, log=messages.append) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["energy-mtt", "voice-mtt"]
+    assert len(messages) == 2 and all(m.startswith("wrote ") for m in messages)
+    _, config = read_config(tmp_path / "voice-mtt")
+    assert config["provenance"]["command"] == f"python -m trainer tagmap --out {tmp_path}"
