@@ -236,7 +236,7 @@ def test_bundles_are_written_and_run_in_the_analysis_pass(tmp_path):
         assert config["family"] == "tagmap" and config["task"] == spec.task
         assert config["input"] == {"kind": "scores", "bundles": spec.sources}
         assert config["decision"] == tables.DECISIONS[spec.task]
-        assert "trainer/tagmap.py" in config["provenance"]["tables"]
+        assert config["provenance"]["tables"].startswith(f"{build.TABLES_FILE}: ")
         load_bundle(path)
     files = [str(write_audio(tmp_path / f"song{i}.flac", "flac", seconds=5.0, frequency=220.0 * (i + 1)))
              for i in range(2)]
@@ -256,6 +256,10 @@ def test_bundles_are_written_and_run_in_the_analysis_pass(tmp_path):
         quadrants = alone[result.path][tables.MOOD_HEAD].scores
         best = tables.QUADRANT_MOODS[max(quadrants, key=quadrants.get)]
         assert choose("mood", mood, threshold=0.5, count=2)[0] == best.title()
+
+
+def test_the_provenance_names_the_file_of_the_tables():
+    assert Path(tables.__file__).resolve() == SHIPPED.parents[1] / build.TABLES_FILE
 
 
 def test_the_shipped_bundles_match_the_tables():

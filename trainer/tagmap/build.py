@@ -36,6 +36,8 @@ from trainer.tagmap.tables import (
 )
 
 VERSION = "1"
+#: The file holding the tables, as the bundles' provenance names it.
+TABLES_FILE = "trainer/tagmap/tables.py"
 #: The bundles this package writes.
 DEFAULT_NAMES = ("genre-musicnn", "mood-musicnn", "instrument-mtt", "voice-mtt", "energy-mtt")
 
@@ -120,7 +122,7 @@ def genre_spec(thresholds=None) -> MapSpec:
         name="genre-musicnn", task="genre", sources=[MSD, MTT], source_labels=musicnn_labels(),
         labels=genre_labels(), rules=genre_rules(thresholds),
         description="musicnn's Last.fm (MSD) and MagnaTagATune genre tags as beets genre names",
-        provenance={"tables": "trainer/tagmap.py: GENRE_MAP, NOT_GENRES, GENRE_THRESHOLDS",
+        provenance={"tables": f"{TABLES_FILE}: GENRE_MAP, NOT_GENRES, GENRE_THRESHOLDS",
                     "thresholds": "per source, fitted by coordinate ascent on the F1 of the written set "
                                   "(>= 0.5, at most 2) against the AllMusic genres of mood_4q's 900 clips and "
                                   "the GTZAN genres of gtzan_mini (each genre counted for its AllMusic genre "
@@ -149,7 +151,7 @@ def mood_spec(thresholds=None, head_labels: Sequence[str] | None = None) -> MapS
         name="mood-musicnn", task="mood", sources=[MOOD_HEAD, MSD], source_labels=labels,
         labels=list(MOOD_LABELS), rules=mood_rules(thresholds),
         description="mood words from the quadrant head mood4q (first mood) and musicnn-msd's mood tags",
-        provenance={"tables": "trainer/tagmap.py: QUADRANT_MOODS, MSD_MOODS, RULE_THRESHOLDS",
+        provenance={"tables": f"{TABLES_FILE}: QUADRANT_MOODS, MSD_MOODS, RULE_THRESHOLDS",
                     "thresholds": f"quadrant words: {HEAD_THRESHOLD} (a softmax over four quadrants: the best "
                                   f"quadrant always reaches it) with a bias putting them at >= {HEAD_FLOOR}; "
                                   f"MSD words: half their 99th percentile over mood_4q + gtzan_mini, capped at "
@@ -169,7 +171,7 @@ def mtt_spec(task: str, thresholds=None) -> MapSpec:
         rules=[(f"{b}:{tag}", label, _threshold(thresholds, b, tag), 0.0) for (b, tag), label in table.items()],
         description=f"{task} words from musicnn's MagnaTagATune tags" + (
             " (and the Last.fm tag 'instrumental' for 'no vocals')" if MSD in sources else ""),
-        provenance={"tables": f"trainer/tagmap.py: {task.upper()}_MAP, RULE_THRESHOLDS",
+        provenance={"tables": f"{TABLES_FILE}: {task.upper()}_MAP, RULE_THRESHOLDS",
                     "thresholds": "half each tag's 99th percentile over 1,000 real clips (mood_4q + gtzan_mini); "
                                   "no label used"},
     )

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from trainer.tagmap.build import TABLES_FILE
 from trainer.tagmap.tables import GENRE_THRESHOLDS, MSD, RULE_THRESHOLDS
 
 OPTION_NAMES = {
@@ -21,8 +22,6 @@ OPTION_NAMES = {
     "fusion": "(c) max fusion of (a) and (b)",
     "genre10": "(b*) the shipped genre10 bundle (trained on all of gtzan_mini)",
 }
-#: Where the shipped thresholds live (named in the note on stale tables).
-TABLES_FILE = "trainer/tagmap/tables.py"
 
 
 def _cell(value: list[float]) -> str:
