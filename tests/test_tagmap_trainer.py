@@ -1,9 +1,10 @@
-"""The shipped tag maps (trainer/tagmap.py): genres that only name genres,
+"""The shipped tag maps (trainer/tagmap/): genres that only name genres,
 the first mood from the quadrant head, thresholds that mean what they say,
 bundles that run in the analysis pass on stand-in sources."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +18,17 @@ from tagcore.analysis import Analysis
 from tagcore.bundle import load_bundle, read_config, save_bundle
 from tagcore.families import disambig, head, tagmap
 from tagcore.features import MelParams, feature_spec
-from trainer import tagmap as T
+from trainer.tagmap import build, evaluate, fitting, genres, report, scoring, tables
 
-SHIPPED = Path(T.__file__).resolve().parents[1] / "tagcore" / "bundles"
+SHIPPED = Path(tables.__file__).resolve().parents[2] / "tagcore" / "bundles"
 
 
-def predict(spec: T.MapSpec, x) -> np.ndarray:
+def predict(spec: build.MapSpec, x) -> np.ndarray:
     _, model = spec.build()
     return tagmap.predict(model, torch.as_tensor(np.asarray(x, np.float32))).numpy()
 
 
-def inputs_at(spec: T.MapSpec, values: dict[str, float], default: float = 0.0) -> np.ndarray:
+def inputs_at(spec: build.MapSpec, values: dict[str, float], default: float = 0.0) -> np.ndarray:
     """One input row: ``values`` by "bundle:tag", ``default`` elsewhere."""
     row = np.full(len(spec.inputs), default, np.float32)
     for name, value in values.items():
@@ -39,18 +40,18 @@ def inputs_at(spec: T.MapSpec, values: dict[str, float], default: float = 0.0) -
 
 
 def test_every_musicnn_tag_is_a_genre_source_or_excluded_with_a_reason():
-    labels = T.musicnn_labels()
-    for bundle in (T.MSD, T.MTT):
-        mapped, excluded = set(T.GENRE_MAP[bundle]), set(T.NOT_GENRES[bundle])
+    labels = build.musicnn_labels()
+    for bundle in (tables.MSD, tables.MTT):
+        mapped, excluded = set(tables.GENRE_MAP[bundle]), set(tables.NOT_GENRES[bundle])
         assert not mapped & excluded
         assert mapped | excluded == set(labels[bundle])
-        assert all(reason for reason in T.NOT_GENRES[bundle].values())
+        assert all(reason for reason in tables.NOT_GENRES[bundle].values())
 
 
 def test_decades_and_non_genres_never_become_genres():
-    spec = T.genre_spec()
-    excluded = [f"{b}:{t}" for b, tags in T.NOT_GENRES.items() for t in tags]
-    assert {f"{T.MSD}:{d}" for d in T.DECADES} <= set(excluded)
+    spec = build.genre_spec()
+    excluded = [f"{b}:{t}" for b, tags in tables.NOT_GENRES.items() for t in tags]
+    assert {f"{tables.MSD}:{d}" for d in tables.DECADES} <= set(excluded)
     assert not {rule[0] for rule in spec.rules} & set(excluded)
     assert not {"60s", "70s", "80s", "90s", "00s", "oldies"} & {l.lower() for l in spec.labels}
     # Even when every excluded tag is certain and every genre tag absent, no genre passes.
@@ -61,44 +62,44 @@ def test_decades_and_non_genres_never_become_genres():
 
 
 def test_genre_labels_are_lastgenre_names_with_an_allmusic_genre():
-    for label in T.genre_labels(head=True):
+    for label in build.genre_labels(head=True):
         assert label == label.lower()
-        assert T.normalize(label) == label, "a label the plugin would rename"
-        assert label in T.lastgenre_names()
-        assert T.allmusic_genre(label) is not None
+        assert genres.normalize(label) == label, "a label the plugin would rename"
+        assert label in genres.lastgenre_names()
+        assert genres.allmusic_genre(label) is not None
 
 
 @pytest.mark.parametrize("tag, genre", [("Hip-Hop", "Hip Hop"), ("rnb", "R&B"), ("House", "House"),
                                         ("punk", "Punk Rock"), ("Progressive rock", "Progressive Rock")])
 def test_msd_genres_come_out_as_beets_names(tag, genre):
-    spec = T.genre_spec()
-    label = T.GENRE_MAP[T.MSD][tag]
+    spec = build.genre_spec()
+    label = tables.GENRE_MAP[tables.MSD][tag]
     assert canonical_genre(label) == genre
-    probs = predict(spec, inputs_at(spec, {f"{T.MSD}:{tag}": 0.95}))[0]
+    probs = predict(spec, inputs_at(spec, {f"{tables.MSD}:{tag}": 0.95}))[0]
     assert choose("genre", dict(zip(spec.labels, probs)), threshold=0.5, count=2) == [genre]
 
 
 def test_mtt_classical_is_classical():
-    spec = T.genre_spec()
-    probs = predict(spec, inputs_at(spec, {f"{T.MTT}:classical": 0.9, f"{T.MSD}:instrumental": 0.9}))[0]
+    spec = build.genre_spec()
+    probs = predict(spec, inputs_at(spec, {f"{tables.MTT}:classical": 0.9, f"{tables.MSD}:instrumental": 0.9}))[0]
     assert choose("genre", dict(zip(spec.labels, probs)), threshold=0.5, count=2) == ["Classical"]
 
 
 def test_the_strongest_source_decides_and_synonyms_share_one_label():
-    spec = T.genre_spec()
-    t = {(b, tag): thr for (b, tag), thr in T.GENRE_THRESHOLDS.items()}
+    spec = build.genre_spec()
+    t = {(b, tag): thr for (b, tag), thr in tables.GENRE_THRESHOLDS.items()}
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    p_alt, p_alt_rock = 0.9, t[(T.MSD, "alternative rock")]
-    probs = predict(spec, inputs_at(spec, {f"{T.MSD}:alternative": p_alt, f"{T.MSD}:alternative rock": p_alt_rock}))[0]
-    expected = 1 / (1 + np.exp(-max(logit(p_alt) - logit(t[(T.MSD, "alternative")]), 0.0)))
+    p_alt, p_alt_rock = 0.9, t[(tables.MSD, "alternative rock")]
+    probs = predict(spec, inputs_at(spec, {f"{tables.MSD}:alternative": p_alt, f"{tables.MSD}:alternative rock": p_alt_rock}))[0]
+    expected = 1 / (1 + np.exp(-max(logit(p_alt) - logit(t[(tables.MSD, "alternative")]), 0.0)))
     assert probs[spec.labels.index("alternative rock")] == pytest.approx(expected, abs=1e-4)
 
 
 # --- Thresholds -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [T.genre_spec, T.mood_spec, *(lambda t=t: T.mtt_spec(t) for t in T.MTT_MAPS)],
-                         ids=["genre", "mood", *T.MTT_MAPS])
+@pytest.mark.parametrize("make", [build.genre_spec, build.mood_spec, *(lambda t=t: build.mtt_spec(t) for t in tables.MTT_MAPS)],
+                         ids=["genre", "mood", *tables.MTT_MAPS])
 def test_a_source_exactly_at_its_threshold_gives_one_half(make):
     spec = make()
     assert all(0 < rule[2] < 1 for rule in spec.rules)
@@ -116,13 +117,13 @@ def test_a_source_exactly_at_its_threshold_gives_one_half(make):
 
 
 def test_fast_map_agrees_with_the_family_model():
-    spec = T.genre_spec()
+    spec = build.genre_spec()
     x = np.random.default_rng(0).beta(0.5, 3.0, size=(64, len(spec.inputs))).astype(np.float32)
-    fast = T.FastMap(x, spec.inputs, spec.labels, spec.rules)
+    fast = fitting.FastMap(x, spec.inputs, spec.labels, spec.rules)
     np.testing.assert_allclose(1 / (1 + np.exp(-fast.logit_matrix())), predict(spec, x), atol=1e-5)
-    mood = T.mood_spec()
+    mood = build.mood_spec()
     x = np.random.default_rng(1).random((64, len(mood.inputs))).astype(np.float32)
-    fast = T.FastMap(x, mood.inputs, mood.labels, mood.rules)
+    fast = fitting.FastMap(x, mood.inputs, mood.labels, mood.rules)
     np.testing.assert_allclose(1 / (1 + np.exp(-fast.logit_matrix())), predict(mood, x), atol=1e-5)
 
 
@@ -143,58 +144,58 @@ def test_a_ceiling_caps_a_source_and_old_maps_without_ceilings_still_load(tmp_pa
 
 
 def test_the_first_mood_comes_from_the_quadrant_head():
-    spec = T.mood_spec()
+    spec = build.mood_spec()
     rng = np.random.default_rng(0)
     n = 2000
     quadrant = rng.dirichlet(np.full(4, 0.7), size=n)
     quadrant[:200] = 0.25 + rng.normal(0, 0.01, size=(200, 4)).clip(-0.02, 0.02)  # an undecided head
     quadrant /= quadrant.sum(axis=1, keepdims=True)
-    msd = rng.random((n, len(spec.source_labels[T.MSD])))
+    msd = rng.random((n, len(spec.source_labels[tables.MSD])))
     msd[:500] = 0.999  # every MSD tag certain
     probs = predict(spec, np.concatenate([quadrant, msd], axis=1))
     for row, q in zip(probs, quadrant):
         chosen = choose("mood", dict(zip(spec.labels, row)), threshold=0.5, count=2)
-        assert chosen[0] == T.QUADRANT_MOODS[T.QUADRANTS[int(np.argmax(q))]].title()
+        assert chosen[0] == tables.QUADRANT_MOODS[tables.QUADRANTS[int(np.argmax(q))]].title()
     # MSD words still come second.
-    row = predict(spec, inputs_at(spec, {f"{T.MOOD_HEAD}:Q1": 0.9, f"{T.MOOD_HEAD}:Q4": 0.1,
-                                         f"{T.MSD}:party": 0.9}))[0]
+    row = predict(spec, inputs_at(spec, {f"{tables.MOOD_HEAD}:Q1": 0.9, f"{tables.MOOD_HEAD}:Q4": 0.1,
+                                         f"{tables.MSD}:party": 0.9}))[0]
     assert choose("mood", dict(zip(spec.labels, row)), threshold=0.5, count=2) == ["Happy", "Party"]
 
 
 def test_mood_tables_cover_what_they_should():
-    assert set(T.QUADRANT_MOODS) == set(T.QUADRANTS)
-    assert [T.QUADRANT_MOODS[q] for q in T.QUADRANTS] == ["happy", "aggressive", "sad", "calm"]
-    msd = set(T.musicnn_labels()[T.MSD])
-    assert set(T.MSD_MOODS) | set(T.MSD_NOT_MOODS) <= msd
-    assert set(T.MSD_MOODS.values()) | set(T.QUADRANT_MOODS.values()) == set(T.MOOD_LABELS)
-    assert T.MSD_CEILING < T.HEAD_FLOOR
+    assert set(tables.QUADRANT_MOODS) == set(tables.QUADRANTS)
+    assert [tables.QUADRANT_MOODS[q] for q in tables.QUADRANTS] == ["happy", "aggressive", "sad", "calm"]
+    msd = set(build.musicnn_labels()[tables.MSD])
+    assert set(tables.MSD_MOODS) | set(tables.MSD_NOT_MOODS) <= msd
+    assert set(tables.MSD_MOODS.values()) | set(tables.QUADRANT_MOODS.values()) == set(tables.MOOD_LABELS)
+    assert tables.MSD_CEILING < tables.HEAD_FLOOR
 
 
 # --- MTT maps -------------------------------------------------------------------
 
 
 def test_voice_merges_mtt_synonyms():
-    spec = T.mtt_spec("voice")
+    spec = build.mtt_spec("voice")
     assert spec.labels == ["female vocal", "male vocal", "no vocals", "choir"]
     for tag in ("female", "woman", "female vocal", "female voice"):
-        row = predict(spec, inputs_at(spec, {f"{T.MTT}:{tag}": 0.9}))[0]
+        row = predict(spec, inputs_at(spec, {f"{tables.MTT}:{tag}": 0.9}))[0]
         assert choose("voice", dict(zip(spec.labels, row)), threshold=0.5, count=2) == ["female vocal"]
     for tag in ("male", "man", "male vocal", "male voice"):
-        row = predict(spec, inputs_at(spec, {f"{T.MTT}:{tag}": 0.9}))[0]
+        row = predict(spec, inputs_at(spec, {f"{tables.MTT}:{tag}": 0.9}))[0]
         assert choose("voice", dict(zip(spec.labels, row)), threshold=0.5, count=2) == ["male vocal"]
     # "No vocals" comes from MSD's "instrumental"; MTT's no-vocal tags are left out on evidence.
-    row = predict(spec, inputs_at(spec, {f"{T.MSD}:instrumental": 0.9}))[0]
+    row = predict(spec, inputs_at(spec, {f"{tables.MSD}:instrumental": 0.9}))[0]
     assert choose("voice", dict(zip(spec.labels, row)), threshold=0.5, count=2) == ["no vocals"]
-    assert spec.sources == [T.MTT, T.MSD]
-    for source in T.VOICE_LEFT_OUT:
-        assert source not in T.VOICE_MAP
+    assert spec.sources == [tables.MTT, tables.MSD]
+    for source in tables.VOICE_LEFT_OUT:
+        assert source not in tables.VOICE_MAP
         row = predict(spec, inputs_at(spec, {f"{source[0]}:{source[1]}": 0.99}))[0]
         assert row.max() < 1e-3
 
 
 def test_energy_and_instrument_vocabularies():
-    assert T.mtt_spec("energy").labels == ["fast", "slow", "soft", "loud"]
-    assert {"piano", "guitar", "violin", "strings", "drums", "synth"} <= set(T.mtt_spec("instrument").labels)
+    assert build.mtt_spec("energy").labels == ["fast", "slow", "soft", "loud"]
+    assert {"piano", "guitar", "violin", "strings", "drums", "synth"} <= set(build.mtt_spec("instrument").labels)
 
 
 # --- Bundles ----------------------------------------------------------------------
@@ -207,8 +208,8 @@ def stand_in_sources(directory: Path) -> list[Path]:
     """Tiny audio bundles named musicnn-msd and musicnn-mtt with the real
     label lists, and a quadrant head mood4q on the first."""
     paths = []
-    for seed, name in enumerate((T.MSD, T.MTT)):
-        labels = T.musicnn_labels()[name]
+    for seed, name in enumerate((tables.MSD, tables.MTT)):
+        labels = build.musicnn_labels()[name]
         torch.manual_seed(seed)
         config = disambig.Config(n_mels=FEATURE.n_mels, channels=(4, 8), pools=((2, 2), (2, 2)), gru_hidden=6,
                                  n_labels=len(labels))
@@ -218,8 +219,8 @@ def stand_in_sources(directory: Path) -> list[Path]:
             outputs=("scores", "embedding"), embedding_dim=6, task="tags"))
     config = head.Config(n_inputs=6, n_labels=4, hidden=0)
     paths.append(save_bundle(
-        directory / T.MOOD_HEAD, model=head.Model(config).eval(), family="head", name=T.MOOD_HEAD, version="1",
-        labels=list(T.QUADRANTS), model_config=config.to_dict(), input={"kind": "backbone", "bundle": T.MSD},
+        directory / tables.MOOD_HEAD, model=head.Model(config).eval(), family="head", name=tables.MOOD_HEAD, version="1",
+        labels=list(tables.QUADRANTS), model_config=config.to_dict(), input={"kind": "backbone", "bundle": tables.MSD},
         task="mood-quadrant"))
     return paths
 
@@ -227,15 +228,15 @@ def stand_in_sources(directory: Path) -> list[Path]:
 def test_bundles_are_written_and_run_in_the_analysis_pass(tmp_path):
     sources = stand_in_sources(tmp_path / "sources")
     out = tmp_path / "maps"
-    specs = T.all_specs()
-    paths = [T.write_bundle(spec, out, command="test") for spec in specs]
-    assert sorted(p.name for p in paths) == sorted(T.DEFAULT_NAMES)
+    specs = build.all_specs()
+    paths = [build.write_bundle(spec, out, command="test") for spec in specs]
+    assert sorted(p.name for p in paths) == sorted(build.DEFAULT_NAMES)
     for spec, path in zip(specs, paths):
         _, config = read_config(path)
         assert config["family"] == "tagmap" and config["task"] == spec.task
         assert config["input"] == {"kind": "scores", "bundles": spec.sources}
-        assert config["decision"] == T.DECISIONS[spec.task]
-        assert "trainer/tagmap.py" in config["provenance"]["tables"]
+        assert config["decision"] == tables.DECISIONS[spec.task]
+        assert config["provenance"]["tables"].startswith(f"{build.TABLES_FILE}: ")
         load_bundle(path)
     files = [str(write_audio(tmp_path / f"song{i}.flac", "flac", seconds=5.0, frequency=220.0 * (i + 1)))
              for i in range(2)]
@@ -252,13 +253,17 @@ def test_bundles_are_written_and_run_in_the_analysis_pass(tmp_path):
             expected = predict(spec, x[None])[0]
             np.testing.assert_allclose([output.scores[l] for l in spec.labels], expected, atol=2e-3)
         mood = result.outputs["mood-musicnn"].scores
-        quadrants = alone[result.path][T.MOOD_HEAD].scores
-        best = T.QUADRANT_MOODS[max(quadrants, key=quadrants.get)]
+        quadrants = alone[result.path][tables.MOOD_HEAD].scores
+        best = tables.QUADRANT_MOODS[max(quadrants, key=quadrants.get)]
         assert choose("mood", mood, threshold=0.5, count=2)[0] == best.title()
 
 
+def test_the_provenance_names_the_file_of_the_tables():
+    assert Path(tables.__file__).resolve() == SHIPPED.parents[1] / build.TABLES_FILE
+
+
 def test_the_shipped_bundles_match_the_tables():
-    for spec in T.all_specs():
+    for spec in build.all_specs():
         path = SHIPPED / spec.name
         if not path.is_dir():
             pytest.skip(f"{spec.name} is not shipped (yet)")
@@ -281,13 +286,13 @@ def test_the_genre_map_on_real_gtzan_clips():
     from trainer.datasets import gtzan
 
     records = gtzan.load(SHARED / "gtzan_mini")
-    picked = [r for g in T.GTZAN_GENRES for r in [x for x in records if x.labels[0] == g][:3]]
+    picked = [r for g in tables.GTZAN_GENRES for r in [x for x in records if x.labels[0] == g][:3]]
     results = sorted(Analysis(["genre-musicnn"], workers=0).analyse([r.path for r in picked]), key=lambda r: r.index)
     right = 0
     for record, result in zip(picked, results):
         scores = result.outputs["genre-musicnn"].scores
-        named = {l: s for l, s in scores.items() if T.gtzan_class(l)}
-        right += T.gtzan_class(max(named, key=named.get)) == record.labels[0]
+        named = {l: s for l, s in scores.items() if genres.gtzan_class(l)}
+        right += genres.gtzan_class(max(named, key=named.get)) == record.labels[0]
         assert not {"60s", "70s", "80s", "90s", "00s", "oldies"} & set(scores)
     assert right >= 12  # of 30
 
@@ -301,7 +306,7 @@ def test_allmusic_score_counts_each_allmusic_genre_once():
                        [-1.0, -2.0, 1.0, 0.5],   # Jazz + Hip Hop: Jazz right, Rap wrong
                        [-3.0, -3.0, -2.0, -1.0]])  # nothing written; top Hip Hop
     truth = [("Pop/Rock",), ("Jazz", "Vocal"), ("Latin",)]
-    score = T.allmusic_score(logits, labels, truth)
+    score = scoring.allmusic_score(logits, labels, truth)
     assert score.precision == pytest.approx(2 / 3)        # Pop/Rock, Jazz right; Rap wrong
     assert score.recall == pytest.approx(2 / 4)           # of Pop/Rock, Jazz, Vocal, Latin
     assert score.none == pytest.approx(1 / 3)
@@ -311,10 +316,65 @@ def test_allmusic_score_counts_each_allmusic_genre_once():
 
 def test_artist_folds_keep_each_artist_on_one_side():
     artists = [f"a{i % 37}" for i in range(300)]
-    folds = T.artist_folds(artists, k=5, seed=3)
+    folds = evaluate.artist_folds(artists, k=5, seed=3)
     assert sorted(np.concatenate(folds).tolist()) == list(range(300))
     for fold in folds:
         inside = {artists[i] for i in fold}
         outside = {artists[i] for f in folds if f is not fold for i in f}
         assert not inside & outside
     assert max(map(len, folds)) - min(map(len, folds)) <= 9
+
+
+# --- Fitting, report, command line ----------------------------------------------------
+
+
+def test_rule_threshold_is_half_the_99th_percentile_within_bounds():
+    assert fitting.rule_threshold(np.linspace(0.0, 0.4, 101)) == 0.198  # half of 0.396
+    assert fitting.rule_threshold(np.zeros(100)) == 0.005
+    assert fitting.rule_threshold(np.ones(100)) == 0.5
+
+
+def test_written_keeps_the_best_labels_above_the_threshold():
+    logits = np.array([[2.0, 1.0, 3.0], [-1.0, 0.5, -2.0], [-1.0, -1.0, -1.0]])
+    assert fitting.written(logits) == [[2, 0], [1], []]
+    assert fitting.written(logits, count=1) == [[2], [1], []]
+
+
+def test_fit_thresholds_moves_a_threshold_to_where_it_separates_the_genre():
+    """Jazz clips score 0.3 on the source, the others (no genre) 0.05: from
+    a threshold nobody passes (F1 0), the fit lands between the two (F1 1)."""
+    is_jazz = np.arange(100) % 2 == 0
+    x = np.where(is_jazz, 0.3, 0.05)[:, None].astype(np.float32)
+    truth = [("Jazz",) if j else () for j in is_jazz]
+    fast = fitting.FastMap(x, ["m:jazz"], ["jazz"], [("m:jazz", "jazz", 0.9, 0.0)])
+    assert scoring.allmusic_score(fast.logit_matrix(), ["jazz"], truth).f1 == 0.0
+    rules = fitting.fit_thresholds([(fast, truth)], [0])
+    assert 0.05 < rules[0][2] < 0.3
+    assert scoring.allmusic_score(fast.logit_matrix(), ["jazz"], truth).f1 == pytest.approx(1.0)
+
+
+def test_printed_thresholds_are_the_tables_source_and_stale_ones_are_named():
+    for name, table in (("GENRE_THRESHOLDS", tables.GENRE_THRESHOLDS), ("RULE_THRESHOLDS", tables.RULE_THRESHOLDS)):
+        namespace = {"MSD": tables.MSD, "MTT": tables.MTT}
+        exec(report.format_thresholds(name, table), namespace)
+        assert namespace[name] == table
+    assert report.stale_thresholds(tables.GENRE_THRESHOLDS, tables.RULE_THRESHOLDS) == []
+    moved = {**tables.RULE_THRESHOLDS, (tables.MTT, "piano"): 0.5}
+    assert report.stale_thresholds(tables.GENRE_THRESHOLDS, moved) == [(tables.MTT, "piano")]
+
+
+def test_the_command_writes_the_bundles_it_is_asked_for(tmp_path):
+    import argparse
+
+    from trainer.__main__ import lookup
+
+    module = importlib.import_module(f"trainer.{lookup('tagmaps')[1].module}")
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    messages = []
+    args = parser.parse_args(["--out", str(tmp_path), "--only", "energy-mtt,voice-mtt"])
+    assert module.run(args, log=messages.append) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["energy-mtt", "voice-mtt"]
+    assert len(messages) == 2 and all(m.startswith("wrote ") for m in messages)
+    _, config = read_config(tmp_path / "voice-mtt")
+    assert config["provenance"]["command"] == f"python -m trainer tagmap --out {tmp_path}"

@@ -1,0 +1,316 @@
+"""The tag maps' tables: which musicnn tag feeds which label, above which
+probability it counts, and how a written genre is counted in evaluation.
+
+Hand-written data only (no code): the maps of the five shipped bundles
+(:data:`GENRE_MAP`, :data:`QUADRANT_MOODS` and :data:`MSD_MOODS`,
+:data:`MTT_MAPS`), the tags left out and why, the thresholds the bundles
+ship (:data:`GENRE_THRESHOLDS` fitted, :data:`RULE_THRESHOLDS` by the
+rule; ``python -m trainer tagmap --evaluate`` prints both), the
+recommended decisions, and the tables the evaluation counts genres and
+moods with (:data:`TOP_TO_ALLMUSIC`, :data:`GTZAN_CLASS`,
+:data:`GTZAN_ALLMUSIC`, :data:`ALLMUSIC_MOODS`).
+"""
+
+from __future__ import annotations
+
+#: The two musicnn ports whose tags the maps read.
+MSD, MTT = "musicnn-msd", "musicnn-mtt"
+#: The quadrant head (labels Q1..Q4) the mood map reads, and the GTZAN
+#: head the combined genre option reads.
+MOOD_HEAD, GTZAN_HEAD = "mood4q", "genre10"
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+GTZAN_GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+
+# --- Genre ------------------------------------------------------------------
+
+#: Source tag -> beets genre name (lower case, as lastgenre names it: in its
+#: genres.txt or genres-tree.yaml; the plugin title-cases it). Synonyms and
+#: near-synonyms go to one name so that two slots are not spent on one
+#: genre ("alternative"/"alternative rock", "indie"/"indie rock",
+#: "electronic"/"electronica"/"electro", "metal"/"heavy metal").
+GENRE_MAP: dict[str, dict[str, str]] = {
+    MSD: {
+        "rock": "rock",
+        "pop": "pop",
+        "alternative": "alternative rock",
+        "alternative rock": "alternative rock",
+        "indie": "indie rock",
+        "indie rock": "indie rock",
+        "indie pop": "indie pop",
+        "electronic": "electronic",
+        "electronica": "electronic",
+        "electro": "electronic",
+        "dance": "dance music",
+        "House": "house",
+        "chillout": "chillout",
+        "ambient": "ambient",
+        "jazz": "jazz",
+        "metal": "metal",
+        "heavy metal": "metal",
+        "hard rock": "hard rock",
+        "classic rock": "classic rock",
+        "Progressive rock": "progressive rock",
+        "punk": "punk rock",
+        "soul": "soul",
+        "rnb": "r&b",
+        "funk": "funk",
+        "Hip-Hop": "hip hop",
+        "blues": "blues",
+        "country": "country",
+        "folk": "folk",
+        "easy listening": "easy listening",
+    },
+    MTT: {
+        "classical": "classical",
+        "classic": "classical",
+        "rock": "rock",
+        "pop": "pop",
+        "metal": "metal",
+        "country": "country",
+        "electronic": "electronic",
+        "techno": "techno",
+        "dance": "dance music",
+        "ambient": "ambient",
+        "new age": "new age music",
+        "indian": "world music",
+    },
+}
+
+#: Tags of the sources that never become genres, and why. Every tag of
+#: musicnn-msd and musicnn-mtt is in GENRE_MAP or here (a test checks).
+DECADES = ("60s", "70s", "80s", "90s", "00s", "oldies")
+NOT_GENRES: dict[str, dict[str, str]] = {
+    MSD: {
+        **{tag: "a period, not a genre" for tag in DECADES},
+        "female vocalists": "a voice (task voice)",
+        "female vocalist": "a voice (task voice)",
+        "male vocalists": "a voice (task voice)",
+        "instrumental": "a voice (task voice)",
+        "guitar": "an instrument",
+        "acoustic": "a sound, across genres",
+        "beautiful": "a judgement",
+        "catchy": "a judgement",
+        "sexy": "a mood (task mood)",
+        "party": "a mood (task mood)",
+        "happy": "a mood (task mood)",
+        "sad": "a mood (task mood)",
+        "Mellow": "a mood (task mood)",
+        "chill": "a mood (task mood); chillout is the genre",
+        "experimental": "a descriptor used across genres (indie, electronic, noise)",
+    },
+    MTT: {
+        **{tag: "an instrument (task instrument)" for tag in (
+            "guitar", "strings", "drums", "piano", "violin", "synth", "harpsichord", "flute", "sitar", "harp",
+            "cello")},
+        **{tag: "a voice (task voice)" for tag in (
+            "vocal", "vocals", "voice", "singing", "female", "woman", "female vocal", "female voice", "male", "man",
+            "male vocal", "male voice", "no vocal", "no vocals", "no voice", "choir", "choral")},
+        **{tag: "tempo or loudness (task energy)" for tag in ("slow", "fast", "soft", "quiet", "loud")},
+        "opera": "written where it sounds operatic: on 73 of mood_4q's clips at its fitted threshold, 48 of them "
+                 "AllMusic Vocal or Jazz (crooners, standards) and hardly any Classical",
+        "beat": "a sound, across genres",
+        "beats": "a sound, across genres",
+        "solo": "a texture, across genres",
+        "weird": "a judgement",
+    },
+}
+
+#: Per-source thresholds of the genre map, fitted on the AllMusic genres of
+#: all 900 mood_4q clips and the genres of gtzan_mini's 100 (fit_thresholds;
+#: python -m trainer tagmap --evaluate prints them; docs/models/tagmap.md
+#: has the cross-validated figures).
+GENRE_THRESHOLDS: dict[tuple[str, str], float] = {
+    (MSD, 'rock'): 0.2293,
+    (MSD, 'pop'): 0.17,
+    (MSD, 'alternative'): 0.1608,
+    (MSD, 'alternative rock'): 0.0942,
+    (MSD, 'indie'): 0.1338,
+    (MSD, 'indie rock'): 0.0854,
+    (MSD, 'indie pop'): 0.0261,
+    (MSD, 'electronic'): 0.207,
+    (MSD, 'electronica'): 0.069,
+    (MSD, 'electro'): 0.049,
+    (MSD, 'dance'): 0.2454,
+    (MSD, 'House'): 0.0568,
+    (MSD, 'chillout'): 0.1125,
+    (MSD, 'ambient'): 0.196,
+    (MSD, 'jazz'): 0.3232,
+    (MSD, 'metal'): 0.4204,
+    (MSD, 'heavy metal'): 0.1155,
+    (MSD, 'hard rock'): 0.1108,
+    (MSD, 'classic rock'): 0.1086,
+    (MSD, 'Progressive rock'): 0.0961,
+    (MSD, 'punk'): 0.1671,
+    (MSD, 'soul'): 0.2893,
+    (MSD, 'rnb'): 0.19,
+    (MSD, 'funk'): 0.1488,
+    (MSD, 'Hip-Hop'): 0.1759,
+    (MSD, 'blues'): 0.2317,
+    (MSD, 'country'): 0.1053,
+    (MSD, 'folk'): 0.1633,
+    (MSD, 'easy listening'): 0.1073,
+    (MTT, 'classical'): 0.4208,
+    (MTT, 'classic'): 0.081,
+    (MTT, 'rock'): 0.3932,
+    (MTT, 'pop'): 0.2773,
+    (MTT, 'metal'): 0.3345,
+    (MTT, 'country'): 0.2049,
+    (MTT, 'electronic'): 0.2544,
+    (MTT, 'techno'): 0.5767,
+    (MTT, 'dance'): 0.1823,
+    (MTT, 'ambient'): 0.2104,
+    (MTT, 'new age'): 0.0458,
+    (MTT, 'indian'): 0.2852,
+}
+
+#: Recommended decision of each map (the plugin's threshold and count when
+#: its configuration names none).
+DECISIONS = {
+    "genre": {"threshold": 0.5, "count": 2},
+    "mood": {"threshold": 0.5, "count": 2},
+    "instrument": {"threshold": 0.5, "count": 3},
+    "voice": {"threshold": 0.5, "count": 2},
+    "energy": {"threshold": 0.5, "count": 2},
+}
+
+# --- Mood -------------------------------------------------------------------
+
+#: Quadrant of Russell's plane -> mood word (the quadrant head decides the
+#: first mood).
+QUADRANT_MOODS = {"Q1": "happy", "Q2": "aggressive", "Q3": "sad", "Q4": "calm"}
+#: musicnn-msd's mood tags -> mood words.
+MSD_MOODS = {
+    "happy": "happy",
+    "sad": "sad",
+    "Mellow": "calm",
+    "chill": "calm",
+    "chillout": "calm",
+    "easy listening": "calm",
+    "party": "party",
+    "sexy": "romantic",
+}
+#: MSD tags a listener might read as moods that the map leaves out.
+MSD_NOT_MOODS = {"beautiful": "a judgement of quality, not a mood", "catchy": "a judgement of quality, not a mood"}
+MOOD_LABELS = ("happy", "aggressive", "sad", "calm", "party", "romantic")
+#: Tiers: a quadrant word at the head's uniform share (0.25 of a softmax
+#: over four quadrants: the best quadrant always has at least this) scores
+#: HEAD_FLOOR; MSD words never score more than MSD_CEILING < HEAD_FLOOR.
+HEAD_THRESHOLD, HEAD_FLOOR, MSD_CEILING = 0.25, 0.6, 0.59
+#: AllMusic mood words (mood_4q's MoodsStrSplit) that count as each word in
+#: the evaluation of the MSD mood words.
+ALLMUSIC_MOODS = {
+    "happy": ("Happy", "Cheerful", "Joyous", "Gleeful", "Exuberant", "Euphoric", "Fun", "Playful", "Carefree",
+              "Giddy", "Bright", "Optimistic", "Uplifting", "Positive"),
+    "aggressive": ("Aggressive", "Angry", "Hostile", "Fierce", "Harsh", "Outraged", "Volatile", "Confrontational",
+                   "Belligerent", "Menacing", "Malevolent"),
+    "sad": ("Sad", "Gloomy", "Bleak", "Melancholy", "Somber", "Anguished", "Distraught", "Weary", "Lonely",
+            "Plaintive", "Tragic", "Wistful", "Bittersweet", "Poignant"),
+    "calm": ("Calm", "Peaceful", "Soothing", "Gentle", "Relaxed", "Quiet", "Soft", "Mellow", "Laid-Back",
+             "Delicate", "Lazy"),
+    "party": ("Celebratory", "Rowdy", "Boisterous", "Rollicking", "Hedonistic", "Fun", "Raucous", "Exciting"),
+    "romantic": ("Romantic", "Sensual", "Sexy", "Sexual", "Passionate", "Intimate", "Erotic", "Tender"),
+}
+
+# --- MagnaTagATune maps -----------------------------------------------------
+
+#: Source (bundle, tag) -> label, one table per task.
+INSTRUMENT_MAP = {(MTT, tag): tag for tag in (
+    "guitar", "piano", "harpsichord", "violin", "cello", "strings", "harp", "flute", "sitar", "drums", "synth")}
+VOICE_MAP = {
+    (MTT, "female"): "female vocal",
+    (MTT, "woman"): "female vocal",
+    (MTT, "female vocal"): "female vocal",
+    (MTT, "female voice"): "female vocal",
+    (MTT, "male"): "male vocal",
+    (MTT, "man"): "male vocal",
+    (MTT, "male vocal"): "male vocal",
+    (MTT, "male voice"): "male vocal",
+    # MTT's "no vocal", "no vocals" and "no voice" say nothing: their median
+    # is 0.040 on GTZAN's metal clips and 0.040 on its classical ones. MSD's
+    # "instrumental" separates them (0.012 and 0.305).
+    (MSD, "instrumental"): "no vocals",
+    (MTT, "choir"): "choir",
+    (MTT, "choral"): "choir",
+}
+#: MTT's tags a reader might expect in the voice map, and why they are not.
+VOICE_LEFT_OUT = {(MTT, t): "uninformative on real clips (same median on metal and classical)"
+                  for t in ("no vocal", "no vocals", "no voice")}
+ENERGY_MAP = {(MTT, "fast"): "fast", (MTT, "slow"): "slow", (MTT, "soft"): "soft", (MTT, "quiet"): "soft",
+              (MTT, "loud"): "loud"}
+MTT_MAPS = {"instrument": INSTRUMENT_MAP, "voice": VOICE_MAP, "energy": ENERGY_MAP}
+
+#: Thresholds of the rule maps (rule_threshold over mood_4q + gtzan_mini;
+#: python -m trainer tagmap --evaluate prints them).
+RULE_THRESHOLDS: dict[tuple[str, str], float] = {
+    (MTT, 'guitar'): 0.301,
+    (MTT, 'piano'): 0.327,
+    (MTT, 'harpsichord'): 0.053,
+    (MTT, 'violin'): 0.217,
+    (MTT, 'cello'): 0.03,
+    (MTT, 'strings'): 0.204,
+    (MTT, 'harp'): 0.021,
+    (MTT, 'flute'): 0.093,
+    (MTT, 'sitar'): 0.053,
+    (MTT, 'drums'): 0.209,
+    (MTT, 'synth'): 0.108,
+    (MTT, 'female'): 0.239,
+    (MTT, 'woman'): 0.191,
+    (MTT, 'female vocal'): 0.138,
+    (MTT, 'female voice'): 0.108,
+    (MTT, 'male'): 0.192,
+    (MTT, 'man'): 0.164,
+    (MTT, 'male vocal'): 0.183,
+    (MTT, 'male voice'): 0.133,
+    (MSD, 'instrumental'): 0.138,
+    (MTT, 'choir'): 0.051,
+    (MTT, 'choral'): 0.032,
+    (MTT, 'fast'): 0.264,
+    (MTT, 'slow'): 0.193,
+    (MTT, 'soft'): 0.063,
+    (MTT, 'quiet'): 0.08,
+    (MTT, 'loud'): 0.288,
+    (MSD, 'happy'): 0.005,
+    (MSD, 'sad'): 0.009,
+    (MSD, 'Mellow'): 0.025,
+    (MSD, 'chill'): 0.019,
+    (MSD, 'chillout'): 0.073,
+    (MSD, 'easy listening'): 0.041,
+    (MSD, 'party'): 0.011,
+    (MSD, 'sexy'): 0.019,
+}
+
+
+# --- Counting genres in evaluation ---------------------------------------------
+
+#: lastgenre's top-level genres -> AllMusic's genres (AllMusic files metal,
+#: punk and indie under Pop/Rock, soul and funk under R&B, ambient and
+#: house under Electronic, hip hop as Rap, world music as International).
+TOP_TO_ALLMUSIC = {
+    "african": "International", "asian": "International", "world music": "International",
+    "avant-garde": "Avant-Garde", "blues": "Blues", "caribbean and latin american": "Latin",
+    "classical": "Classical", "comedy": "Comedy/Spoken", "country": "Country", "easy listening": "Easy Listening",
+    "electronic": "Electronic", "folk": "Folk", "hip hop": "Rap", "jazz": "Jazz", "kids music": "Children's",
+    "pop": "Pop/Rock", "rock": "Pop/Rock", "singer-songwriter": "Pop/Rock", "r&b": "R&B", "reggae": "Reggae",
+    "soundtrack": "Stage & Screen",
+}
+#: Genres of the maps that lastgenre's tree lacks (genres.txt has them).
+OUTSIDE_TREE_TO_ALLMUSIC = {"metal": "Pop/Rock", "dance music": "Electronic", "new age music": "New Age"}
+#: Genres of the maps (and of the GTZAN head) -> the GTZAN genre they count
+#: for in the GTZAN accuracy; genres without one (electronic, soul...) are
+#: not candidates there.
+GTZAN_CLASS = {
+    **{g: "rock" for g in ("rock", "classic rock", "hard rock", "alternative rock", "indie rock", "punk rock",
+                           "progressive rock")},
+    "metal": "metal", "pop": "pop", "indie pop": "pop", "hip hop": "hiphop", "jazz": "jazz", "blues": "blues",
+    "country": "country", "classical": "classical", "opera": "classical", "disco": "disco", "reggae": "reggae",
+}
+
+
+#: GTZAN's genres as AllMusic genres, for fitting genre thresholds on
+#: gtzan_mini beside mood_4q (disco: AllMusic files disco acts under R&B,
+#: Pop/Rock or Electronic; any of them counts).
+GTZAN_ALLMUSIC = {
+    "blues": ("Blues",), "classical": ("Classical",), "country": ("Country",),
+    "disco": ("Electronic", "R&B", "Pop/Rock"), "hiphop": ("Rap",), "jazz": ("Jazz",), "metal": ("Pop/Rock",),
+    "pop": ("Pop/Rock",), "reggae": ("Reggae",), "rock": ("Pop/Rock",),
+}
