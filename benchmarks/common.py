@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,117 @@ class BenchError(Exception):
 # --------------------------------------------------------------- synthetic music
 
 
-def synth_track(seed: int, seconds: float = TRACK_SECONDS, sr: int = SAMPLE_RATE):  # noqa: C901 (split pending: issue 21)
+@dataclass(frozen=True)
+class _Style:
+    """What ``synth_track`` draws from its seed: tempo (beat in seconds), key
+    (MIDI root, scale steps, the four chords' degrees) and timbre."""
+
+    beat: float
+    root: int
+    scale: tuple[int, ...]
+    degrees: tuple[int, ...]
+    harm_amps: object  # float32 (harmonics,): amplitude of each harmonic
+    note_decay: float
+    mel_subdiv: int
+    kick_pattern: tuple[float, ...]
+
+    @classmethod
+    def draw(cls, rng) -> _Style:
+        """The style of one track; the draws come in a fixed order, so a seed
+        always gives the same track."""
+        import numpy as np
+
+        beat = 60.0 / rng.uniform(70, 160)
+        root = int(rng.integers(40, 52))  # MIDI, E2..D#3
+        scale = (0, 2, 4, 5, 7, 9, 11) if rng.random() < 0.5 else (0, 2, 3, 5, 7, 8, 10)
+        degrees = (0, *(int(d) for d in rng.choice([1, 2, 3, 4, 5, 6], size=3)))
+        harmonics = int(rng.integers(1, 7))
+        rolloff = rng.uniform(0.8, 2.0)
+        harm_amps = np.array([1.0 / k**rolloff for k in range(1, harmonics + 1)], np.float32)
+        note_decay = rng.uniform(2.0, 8.0)
+        mel_subdiv = int(rng.choice([1, 2, 4]))
+        kick_pattern = (0.0, 2.0) if rng.random() < 0.5 else (0.0, 1.5, 2.0)
+        return cls(beat, root, scale, degrees, harm_amps, note_decay, mel_subdiv, kick_pattern)
+
+    def hz(self, degree: int, octave: int) -> float:
+        """The frequency of scale ``degree`` (any integer) in ``octave`` above the root."""
+        midi = self.root + 12 * (octave + degree // 7) + self.scale[degree % 7]
+        return 440.0 * 2.0 ** ((midi - 69) / 12.0)
+
+
+def _tone(freq: float, dur: float, amp: float, decay: float, *, harm_amps, sr: int, attack: float = 0.01):
+    """A harmonic tone, float32 (dur * sr,), with a linear attack and an
+    exponential decay (per second); harmonics above Nyquist are left out."""
+    import numpy as np
+
+    t = np.arange(int(dur * sr), dtype=np.float32) / sr
+    phase = (2 * np.pi * freq) * t
+    wave = np.zeros_like(t)
+    for k, a in enumerate(harm_amps, start=1):
+        if freq * k < sr / 2:
+            wave += a * np.sin(k * phase)
+    env = np.minimum(1.0, t / attack) * np.exp(-decay * t)
+    return (amp * wave * env).astype(np.float32)
+
+
+def _noise(rng, dur: float, amp: float, decay: float, *, sr: int, highpass: bool = False):
+    """A decaying burst of white (or first-differenced) noise, float32 (dur * sr,)."""
+    import numpy as np
+
+    w = rng.standard_normal(int(dur * sr)).astype(np.float32)
+    if highpass:
+        w = np.diff(w, prepend=0.0).astype(np.float32)
+    t = np.arange(w.size, dtype=np.float32) / sr
+    return (amp * w * np.exp(-decay * t)).astype(np.float32)
+
+
+def _kick(sr: int):
+    """A 0.25 s kick drum: a falling sine sweep, float32."""
+    import numpy as np
+
+    t = np.arange(int(0.25 * sr), dtype=np.float32) / sr
+    sweep = np.sin(2 * np.pi * (50 * t + 60 * (1 - np.exp(-30 * t)) / 30))
+    return (0.5 * sweep * np.exp(-12 * t)).astype(np.float32)
+
+
+def _add(out, start: float, wave, pan: float, sr: int) -> None:
+    """Mix ``wave`` into the stereo ``out`` (samples, 2) from ``start``
+    seconds, panned (0 left, 1 right); what passes the end is cut."""
+    n = len(out)
+    i0 = int(start * sr)
+    if i0 >= n:
+        return
+    wave = wave[: n - i0]
+    out[i0 : i0 + wave.size, 0] += wave * (1.0 - pan)
+    out[i0 : i0 + wave.size, 1] += wave * pan
+
+
+def _render_bar(out, style: _Style, rng, bar_index: int, sr: int) -> None:
+    """Mix bar ``bar_index`` into ``out``: its chord as a pad, a bass note per
+    beat, a random melody on the chord's scale, kick, snare and hi-hats."""
+    beat, decay, harm_amps = style.beat, style.note_decay, style.harm_amps
+    bar = 4 * beat
+    t0 = bar_index * bar
+    degree = style.degrees[bar_index % 4]
+    for offset in (0, 2, 4):  # triad pad
+        pad = _tone(style.hz(degree + offset, 1), bar, 0.08, 1.0, harm_amps=harm_amps, sr=sr, attack=0.05)
+        _add(out, t0, pad, 0.3 + 0.2 * offset / 4, sr)
+    for q in range(4):  # bass on each beat
+        _add(out, t0 + q * beat, _tone(style.hz(degree, 0), beat, 0.2, decay, harm_amps=harm_amps, sr=sr), 0.5, sr)
+    step = beat / style.mel_subdiv
+    for s in range(4 * style.mel_subdiv):  # melody
+        if rng.random() < 0.7:
+            freq = style.hz(degree + int(rng.integers(0, 8)), 2)
+            _add(out, t0 + s * step, _tone(freq, step, 0.12, decay, harm_amps=harm_amps, sr=sr), 0.65, sr)
+    for k in style.kick_pattern:
+        _add(out, t0 + k * beat, _kick(sr), 0.5, sr)
+    for k in (1.0, 3.0):  # snare
+        _add(out, t0 + k * beat, _noise(rng, 0.2, 0.25, 20.0, sr=sr), 0.45, sr)
+    for e in range(8):  # hi-hat
+        _add(out, t0 + e * beat / 2, _noise(rng, 0.05, 0.08, 80.0, sr=sr, highpass=True), 0.55, sr)
+
+
+def synth_track(seed: int, seconds: float = TRACK_SECONDS, sr: int = SAMPLE_RATE):
     """Deterministic music-like stereo audio, float32 (samples, 2) in [-1, 1]:
     a looping four-chord progression (pad), a bass line, a plucked melody and
     a kick/snare/hi-hat pattern, with tempo, key, mode and timbre drawn from
@@ -58,73 +169,10 @@ def synth_track(seed: int, seconds: float = TRACK_SECONDS, sr: int = SAMPLE_RATE
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    out = np.zeros((n, 2), np.float32)
-    bpm = rng.uniform(70, 160)
-    beat = 60.0 / bpm
-    root = int(rng.integers(40, 52))  # MIDI, E2..D#3
-    scale = [0, 2, 4, 5, 7, 9, 11] if rng.random() < 0.5 else [0, 2, 3, 5, 7, 8, 10]
-    degrees = [0] + list(rng.choice([1, 2, 3, 4, 5, 6], size=3))
-    harmonics = int(rng.integers(1, 7))
-    rolloff = rng.uniform(0.8, 2.0)
-    harm_amps = np.array([1.0 / k**rolloff for k in range(1, harmonics + 1)], np.float32)
-    note_decay = rng.uniform(2.0, 8.0)
-    mel_subdiv = int(rng.choice([1, 2, 4]))
-
-    def midi_hz(m):
-        return 440.0 * 2.0 ** ((m - 69) / 12.0)
-
-    def scale_note(degree, octave):
-        return root + 12 * (octave + degree // 7) + scale[degree % 7]
-
-    def add(start, dur, wave, pan):
-        i0 = int(start * sr)
-        if i0 >= n:
-            return
-        wave = wave[: n - i0]
-        out[i0 : i0 + wave.size, 0] += wave * (1.0 - pan)
-        out[i0 : i0 + wave.size, 1] += wave * pan
-
-    def tone(freq, dur, amp, decay, attack=0.01):
-        t = np.arange(int(dur * sr), dtype=np.float32) / sr
-        phase = (2 * np.pi * freq) * t
-        wave = np.zeros_like(t)
-        for k, a in enumerate(harm_amps, start=1):
-            if freq * k < sr / 2:
-                wave += a * np.sin(k * phase)
-        env = np.minimum(1.0, t / attack) * np.exp(-decay * t)
-        return (amp * wave * env).astype(np.float32)
-
-    def noise(dur, amp, decay, highpass=False):
-        w = rng.standard_normal(int(dur * sr)).astype(np.float32)
-        if highpass:
-            w = np.diff(w, prepend=0.0).astype(np.float32)
-        t = np.arange(w.size, dtype=np.float32) / sr
-        return (amp * w * np.exp(-decay * t)).astype(np.float32)
-
-    bar = 4 * beat
-    n_bars = int(np.ceil(seconds / bar))
-    kick_pattern = [0.0, 2.0] if rng.random() < 0.5 else [0.0, 1.5, 2.0]
-    for b in range(n_bars):
-        t0 = b * bar
-        degree = int(degrees[b % 4])
-        for offset in (0, 2, 4):  # triad pad
-            add(t0, bar, tone(midi_hz(scale_note(degree + offset, 1)), bar, 0.08, 1.0, 0.05), 0.3 + 0.2 * offset / 4)
-        for q in range(4):  # bass on each beat
-            add(t0 + q * beat, beat, tone(midi_hz(scale_note(degree, 0)), beat, 0.2, note_decay), 0.5)
-        step = beat / mel_subdiv
-        for s in range(4 * mel_subdiv):  # melody
-            if rng.random() < 0.7:
-                note = scale_note(degree + int(rng.integers(0, 8)), 2)
-                add(t0 + s * step, step, tone(midi_hz(note), step, 0.12, note_decay), 0.65)
-        for k in kick_pattern:
-            t = np.arange(int(0.25 * sr), dtype=np.float32) / sr
-            sweep = np.sin(2 * np.pi * (50 * t + 60 * (1 - np.exp(-30 * t)) / 30))
-            add(t0 + k * beat, 0.25, (0.5 * sweep * np.exp(-12 * t)).astype(np.float32), 0.5)
-        for k in (1.0, 3.0):
-            add(t0 + k * beat, 0.2, noise(0.2, 0.25, 20.0), 0.45)
-        for e in range(8):
-            add(t0 + e * beat / 2, 0.05, noise(0.05, 0.08, 80.0, highpass=True), 0.55)
+    out = np.zeros((int(seconds * sr), 2), np.float32)
+    style = _Style.draw(rng)
+    for bar_index in range(int(np.ceil(seconds / (4 * style.beat)))):
+        _render_bar(out, style, rng, bar_index, sr)
     out += 0.003 * rng.standard_normal(out.shape).astype(np.float32)
     out *= 0.8 / max(1e-6, float(np.abs(out).max()))
     return out

@@ -375,71 +375,102 @@ def _pyav_track_seconds(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(path, container, stream, windows, seek) -> tuple[np.ndarray, int, float | None]:  # noqa: C901 (split pending: issue 21)
+def _seek_near(container, stream, seconds: float) -> bool:
+    """Seek ``container`` to the keyframe at or before ``seconds`` on the
+    stream's clock; False where the stream cannot seek."""
+    try:
+        # backward=True: land on a keyframe at or before the target.
+        container.seek(math.floor(seconds / stream.time_base), stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError:
+        return False  # not seekable: decode from the start and skip by timestamps
+    return True
+
+
+def _decoded_frames(path, container, stream, errors: list):
+    """The audio frames of ``stream`` in order. A corrupt packet is skipped,
+    as players do, and ``errors`` then holds its error (the last one only);
+    more than _MAX_BAD_PACKETS in a row raise AudioError."""
+    bad_packets = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as error:
+            errors[:] = [error]
+            bad_packets += 1
+            if bad_packets > _MAX_BAD_PACKETS:
+                raise AudioError(path, f"corrupt audio: {_ffmpeg_message(error)}") from None
+            continue
+        bad_packets = 0
+        yield from frames
+
+
+class _Excerpt:
+    """Mono samples gathered frame by frame from ``start`` seconds into the
+    track, ``duration`` seconds long (None: to the end). ``origin`` is the
+    stream's start time (frame timestamps count from it); ``sought`` says
+    whether decoding began after a seek, so the position is known only from
+    the first timestamp."""
+
+    def __init__(self, path, *, start: float, duration: float | None, origin: float, sought: bool):
+        self.path, self.start, self.duration, self.origin, self.sought = path, start, duration, origin, sought
+        self.chunks: list[np.ndarray] = []
+        self.gathered = 0
+        self.rate: int | None = None
+        self.wanted: int | None = None  # samples, once the rate is known
+        self.position = None if sought else 0.0  # seconds from the track start
+
+    def add(self, frame) -> bool:
+        """Keep the part of ``frame`` inside the excerpt; True once it is complete."""
+        if self.rate is None:
+            self.rate = frame.sample_rate
+            self.wanted = None if self.duration is None else round(self.duration * self.rate)
+        elif frame.sample_rate != self.rate:
+            raise AudioError(self.path, "sample rate changes within the stream")
+        if frame.pts is not None and frame.time_base:
+            self.position = float(frame.pts * frame.time_base) - self.origin
+        if self.position is None:
+            raise _PositionLost()  # landed after a seek with no timestamp
+        if self.sought and not self.chunks and self.position > self.start + _SEEK_TOLERANCE:
+            raise _PositionLost()  # the seek overshot the excerpt
+        mono = _frame_to_mono(frame)
+        frame_start = self.position
+        self.position += frame.samples / self.rate
+        if frame_start < self.start:  # drop what comes before the excerpt
+            mono = mono[max(0, round((self.start - frame_start) * self.rate)):]
+        if mono.size:
+            self.chunks.append(mono)
+            self.gathered += mono.size
+        return self.wanted is not None and self.gathered >= self.wanted
+
+    def samples(self) -> np.ndarray:
+        """The excerpt so far, float32 (samples,), at most ``duration`` long."""
+        if not self.chunks:
+            return np.zeros(0, np.float32)
+        return np.concatenate(self.chunks)[: self.wanted]
+
+
+def _decode_stream(path, container, stream, windows, seek) -> tuple[np.ndarray, int, float | None]:
+    """(mono samples, sample rate, track seconds or None) of the span of
+    ``windows`` in an open PyAV ``stream``."""
     track_seconds = _pyav_track_seconds(container, stream)
     start, duration, _ = _span_of(windows, track_seconds)
     # Frame timestamps count from the stream's start time (e.g. an MP3's
     # encoder delay), so positions in the track are relative to it.
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-
-    sought = False
     # Seek only where timestamps are fine-grained: with coarse ones (Musepack
     # counts in units of 1.67 s) FFmpeg lands far from the target.
-    if seek and start > 0 and stream.time_base and stream.time_base <= _FINE_TIME_BASE:
-        try:
-            # backward=True: land on a keyframe at or before the target.
-            container.seek(math.floor((origin + start) / stream.time_base), stream=stream,
-                           backward=True, any_frame=False)
-            sought = True
-        except av.FFmpegError:
-            pass  # not seekable: decode from the start and skip by timestamps
-
-    chunks: list[np.ndarray] = []
-    gathered = 0
-    rate = None
-    wanted = None  # samples, once the rate is known
-    position = None if sought else 0.0  # seconds from the track start
-    bad_packets = 0
-    last_error = None
-    for packet in container.demux(stream):
-        try:
-            frames = packet.decode()
-            bad_packets = 0
-        except av.error.InvalidDataError as error:
-            # A corrupt packet: skip it, as players do, unless they all are.
-            last_error = error
-            bad_packets += 1
-            if bad_packets > _MAX_BAD_PACKETS:
-                raise AudioError(path, f"corrupt audio: {_ffmpeg_message(error)}") from None
-            continue
-        for frame in frames:
-            if rate is None:
-                rate = frame.sample_rate
-                wanted = None if duration is None else round(duration * rate)
-            elif frame.sample_rate != rate:
-                raise AudioError(path, "sample rate changes within the stream")
-            if frame.pts is not None and frame.time_base:
-                position = float(frame.pts * frame.time_base) - origin
-            if position is None:
-                raise _PositionLost()  # landed after a seek with no timestamp
-            if sought and not chunks and position > start + _SEEK_TOLERANCE:
-                raise _PositionLost()  # the seek overshot the excerpt
-            mono = _frame_to_mono(frame)
-            frame_start = position
-            position += frame.samples / rate
-            if frame_start < start:  # drop what comes before the excerpt
-                mono = mono[max(0, round((start - frame_start) * rate)):]
-            if mono.size:
-                chunks.append(mono)
-                gathered += mono.size
-            if wanted is not None and gathered >= wanted:
-                return np.concatenate(chunks)[:wanted], rate, track_seconds
-    if not chunks and last_error is not None:
-        raise AudioError(path, f"no audio could be decoded: {_ffmpeg_message(last_error)}")
-    if rate is None:
+    sought = bool(seek and start > 0 and stream.time_base and stream.time_base <= _FINE_TIME_BASE
+                  and _seek_near(container, stream, origin + start))
+    excerpt = _Excerpt(path, start=start, duration=duration, origin=origin, sought=sought)
+    errors: list = []
+    for frame in _decoded_frames(path, container, stream, errors):
+        if excerpt.add(frame):
+            return excerpt.samples(), excerpt.rate, track_seconds
+    if not excerpt.chunks and errors:
+        raise AudioError(path, f"no audio could be decoded: {_ffmpeg_message(errors[-1])}")
+    if excerpt.rate is None:
         return np.zeros(0, np.float32), 1, track_seconds
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return audio, rate, track_seconds
+    return excerpt.samples(), excerpt.rate, track_seconds
 
 
 def _frame_to_mono(frame) -> np.ndarray:

@@ -13,6 +13,7 @@ import pickle
 import signal
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -331,3 +332,71 @@ def test_wma_files_whole_or_damaged_print_no_traceback(tmp_path, capfd):
     assert isinstance(results["garbage.wma"], AudioError)
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err and "exception being dropped" not in captured.err
+
+
+# ------------------------------------------------- the decoding steps alone
+
+class _FakeFrame:
+    """What tagcore.audio reads of a PyAV audio frame: mono float32 planar."""
+
+    def __init__(self, samples: np.ndarray, *, rate: int, pts: int | None):
+        self._samples = np.asarray(samples, np.float32)[None, :]
+        self.sample_rate, self.pts, self.samples = rate, pts, self._samples.shape[1]
+        self.time_base = None if pts is None else Fraction(1, rate)
+        self.layout = type("Layout", (), {"nb_channels": 1})()
+        self.format = type("Format", (), {"is_planar": True})()
+
+    def to_ndarray(self) -> np.ndarray:
+        return self._samples
+
+
+def test_excerpt_trims_the_frames_to_start_and_duration():
+    from tagcore.audio import _Excerpt
+
+    excerpt = _Excerpt("x", start=0.5, duration=1.0, origin=0.0, sought=False)
+    signal = np.arange(40, dtype=np.float32)  # 4 s at 10 Hz, in frames of 4 samples
+    done = [excerpt.add(_FakeFrame(signal[i:i + 4], rate=10, pts=i)) for i in range(0, 40, 4)]
+    assert done.index(True) == 3  # samples 5..14 are in hand after the fourth frame
+    np.testing.assert_array_equal(excerpt.samples(), signal[5:15])
+
+
+def test_excerpt_refuses_a_rate_change_and_an_overshooting_seek():
+    from tagcore.audio import _Excerpt, _PositionLost
+
+    excerpt = _Excerpt("x", start=0.0, duration=None, origin=0.0, sought=False)
+    excerpt.add(_FakeFrame(np.zeros(4), rate=10, pts=None))
+    with pytest.raises(AudioError, match="sample rate changes"):
+        excerpt.add(_FakeFrame(np.zeros(4), rate=20, pts=None))
+    sought = _Excerpt("x", start=1.0, duration=1.0, origin=0.0, sought=True)
+    with pytest.raises(_PositionLost):
+        sought.add(_FakeFrame(np.zeros(4), rate=10, pts=20))  # lands at 2 s, after the excerpt's start
+    with pytest.raises(_PositionLost):
+        _Excerpt("x", start=1.0, duration=1.0, origin=0.0, sought=True).add(_FakeFrame(np.zeros(4), rate=10, pts=None))
+
+
+def test_decoded_frames_skip_corrupt_packets_until_too_many_in_a_row():
+    from tagcore.audio import _MAX_BAD_PACKETS, _decoded_frames
+
+    class Packet:
+        def __init__(self, frames):
+            self.frames = frames
+
+        def decode(self):
+            if self.frames is None:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+            return self.frames
+
+    class Container:
+        def __init__(self, packets):
+            self.packets = packets
+
+        def demux(self, stream):
+            return iter(self.packets)
+
+    errors: list = []
+    packets = [Packet(["a"]), Packet(None), Packet(["b", "c"])]
+    assert list(_decoded_frames("x", Container(packets), None, errors)) == ["a", "b", "c"]
+    assert len(errors) == 1
+    packets = [Packet(["a"])] + [Packet(None)] * (_MAX_BAD_PACKETS + 1)
+    with pytest.raises(AudioError, match="corrupt audio"):
+        list(_decoded_frames("x", Container(packets), None, []))

@@ -40,6 +40,15 @@ def test_synthetic_tracks_are_stereo_bounded_and_reproducible():
     assert not np.array_equal(a, common.synth_track(2, seconds=0.5, sr=8000))
 
 
+def test_synthetic_style_notes_follow_the_scale():
+    style = common._Style.draw(np.random.default_rng(3))
+    assert 60 / 160 <= style.beat <= 60 / 70 and style.degrees[0] == 0 and len(style.degrees) == 4
+    root_hz = 440.0 * 2.0 ** ((style.root - 69) / 12.0)
+    assert style.hz(0, 0) == root_hz
+    assert np.isclose(style.hz(7, 0), 2 * root_hz)  # degree 7 is the root an octave up
+    assert np.isclose(style.hz(0, 1), 2 * root_hz)
+
+
 def test_run_in_child_returns_the_childs_dict_with_its_memory():
     result = common.run_in_child("common", "machine", [], label="machine")
     assert result["nproc"] >= 1 and result["peak_rss_mb"] >= 0

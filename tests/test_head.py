@@ -300,6 +300,18 @@ def test_quadrants_give_valence_and_arousal():
     assert arousal.tolist() == [True, True, False, False]
 
 
+def test_quadrant_accuracies_per_model_and_the_trivial_majority_side():
+    labels = ["Q1", "Q2", "Q3", "Q4"]
+    y = np.array([0, 1, 2, 3, 0, 0])
+    train, test = np.array([2, 3, 4, 5]), np.array([0, 1])  # test truth: valence T, F; arousal T, T
+    axes = {name: {"valence": [], "arousal": []} for name in ("head", "trivial")}
+    predictions = {"head": np.array([0, 2]), "trivial": np.array([0, 0])}
+    trainer_head._quadrant_accuracies(labels, y, train, test, predictions, axes)
+    assert axes["head"] == {"valence": [1.0], "arousal": [0.5]}
+    # The training side: valence 3 of 4 positive, arousal 2 of 4 (a tie counts as positive).
+    assert axes["trivial"] == {"valence": [0.5], "arousal": [1.0]}
+
+
 def test_the_cnn_of_trainer_disambig_is_scored_on_the_same_folds(setup):
     base, bundles, backbone, _ = setup
     code = run_head(base, backbone, "--data", str(base / "data"), "--name", "withcnn", "--out", str(base / "withcnn"),

@@ -398,3 +398,22 @@ def test_shipped_lyrics_bundle_reads_whole_songs_and_tells_country_from_rap():
     # A long song is read as at most 8 windows of 128 tokens.
     prepared = family.prepare_texts(config, [(COUNTRY_VERSE + "\n") * 400])
     assert prepared.ids.shape[0] <= 8 and prepared.ids.shape[1] == 128
+
+
+def _plan_args(**changes) -> argparse.Namespace:
+    values = {"variants": "primary,no_pooling,hidden64", "fold_types": "artist,random", "ablation_folds": "artist",
+              "no_cv": False, "no_baseline": False}
+    return argparse.Namespace(**{**values, **changes})
+
+
+def test_evaluation_plan_runs_the_main_comparison_first_then_the_ablations():
+    assert T.evaluation_plan(_plan_args()) == [
+        ("artist", "primary"), ("artist", T.BASELINE), ("random", "primary"), ("random", T.BASELINE),
+        ("artist", "no_pooling"), ("artist", "hidden64"),
+    ]
+    assert T.evaluation_plan(_plan_args(no_baseline=True, variants="no_pooling", fold_types="random")) == []
+    assert T.evaluation_plan(_plan_args(no_cv=True)) == []
+    with pytest.raises(DatasetError, match="unknown variants"):
+        T.evaluation_plan(_plan_args(variants="primary,bigger"))
+    with pytest.raises(DatasetError, match="unknown fold types"):
+        T.evaluation_plan(_plan_args(fold_types="artist,album"))

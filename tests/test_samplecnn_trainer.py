@@ -401,3 +401,20 @@ def test_spotify_sweep_resumes_from_its_results(tmp_path, monkeypatch):
     trainer_propagation.run(parser.parse_args(argv[:-2] + ["--lr", "0.05", "--report-dir", str(tmp_path / "report")]),
                             log=lambda *_: None)
     assert json.loads((tmp_path / "report" / "results.json").read_text())["settings"]["lr"] == 0.05
+
+
+def test_spotify_sweep_plan_and_resumed_runs(tmp_path):
+    from trainer import samplecnn_spotify as S
+
+    assert S._trainings([0.0, 0.4]) == [("none", 0.0, "baseline"), (S.DOUBLED, 0.0, S.DOUBLED),
+                                        ("eq4", 0.4, "eq4"), ("none", 0.4, "none"), (S.SHUFFLED, 0.4, S.SHUFFLED)]
+    settings = {"epochs": 2}
+    runs = [{"seed": 0, "keep": 1.0, "r": 0.4, "weighting": "eq4"}, {"seed": 1, "keep": 1.0, "r": 0.4, "weighting": "eq4"}]
+    previous = tmp_path / "results.json"
+    previous.write_text(json.dumps({"data": "songs.csv", "tags": ["a"], "hidden": 8, "settings": settings,
+                                    "runs": runs}), encoding="utf-8")
+    common = {"data": "songs.csv", "names": ["a"], "hidden": 8, "keeps": [1.0], "grid": [0.0, 0.4],
+              "log": lambda message: None}
+    assert S._previous_runs(previous, settings=settings, seeds=[0], **common) == runs[:1]
+    assert S._previous_runs(previous, settings={"epochs": 3}, seeds=[0], **common) == []
+    assert S._previous_runs(tmp_path / "none.json", settings=settings, seeds=[0], **common) == []

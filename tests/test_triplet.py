@@ -329,3 +329,20 @@ def test_mtg_jamendo_layout_joins_categories(tmp_path):
     assert tracks[0].tags == {"genre": ("rock", "punk"), "mood": ("energetic",)}
     assert (tracks[0].artist, tracks[0].album) == ("artist_1", "album_9")
     assert any("no audio file" in line for line in report.skipped)
+
+
+def test_tally_summarises_each_method_over_its_folds():
+    tally = trainer_triplet._Tally()
+    tally.record("mfcc", {"method": "MFCC"}, {"genre@5": 0.2, "genre@100": float("nan")})
+    tally.record("mfcc", {"method": "ignored: the first fold's description stays"}, {"genre@5": 0.4,
+                                                                                     "genre@100": float("nan")})
+    tally.record("dpnn|genre|10|hard|segments", {"method": "DPNN, mean"}, {"genre@5": 0.5, "genre@100": 0.1})
+    tally.chosen_batches["dpnn|genre|10|hard"] = [{"chosen": 16}]
+    tally.best_epochs["dpnn|genre|10|hard|segments"] = [3]
+    results = tally.results()
+    assert results["mfcc"]["method"] == "MFCC" and results["mfcc"]["folds"] == 2
+    assert results["mfcc"]["scores"]["genre@5"] == pytest.approx(0.3)
+    assert results["mfcc"]["scores"]["genre@5_std"] == pytest.approx(0.1)
+    assert np.isnan(results["mfcc"]["scores"]["genre@100"]) and "batch_sizes" not in results["mfcc"]
+    segments = results["dpnn|genre|10|hard|segments"]
+    assert segments["batch_sizes"] == [{"chosen": 16}] and segments["best_epochs"] == [3]

@@ -251,7 +251,101 @@ def load_features(records, params, args, place) -> tuple[list[Record], dict[str,
     return kept, {r.key: by_path[r.path] for r in kept}, failures
 
 
+def gtzan_cross_validation(records, features, labels: list[str], params: MelParams, args, rng) -> dict:
+    """``--folds``-fold CV stratified by genre: the model (early stopping on
+    10% of each training fold) and the MFCC baseline on the same folds.
+    Returns the figures (mean and spread per metric), the model's pooled
+    confusion matrix and the labels. ``rng`` is shared with the caller's
+    later training, so the draws stay in one stream."""
+    label_index = {tag: i for i, tag in enumerate(labels)}
+    model_scores = {"accuracy": [], "macro_f1": []}
+    base_scores = {"accuracy": [], "macro_f1": []}
+    confusion = np.zeros((len(labels), len(labels)), dtype=int)
+    all_idx = np.arange(len(records))
+    for fold, test_idx in enumerate(stratified_folds(records, k=args.folds, seed=args.seed), start=1):
+        train_idx = np.setdiff1d(all_idx, test_idx)
+        model, result = train_one(records, train_idx, features, labels, params, args, rng,
+                                  name=f"fold-{fold}")
+        probs = predict_records(model, records, test_idx, features, params)
+        scores = classification_metrics(records, test_idx, probs, labels)
+        truth = [label_index[records[i].labels[0]] for i in test_idx]
+        confusion += metrics.confusion_matrix(y_true=truth, y_pred=probs.argmax(1), n_classes=len(labels))
+        base_pred = baseline_predict(records, train_idx, test_idx, features, labels, params)
+        base = {"accuracy": metrics.accuracy(y_true=truth, y_pred=base_pred),
+                "macro_f1": metrics.macro_f1(y_true=truth, y_pred=base_pred)}
+        for key in model_scores:
+            model_scores[key].append(scores[key])
+            base_scores[key].append(base[key])
+        print(f"fold {fold}: model acc {scores['accuracy']:.3f} f1 {scores['macro_f1']:.3f} | "
+              f"baseline acc {base['accuracy']:.3f} f1 {base['macro_f1']:.3f} | best epoch "
+              f"{result.best_epoch}", file=sys.stderr)
+    evaluation = {
+        "protocol": f"{args.folds}-fold cross-validation, stratified by genre, seed {args.seed}; "
+                    "10% of each training fold held out for early stopping",
+        "model": {k: summarise(v) for k, v in model_scores.items()},
+        "baseline_mfcc_logreg": {k: summarise(v) for k, v in base_scores.items()},
+        "confusion_matrix": confusion.tolist(),
+        "labels": labels,
+    }
+    if not any(r.artist for r in records):
+        evaluation["caveat"] = (
+            "no artist ids: folds are not artist-filtered. In GTZAN the clips of a genre "
+            "often share artists (the first ten of each genre largely do), so the same "
+            "artists sit in training and test folds and the figures flatter every model."
+        )
+    return evaluation
+
+
+def jamendo_evaluation(records, features, labels: list[str], params: MelParams, args, rng) -> tuple[dict, np.ndarray]:
+    """Train on the official train split (its validation split stops
+    training early) and score on the test split, touched only for the
+    figures. Returns (figures, or {} without test tracks; the indices of
+    train + validation, on which the final model is trained)."""
+    split_idx = {s: np.array([i for i, r in enumerate(records) if r.split == s]) for s in mtg_jamendo.SPLITS}
+    model, _ = train_one(records, split_idx["train"], features, labels, params, args, rng,
+                         name="train-split", val_idx=split_idx["validation"])
+    test_idx = split_idx["test"]
+    evaluation = {}
+    if len(test_idx):
+        probs = predict_records(model, records, test_idx, features, params)
+        evaluation = {"protocol": f"MTG-Jamendo split-{args.split} {args.category} test set",
+                      "model": classification_metrics(records, test_idx, probs, labels)}
+    return evaluation, np.concatenate([split_idx["train"], split_idx["validation"]])
+
+
+def save_outputs(args, final, result, *, labels: list[str], params: MelParams, provenance: dict, evaluation: dict,
+                 report_dir: Path) -> None:
+    """The bundle (``--bundle-dir``, default the user bundle folder) and the
+    report of the final model; the figures are printed."""
+    bundle_dir = Path(args.bundle_dir) if args.bundle_dir else bundles.user_bundle_dir() / args.name
+    config = model_config(args, len(labels))
+    bundles.save_bundle(
+        bundle_dir, model=final, family=disambig.FAMILY, name=args.name, version=args.version,
+        labels=labels, model_config=config.to_dict(), features=params.to_dict(),
+        provenance=provenance, metrics=evaluation,
+    )
+    embeddings = disambig.embedding_from_weights(final)
+    written = write_report(
+        report_dir,
+        run_config={k: v for k, v in vars(args).items() if not callable(v)},
+        metrics={**evaluation, "provenance": provenance, "bundle": str(bundle_dir)},
+        history=result.history,
+        labels=labels,
+        confusion=np.array(evaluation["confusion_matrix"]) if "confusion_matrix" in evaluation else None,
+        tag_embeddings=embeddings,
+        label_similarity=disambig.cosine_similarity_matrix(embeddings),
+    )
+    print(f"bundle written to {bundle_dir}\nreport written to {report_dir} ({', '.join(sorted(written))})",
+          file=sys.stderr)
+    if evaluation.get("model"):
+        print(json.dumps({k: v for k, v in evaluation.items() if k not in ("confusion_matrix", "labels")}, indent=2))
+
+
 def run(args) -> dict:
+    """The command: load the tracks and their log-mels, evaluate (GTZAN:
+    cross-validation; MTG-Jamendo: the official split), train the final
+    model on every (training) track, and on the main process save the
+    bundle and the report. Returns the provenance and the figures."""
     place, device = setup_distributed(args.device)
     rng = np.random.default_rng(args.seed)
     params = MelParams()
@@ -263,64 +357,17 @@ def run(args) -> dict:
     labels = sorted({tag for r in records for tag in r.labels})
     if len(labels) < 2:
         raise DatasetError(f"{args.data}: need at least two labels, found {labels}")
-    label_index = {tag: i for i, tag in enumerate(labels)}
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
     args.run_dir = str(report_dir)
     if place.is_main and not args.resume:
         (report_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
 
     evaluation: dict = {}
+    train_idx = np.arange(len(records))
     if layout == "gtzan" and args.folds >= 2:
-        model_scores = {"accuracy": [], "macro_f1": []}
-        base_scores = {"accuracy": [], "macro_f1": []}
-        confusion = np.zeros((len(labels), len(labels)), dtype=int)
-        all_idx = np.arange(len(records))
-        for fold, test_idx in enumerate(stratified_folds(records, k=args.folds, seed=args.seed), start=1):
-            train_idx = np.setdiff1d(all_idx, test_idx)
-            model, result = train_one(records, train_idx, features, labels, params, args, rng,
-                                      name=f"fold-{fold}")
-            probs = predict_records(model, records, test_idx, features, params)
-            scores = classification_metrics(records, test_idx, probs, labels)
-            truth = [label_index[records[i].labels[0]] for i in test_idx]
-            confusion += metrics.confusion_matrix(y_true=truth, y_pred=probs.argmax(1), n_classes=len(labels))
-            base_pred = baseline_predict(records, train_idx, test_idx, features, labels, params)
-            base = {"accuracy": metrics.accuracy(y_true=truth, y_pred=base_pred),
-                    "macro_f1": metrics.macro_f1(y_true=truth, y_pred=base_pred)}
-            for key in model_scores:
-                model_scores[key].append(scores[key])
-                base_scores[key].append(base[key])
-            print(f"fold {fold}: model acc {scores['accuracy']:.3f} f1 {scores['macro_f1']:.3f} | "
-                  f"baseline acc {base['accuracy']:.3f} f1 {base['macro_f1']:.3f} | best epoch "
-                  f"{result.best_epoch}", file=sys.stderr)
-        evaluation = {
-            "protocol": f"{args.folds}-fold cross-validation, stratified by genre, seed {args.seed}; "
-                        "10% of each training fold held out for early stopping",
-            "model": {k: summarise(v) for k, v in model_scores.items()},
-            "baseline_mfcc_logreg": {k: summarise(v) for k, v in base_scores.items()},
-            "confusion_matrix": confusion.tolist(),
-            "labels": labels,
-        }
-        if not any(r.artist for r in records):
-            evaluation["caveat"] = (
-                "no artist ids: folds are not artist-filtered. In GTZAN the clips of a genre "
-                "often share artists (the first ten of each genre largely do), so the same "
-                "artists sit in training and test folds and the figures flatter every model."
-            )
-        train_idx = np.arange(len(records))
+        evaluation = gtzan_cross_validation(records, features, labels, params, args, rng)
     elif layout == "jamendo":
-        split_idx = {s: np.array([i for i, r in enumerate(records) if r.split == s]) for s in mtg_jamendo.SPLITS}
-        train_idx = np.concatenate([split_idx["train"], split_idx["validation"]])
-        # The official validation split stops training early; the test split
-        # is touched only for the figures.
-        model, _ = train_one(records, split_idx["train"], features, labels, params, args, rng,
-                             name="train-split", val_idx=split_idx["validation"])
-        test_idx = split_idx["test"]
-        if len(test_idx):
-            probs = predict_records(model, records, test_idx, features, params)
-            evaluation = {"protocol": f"MTG-Jamendo split-{args.split} {args.category} test set",
-                          "model": classification_metrics(records, test_idx, probs, labels)}
-    else:
-        train_idx = np.arange(len(records))
+        evaluation, train_idx = jamendo_evaluation(records, features, labels, params, args, rng)
 
     final, result = train_one(records, train_idx, features, labels, params, args, rng, name="final")
     final = final.cpu().eval()
@@ -340,8 +387,10 @@ def run(args) -> dict:
         "seed": args.seed,
     }
     report = {"provenance": provenance, "metrics": evaluation}
-    if not place.is_main:
-        return report
+    if place.is_main:
+        save_outputs(args, final, result, labels=labels, params=params, provenance=provenance, evaluation=evaluation,
+                     report_dir=report_dir)
+    return report
     bundle_dir = Path(args.bundle_dir) if args.bundle_dir else bundles.user_bundle_dir() / args.name
     config = model_config(args, len(labels))
     bundles.save_bundle(

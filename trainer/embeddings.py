@@ -97,6 +97,72 @@ def _fingerprint(paths: Sequence[str], configs: list[dict], feature: dict) -> st
     return digest.hexdigest()[:24]
 
 
+def _read_cache(cache_file: Path, loaded) -> dict[str, PatchOutputs]:
+    """The outputs of the bundles ``loaded`` stored in ``cache_file``."""
+    with np.load(cache_file, allow_pickle=False) as data:
+        errors = json.loads(str(data["errors"]))
+        return {
+            b.name: PatchOutputs(b.labels, data[f"{b.name}/scores"], data[f"{b.name}/embeddings"],
+                                 data["counts"], {int(k): v for k, v in errors.items()})
+            for b in loaded
+        }
+
+
+def _write_cache(cache_file: Path, outputs: dict[str, PatchOutputs]) -> None:
+    """Store ``outputs`` (of bundles sharing counts and errors) in
+    ``cache_file``, through a staging file replaced atomically."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    staging = cache_file.with_suffix(".partial.npz")
+    first = next(iter(outputs.values()))
+    arrays = {"counts": first.counts, "errors": np.array(json.dumps(first.errors))}
+    for name, out in outputs.items():
+        arrays[f"{name}/scores"] = out.scores
+        arrays[f"{name}/embeddings"] = out.embeddings
+    np.savez(staging, **arrays)
+    os.replace(staging, cache_file)
+
+
+def _compute_outputs(paths: list[str], loaded, params, *, patches: int, workers: int,
+                     progress: bool) -> dict[str, PatchOutputs]:
+    """Decode every file into ``params``' patches (in ``workers``
+    processes) and run each bundle of ``loaded`` on them. Rows of files
+    that fail stay NaN, with their error kept."""
+    import torch
+
+    from tagcore.analysis import decode_features
+    from tagcore.audio import AudioError
+    from tagcore.families import family_module
+    from tagcore.features import feature_key
+    from tagcore.workers import map_files
+
+    n = len(paths)
+    dims = [b.config["embedding_dim"] for b in loaded]
+    scores = [np.full((n, patches, len(b.labels)), np.nan, np.float32) for b in loaded]
+    embeds = [np.full((n, patches, d), np.nan, np.float32) for d in dims]
+    counts = np.zeros(n, np.int32)
+    errors: dict[int, str] = {}
+    key = feature_key(params)
+    job = functools.partial(decode_features, features=((key, params),), min_duration=params.min_samples / params.sample_rate)
+    families = [family_module(b.family) for b in loaded]
+    done = 0
+    for index, _path, result in map_files(paths, job=job, workers=workers, timeout=120.0):
+        value = result if isinstance(result, AudioError) else result.features[key]
+        done += 1
+        if isinstance(value, AudioError):
+            errors[index] = str(value)
+        else:
+            x = torch.from_numpy(value)
+            counts[index] = len(value)
+            with torch.inference_mode():
+                for slot, (bundle, family) in enumerate(zip(loaded, families)):
+                    probs, embedding = family.predict_with_embedding(bundle.model, x)
+                    scores[slot][index, : len(value)] = probs.numpy()
+                    embeds[slot][index, : len(value)] = embedding.numpy()
+        if progress and (done % 50 == 0 or done == n):
+            print(f"  backbone outputs: {done}/{n} files", flush=True)
+    return {b.name: PatchOutputs(b.labels, s, e, counts, errors) for b, s, e in zip(loaded, scores, embeds)}
+
+
 def backbone_outputs(
     paths: Sequence[str],
     *,
@@ -127,64 +193,19 @@ def backbone_outputs(
     dict
         bundle name -> :class:`PatchOutputs`, rows in the order of ``paths``.
     """
-    import torch
-
-    from tagcore.analysis import decode_features
-    from tagcore.audio import AudioError
     from tagcore.bundle import BundleError, load_bundle
-    from tagcore.families import family_module
     from tagcore.features import feature_key, feature_spec
-    from tagcore.workers import map_files
 
     loaded = [load_bundle(name) for name in bundles]
     base = {feature_key(b.features) for b in loaded}
     if len(base) != 1 or loaded[0].features.patch_frames == 0:
         raise BundleError(f"{', '.join(bundles)}: backbones must share one patched log-mel feature")
     params = dataclasses.replace(loaded[0].features, excerpt_frames=patches * loaded[0].features.patch_frames)
-    spec = feature_spec(params)
     paths = [os.fspath(p) for p in paths]
     cache = Path(cache_dir) if cache_dir else _cache_root()
-    cache_file = cache / f"{_fingerprint(paths, [b.config for b in loaded], spec)}.npz"
+    cache_file = cache / f"{_fingerprint(paths, [b.config for b in loaded], feature_spec(params))}.npz"
     if cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as data:
-            errors = json.loads(str(data["errors"]))
-            return {
-                b.name: PatchOutputs(b.labels, data[f"{b.name}/scores"], data[f"{b.name}/embeddings"],
-                                     data["counts"], {int(k): v for k, v in errors.items()})
-                for b in loaded
-            }
-
-    n = len(paths)
-    dims = [b.config["embedding_dim"] for b in loaded]
-    scores = [np.full((n, patches, len(b.labels)), np.nan, np.float32) for b in loaded]
-    embeds = [np.full((n, patches, d), np.nan, np.float32) for d in dims]
-    counts = np.zeros(n, np.int32)
-    errors: dict[int, str] = {}
-    key = feature_key(params)
-    job = functools.partial(decode_features, features=((key, params),), min_duration=params.min_samples / params.sample_rate)
-    families = [family_module(b.family) for b in loaded]
-    done = 0
-    for index, _path, result in map_files(paths, job=job, workers=workers, timeout=120.0):
-        value = result if isinstance(result, AudioError) else result.features[key]
-        done += 1
-        if isinstance(value, AudioError):
-            errors[index] = str(value)
-        else:
-            x = torch.from_numpy(value)
-            counts[index] = len(value)
-            with torch.inference_mode():
-                for slot, (bundle, family) in enumerate(zip(loaded, families)):
-                    probs, embedding = family.predict_with_embedding(bundle.model, x)
-                    scores[slot][index, : len(value)] = probs.numpy()
-                    embeds[slot][index, : len(value)] = embedding.numpy()
-        if progress and (done % 50 == 0 or done == n):
-            print(f"  backbone outputs: {done}/{n} files", flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = cache_file.with_suffix(".partial.npz")
-    arrays = {"counts": counts, "errors": np.array(json.dumps(errors))}
-    for bundle, s, e in zip(loaded, scores, embeds):
-        arrays[f"{bundle.name}/scores"] = s
-        arrays[f"{bundle.name}/embeddings"] = e
-    np.savez(staging, **arrays)
-    os.replace(staging, cache_file)
-    return {b.name: PatchOutputs(b.labels, s, e, counts, errors) for b, s, e in zip(loaded, scores, embeds)}
+        return _read_cache(cache_file, loaded)
+    outputs = _compute_outputs(paths, loaded, params, patches=patches, workers=workers, progress=progress)
+    _write_cache(cache_file, outputs)
+    return outputs

@@ -308,19 +308,16 @@ def _log(stream, message: str) -> None:
     stream.flush()
 
 
-def _transfer(url: str, part: Path, offset: int, size: int | None, timeout: float, stream, label: str) -> str:  # noqa: C901 (split pending: issue 21)
-    """One HTTP request appending to (or restarting) ``part``.
-
-    Returns "done" (body written), "complete" (416: part already whole) or
-    "restart" (the server disowned our partial file: delete it and retry).
-    """
+def _open_request(url: str, offset: int, timeout: float):
+    """The response to a GET of ``url`` from byte ``offset``, or the outcome
+    ("complete" or "restart") of a 416 answer to a range request."""
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     opener = urllib.request.build_opener()  # built per call: proxy settings are read from the environment now
     try:
-        response = opener.open(request, timeout=timeout)
+        return opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:
@@ -330,49 +327,77 @@ def _transfer(url: str, part: Path, offset: int, size: int | None, timeout: floa
     except _NETWORK_ERRORS as exc:
         raise FetchError(f"cannot reach {url}: {describe_error(exc, timeout)}") from None
 
-    with response:
-        status = response.status
-        length = response.headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-        if status == 206 and offset:
-            start, _end, total = _content_range(response.headers.get("Content-Range"))
-            if start != offset:
-                return "restart"
-            mode = "ab"
-            total = total if total is not None else (offset + length if length is not None else None)
-        elif status in (200, 206):
-            if offset:
-                _log(stream, f"{label}: the server ignored the range request; downloading again from zero")
-            offset, mode, total = 0, "wb", length
-        else:
-            raise FetchError(f"cannot download {url}: unexpected HTTP {status} {response.reason}")
-        if size is not None and total is not None and total != size:
-            raise FetchError(f"cannot download {url}: the server offers {total} bytes, the registry expects {size}")
 
+def _write_plan(response, url: str, offset: int, size: int | None, stream, label: str):
+    """How to write the body of ``response``: (offset, file mode, total bytes
+    or None, Content-Length or None), or "restart" when a partial answer
+    does not start at ``offset``. Raises FetchError on an unexpected status
+    or a total that disagrees with ``size``."""
+    status = response.status
+    length = response.headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    if status == 206 and offset:
+        start, _end, total = _content_range(response.headers.get("Content-Range"))
+        if start != offset:
+            return "restart"
+        mode = "ab"
+        total = total if total is not None else (offset + length if length is not None else None)
+    elif status in (200, 206):
+        if offset:
+            _log(stream, f"{label}: the server ignored the range request; downloading again from zero")
+        offset, mode, total = 0, "wb", length
+    else:
+        raise FetchError(f"cannot download {url}: unexpected HTTP {status} {response.reason}")
+    if size is not None and total is not None and total != size:
+        raise FetchError(f"cannot download {url}: the server offers {total} bytes, the registry expects {size}")
+    return offset, mode, total, length
+
+
+def _copy_body(response, out, *, url: str, part: Path, offset: int, timeout: float, progress) -> int:
+    """Copy the body of ``response`` into the open file ``out`` chunk by
+    chunk; returns the bytes received. Raises FetchError when the network
+    or the disk fails."""
+    received = 0
+    while True:
+        try:
+            chunk = response.read(CHUNK_SIZE)
+        except _NETWORK_ERRORS as exc:
+            progress.close()
+            raise FetchError(
+                f"download of {url} interrupted after {offset + received} bytes: "
+                f"{describe_error(exc, timeout)}; run the command again to resume"
+            ) from None
+        if not chunk:
+            return received
+        try:
+            out.write(chunk)
+        except OSError as exc:
+            raise FetchError(f"cannot write {part}: {exc.strerror or exc}") from None
+        received += len(chunk)
+        progress.update(len(chunk))
+
+
+def _transfer(url: str, part: Path, offset: int, size: int | None, timeout: float, stream, label: str) -> str:
+    """One HTTP request appending to (or restarting) ``part``.
+
+    Returns "done" (body written), "complete" (416: part already whole) or
+    "restart" (the server disowned our partial file: delete it and retry).
+    """
+    response = _open_request(url, offset, timeout)
+    if isinstance(response, str):
+        return response
+    with response:
+        plan = _write_plan(response, url, offset, size, stream, label)
+        if plan == "restart":
+            return "restart"
+        offset, mode, total, length = plan
         progress = ByteProgress(label, total if total is not None else size, offset, stream)
-        received = 0
         try:
             out = open(part, mode)
         except OSError as exc:
             raise FetchError(f"cannot write {part}: {exc.strerror or exc}") from None
         with out:
-            while True:
-                try:
-                    chunk = response.read(CHUNK_SIZE)
-                except _NETWORK_ERRORS as exc:
-                    progress.close()
-                    raise FetchError(
-                        f"download of {url} interrupted after {offset + received} bytes: "
-                        f"{describe_error(exc, timeout)}; run the command again to resume"
-                    ) from None
-                if not chunk:
-                    break
-                try:
-                    out.write(chunk)
-                except OSError as exc:
-                    raise FetchError(f"cannot write {part}: {exc.strerror or exc}") from None
-                received += len(chunk)
-                progress.update(len(chunk))
+            received = _copy_body(response, out, url=url, part=part, offset=offset, timeout=timeout, progress=progress)
         progress.close()
         if length is not None and received < length:
             raise FetchError(
@@ -457,7 +482,59 @@ def _copy_member(src, dest: Path) -> None:
         shutil.copyfileobj(src, out, CHUNK_SIZE)
 
 
-def extract_archive(archive: str | Path, dest: str | Path, *, label: str | None = None) -> list[str]:  # noqa: C901 (split pending: issue 21)
+def _unpack_zip(archive: Path, tmp: Path) -> None:
+    """Every member of the zip ``archive`` under ``tmp``; a link or unsafe
+    path raises FetchError."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            rel = _member_path(archive, info.filename)
+            if _is_link_zipinfo(info):
+                raise FetchError(f"{archive}: refusing link member {info.filename!r}")
+            if info.is_dir():
+                (tmp / rel).mkdir(parents=True, exist_ok=True)
+            else:
+                with zf.open(info) as src:
+                    _copy_member(src, tmp / rel)
+
+
+def _unpack_tar(archive: Path, tmp: Path) -> None:
+    """Every member of the tar ``archive`` under ``tmp``; a link, device or
+    unsafe path raises FetchError."""
+    with tarfile.open(archive, "r:*") as tf:
+        for member in tf:
+            if member.isdir() and member.name.replace("\\", "/").strip("/") in ("", "."):
+                continue  # the archive's own root ("./")
+            rel = _member_path(archive, member.name)
+            if member.isdir():
+                (tmp / rel).mkdir(parents=True, exist_ok=True)
+            elif member.isreg():
+                src = tf.extractfile(member)
+                with src:
+                    _copy_member(src, tmp / rel)
+            else:
+                kind = "link" if member.issym() or member.islnk() else "special"
+                raise FetchError(f"{archive}: refusing {kind} member {member.name!r}")
+
+
+def _move_entries(archive: Path, tmp: Path, dest: Path) -> list[str]:
+    """Move each top-level entry of ``tmp`` into ``dest``, replacing an
+    earlier copy; refuses (before moving anything) an entry that would
+    replace ``archive`` itself. Returns the entries, sorted."""
+    entries = sorted(p.name for p in tmp.iterdir())
+    for entry in entries:
+        if (dest / entry).resolve() == archive.resolve():
+            raise FetchError(f"{archive}: a member would replace the archive itself")
+    for entry in entries:
+        final = dest / entry
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        elif final.exists() or final.is_symlink():
+            final.unlink()
+        os.replace(tmp / entry, final)
+    return entries
+
+
+def extract_archive(archive: str | Path, dest: str | Path, *, label: str | None = None) -> list[str]:
     """Unpack a zip or tar(.gz/.bz2/.xz) ``archive`` into ``dest``.
 
     Members go into a temporary sibling folder first; any absolute path,
@@ -473,45 +550,12 @@ def extract_archive(archive: str | Path, dest: str | Path, *, label: str | None 
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    rel = _member_path(archive, info.filename)
-                    if _is_link_zipinfo(info):
-                        raise FetchError(f"{archive}: refusing link member {info.filename!r}")
-                    if info.is_dir():
-                        (tmp / rel).mkdir(parents=True, exist_ok=True)
-                    else:
-                        with zf.open(info) as src:
-                            _copy_member(src, tmp / rel)
+            _unpack_zip(archive, tmp)
         elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive, "r:*") as tf:
-                for member in tf:
-                    if member.isdir() and member.name.replace("\\", "/").strip("/") in ("", "."):
-                        continue  # the archive's own root ("./")
-                    rel = _member_path(archive, member.name)
-                    if member.isdir():
-                        (tmp / rel).mkdir(parents=True, exist_ok=True)
-                    elif member.isreg():
-                        src = tf.extractfile(member)
-                        with src:
-                            _copy_member(src, tmp / rel)
-                    else:
-                        kind = "link" if member.issym() or member.islnk() else "special"
-                        raise FetchError(f"{archive}: refusing {kind} member {member.name!r}")
+            _unpack_tar(archive, tmp)
         else:
             raise FetchError(f"cannot extract {archive}: neither a zip nor a tar archive")
-        entries = sorted(p.name for p in tmp.iterdir())
-        for entry in entries:
-            final = dest / entry
-            if final.resolve() == archive.resolve():
-                raise FetchError(f"{archive}: a member would replace the archive itself")
-        for entry in entries:
-            final = dest / entry
-            if final.is_dir() and not final.is_symlink():
-                shutil.rmtree(final)
-            elif final.exists() or final.is_symlink():
-                final.unlink()
-            os.replace(tmp / entry, final)
+        entries = _move_entries(archive, tmp, dest)
         tmp.rmdir()
         return entries
     except FetchError:

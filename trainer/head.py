@@ -529,7 +529,71 @@ def summarise(values: Sequence[float], seeds: int) -> dict:
 # --- cross-validation -------------------------------------------------------
 
 
-def cross_validate(  # noqa: C901 (split pending: issue 21)
+@dataclass
+class _FoldScores:
+    """What cross_validate gathers fold after fold: per model name, metric
+    -> values and (4Q) axis -> accuracies; the chosen C of each fold; the
+    head's confusion matrix summed over folds and seeds (single-label)."""
+
+    names: list[str]
+    n_labels: int
+    chosen: list[float] = field(default_factory=list)
+    scores: dict[str, dict[str, list[float]]] = field(init=False)
+    axes: dict[str, dict[str, list[float]]] = field(init=False)
+    confusion: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.scores = {name: {} for name in self.names}
+        self.axes = {name: {"valence": [], "arousal": []} for name in self.names}
+        self.confusion = np.zeros((self.n_labels, self.n_labels), dtype=int)
+
+    def add(self, results: dict[str, dict]) -> None:
+        for name, values in results.items():
+            for metric, value in values.items():
+                self.scores[name].setdefault(metric, []).append(value)
+
+
+def _fold_outputs(model, x_test: np.ndarray, test_inputs: dict[str, np.ndarray], y: np.ndarray, train: np.ndarray,
+                  test: np.ndarray, *, multilabel: bool, n_labels: int) -> tuple[dict, dict]:
+    """(scores, predictions) of the fitted head on ``x_test[test]`` and on
+    each of ``test_inputs`` (as ``head@name``), and of the trivial baseline
+    (from ``y[train]``). Multi-label: scores only; single-label: the
+    predicted class indices, scored later with the extra models'."""
+    probs = predict(model, x_test[test])
+    results: dict[str, dict] = {}
+    predictions: dict[str, np.ndarray] = {}
+    other = {f"head@{name}": predict(model, inputs[test]) for name, inputs in test_inputs.items()}
+    if multilabel:
+        results["head"] = multilabel_scores(y[test], probs)
+        for name, p in other.items():
+            results[name] = multilabel_scores(y[test], p)
+        results["trivial"] = trivial_multilabel_scores(y[train], y[test])
+    else:
+        predictions["head"] = probs.argmax(axis=1)
+        for name, p in other.items():
+            predictions[name] = p.argmax(axis=1)
+        predictions["trivial"] = np.full(len(test), np.bincount(y[train], minlength=n_labels).argmax())
+    return results, predictions
+
+
+def _quadrant_accuracies(labels: Sequence[str], y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                         predictions: dict[str, np.ndarray], axes: dict[str, dict[str, list[float]]]) -> None:
+    """Append each model's valence and arousal accuracy on ``test`` (4Q
+    quadrants seen as two binary axes) to ``axes``; the trivial model
+    predicts the majority side of each axis in ``train``."""
+    valence, arousal = quadrant_axes(labels, y[test])
+    train_valence, train_arousal = quadrant_axes(labels, y[train])
+    for name, predicted in predictions.items():
+        if name == "trivial":  # the majority side of each axis
+            pv = np.full(len(test), train_valence.mean() >= 0.5)
+            pa = np.full(len(test), train_arousal.mean() >= 0.5)
+        else:
+            pv, pa = quadrant_axes(labels, predicted)
+        axes[name]["valence"].append(float(np.mean(pv == valence)))
+        axes[name]["arousal"].append(float(np.mean(pa == arousal)))
+
+
+def cross_validate(
     data: Dataset,
     x: np.ndarray,
     *,
@@ -563,11 +627,8 @@ def cross_validate(  # noqa: C901 (split pending: issue 21)
     y = data.y if multilabel else data.classes
     quadrants = not multilabel and data.labels == QUADRANT_LABELS
     test_inputs = test_inputs or {}
-    names = ["head", *(f"head@{name}" for name in test_inputs), "trivial", *extra]
-    scores: dict[str, dict[str, list[float]]] = {name: {} for name in names}
-    axes: dict[str, dict[str, list[float]]] = {name: {"valence": [], "arousal": []} for name in names}
-    chosen: list[float] = []
-    confusion = np.zeros((n_labels, n_labels), dtype=int)
+    gathered = _FoldScores(names=["head", *(f"head@{name}" for name in test_inputs), "trivial", *extra],
+                           n_labels=n_labels)
     everything = np.arange(len(x))
     for seed in seeds:
         outer = splits.group_folds(y=data.y, groups=data.groups, k=folds, seed=seed)
@@ -576,24 +637,14 @@ def cross_validate(  # noqa: C901 (split pending: issue 21)
             groups = [data.groups[i] for i in train]
             c, _ = choose_c(x[train], y[train], groups, n_labels=n_labels, multilabel=multilabel, hidden=hidden, grid=grid,
                             k=inner_folds, split_seed=(seed, fold), seed=seed)
-            chosen.append(c)
+            gathered.chosen.append(c)
             model = _fit(x[train], y[train], n_labels, multilabel=multilabel, hidden=hidden, c=c, seed=seed,
                          max_iter=500)
-            probs = predict(model, x_test[test])
-            results: dict[str, dict] = {}
-            predictions: dict[str, np.ndarray] = {}
-            other = {f"head@{name}": predict(model, inputs[test]) for name, inputs in test_inputs.items()}
-            if multilabel:
-                results["head"] = multilabel_scores(y[test], probs)
-                for name, p in other.items():
-                    results[name] = multilabel_scores(y[test], p)
-                results["trivial"] = trivial_multilabel_scores(y[train], y[test])
-            else:
-                predictions["head"] = probs.argmax(axis=1)
-                for name, p in other.items():
-                    predictions[name] = p.argmax(axis=1)
-                predictions["trivial"] = np.full(len(test), np.bincount(y[train], minlength=n_labels).argmax())
-                confusion += metrics.confusion_matrix(y_true=y[test], y_pred=predictions["head"], n_classes=n_labels)
+            results, predictions = _fold_outputs(model, x_test, test_inputs, y, train, test, multilabel=multilabel,
+                                                 n_labels=n_labels)
+            if not multilabel:
+                gathered.confusion += metrics.confusion_matrix(y_true=y[test], y_pred=predictions["head"],
+                                                               n_classes=n_labels)
             for name, run_model in extra.items():
                 out = run_model(train, test, seed, fold)
                 if multilabel:
@@ -603,31 +654,21 @@ def cross_validate(  # noqa: C901 (split pending: issue 21)
             for name, predicted in predictions.items():
                 results[name] = single_label_scores(y[test], predicted, n_labels)
             if quadrants:
-                valence, arousal = quadrant_axes(data.labels, y[test])
-                train_valence, train_arousal = quadrant_axes(data.labels, y[train])
-                for name, predicted in predictions.items():
-                    if name == "trivial":  # the majority side of each axis
-                        pv = np.full(len(test), train_valence.mean() >= 0.5)
-                        pa = np.full(len(test), train_arousal.mean() >= 0.5)
-                    else:
-                        pv, pa = quadrant_axes(data.labels, predicted)
-                    axes[name]["valence"].append(float(np.mean(pv == valence)))
-                    axes[name]["arousal"].append(float(np.mean(pa == arousal)))
-            for name, values in results.items():
-                for metric, value in values.items():
-                    scores[name].setdefault(metric, []).append(value)
+                _quadrant_accuracies(data.labels, y, train, test, predictions, gathered.axes)
+            gathered.add(results)
             shown = " | ".join(f"{name} " + " ".join(f"{m} {v:.3f}" for m, v in values.items())
                                for name, values in results.items())
             log(f"seed {seed} fold {fold} (C {c:g}): {shown}")
     out = {
-        "models": {name: {m: summarise(v, len(seeds)) for m, v in values.items()} for name, values in scores.items()},
-        "chosen_c": chosen,
+        "models": {name: {m: summarise(v, len(seeds)) for m, v in values.items()}
+                   for name, values in gathered.scores.items()},
+        "chosen_c": gathered.chosen,
     }
     if not multilabel:
-        out["confusion_matrix"] = confusion.tolist()
+        out["confusion_matrix"] = gathered.confusion.tolist()
     if quadrants:
         out["derived_from_quadrants"] = {
-            name: {axis: summarise(v, len(seeds)) for axis, v in values.items()} for name, values in axes.items()
+            name: {axis: summarise(v, len(seeds)) for axis, v in values.items()} for name, values in gathered.axes.items()
         }
     return out
 
@@ -716,16 +757,10 @@ def command_line() -> str:
     return ""
 
 
-def run(args, *, log=None) -> dict:
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    seeds = parse_seeds(args.seeds)
-    grid = parse_grid(args.c_grid)
-    if args.hidden < 0:
-        raise DatasetError("--hidden must be 0 (logistic regression) or a number of units")
-    from tagcore import bundle as bundles
-
-    backbone, tagging_patches, backbone_version = backbone_patches(args.backbone)
-    patches = args.patches or tagging_patches
+def _load_data(args, *, log) -> tuple[Dataset, str]:
+    """The dataset of ``args`` and its layout, with skipped and dropped
+    tracks logged; ``--compare-cnn`` is turned off (and said) where the
+    CNN + GRU cannot run: multi-label data or a layout without audio labels."""
     report = LoadReport()
     records, layout = load_records(args, report)
     for message in report.skipped:
@@ -739,52 +774,53 @@ def run(args, *, log=None) -> dict:
     data = build_dataset(records, args, log=log)
     for message in data.dropped:
         log(f"dropped: {message}")
-    task = default_task(args, layout)
-    log(f"{len(data.records)} tracks, {len(data.labels)} labels ({layout} layout), backbone {backbone}, "
-        f"{patches} patches per track")
-    x = data.embeddings(patches)
-    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
-    report_dir.mkdir(parents=True, exist_ok=True)
+    return data, layout
 
-    evaluation: dict = {}
+
+def evaluate(args, data: Dataset, x: np.ndarray, *, seeds: Sequence[int], grid: Sequence[float], patches: int,
+             report_dir: Path, log) -> dict:
+    """The cross-validated figures of the head (inputs ``x``) and of the
+    comparison models on the same folds, with the protocol, the command and
+    the data named; {} with ``--folds`` under 2. DatasetError when the
+    artists (or tracks) cannot fill the folds."""
     groups = len(set(data.groups))
     if args.folds >= 2 and groups < args.folds:
         raise DatasetError(f"{groups} {'artists' if data.has_artists else 'tracks'} cannot fill {args.folds} folds: "
                            "pass fewer --folds (or --folds 0: no evaluation)")
-    if args.folds >= 2:
-        extra: dict[str, Callable] = {}
-        if data.mfcc is not None:
-            extra["mfcc_logreg"] = mfcc_model(data, multilabel=args.multilabel, grid=grid, inner_folds=args.inner_folds)
-        if args.compare_cnn:
-            extra["cnn_gru"] = cnn_model(data, args, report_dir, log=log)
-        started = time.monotonic()
-        evaluation = cross_validate(data, x, multilabel=args.multilabel, hidden=args.hidden, folds=args.folds,
-                                    seeds=seeds, grid=grid, inner_folds=args.inner_folds, extra=extra, log=log)
-        evaluation = {
-            "protocol": protocol_text(data, args, seeds, patches),
-            "command": command_line(),
-            "data": data_name(args),
-            "tracks": len(data.records),
-            "seconds": round(time.monotonic() - started, 1),
-            **evaluation,
-            "labels": data.labels,
-        }
-        if not data.has_artists:
-            evaluation["caveat"] = ("no artist ids: folds are not artist-filtered, so the same artists can sit in "
-                                    "training and test folds (in GTZAN the clips of a genre often share artists); "
-                                    "the figures flatter every model")
-        if extra.get("cnn_gru"):
-            evaluation["cnn_gru_options"] = args.cnn_options
+    if args.folds < 2:
+        return {}
+    extra: dict[str, Callable] = {}
+    if data.mfcc is not None:
+        extra["mfcc_logreg"] = mfcc_model(data, multilabel=args.multilabel, grid=grid, inner_folds=args.inner_folds)
+    if args.compare_cnn:
+        extra["cnn_gru"] = cnn_model(data, args, report_dir, log=log)
+    started = time.monotonic()
+    evaluation = cross_validate(data, x, multilabel=args.multilabel, hidden=args.hidden, folds=args.folds,
+                                seeds=seeds, grid=grid, inner_folds=args.inner_folds, extra=extra, log=log)
+    evaluation = {
+        "protocol": protocol_text(data, args, seeds, patches),
+        "command": command_line(),
+        "data": data_name(args),
+        "tracks": len(data.records),
+        "seconds": round(time.monotonic() - started, 1),
+        **evaluation,
+        "labels": data.labels,
+    }
+    if not data.has_artists:
+        evaluation["caveat"] = ("no artist ids: folds are not artist-filtered, so the same artists can sit in "
+                                "training and test folds (in GTZAN the clips of a genre often share artists); "
+                                "the figures flatter every model")
+    if extra.get("cnn_gru"):
+        evaluation["cnn_gru_options"] = args.cnn_options
+    return evaluation
 
-    # The bundle's head: C by CV on all tracks, then fitted on all of them.
-    y = data.y if args.multilabel else data.classes
-    c, losses = choose_c(x, y, data.groups, n_labels=len(data.labels), multilabel=args.multilabel, hidden=args.hidden, grid=grid,
-                         k=args.inner_folds, split_seed=seeds[0] if seeds else 0)
-    final = _fit(x, y, len(data.labels), multilabel=args.multilabel, hidden=args.hidden, c=c,
-                 seed=seeds[0] if seeds else 0, max_iter=500)
-    config = head.Config(n_inputs=x.shape[1], n_labels=len(data.labels), hidden=args.hidden,
-                         multilabel=args.multilabel, dropout=0.0)
-    provenance = {
+
+def provenance_of(args, data: Dataset, *, layout: str, backbone: str, backbone_version: str, patches: int,
+                  c: float, grid: Sequence[float], losses) -> dict:
+    """What the bundle records of how its head was made: data, labels,
+    backbone, input, the chosen C with the log-loss of each candidate, the
+    command and the versions."""
+    return {
         "data": data_name(args),
         "layout": layout,
         "labels_from": args.labels if layout == "4q" else args.field if layout == "beets" else layout,
@@ -801,6 +837,40 @@ def run(args, *, log=None) -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def run(args, *, log=None) -> dict:
+    """The command: load the data, cross-validate (``--folds``), fit the
+    bundle's head on every track (C by CV on all of them), save the bundle
+    and the report. Returns the provenance, the figures and the bundle path."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    seeds = parse_seeds(args.seeds)
+    grid = parse_grid(args.c_grid)
+    if args.hidden < 0:
+        raise DatasetError("--hidden must be 0 (logistic regression) or a number of units")
+    from tagcore import bundle as bundles
+
+    backbone, tagging_patches, backbone_version = backbone_patches(args.backbone)
+    patches = args.patches or tagging_patches
+    data, layout = _load_data(args, log=log)
+    task = default_task(args, layout)
+    log(f"{len(data.records)} tracks, {len(data.labels)} labels ({layout} layout), backbone {backbone}, "
+        f"{patches} patches per track")
+    x = data.embeddings(patches)
+    report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / args.name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate(args, data, x, seeds=seeds, grid=grid, patches=patches, report_dir=report_dir, log=log)
+
+    # The bundle's head: C by CV on all tracks, then fitted on all of them.
+    y = data.y if args.multilabel else data.classes
+    c, losses = choose_c(x, y, data.groups, n_labels=len(data.labels), multilabel=args.multilabel, hidden=args.hidden, grid=grid,
+                         k=args.inner_folds, split_seed=seeds[0] if seeds else 0)
+    final = _fit(x, y, len(data.labels), multilabel=args.multilabel, hidden=args.hidden, c=c,
+                 seed=seeds[0] if seeds else 0, max_iter=500)
+    config = head.Config(n_inputs=x.shape[1], n_labels=len(data.labels), hidden=args.hidden,
+                         multilabel=args.multilabel, dropout=0.0)
+    provenance = provenance_of(args, data, layout=layout, backbone=backbone, backbone_version=backbone_version,
+                               patches=patches, c=c, grid=grid, losses=losses)
     bundle_dir = Path(args.out) if args.out else bundles.user_bundle_dir() / args.name
     bundles.save_bundle(
         bundle_dir, model=final, family=head.FAMILY, name=args.name, version=args.version, labels=data.labels,
@@ -809,7 +879,6 @@ def run(args, *, log=None) -> dict:
     )
     from trainer.report import write_report
 
-    weights = final.layers[-1].weight.detach().numpy()
     written = write_report(
         report_dir,
         run_config={k: v for k, v in vars(args).items() if not callable(v)},
@@ -817,7 +886,7 @@ def run(args, *, log=None) -> dict:
         history=[],
         labels=data.labels,
         confusion=np.array(evaluation["confusion_matrix"]) if "confusion_matrix" in evaluation else None,
-        tag_embeddings=weights,
+        tag_embeddings=final.layers[-1].weight.detach().numpy(),
     )
     log(f"bundle written to {bundle_dir}\nreport written to {report_dir} ({', '.join(sorted(written))})")
     if evaluation:

@@ -451,14 +451,26 @@ def ablation_markdown(summary: dict, *, chance: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args) -> int:  # noqa: C901 (split pending: issue 21)
-    torch.set_num_threads(max(1, args.threads))
-    started = time.monotonic()
-    run_dir = Path(args.run_dir or Path("runs") / args.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    args.run_dir = str(run_dir)
-    report = LoadReport()
-    songs, notes = load_songs(args, report)
+@dataclass
+class Corpus:
+    """The songs of a run and what every fold reads: ``labels`` (sorted
+    genres), ``y`` (songs, labels) gold matrix, artist ``groups``, each
+    song's ``tokens`` (at most max_tokens * windows), the ``glove`` vectors
+    of those tokens, and ``notes`` on the data for the report."""
+
+    songs: list[Song]
+    labels: list[str]
+    y: np.ndarray
+    groups: list[str]
+    tokens: list[list[str]]
+    glove: dict[str, np.ndarray]
+    notes: dict
+
+
+def load_corpus(args) -> Corpus:
+    """The songs of ``--data`` with their gold genres, artist groups,
+    tokens and GloVe vectors; DatasetError when they cannot fill the folds."""
+    songs, notes = load_songs(args, LoadReport())
     if len(songs) < 2 * args.folds:
         raise DatasetError(f"{args.data}: {len(songs)} songs are too few for {args.folds} folds")
     labels = sorted({g for s in songs for g in s.genres})
@@ -471,41 +483,27 @@ def run(args) -> int:  # noqa: C901 (split pending: issue 21)
     all_words = {t for doc in tokens for t in doc}
     glove = glove_vectors(all_words | {t.replace("'", "") for t in all_words})
     print(f"GloVe: {len(glove)} of {len(all_words)} distinct tokens")
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    return Corpus(songs=songs, labels=labels, y=y, groups=groups, tokens=tokens, glove=glove, notes=notes)
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def evaluation_plan(args) -> list[tuple[str, str]]:
+    """(fold type, model) pairs in the order they run: the primary model
+    and the baseline on every fold type first, then the ablations, so that
+    a run cut short still has the main comparison. None with ``--no-cv``.
+    DatasetError on an unknown variant or fold type."""
+    variants = _names(args.variants)
     unknown = [v for v in variants if v not in family.VARIANTS]
     if unknown:
         raise DatasetError(f"unknown variants {unknown}; known: {', '.join(family.VARIANTS)}")
-    fold_types = [f.strip() for f in args.fold_types.split(",") if f.strip()]
-    ablation_types = {f.strip() for f in args.ablation_folds.split(",") if f.strip()}
+    fold_types = _names(args.fold_types)
+    ablation_types = set(_names(args.ablation_folds))
     unknown = [f for f in fold_types if f not in FOLD_TYPES]
     if unknown:
         raise DatasetError(f"unknown fold types {unknown}; known: {', '.join(FOLD_TYPES)}")
-    everything = np.arange(len(songs))
-    folds = {
-        "artist": [(np.setdiff1d(everything, test), test)
-                   for test in splits.group_folds(y=y, groups=groups, k=args.folds, seed=args.seed)],
-        "random": [(np.setdiff1d(everything, test), test)
-                   for test in splits.group_folds(n=len(songs), k=args.folds, seed=args.seed)],
-    }
-    if "dev" in fold_types:
-        folds["dev"] = [development_split(y, groups, k=args.folds)]
-    results_path = run_dir / "results.jsonl"
-    rows: list[dict] = []
-    if results_path.exists() and args.resume:
-        rows = [json.loads(line) for line in results_path.read_text().splitlines() if line.strip()]
-    done = {(r["folds"], r["fold"], r["model"]) for r in rows}
-    chance = float(y.mean(axis=0).max())
-
-    def record(row: dict) -> None:
-        rows.append(row)
-        with results_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()}) + "\n")
-        write_summary(run_dir, rows, labels, notes, args, chance)
-        print(f"  {row['folds']} fold {row['fold']} {row['model']}: accuracy {row['accuracy']:.3f}, "
-              f"macro-F1 {row['macro_f1']:.3f} ({time.monotonic() - started:.0f} s)", flush=True)
-
-    # The primary model and the baseline on every fold type first, then the
-    # ablations: a run cut short still has the main comparison.
     plan = []
     if not args.no_cv:
         for fold_type in fold_types:
@@ -514,39 +512,104 @@ def run(args) -> int:  # noqa: C901 (split pending: issue 21)
         for fold_type in fold_types:
             if fold_type in ablation_types:
                 plan += [(fold_type, v) for v in variants if v != "primary"]
+    return plan
+
+
+def fold_sets(args, corpus: Corpus) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """(train, test) song indices per fold, per fold type: ``artist``
+    (artist-disjoint, stratified), ``random`` and, when asked for, the one
+    ``dev`` split."""
+    y, groups = corpus.y, corpus.groups
+    everything = np.arange(len(corpus.songs))
+    folds = {
+        "artist": [(np.setdiff1d(everything, test), test)
+                   for test in splits.group_folds(y=y, groups=groups, k=args.folds, seed=args.seed)],
+        "random": [(np.setdiff1d(everything, test), test)
+                   for test in splits.group_folds(n=len(corpus.songs), k=args.folds, seed=args.seed)],
+    }
+    if "dev" in _names(args.fold_types):
+        folds["dev"] = [development_split(y, groups, k=args.folds)]
+    return folds
+
+
+def evaluate_fold(args, corpus: Corpus, *, fold_type: str, f: int, train: np.ndarray, test: np.ndarray,
+                  model: str) -> dict:
+    """One row of results.jsonl: ``model`` (the baseline or a variant)
+    trained on fold ``f``'s ``train`` songs (balanced unless
+    ``--no-balance``) and scored on its ``test`` songs."""
+    y, tokens = corpus.y, corpus.tokens
+    rng = np.random.default_rng(args.seed + 1000 * f)
+    if not args.no_balance:
+        train = balance(y, train, rng=rng)
+    if model == BASELINE:
+        probs = baseline_probs([tokens[i] for i in train], y[train], [tokens[i] for i in test], seed=args.seed)
+        extra = {}
+    else:
+        fit_idx, val_idx = hold_out(train, None if fold_type == "random" else corpus.groups,
+                                    fraction=args.val_fraction, seed=args.seed + 1000 * f)
+        vocabulary = Vocabulary.build([tokens[i] for i in fit_idx], min_count=args.min_count, max_size=args.max_vocab)
+        config = model_config(args, corpus.labels, vocabulary, model)
+        enc = [vocabulary.encode(t) for t in tokens]
+        trained, history, coverage = train_model(
+            config, train_ids=[enc[i] for i in fit_idx], train_y=y[fit_idx],
+            val_ids=[enc[i] for i in val_idx], val_y=y[val_idx], glove=corpus.glove, args=args,
+            name=f"{fold_type}-{f}-{model}")
+        probs = predict_ids(trained, [enc[i] for i in test])
+        best = max(history, key=lambda h: h.get("val_accuracy", -1)) if history else {}
+        extra = {"vocabulary": len(vocabulary), "glove_coverage": round(coverage, 4),
+                 "best_epoch": best.get("epoch"), "val_accuracy": best.get("val_accuracy"),
+                 "train_songs": int(len(fit_idx)), "val_songs": int(len(val_idx)),
+                 "seconds": round(sum(h["seconds"] for h in history), 1)}
+    return {"folds": fold_type, "fold": f, "model": model, "test_songs": int(len(test)),
+            "balanced_train_songs": int(len(train)), **score(probs, y[test]), **extra}
+
+
+class ResultLog:
+    """The rows of ``run_dir/results.jsonl`` (read back with ``--resume``):
+    each new row is appended, the summary rewritten and a line printed."""
+
+    def __init__(self, args, run_dir: Path, corpus: Corpus, *, started: float):
+        self.args, self.run_dir, self.corpus, self.started = args, run_dir, corpus, started
+        self.path = run_dir / "results.jsonl"
+        self.rows: list[dict] = []
+        if self.path.exists() and args.resume:
+            self.rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        self.done = {(r["folds"], r["fold"], r["model"]) for r in self.rows}
+        self.chance = float(corpus.y.mean(axis=0).max())
+
+    def record(self, row: dict) -> None:
+        self.rows.append(row)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()}) + "\n")
+        self.summary()
+        print(f"  {row['folds']} fold {row['fold']} {row['model']}: accuracy {row['accuracy']:.3f}, "
+              f"macro-F1 {row['macro_f1']:.3f} ({time.monotonic() - self.started:.0f} s)", flush=True)
+
+    def summary(self) -> dict:
+        """Writes and returns the summary of the rows so far."""
+        return write_summary(self.run_dir, self.rows, self.corpus.labels, self.corpus.notes, self.args, self.chance)
+
+
+def run(args) -> int:
+    """The command: cross-validate the plan's models (rows in
+    ``--run-dir``), then write a bundle with ``--bundle``."""
+    torch.set_num_threads(max(1, args.threads))
+    started = time.monotonic()
+    run_dir = Path(args.run_dir or Path("runs") / args.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    args.run_dir = str(run_dir)
+    corpus = load_corpus(args)
+    plan = evaluation_plan(args)
+    folds = fold_sets(args, corpus)
+    log = ResultLog(args, run_dir, corpus, started=started)
     for fold_type, model in plan:
         for f, (train, test) in enumerate(folds[fold_type]):
-            if (fold_type, f, model) in done:
-                continue
-            rng = np.random.default_rng(args.seed + 1000 * f)
-            if not args.no_balance:
-                train = balance(y, train, rng=rng)
-            if model == BASELINE:
-                probs = baseline_probs([tokens[i] for i in train], y[train], [tokens[i] for i in test], seed=args.seed)
-                extra = {}
-            else:
-                fit_idx, val_idx = hold_out(train, None if fold_type == "random" else groups,
-                                            fraction=args.val_fraction, seed=args.seed + 1000 * f)
-                vocabulary = Vocabulary.build([tokens[i] for i in fit_idx], min_count=args.min_count,
-                                              max_size=args.max_vocab)
-                config = model_config(args, labels, vocabulary, model)
-                enc = [vocabulary.encode(t) for t in tokens]
-                trained, history, coverage = train_model(
-                    config, train_ids=[enc[i] for i in fit_idx], train_y=y[fit_idx],
-                    val_ids=[enc[i] for i in val_idx], val_y=y[val_idx], glove=glove, args=args,
-                    name=f"{fold_type}-{f}-{model}")
-                probs = predict_ids(trained, [enc[i] for i in test])
-                best = max(history, key=lambda h: h.get("val_accuracy", -1)) if history else {}
-                extra = {"vocabulary": len(vocabulary), "glove_coverage": round(coverage, 4),
-                         "best_epoch": best.get("epoch"), "val_accuracy": best.get("val_accuracy"),
-                         "train_songs": int(len(fit_idx)), "val_songs": int(len(val_idx)),
-                         "seconds": round(sum(h["seconds"] for h in history), 1)}
-            scored = score(probs, y[test])
-            record({"folds": fold_type, "fold": f, "model": model, "test_songs": int(len(test)),
-                    "balanced_train_songs": int(len(train)), **scored, **extra})
-    summary = write_summary(run_dir, rows, labels, notes, args, chance) if rows else {}
+            if (fold_type, f, model) not in log.done:
+                log.record(evaluate_fold(args, corpus, fold_type=fold_type, f=f, train=train, test=test, model=model))
+    summary = log.summary() if log.rows else {}
     if args.bundle:
-        write_bundle(args, songs, y, labels, tokens, groups, glove, summary, notes, chance)
+        write_bundle(args, corpus.songs, corpus.y, corpus.labels, corpus.tokens, corpus.groups, corpus.glove, summary,
+                     corpus.notes, log.chance)
     print(f"done in {time.monotonic() - started:.0f} s; report in {run_dir}")
     return 0
 

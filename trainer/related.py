@@ -210,7 +210,92 @@ def split(docs: Sequence, *, seed: int) -> tuple[list, list, list, list]:
     return tuple([docs[i] for i in part] for part in (np.union1d(fit, val), fit, val, test))
 
 
+def _validation_grid(args, fit: Sequence[dict], val: Sequence[dict], *, lastfm: R.Source | None,
+                     audio: R.Source | None) -> list[dict]:
+    """Mean P@5 on ``val`` of an index built from ``fit`` for every
+    combination of the Last.fm weight, the prior weight and the prior
+    scale that the command line leaves open (one value where it fixes it)."""
+    lastfm_weight = args.lastfm_weight if args.lastfm_weight is not None else 0.0
+    prior_weight = args.prior_weight if args.prior_weight is not None else 0.0
+    prior_scale = args.prior_scale or "linear"
+    grid = []
+    for lw in ([0.0, 0.5, 1.0] if lastfm and args.lastfm_weight is None else [lastfm_weight if lastfm else 0.0]):
+        for pw in ([0.0, 0.25, 0.5] if args.prior_weight is None else [prior_weight]):
+            for ps in (R.PRIOR_SCALES if args.prior_scale is None and pw > 0 else [prior_scale]):
+                r = evaluate_split(fit, val, k=args.k, min_count=args.min_count,
+                                   sources_extra=extra_sources(lastfm, lw, audio),
+                                   prior_weight=pw, prior_scale=ps)
+                score = np.nanmean([r[key]["related"]["p@5"] for key in r])
+                grid.append({"lastfm_weight": lw, "prior_weight": pw, "prior_scale": ps,
+                             "validation_mean_p@5": float(score), **{key: r[key]["related"] for key in r}})
+                print(f"validation: lastfm {lw} prior {pw} ({ps}): mean P@5 {score:.3f}", file=sys.stderr)
+    return grid
+
+
+def evaluate(args, docs: Sequence[dict], *, lastfm: R.Source | None, audio: R.Source | None) -> dict:
+    """Weights chosen on a validation tenth of a random 80 %, then P@5 and
+    R@5 on the other 20 % (printed; written to ``--report`` when given).
+    Returns the protocol, the chosen weights, the grid and the test figures."""
+    train, fit, val, test = split(docs, seed=args.seed)
+    # Choose the Last.fm weight and the prior on the validation tenth.
+    grid = _validation_grid(args, fit, val, lastfm=lastfm, audio=audio)
+    best = max(grid, key=lambda g: g["validation_mean_p@5"])
+    lastfm_weight, prior_weight, prior_scale = best["lastfm_weight"], best["prior_weight"], best["prior_scale"]
+    test_result = evaluate_split(train, test, k=args.k, min_count=args.min_count,
+                                 sources_extra=extra_sources(lastfm, lastfm_weight, audio),
+                                 prior_weight=prior_weight, prior_scale=prior_scale)
+    evaluation = {
+        "protocol": f"AllMusic tracks split 80/20 at random (seed {args.seed}); index from the 80 %; "
+                    "weights chosen on a random tenth of the 80 %; P@5/R@5 on the 20 %",
+        "chosen": {"lastfm_weight": lastfm_weight, "prior_weight": prior_weight, "prior_scale": prior_scale},
+        "validation_grid": grid,
+        "test": test_result,
+        "tracks": {"train": len(train), "test": len(test)},
+    }
+    for key, r in test_result.items():
+        print(f"test {key}: " + "; ".join(f"{m} P@5 {v['p@5']:.3f} R@5 {v['r@5']:.3f} (n {v['n']})" for m, v in r.items()))
+    if args.report:
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, evaluation)
+    return evaluation
+
+
+def write_index(args, docs: Sequence[dict], *, tracks_in_file: int, lastfm: R.Source | None, n_artists: int,
+                audio: R.Source | None, weights: dict, evaluation: dict) -> None:
+    """The related-tags bundle in ``--out``: the AllMusic index of every
+    document with the extra sources, aliases, provenance, the figures and
+    the default prior (``weights``: lastfm_weight, prior_weight, prior_scale)."""
+    lastfm_weight = weights["lastfm_weight"]
+    vocabulary, allmusic = allmusic_index(docs, k=args.k, min_count=args.min_count)
+    index = R.RelatedIndex(vocabulary, [allmusic, *extra_sources(lastfm, lastfm_weight, audio)],
+                           index_aliases(vocabulary))
+    kinds = Counter(t.kind for t in vocabulary.tags)
+    provenance = {
+        "command": "python -m trainer related " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["related"] else "",
+        "allmusic": {"file": Path(args.allmusic).name, "tracks_used": len(docs), "tracks_in_file": tracks_in_file,
+                     "lsi_topics": allmusic.vectors.shape[1], "min_count": args.min_count, "tags_by_kind": dict(kinds),
+                     "source": "AllMusic expert tags of Million Song Dataset tracks (seed 001's tag sets), research use"},
+        "lastfm": None if not lastfm else {"folder": Path(args.lastfm).name, "artists": n_artists,
+                                            "tags": len(lastfm.names), "min_artists": args.lastfm_min_artists,
+                                            "lsi_topics": lastfm.vectors.shape[1], "weight": lastfm_weight,
+                                            "source": "HetRec 2011 Last.fm-2k, research use"},
+        "audio": None if not audio else {"file": Path(args.audio_similarity).name, "tags": len(audio.names),
+                                          "weight": args.audio_weight},
+        "aliases": "hand-written AllMusic aliases (tagcore.related.ALLMUSIC_ALIASES), then the children of "
+                   "beets' lastgenre genre tree (genres-tree.yaml) for tree nodes the vocabulary lacks",
+        "contents": "tag names, kinds, document counts and LSI tag vectors only; no track, artist or user data",
+        "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    defaults = {"prior_weight": weights["prior_weight"], "prior_scale": weights["prior_scale"]}
+    R.save_index(args.out, index, name=args.name, version=args.version, provenance=provenance,
+                 metrics=evaluation, defaults=defaults)
+    print(f"bundle written to {args.out}: {len(vocabulary)} tags ({dict(kinds)})", file=sys.stderr)
+
+
 def run(args) -> int:
+    """The command: read AllMusic (and Last.fm, and audio similarity),
+    evaluate with ``--evaluate``, write the bundle with ``--out``."""
     from trainer.datasets import DatasetError, LoadReport, allmusic_msd, lastfm_hetrec
 
     report = LoadReport()
@@ -219,79 +304,25 @@ def run(args) -> int:
     if not docs:
         raise DatasetError(f"{args.allmusic}: no track with a genre and a style, mood or theme")
     lastfm = None
-    lastfm_counts: list[int] = []
     n_artists = 0
     if args.lastfm:
         at = lastfm_hetrec.artist_tags(args.lastfm, report=report)
         n_artists = len(at)
-        lastfm, lastfm_counts = lastfm_source(at, k=args.lastfm_k, min_artists=args.lastfm_min_artists, weight=0.5)
+        lastfm, _counts = lastfm_source(at, k=args.lastfm_k, min_artists=args.lastfm_min_artists, weight=0.5)
     audio = audio_source(args.audio_similarity, args.audio_weight) if args.audio_similarity else None
     for message in report.skipped[:20]:
         print(f"skipped: {message}", file=sys.stderr)
     print(f"{len(docs)} AllMusic tracks used of {len(tracks)}; Last.fm: {len(lastfm.names) if lastfm else 0} tags "
           f"over {n_artists} artists", file=sys.stderr)
 
-    lastfm_weight = args.lastfm_weight if args.lastfm_weight is not None else 0.0
-    prior_weight = args.prior_weight if args.prior_weight is not None else 0.0
-    prior_scale = args.prior_scale or "linear"
+    weights = {"lastfm_weight": args.lastfm_weight if args.lastfm_weight is not None else 0.0,
+               "prior_weight": args.prior_weight if args.prior_weight is not None else 0.0,
+               "prior_scale": args.prior_scale or "linear"}
     evaluation: dict = {}
     if args.evaluate:
-        train, fit, val, test = split(docs, seed=args.seed)
-        # Choose the Last.fm weight and the prior on the validation tenth.
-        grid = []
-        for lw in ([0.0, 0.5, 1.0] if lastfm and args.lastfm_weight is None else [lastfm_weight if lastfm else 0.0]):
-            for pw in ([0.0, 0.25, 0.5] if args.prior_weight is None else [prior_weight]):
-                for ps in (R.PRIOR_SCALES if args.prior_scale is None and pw > 0 else [prior_scale]):
-                    r = evaluate_split(fit, val, k=args.k, min_count=args.min_count,
-                                       sources_extra=extra_sources(lastfm, lw, audio),
-                                       prior_weight=pw, prior_scale=ps)
-                    score = np.nanmean([r[key]["related"]["p@5"] for key in r])
-                    grid.append({"lastfm_weight": lw, "prior_weight": pw, "prior_scale": ps,
-                                 "validation_mean_p@5": float(score), **{key: r[key]["related"] for key in r}})
-                    print(f"validation: lastfm {lw} prior {pw} ({ps}): mean P@5 {score:.3f}", file=sys.stderr)
-        best = max(grid, key=lambda g: g["validation_mean_p@5"])
-        lastfm_weight, prior_weight, prior_scale = best["lastfm_weight"], best["prior_weight"], best["prior_scale"]
-        test_result = evaluate_split(train, test, k=args.k, min_count=args.min_count,
-                                     sources_extra=extra_sources(lastfm, lastfm_weight, audio),
-                                     prior_weight=prior_weight, prior_scale=prior_scale)
-        evaluation = {
-            "protocol": f"AllMusic tracks split 80/20 at random (seed {args.seed}); index from the 80 %; "
-                        "weights chosen on a random tenth of the 80 %; P@5/R@5 on the 20 %",
-            "chosen": {"lastfm_weight": lastfm_weight, "prior_weight": prior_weight, "prior_scale": prior_scale},
-            "validation_grid": grid,
-            "test": test_result,
-            "tracks": {"train": len(train), "test": len(test)},
-        }
-        for key, r in test_result.items():
-            print(f"test {key}: " + "; ".join(f"{m} P@5 {v['p@5']:.3f} R@5 {v['r@5']:.3f} (n {v['n']})" for m, v in r.items()))
-        if args.report:
-            path = Path(args.report)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, evaluation)
-
+        evaluation = evaluate(args, docs, lastfm=lastfm, audio=audio)
+        weights = evaluation["chosen"]
     if args.out:
-        vocabulary, allmusic = allmusic_index(docs, k=args.k, min_count=args.min_count)
-        index = R.RelatedIndex(vocabulary, [allmusic, *extra_sources(lastfm, lastfm_weight, audio)],
-                               index_aliases(vocabulary))
-        kinds = Counter(t.kind for t in vocabulary.tags)
-        provenance = {
-            "command": "python -m trainer related " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["related"] else "",
-            "allmusic": {"file": Path(args.allmusic).name, "tracks_used": len(docs), "tracks_in_file": len(tracks),
-                         "lsi_topics": allmusic.vectors.shape[1], "min_count": args.min_count, "tags_by_kind": dict(kinds),
-                         "source": "AllMusic expert tags of Million Song Dataset tracks (seed 001's tag sets), research use"},
-            "lastfm": None if not lastfm else {"folder": Path(args.lastfm).name, "artists": n_artists,
-                                                "tags": len(lastfm.names), "min_artists": args.lastfm_min_artists,
-                                                "lsi_topics": lastfm.vectors.shape[1], "weight": lastfm_weight,
-                                                "source": "HetRec 2011 Last.fm-2k, research use"},
-            "audio": None if not audio else {"file": Path(args.audio_similarity).name, "tags": len(audio.names),
-                                              "weight": args.audio_weight},
-            "aliases": "hand-written AllMusic aliases (tagcore.related.ALLMUSIC_ALIASES), then the children of "
-                       "beets' lastgenre genre tree (genres-tree.yaml) for tree nodes the vocabulary lacks",
-            "contents": "tag names, kinds, document counts and LSI tag vectors only; no track, artist or user data",
-            "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        defaults = {"prior_weight": prior_weight, "prior_scale": prior_scale}
-        R.save_index(args.out, index, name=args.name, version=args.version, provenance=provenance,
-                     metrics=evaluation, defaults=defaults)
-        print(f"bundle written to {args.out}: {len(vocabulary)} tags ({dict(kinds)})", file=sys.stderr)
+        write_index(args, docs, tracks_in_file=len(tracks), lastfm=lastfm, n_artists=n_artists, audio=audio,
+                    weights=weights, evaluation=evaluation)
     return 0

@@ -368,13 +368,76 @@ def fold_scores(y: np.ndarray, probs: np.ndarray, *, single: bool) -> dict:
     return out
 
 
+def _cnn_fold(data: AudioData, args, train: np.ndarray, val: np.ndarray, test: np.ndarray, *, seed: int,
+              playlists: PlaylistSet | None, single: bool, log) -> tuple[dict, dict, dict | None]:
+    """The sample-level CNN on one fold (and, with playlists and r > 0, the
+    same fold without propagation). Returns (scores per model, the fit's
+    record without seed and fold, per-tag figures with and without
+    propagation or None)."""
+    model, result = train_one(data, train, val, args, seed=seed, playlists=playlists, log=log)
+    fit = {"best_epoch": result.best_epoch, "epochs": len(result.history), "seconds": round(result.seconds, 1),
+           "history": result.history}
+    probs = predict_tracks(model, data, test)
+    found = {"samplecnn": fold_scores(data.y[test], probs, single=single)}
+    per_tag = None
+    if playlists is not None and args.r > 0:  # the same fold without propagation
+        plain = argparse.Namespace(**{**vars(args), "r": 0.0})
+        base_model, _ = train_one(data, train, val, plain, seed=seed, playlists=None, log=log)
+        base_probs = predict_tracks(base_model, data, test)
+        found["samplecnn_r0"] = fold_scores(data.y[test], base_probs, single=single)
+        with_p, without = prop.evaluate(data.y[test], probs), prop.evaluate(data.y[test], base_probs)
+        per_tag = {"popularity": data.y[train].sum(0).tolist(),
+                   **{f"{k}_{name}": v.tolist() for name, figures in (("r", with_p), ("r0", without))
+                      for k, v in figures.items() if k.startswith("per_tag")}}
+    return found, fit, per_tag
+
+
+def _head_folds(data: AudioData, args, plan, *, single: bool, record, log) -> None:
+    """``--compare-head``: a logistic head on musicnn-msd (C by 3-fold CV on
+    the fold's training tracks) on each fold of ``plan``, passed to ``record``."""
+    from trainer import head as head_trainer
+    from trainer.embeddings import backbone_outputs
+
+    everything = np.arange(len(data.records))
+    cache = Path(args.cache_dir) / "backbone-outputs" if args.cache_dir else None
+    outputs = backbone_outputs([r.path for r in data.records], bundles=["musicnn-msd", "musicnn-mtt"],
+                               patches=10, workers=args.workers, cache_dir=cache)
+    _, tagging_patches, _ = head_trainer.backbone_patches("musicnn-msd")
+    head_x = outputs["musicnn-msd"].track_embeddings(patches=tagging_patches)
+    head_ok = outputs["musicnn-msd"].counts > 0
+    for seed, number, test in plan:
+        rest = np.setdiff1d(everything, test)
+        fit_rows = rest[head_ok[rest]]
+        y_fit = data.y[fit_rows].argmax(1) if single else data.y[fit_rows]
+        groups = [data.groups[i] for i in fit_rows]
+        c, _ = head_trainer.choose_c(head_x[fit_rows], y_fit, groups, n_labels=len(data.labels),
+                                     multilabel=not single, hidden=0, grid=head_trainer.C_GRID, k=3,
+                                     split_seed=(seed, number), seed=seed)
+        head_model = head_trainer.fit_head(head_x[fit_rows], y_fit, n_labels=len(data.labels),
+                                           multilabel=not single, hidden=0, c=c, seed=seed, max_iter=500)
+        probs = head_trainer.predict(head_model, np.nan_to_num(head_x[test]))
+        log(f"seed {seed} fold {number}: musicnn-msd head, C {c:g}")
+        record({"musicnn_msd_head": fold_scores(data.y[test], probs, single=single)})
+
+
+def _popularity_buckets(per_tag: list[dict], *, bucket: int) -> dict:
+    """Per metric (map, auc): the relative improvement of propagation over
+    r = 0 by tag-popularity bucket, from the folds' per-tag figures."""
+    buckets = {}
+    popularity = np.mean([f["popularity"] for f in per_tag], axis=0)
+    for metric in ("map", "auc"):
+        starts, gains = prop.bucket_improvement(np.nanmean([f[f"per_tag_{metric}_r0"] for f in per_tag], axis=0),
+                                                np.nanmean([f[f"per_tag_{metric}_r"] for f in per_tag], axis=0),
+                                                popularity, bucket=bucket)
+        buckets[metric] = {"first_rank": starts.tolist(), "relative_improvement": gains.tolist()}
+    return buckets
+
+
 def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seeds: Sequence[int],
                    log=print) -> dict:
     """Artist-disjoint k-fold CV (trainer.splits.group_folds): the
     sample-level CNN, the trivial baseline and (``--compare-head``) a
     logistic head on musicnn-msd, on the same folds."""
-    from trainer import head as head_trainer
-
     single = bool((data.y.sum(axis=1) == 1).all())
     scores: dict[str, dict[str, list[float]]] = {}
     fits = []
@@ -392,66 +455,28 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
 
     for seed, number, test in plan:
         rest = np.setdiff1d(everything, test)
+        # The training label frequencies, for every track.
+        trivial = fold_scores(data.y[test], np.tile(data.y[rest].mean(axis=0), (len(test), 1)), single=single)
         if getattr(args, "no_cnn", False):
-            prior = data.y[rest].mean(axis=0)
-            record({"trivial": fold_scores(data.y[test], np.tile(prior, (len(test), 1)), single=single)})
+            record({"trivial": trivial})
             continue
         train, val = split_validation(data.groups, data.y, rest, seed=seed)
         log(f"seed {seed} fold {number}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
-        model, result = train_one(data, train, val, args, seed=seed, playlists=playlists, log=log)
-        fits.append({"seed": seed, "fold": number, "best_epoch": result.best_epoch,
-                     "epochs": len(result.history), "seconds": round(result.seconds, 1),
-                     "history": result.history})
-        probs = predict_tracks(model, data, test)
-        found = {"samplecnn": fold_scores(data.y[test], probs, single=single)}
-        if playlists is not None and args.r > 0:  # the same fold without propagation
-            plain = argparse.Namespace(**{**vars(args), "r": 0.0})
-            base_model, _ = train_one(data, train, val, plain, seed=seed, playlists=None, log=log)
-            base_probs = predict_tracks(base_model, data, test)
-            found["samplecnn_r0"] = fold_scores(data.y[test], base_probs, single=single)
-            with_p, without = prop.evaluate(data.y[test], probs), prop.evaluate(data.y[test], base_probs)
-            per_tag.append({"popularity": data.y[train].sum(0).tolist(),
-                            **{f"{k}_{name}": v.tolist() for name, figures in (("r", with_p), ("r0", without))
-                               for k, v in figures.items() if k.startswith("per_tag")}})
-        prior = data.y[rest].mean(axis=0)
-        trivial = np.tile(prior, (len(test), 1))  # the training label frequencies, for every track
-        found["trivial"] = fold_scores(data.y[test], trivial, single=single)
-        record(found)
+        found, fit, fold_per_tag = _cnn_fold(data, args, train, val, test, seed=seed, playlists=playlists,
+                                             single=single, log=log)
+        fits.append({"seed": seed, "fold": number, **fit})
+        if fold_per_tag is not None:
+            per_tag.append(fold_per_tag)
+        record({**found, "trivial": trivial})
     if args.compare_head:
         # After the CNN folds: the backbone outputs are usually cached by then.
-        from trainer.embeddings import backbone_outputs
-
-        cache = Path(args.cache_dir) / "backbone-outputs" if args.cache_dir else None
-        outputs = backbone_outputs([r.path for r in data.records], bundles=["musicnn-msd", "musicnn-mtt"],
-                                   patches=10, workers=args.workers, cache_dir=cache)
-        _, tagging_patches, _ = head_trainer.backbone_patches("musicnn-msd")
-        head_x = outputs["musicnn-msd"].track_embeddings(patches=tagging_patches)
-        head_ok = outputs["musicnn-msd"].counts > 0
-        for seed, number, test in plan:
-            rest = np.setdiff1d(everything, test)
-            fit_rows = rest[head_ok[rest]]
-            y_fit = data.y[fit_rows].argmax(1) if single else data.y[fit_rows]
-            groups = [data.groups[i] for i in fit_rows]
-            c, _ = head_trainer.choose_c(head_x[fit_rows], y_fit, groups, n_labels=len(data.labels),
-                                         multilabel=not single, hidden=0, grid=head_trainer.C_GRID, k=3,
-                                         split_seed=(seed, number), seed=seed)
-            head_model = head_trainer.fit_head(head_x[fit_rows], y_fit, n_labels=len(data.labels),
-                                               multilabel=not single, hidden=0, c=c, seed=seed, max_iter=500)
-            probs = head_trainer.predict(head_model, np.nan_to_num(head_x[test]))
-            log(f"seed {seed} fold {number}: musicnn-msd head, C {c:g}")
-            record({"musicnn_msd_head": fold_scores(data.y[test], probs, single=single)})
+        _head_folds(data, args, plan, single=single, record=record, log=log)
     summary = {name: {m: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
                           "folds": v} for m, v in values.items()} for name, values in scores.items()}
     out = {"models": summary, "fits": fits, "single_label": single}
     if per_tag:
         out["per_tag"] = per_tag
-        out["buckets"] = {}
-        popularity = np.mean([f["popularity"] for f in per_tag], axis=0)
-        for metric in ("map", "auc"):
-            starts, gains = prop.bucket_improvement(np.nanmean([f[f"per_tag_{metric}_r0"] for f in per_tag], axis=0),
-                                                    np.nanmean([f[f"per_tag_{metric}_r"] for f in per_tag], axis=0),
-                                                    popularity, bucket=args.bucket)
-            out["buckets"][metric] = {"first_rank": starts.tolist(), "relative_improvement": gains.tolist()}
+        out["buckets"] = _popularity_buckets(per_tag, bucket=args.bucket)
     return out
 
 
@@ -471,7 +496,109 @@ def parse_seeds(text: str) -> list[int]:
         raise DatasetError(f"--seeds: expected integers separated by commas, got {text!r}") from None
 
 
+def _playlists_of(data: AudioData, args, *, log) -> PlaylistSet | None:
+    """The playlists of ``--playlists``/``--m3u``/``--aotm`` matched to the
+    tracks, with what was left out logged; None without any."""
+    if not (args.playlists or args.m3u or args.aotm):
+        return None
+    playlists = read_playlists(data, args)
+    covered = len({t for p in playlists.tracks for t in p})
+    log(f"playlists: {len(playlists.tracks)} read, {covered} of {len(data.records)} tracks in one or more; "
+        f"entries left out: {playlists.missing_files} missing files, {playlists.not_in_library} not among the "
+        f"tracks, {playlists.unmatched} unmatched AotM entries")
+    for message in playlists.messages:
+        log(f"  {message}")
+    index = training_index(playlists, len(data.records), np.arange(len(data.records)))
+    log(f"  indexed: {index.n_playlists} playlists of two or more tracks; dropped {index.dropped['duplicates']} "
+        f"repeated entries and {index.dropped['short']} playlists of fewer than two tracks")
+    return playlists
+
+
+def _initial_weights(args, data: AudioData, *, log) -> tuple[dict | None, str | None]:
+    """(state dict, "name version") of the ``--init`` bundle, or (None,
+    None). Its output layer is dropped when its labels differ; ``args``
+    takes the bundle's channels and embedding size. DatasetError when the
+    bundle is not a samplecnn one."""
+    if not args.init:
+        return None, None
+    from tagcore.bundle import load_bundle
+
+    bundle = load_bundle(args.init)
+    if bundle.family != samplecnn.FAMILY:
+        raise DatasetError(f"--init {args.init}: a {bundle.family} bundle, not a samplecnn one")
+    init_state = bundle.model.state_dict()
+    init_name = f"{bundle.name} {bundle.version}"
+    if bundle.labels != data.labels:
+        init_state = {k: v for k, v in init_state.items() if not k.startswith("dense.")}
+        log(f"--init {init_name}: labels differ, a new output layer is trained")
+    args.channels = ",".join(map(str, bundle.model.config.channels))
+    args.embedding = bundle.model.config.embedding
+    return init_state, init_name
+
+
+def _evaluate(data: AudioData, args, *, playlists: PlaylistSet | None, seeds: Sequence[int], report_dir: Path,
+              log) -> dict:
+    """With ``--folds`` 2 or more: the cross-validated figures, written to
+    cv.json (and popularity.png with playlists) and printed; else {}."""
+    if args.folds < 2:
+        return {}
+    started = time.monotonic()
+    evaluation = cross_validate(data, args, playlists=playlists, seeds=seeds, log=log)
+    evaluation.update(command=command_line(), seconds=round(time.monotonic() - started, 1),
+                      protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.splits.group_folds), "
+                                f"seeds {seeds}; sample-level CNN trained on the training folds with 10% of their "
+                                "artists held out for early stopping; every model scored on the same test folds"),
+                      tracks=len(data.records), labels=data.labels)
+    from trainer.report import write_json
+
+    write_json(report_dir / "cv.json", evaluation)
+    if "buckets" in evaluation:
+        popularity_figure(evaluation["buckets"], report_dir / "popularity.png", bucket=args.bucket, r=args.r)
+    print(format_table(evaluation))
+    return evaluation
+
+
+def _fit_and_save(data: AudioData, args, *, layout: str, task: str, name: str, seed: int,
+                  playlists: PlaylistSet | None, init: tuple[dict | None, str | None], evaluation: dict,
+                  report_dir: Path, log) -> Path:
+    """The bundle's model, trained on every track (10% of the artists held
+    out for early stopping), saved as a bundle with its provenance and the
+    figures, and the run's report. Returns the bundle folder."""
+    init_state, init_name = init
+    train, val = split_validation(data.groups, data.y, np.arange(len(data.records)), seed=seed)
+    log(f"final fit: {len(train)} train, {len(val)} validation tracks")
+    model, fitted = train_one(data, train, val, args, seed=seed, playlists=playlists, init=init_state, log=log)
+    from tagcore import bundle as bundles
+
+    bundle_dir = Path(args.out) if args.out else bundles.user_bundle_dir() / name
+    provenance = {
+        "data": Path(args.beets_library or args.data).name, "layout": layout, "tracks": len(data.records),
+        "label_counts": {l: int(n) for l, n in zip(data.labels, data.y.sum(0))},
+        "playlists": len(playlists.tracks) if playlists else 0, "r": args.r, "weighting": args.weighting,
+        "init": init_name, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history),
+        "validation_loss": fitted.best_value, "command": command_line(),
+        "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
+    bundles.save_bundle(bundle_dir, model=model, family=samplecnn.FAMILY, name=name, version=args.version,
+                        labels=data.labels, model_config=model.config.to_dict(), task=task,
+                        input={"kind": "audio", "feature": {"kind": "waveform",
+                                                            **WaveParams(patches=args.patches).to_dict()}},
+                        outputs=("scores", "embedding"), embedding_dim=model.config.embedding,
+                        provenance=provenance, metrics=evaluation)
+    from trainer.report import write_report
+
+    write_report(report_dir, run_config={k: v for k, v in vars(args).items() if not callable(v)},
+                 metrics={**evaluation, "provenance": provenance, "bundle": str(bundle_dir)},
+                 history=fitted.history, labels=data.labels)
+    log(f"bundle written to {bundle_dir}; report in {report_dir}")
+    return bundle_dir
+
+
 def run(args, *, log=None) -> dict:
+    """The command: ``--spotify`` runs trainer.samplecnn_spotify; else load
+    the tracks (and playlists), cross-validate (``--folds``) and, unless
+    ``--no-bundle``, train and save the bundle's model."""
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if args.spotify:
         from trainer import samplecnn_spotify
@@ -489,81 +616,17 @@ def run(args, *, log=None) -> dict:
     task = args.task or ("mood" if layout == "4q" and args.labels != "genres" else
                          args.field if layout == "beets" else "genre")
     name = args.name or f"samplecnn-{task}"
-    playlists = None
-    if args.playlists or args.m3u or args.aotm:
-        playlists = read_playlists(data, args)
-        covered = len({t for p in playlists.tracks for t in p})
-        log(f"playlists: {len(playlists.tracks)} read, {covered} of {len(data.records)} tracks in one or more; "
-            f"entries left out: {playlists.missing_files} missing files, {playlists.not_in_library} not among the "
-            f"tracks, {playlists.unmatched} unmatched AotM entries")
-        for message in playlists.messages:
-            log(f"  {message}")
-        index = training_index(playlists, len(data.records), np.arange(len(data.records)))
-        log(f"  indexed: {index.n_playlists} playlists of two or more tracks; dropped {index.dropped['duplicates']} "
-            f"repeated entries and {index.dropped['short']} playlists of fewer than two tracks")
+    playlists = _playlists_of(data, args, log=log)
     log(f"{len(data.records)} tracks, {len(data.labels)} labels ({layout}), r {args.r}, weighting {args.weighting}")
     report_dir = Path(args.report_dir) if args.report_dir else Path("runs") / name
     report_dir.mkdir(parents=True, exist_ok=True)
-    init_state, init_name = None, None
-    if args.init:
-        from tagcore.bundle import load_bundle
-
-        bundle = load_bundle(args.init)
-        if bundle.family != samplecnn.FAMILY:
-            raise DatasetError(f"--init {args.init}: a {bundle.family} bundle, not a samplecnn one")
-        init_state = bundle.model.state_dict()
-        init_name = f"{bundle.name} {bundle.version}"
-        if bundle.labels != data.labels:
-            init_state = {k: v for k, v in init_state.items() if not k.startswith("dense.")}
-            log(f"--init {init_name}: labels differ, a new output layer is trained")
-        args.channels = ",".join(map(str, bundle.model.config.channels))
-        args.embedding = bundle.model.config.embedding
-    evaluation: dict = {}
-    if args.folds >= 2:
-        started = time.monotonic()
-        evaluation = cross_validate(data, args, playlists=playlists, seeds=seeds, log=log)
-        evaluation.update(command=command_line(), seconds=round(time.monotonic() - started, 1),
-                          protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.splits.group_folds), "
-                                    f"seeds {seeds}; sample-level CNN trained on the training folds with 10% of their "
-                                    "artists held out for early stopping; every model scored on the same test folds"),
-                          tracks=len(data.records), labels=data.labels)
-        from trainer.report import write_json
-
-        write_json(report_dir / "cv.json", evaluation)
-        if "buckets" in evaluation:
-            popularity_figure(evaluation["buckets"], report_dir / "popularity.png", bucket=args.bucket, r=args.r)
-        print(format_table(evaluation))
+    init = _initial_weights(args, data, log=log)
+    evaluation = _evaluate(data, args, playlists=playlists, seeds=seeds, report_dir=report_dir, log=log)
     result = {"metrics": evaluation}
     if not args.no_bundle:
-        everything = np.arange(len(data.records))
-        train, val = split_validation(data.groups, data.y, everything, seed=seeds[0])
-        log(f"final fit: {len(train)} train, {len(val)} validation tracks")
-        model, fitted = train_one(data, train, val, args, seed=seeds[0], playlists=playlists, init=init_state, log=log)
-        from tagcore import bundle as bundles
-
-        bundle_dir = Path(args.out) if args.out else bundles.user_bundle_dir() / name
-        provenance = {
-            "data": Path(args.beets_library or args.data).name, "layout": layout, "tracks": len(data.records),
-            "label_counts": {l: int(n) for l, n in zip(data.labels, data.y.sum(0))},
-            "playlists": len(playlists.tracks) if playlists else 0, "r": args.r, "weighting": args.weighting,
-            "init": init_name, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history),
-            "validation_loss": fitted.best_value, "command": command_line(),
-            "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "python": platform.python_version(),
-        }
-        bundles.save_bundle(bundle_dir, model=model, family=samplecnn.FAMILY, name=name, version=args.version,
-                            labels=data.labels, model_config=model.config.to_dict(), task=task,
-                            input={"kind": "audio", "feature": {"kind": "waveform",
-                                                                **WaveParams(patches=args.patches).to_dict()}},
-                            outputs=("scores", "embedding"), embedding_dim=model.config.embedding,
-                            provenance=provenance, metrics=evaluation)
-        from trainer.report import write_report
-
-        write_report(report_dir, run_config={k: v for k, v in vars(args).items() if not callable(v)},
-                     metrics={**evaluation, "provenance": provenance, "bundle": str(bundle_dir)},
-                     history=fitted.history, labels=data.labels)
-        log(f"bundle written to {bundle_dir}; report in {report_dir}")
-        result["bundle"] = str(bundle_dir)
+        result["bundle"] = str(_fit_and_save(data, args, layout=layout, task=task, name=name, seed=seeds[0],
+                                             playlists=playlists, init=init, evaluation=evaluation,
+                                             report_dir=report_dir, log=log))
     return result
 
 

@@ -41,7 +41,9 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -130,19 +132,29 @@ def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, h
     return figures
 
 
-def run(args, *, log=print) -> dict:
-    if getattr(args, "summary_only", False):
-        report_dir = Path(args.report_dir or "runs/spotify-propagation")
-        try:
-            results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise DatasetError(f"{report_dir / 'results.json'}: cannot read ({error})") from None
-        summary = summarise(results, bucket=args.bucket)
-        (report_dir / "summary.md").write_text(summary["markdown"], encoding="utf-8")
-        draw_figures(results, summary, report_dir, bucket=args.bucket)
-        print(summary["markdown"])
-        return {"metrics": summary["table"], "report": str(report_dir)}
-    torch.set_num_threads(max(1, args.threads))
+def _write_summary(results: dict, report_dir: Path, *, bucket: int) -> dict:
+    """summary.md and the figures of ``results`` in ``report_dir``; the
+    summary is printed. Returns the command's answer (the table, the folder)."""
+    summary = summarise(results, bucket=bucket)
+    (report_dir / "summary.md").write_text(summary["markdown"], encoding="utf-8")
+    draw_figures(results, summary, report_dir, bucket=bucket)
+    print(summary["markdown"])
+    return {"metrics": summary["table"], "report": str(report_dir)}
+
+
+def _summary_only(args) -> dict:
+    """``--summary-only``: summarise the runs already in --report-dir."""
+    report_dir = Path(args.report_dir or "runs/spotify-propagation")
+    try:
+        results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{report_dir / 'results.json'}: cannot read ({error})") from None
+    return _write_summary(results, report_dir, bucket=args.bucket)
+
+
+def _sweep_options(args) -> tuple[list[int], list[float], list[float]]:
+    """(seeds, r grid with 0 added and sorted, keep fractions) of the
+    command line; DatasetError on a value that is not a number in range."""
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     try:
         grid = sorted({float(v) for v in args.r_grid.split(",") if v.strip()} | {0.0})
@@ -151,15 +163,103 @@ def run(args, *, log=print) -> dict:
         raise DatasetError("--r-grid and --keep-tags: numbers separated by commas") from None
     if any(not 0 <= r <= 1 for r in grid) or any(not 0 < q <= 1 for q in keeps):
         raise DatasetError("--r-grid values must be in [0, 1], --keep-tags in (0, 1]")
+    return seeds, grid, keeps
+
+
+def _previous_runs(previous: Path, *, data: str, names: list[str], hidden: int, settings: dict, seeds, keeps, grid,
+                   log) -> list[dict]:
+    """The runs of an earlier call with the same data, tags and settings in
+    ``previous`` (results.json) that this sweep would run again: an
+    interrupted sweep resumes. [] when there are none."""
+    if not previous.is_file():
+        return []
+    old = json.loads(previous.read_text(encoding="utf-8"))
+    if (old.get("data"), old.get("tags"), old.get("hidden")) != (data, names, hidden) or old.get("settings") != settings:
+        return []
+    runs = [run for run in old["runs"] if run["seed"] in seeds and run["keep"] in keeps and run["r"] in grid]
+    log(f"{len(runs)} runs of {previous} kept")
+    return runs
+
+
+@dataclass
+class _Setting:
+    """One (seed, keep) setting: the 70/10/20 split by artists, the inputs
+    standardised on its training songs, the tags the training sees
+    (``view``), the playlist index of the training songs and its shuffled
+    control, each tag's training popularity and the percentage of training
+    songs in a playlist."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    x: np.ndarray
+    view: np.ndarray
+    index: object
+    shuffled_index: object
+    popularity: np.ndarray
+    covered: int
+
+
+def _prepare_setting(x_raw: np.ndarray, y: np.ndarray, artists, lists, list_names, *, seed: int, keep: float) -> _Setting:
+    """The setting of ``seed`` and ``keep`` (see the module's protocol)."""
+    n = len(y)
+    # 70 / 10 / 20 % of the songs, by whole artists
+    train, val, test = splits.group_split(groups=artists, shares=(0.7, 0.1, 0.2), seed=seed)
+    mean, std = x_raw[train].mean(0), x_raw[train].std(0) + 1e-9
+    allowed = set(train.tolist())
+    index = prop.build_index([[t for t in p if t in allowed] for p in lists], keys=list(range(n)), names=list_names)
+    rng = np.random.default_rng([seed, int(keep * 1000)])
+    view = y.copy()
+    hide = rng.random(y.shape) >= keep
+    hide[test] = False
+    view &= ~hide
+    # The control: the same playlists (lengths, memberships) filled
+    # with a random permutation of the training songs, walked with
+    # weight 1: as many supportive terms, none from a coherent list.
+    shuffled = np.arange(n)
+    shuffled[train] = train[np.random.default_rng([seed, 99]).permutation(len(train))]
+    shuffled_index = prop.build_index([[int(shuffled[t]) for t in p if t in allowed] for p in lists], keys=list(range(n)))
+    return _Setting(train=train, val=val, test=test, x=(x_raw - mean) / std, view=view, index=index,
+                    shuffled_index=shuffled_index, popularity=view[train].sum(0),
+                    covered=int(index.in_playlists[train].mean() * 100))
+
+
+def _trainings(grid: Sequence[float]) -> list[tuple[str, float, str]]:
+    """(weighting, r, run name) of every model of a setting: the baseline,
+    the doubled control, then each weighting and the shuffled control at
+    every r > 0."""
+    plan = [("none", 0.0), (DOUBLED, 0.0)] + [(w, r) for w in (*prop.WEIGHTINGS, SHUFFLED) for r in grid if r > 0]
+    return [(w, r, w if w == DOUBLED else "baseline" if r == 0 else w) for w, r in plan]
+
+
+def _train_run(setting: _Setting, y: np.ndarray, *, weighting: str, r: float, args, seed: int, log) -> dict:
+    """Train and score one model of ``setting``; returns its section IV-C figures."""
+    walk_index = None if r == 0 else setting.shuffled_index if weighting == SHUFFLED else setting.index
+    return run_one(setting.x, setting.view, y, setting.train, setting.val, setting.test, walk_index, r=r,
+                   weighting="none" if weighting in (SHUFFLED, DOUBLED) else weighting,
+                   hidden=args.hidden, seed=seed, args=args, log=log,
+                   loss=doubled_loss if weighting == DOUBLED else None)
+
+
+def run(args, *, log=print) -> dict:
+    """The command: every (keep, seed, weighting, r) run of the sweep, with
+    results.json rewritten after each, then the summary and the figures."""
+    if getattr(args, "summary_only", False):
+        return _summary_only(args)
+    torch.set_num_threads(max(1, args.threads))
+    seeds, grid, keeps = _sweep_options(args)
     ids, x_raw, names, y, artists, lists, list_names = load(args.spotify, log=log)
     log(f"{len(ids)} tracks, {len(lists)} playlists, {len(names)} tags, {len(set(artists))} artists; "
         f"seeds {seeds}, r {grid}, keep {keeps}")
     report_dir = Path(args.report_dir or "runs/spotify-propagation")
     report_dir.mkdir(parents=True, exist_ok=True)
-    runs = []
     started = time.monotonic()
     settings = {k: getattr(args, k) for k in ("epochs", "patience", "batch_size", "lr", "momentum", "decay")}
     from trainer.report import write_json
+
+    runs = _previous_runs(report_dir / "results.json", data=Path(args.spotify).name, names=names, hidden=args.hidden,
+                          settings=settings, seeds=seeds, keeps=keeps, grid=grid, log=log)
+    done = {(run["seed"], run["keep"], run["r"], run["weighting"]) for run in runs}
 
     def header() -> dict:
         return {"command": "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
@@ -167,72 +267,30 @@ def run(args, *, log=print) -> dict:
                 "seeds": seeds, "r_grid": grid, "keep_tags": keeps, "hidden": args.hidden, "settings": settings,
                 "seconds": round(time.monotonic() - started, 1), "runs": runs}
 
-    # Runs of an earlier call with the same settings in the same report
-    # folder are kept and not run again (an interrupted sweep resumes).
-    done: set = set()
-    previous = report_dir / "results.json"
-    if previous.is_file():
-        old = json.loads(previous.read_text(encoding="utf-8"))
-        same = (old.get("data"), old.get("tags"), old.get("hidden")) == (Path(args.spotify).name, names, args.hidden)
-        if same and old.get("settings") == settings:
-            runs = [run for run in old["runs"] if run["seed"] in seeds and run["keep"] in keeps and run["r"] in grid]
-            done = {(run["seed"], run["keep"], run["r"], run["weighting"]) for run in runs}
-            log(f"{len(runs)} runs of {previous} kept")
-
     # keep outermost: every seed of the first setting is done before the next
     # setting starts (results.json is rewritten after every run)
     for keep in keeps:
         for seed in seeds:
-            # 70 / 10 / 20 % of the songs, by whole artists
-            train, val, test = splits.group_split(groups=artists, shares=(0.7, 0.1, 0.2), seed=seed)
-            mean, std = x_raw[train].mean(0), x_raw[train].std(0) + 1e-9
-            x = (x_raw - mean) / std
-            allowed = set(train.tolist())
-            index = prop.build_index([[t for t in p if t in allowed] for p in lists], keys=list(range(len(ids))),
-                                     names=list_names)
-            covered = int(index.in_playlists[train].mean() * 100)
-            rng = np.random.default_rng([seed, int(keep * 1000)])
-            view = y.copy()
-            hide = rng.random(y.shape) >= keep
-            hide[test] = False
-            view &= ~hide
-            popularity = view[train].sum(0)
-            # The control: the same playlists (lengths, memberships) filled
-            # with a random permutation of the training songs, walked with
-            # weight 1: as many supportive terms, none from a coherent list.
-            shuffled = np.arange(len(ids))
-            shuffled[train] = train[np.random.default_rng([seed, 99]).permutation(len(train))]
-            shuffled_index = prop.build_index([[int(shuffled[t]) for t in p if t in allowed] for p in lists],
-                                              keys=list(range(len(ids))))
-            plan = [("none", 0.0), (DOUBLED, 0.0)] + [(w, r) for w in (*prop.WEIGHTINGS, SHUFFLED) for r in grid if r > 0]
-            for weighting, r in plan:
-                name = weighting if weighting == DOUBLED else "baseline" if r == 0 else weighting
+            setting = _prepare_setting(x_raw, y, artists, lists, list_names, seed=seed, keep=keep)
+            for weighting, r, name in _trainings(grid):
                 if (seed, keep, r, name) in done:
                     continue
                 t0 = time.monotonic()
-                walk_index = None if r == 0 else shuffled_index if weighting == SHUFFLED else index
-                figures = run_one(x, view, y, train, val, test, walk_index, r=r,
-                                  weighting="none" if weighting in (SHUFFLED, DOUBLED) else weighting,
-                                  hidden=args.hidden, seed=seed, args=args, log=log,
-                                  loss=doubled_loss if weighting == DOUBLED else None)
+                figures = _train_run(setting, y, weighting=weighting, r=r, args=args, seed=seed, log=log)
                 runs.append({"seed": seed, "keep": keep, "r": r, "weighting": name,
                              "annotation_map": figures["annotation_map"], "retrieval_map": figures["retrieval_map"],
                              "retrieval_auc": figures["retrieval_auc"],
                              "per_tag_map": figures["per_tag_map"].tolist(),
                              "per_tag_auc": figures["per_tag_auc"].tolist(),
-                             "popularity": popularity.tolist(), "best_epoch": figures["best_epoch"],
-                             "epochs": figures["epochs"], "train_songs_in_playlists_pct": covered})
+                             "popularity": setting.popularity.tolist(), "best_epoch": figures["best_epoch"],
+                             "epochs": figures["epochs"], "train_songs_in_playlists_pct": setting.covered})
                 write_json(report_dir / "results.json", header())
                 log(f"seed {seed} keep {keep} r {r} {weighting}: annotation MAP {figures['annotation_map']:.4f} "
                     f"retrieval MAP {figures['retrieval_map']:.4f} AUC {figures['retrieval_auc']:.4f} "
                     f"(epoch {figures['best_epoch']}/{figures['epochs']}, {time.monotonic() - t0:.0f} s)")
     results = header()
     write_json(report_dir / "results.json", results)
-    summary = summarise(results, bucket=args.bucket)
-    (report_dir / "summary.md").write_text(summary["markdown"], encoding="utf-8")
-    draw_figures(results, summary, report_dir, bucket=args.bucket)
-    print(summary["markdown"])
-    return {"metrics": summary["table"], "report": str(report_dir)}
+    return _write_summary(results, report_dir, bucket=args.bucket)
 
 
 METRICS = ("annotation_map", "retrieval_map", "retrieval_auc")

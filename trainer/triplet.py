@@ -601,12 +601,81 @@ def _table(rows: list[dict], kinds: list[str], ks: list[int]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> dict:  # noqa: C901 (split pending: issue 21)
-    import torch
+@dataclass
+class _Inputs:
+    """The decoded tracks and their inputs: ``mel`` (tracks, segments, ...)
+    and ``valid`` (tracks, segments) bool for the DPNN, ``mfcc`` (tracks,
+    dims) statistics, ``musicnn`` patches -> (tracks, dims) embeddings, or
+    None without the musicnn baseline."""
 
-    from tagcore.families import triplet
+    tracks: list[Track]
+    mel: np.ndarray
+    valid: np.ndarray
+    mfcc: np.ndarray
+    musicnn: dict[int, np.ndarray] | None
 
-    torch.set_num_threads(max(1, args.threads))
+
+@dataclass
+class _Plan:
+    """What the command runs: the tag ``sets`` (the first stratifies the
+    folds), the set ``combos`` with the LSI ranks of each, the mining
+    strategies and model variants, the relevance ``kinds`` and the k of
+    P@k scored, and the training options."""
+
+    sets: list[str]
+    ks_lsi: list[int]
+    combos: list[tuple[str, ...]]
+    combo_ks: dict[tuple[str, ...], list[int]]
+    minings: list[str]
+    variants: list[str]
+    kinds: list[str]
+    eval_ks: list[int]
+    albums: np.ndarray
+    channels: tuple[int, ...]
+    batch_sizes: list[int]
+    options: TrainOptions
+
+    def trainings(self):
+        """(combo, k, mining, variant) of every model trained in a fold, in order."""
+        return [(c, k, m, v) for c in self.combos for k in self.combo_ks[c] for m in self.minings for v in self.variants]
+
+
+@dataclass
+class _Tally:
+    """The scores of every method, fold after fold, and what the learned
+    ones chose (best epoch, batch size)."""
+
+    fold_scores: dict[str, list[dict]] = field(default_factory=dict)
+    meta: dict[str, dict] = field(default_factory=dict)
+    best_epochs: dict[str, list[int]] = field(default_factory=dict)
+    chosen_batches: dict[str, list[dict]] = field(default_factory=dict)
+
+    def record(self, method_key: str, info: dict, scores: dict) -> None:
+        self.meta.setdefault(method_key, info)
+        self.fold_scores.setdefault(method_key, []).append(scores)
+
+    def results(self) -> dict[str, dict]:
+        """Per method: its description, the mean and standard deviation of
+        each score over the folds (NaN where no fold has a finite one), the
+        folds, the best epochs and the chosen batch sizes."""
+        results = {}
+        for key, runs_scores in self.fold_scores.items():
+            summary = {}
+            for metric in runs_scores[0]:
+                values = np.array([r[metric] for r in runs_scores], float)
+                summary[metric] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+                summary[f"{metric}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
+            results[key] = {**self.meta[key], "scores": summary, "folds": len(runs_scores),
+                            "best_epochs": self.best_epochs.get(key)}
+            base = key.removesuffix("|segments")
+            if base in self.chosen_batches:
+                results[key]["batch_sizes"] = self.chosen_batches[base]
+        return results
+
+
+def _tagged_tracks(args: argparse.Namespace) -> tuple[list[Track], list[str]]:
+    """The tracks with tags of the chosen sets (``--sets``, default every
+    set in the data) and those sets; the skipped ones are printed."""
     report = LoadReport()
     tracks = load_tracks(args, report)
     for line in report.skipped[:20]:
@@ -620,7 +689,12 @@ def run(args: argparse.Namespace) -> dict:  # noqa: C901 (split pending: issue 2
         raise DatasetError(f"no track has tags of set(s) {', '.join(unknown)} (the data has {', '.join(available)})")
     tracks = [t for t in tracks if any(t.tags.get(s) for s in sets)]
     print(f"{len(tracks)} tracks with tags of {', '.join(sets)}")
+    return tracks, sets
 
+
+def _decoded_inputs(args: argparse.Namespace, tracks: list[Track]) -> _Inputs:
+    """The features (and the musicnn embeddings unless ``--no-musicnn``) of
+    ``tracks``; tracks that fail to decode are left out."""
     paths = [t.path for t in tracks]
     features = compute_features(paths, segments=args.segments, workers=args.workers,
                                 cache_dir=Path(args.cache_dir) if args.cache_dir else None)
@@ -636,13 +710,18 @@ def run(args: argparse.Namespace) -> dict:  # noqa: C901 (split pending: issue 2
         musicnn = {p: msd.track_embeddings(patches=p) for p in sorted({args.musicnn_patches, 10})}
         ok &= msd.ok
     keep = np.flatnonzero(ok)
-    tracks = [tracks[i] for i in keep]
-    mel, valid, mfcc = features["mel"][keep], features["valid"][keep], features["mfcc"][keep]
     if musicnn:
         musicnn = {p: e[keep] for p, e in musicnn.items()}
-    n = len(tracks)
-    print(f"{n} tracks decoded")
+    inputs = _Inputs(tracks=[tracks[i] for i in keep], mel=features["mel"][keep], valid=features["valid"][keep],
+                     mfcc=features["mfcc"][keep], musicnn=musicnn)
+    print(f"{len(inputs.tracks)} tracks decoded")
+    return inputs
 
+
+def _make_plan(args: argparse.Namespace, inputs: _Inputs, sets: list[str]) -> _Plan:
+    """The plan of the command from its options; DatasetError on an unknown
+    variant (or ``projection`` without the musicnn baseline)."""
+    tracks = inputs.tracks
     ks_lsi = _ks(args.k)
     combos = _combos(sets) if args.combos else [tuple(sets)]
     # k beyond a combination's vocabulary is that vocabulary (fit_lsi clips it): run it once.
@@ -650,125 +729,159 @@ def run(args: argparse.Namespace) -> dict:  # noqa: C901 (split pending: issue 2
     for combo in combos:
         vocabulary = len({(s, tag) for t in tracks for s in combo for tag in t.tags.get(s, ())})
         combo_ks[combo] = sorted({min(k, vocabulary) for k in ks_lsi})
-    minings = list(MINING_CHOICES[args.mining])
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in VARIANTS]
-    if bad or ("projection" in variants and musicnn is None):
+    if bad or ("projection" in variants and inputs.musicnn is None):
         raise DatasetError(f"variants must be among {VARIANTS} (projection needs the musicnn baseline): {bad or variants}")
     kinds = list(sets) + [kind for kind in ("artist", "album") if any(getattr(t, kind) for t in tracks)]
-    eval_ks = [5, 10, 100]
     has_album = any(t.album for t in tracks)
-    albums_all = album_ids(tracks, fallback_artist=not has_album)
-    channels = tuple(int(c) for c in args.channels.split(","))
     batch_sizes = _batch_sizes(args.batch_size)
-    options = TrainOptions(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=batch_sizes[0],
-                           seed=args.seed)
+    return _Plan(
+        sets=sets, ks_lsi=ks_lsi, combos=combos, combo_ks=combo_ks, minings=list(MINING_CHOICES[args.mining]),
+        variants=variants, kinds=kinds, eval_ks=[5, 10, 100], albums=album_ids(tracks, fallback_artist=not has_album),
+        channels=tuple(int(c) for c in args.channels.split(",")), batch_sizes=batch_sizes,
+        options=TrainOptions(epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=batch_sizes[0],
+                             seed=args.seed),
+    )
 
+
+def _scorer(test_relevant: dict[str, np.ndarray], eval_ks: Sequence[int], n_test: int):
+    """score(z) -> {"<kind>@<k>": P@k} of test embeddings z (n_test, dims).
+    P@k with k at or above the candidates (n_test - 1) is the base rate for
+    every method: left out (NaN)."""
+
+    def score(z: np.ndarray) -> dict:
+        out = {}
+        for kind, rel in test_relevant.items():
+            for k in eval_ks:
+                out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < n_test - 1 else float("nan")
+        return out
+
+    return score
+
+
+def _score_baselines(args, inputs: _Inputs, fold: int, train: np.ndarray, test: np.ndarray, score, tally: _Tally) -> None:
+    """A random embedding, the z-scored MFCC statistics and the musicnn
+    embeddings, scored on the fold's test tracks."""
+    rng = np.random.default_rng(args.seed + fold)
+    tally.record("random", {"method": "random"}, score(rng.standard_normal((len(test), 256))))
+    mfcc = inputs.mfcc
+    mean, std = np.nanmean(mfcc[train], axis=0), np.nanstd(mfcc[train], axis=0) + 1e-6
+    tally.record("mfcc", {"method": "MFCC statistics (z-scored)"}, score((mfcc[test] - mean) / std))
+    if inputs.musicnn:
+        for p, e in inputs.musicnn.items():
+            tally.record(f"musicnn-msd-{p}", {"method": f"musicnn-msd penultimate ({p} patches)"}, score(e[test]))
+
+
+def _train_and_score(args, inputs: _Inputs, plan: _Plan, split: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     training: tuple, *, fold: int, score, tally: _Tally) -> None:
+    """Train one model (``training``: combo, k, mining, variant) on the
+    fold's (train, val, test) ``split`` with LSI relatedness fitted on its
+    training tracks, and score it on the test tracks."""
+    from tagcore.families import triplet
+
+    train, val, test = split
+    combo, k, mining, variant = training
+    tracks = inputs.tracks
+    kept_local, similarity = lsi_similarity([tracks[i] for i in train], sets=combo, k=k)
+    train_kept = train[kept_local]
+    # Validation queries retrieve among validation + training tracks.
+    pool = np.concatenate([val, train_kept])
+    val_rel = relevance([tracks[i] for i in pool], kinds=list(combo))
+    for matrix in val_rel.values():
+        matrix[len(val):] = False
+    if variant == "dpnn":
+        config = triplet.Config(channels=plan.channels, margin=args.margin, mining=mining)
+        data, segs = inputs.mel, inputs.valid
+    else:
+        emb = inputs.musicnn[args.musicnn_patches] if variant == "projection" else np.nan_to_num(inputs.mfcc)
+        config = triplet.Config(input_dim=emb.shape[1], margin=args.margin, mining=mining)
+        data, segs = emb, None
+    started = time.perf_counter()
+    model, history, best_epoch, batch_size, val_scores = train_selected(
+        config, data, segs, train_kept, similarity, plan.albums[train_kept], val=pool,
+        val_relevant=val_rel, options=dataclasses.replace(plan.options, seed=args.seed + fold),
+        batch_sizes=plan.batch_sizes,
+    )
+    key = f"{variant}|{'+'.join(combo)}|{k}|{mining}"
+    tally.chosen_batches.setdefault(key, []).append({"chosen": batch_size, "validation_p10": val_scores})
+    label = {"dpnn": "DPNN (from scratch)", "projection": "projection of musicnn-msd",
+             "mfcc-projection": "projection of MFCC statistics"}[variant]
+    scores = score(embed_all(model, data, test))
+    tally.record(key, {"method": label, "sets": "+".join(combo), "k": k, "mining": mining}, scores)
+    if variant == "dpnn" and args.segments > 1:
+        # The mean over the track's 6 s segments (what a patched bundle gives).
+        tally.record(key + "|segments", {"method": f"DPNN, mean of {args.segments} segments",
+                                         "sets": "+".join(combo), "k": k, "mining": mining},
+                     score(embed_all(model, data, test, valid=inputs.valid)))
+    tally.best_epochs.setdefault(key, []).append(best_epoch)
+    first = plan.sets[0]
+    print(f"  {key}: batch {batch_size} (validation P@10 "
+          + ", ".join(f"{b}: {v:.3f}" for b, v in val_scores.items())
+          + f"), best epoch {best_epoch}, {time.perf_counter() - started:.0f} s, "
+          f"test {first} P@5 {scores.get(f'{first}@5', float('nan')):.3f}, "
+          f"skipped anchors/epoch {history[0]['skipped_anchors']}", flush=True)
+
+
+def _cross_validate(args, inputs: _Inputs, plan: _Plan) -> dict[str, dict]:
+    """Every method on artist-stratified folds (``--folds``, the first
+    ``--runs`` of them); returns the results per method (_Tally.results)."""
+    tracks = inputs.tracks
+    tally = _Tally()
+    folds = artist_folds(tracks, folds=args.folds, seed=args.seed, stratify=plan.sets[0])
+    runs = args.runs or args.folds
+    for fold in range(runs):
+        test = np.flatnonzero(folds == fold)
+        rest = np.flatnonzero(folds != fold)
+        # A validation tenth of the training artists, for early stopping only.
+        val, train = artist_hold_out([tracks[i] for i in rest], share=0.1, seed=args.seed + 1 + fold,
+                                     stratify=plan.sets[0])
+        val, train = rest[val], rest[train]
+        print(f"fold {fold + 1}/{runs}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
+        score = _scorer(relevance([tracks[i] for i in test], kinds=plan.kinds), plan.eval_ks, len(test))
+        _score_baselines(args, inputs, fold, train, test, score, tally)
+        for training in plan.trainings():
+            _train_and_score(args, inputs, plan, (train, val, test), training, fold=fold, score=score, tally=tally)
+    return tally.results()
+
+
+def _write_report(args, report_dir: Path, results: dict[str, dict], plan: _Plan, *, name: str, tracks: int) -> None:
+    """results.json (the command, the data, the folds, the versions, every
+    method's figures) and table.md in ``report_dir``; the table is printed."""
+    import torch
+
+    table = _table(list(results.values()), plan.kinds, plan.eval_ks)
+    print(table)
+    command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
+    summary = {"command": command, "data": name, "tracks": tracks, "sets": plan.sets, "kinds": plan.kinds,
+               "folds": args.folds, "runs": args.runs or args.folds, "eval_ks": plan.eval_ks,
+               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "python": platform.python_version(), "torch": torch.__version__, "results": results}
+    (report_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (report_dir / "table.md").write_text(f"`{command}`\n\n{table}\n", encoding="utf-8")
+    print(f"report: {report_dir}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The command: load and decode the tracks, cross-validate every method
+    (``--folds``; report in ``--report-dir``), then with ``--name`` write a
+    bundle trained on every track. Returns the results per method."""
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    tracks, sets = _tagged_tracks(args)
+    inputs = _decoded_inputs(args, tracks)
+    plan = _make_plan(args, inputs, sets)
     name = Path(args.data).name if args.data else "beets"
     report_dir = Path(args.report_dir or Path("runs") / f"triplet-{name}")
     report_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
-    fold_scores: dict[str, list[dict]] = {}
-    best_epochs: dict[str, list[int]] = {}
-    chosen_batches: dict[str, list[dict]] = {}
-    meta: dict[str, dict] = {}
-
-    def record(method_key: str, info: dict, scores: dict) -> None:
-        meta.setdefault(method_key, info)
-        fold_scores.setdefault(method_key, []).append(scores)
-
     if args.folds:
-        folds = artist_folds(tracks, folds=args.folds, seed=args.seed, stratify=sets[0])
-        runs = args.runs or args.folds
-        for fold in range(runs):
-            test = np.flatnonzero(folds == fold)
-            rest = np.flatnonzero(folds != fold)
-            # A validation tenth of the training artists, for early stopping only.
-            val, train = artist_hold_out([tracks[i] for i in rest], share=0.1, seed=args.seed + 1 + fold,
-                                         stratify=sets[0])
-            val, train = rest[val], rest[train]
-            test_rel = relevance([tracks[i] for i in test], kinds=kinds)
-            print(f"fold {fold + 1}/{runs}: {len(train)} train, {len(val)} validation, {len(test)} test tracks")
-
-            def score(z: np.ndarray) -> dict:
-                # P@k with k at or above the candidates (len(test) - 1) is the
-                # base rate for every method: left out (NaN).
-                out = {}
-                for kind, rel in test_rel.items():  # noqa: B023 (used in this iteration)
-                    for k in eval_ks:
-                        out[f"{kind}@{k}"] = precision_at_k(z, rel, k=k)[0] if k < len(test) - 1 else float("nan")  # noqa: B023 (used in this iteration)
-                return out
-
-            rng = np.random.default_rng(args.seed + fold)
-            record("random", {"method": "random"}, score(rng.standard_normal((len(test), 256))))
-            mean, std = np.nanmean(mfcc[train], axis=0), np.nanstd(mfcc[train], axis=0) + 1e-6
-            record("mfcc", {"method": "MFCC statistics (z-scored)"}, score((mfcc[test] - mean) / std))
-            if musicnn:
-                for p, e in musicnn.items():
-                    record(f"musicnn-msd-{p}", {"method": f"musicnn-msd penultimate ({p} patches)"}, score(e[test]))
-            for combo, k, mining, variant in [(c, k, m, v) for c in combos for k in combo_ks[c]
-                                              for m in minings for v in variants]:
-                kept_local, similarity = lsi_similarity([tracks[i] for i in train], sets=combo, k=k)
-                train_kept = train[kept_local]
-                # Validation queries retrieve among validation + training tracks.
-                pool = np.concatenate([val, train_kept])
-                val_rel = relevance([tracks[i] for i in pool], kinds=list(combo))
-                for matrix in val_rel.values():
-                    matrix[len(val):] = False
-                if variant == "dpnn":
-                    config = triplet.Config(channels=channels, margin=args.margin, mining=mining)
-                    data, segs = mel, valid
-                else:
-                    emb = musicnn[args.musicnn_patches] if variant == "projection" else np.nan_to_num(mfcc)
-                    config = triplet.Config(input_dim=emb.shape[1], margin=args.margin, mining=mining)
-                    data, segs = emb, None
-                started = time.perf_counter()
-                model, history, best_epoch, batch_size, val_scores = train_selected(
-                    config, data, segs, train_kept, similarity, albums_all[train_kept], val=pool,
-                    val_relevant=val_rel, options=dataclasses.replace(options, seed=args.seed + fold),
-                    batch_sizes=batch_sizes,
-                )
-                key = f"{variant}|{'+'.join(combo)}|{k}|{mining}"
-                chosen_batches.setdefault(key, []).append({"chosen": batch_size, "validation_p10": val_scores})
-                label = {"dpnn": "DPNN (from scratch)", "projection": "projection of musicnn-msd",
-                         "mfcc-projection": "projection of MFCC statistics"}[variant]
-                scores = score(embed_all(model, data, test))
-                record(key, {"method": label, "sets": "+".join(combo), "k": k, "mining": mining}, scores)
-                if variant == "dpnn" and args.segments > 1:
-                    # The mean over the track's 6 s segments (what a patched bundle gives).
-                    record(key + "|segments", {"method": f"DPNN, mean of {args.segments} segments",
-                                               "sets": "+".join(combo), "k": k, "mining": mining},
-                           score(embed_all(model, data, test, valid=valid)))
-                best_epochs.setdefault(key, []).append(best_epoch)
-                print(f"  {key}: batch {batch_size} (validation P@10 "
-                      + ", ".join(f"{b}: {v:.3f}" for b, v in val_scores.items())
-                      + f"), best epoch {best_epoch}, {time.perf_counter() - started:.0f} s, "
-                      f"test {sets[0]} P@5 {scores.get(f'{sets[0]}@5', float('nan')):.3f}, "
-                      f"skipped anchors/epoch {history[0]['skipped_anchors']}", flush=True)
-        for key, runs_scores in fold_scores.items():
-            summary = {}
-            for metric in runs_scores[0]:
-                values = np.array([r[metric] for r in runs_scores], float)
-                summary[metric] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-                summary[f"{metric}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")
-            results[key] = {**meta[key], "scores": summary, "folds": len(runs_scores),
-                            "best_epochs": best_epochs.get(key)}
-            base = key.removesuffix("|segments")
-            if base in chosen_batches:
-                results[key]["batch_sizes"] = chosen_batches[base]
-        table = _table(list(results.values()), kinds, eval_ks)
-        print(table)
-        command = "python -m trainer triplet " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["triplet"] else sys.argv[1:])
-        summary = {"command": command, "data": name, "tracks": n, "sets": sets, "kinds": kinds,
-                   "folds": args.folds, "runs": args.runs or args.folds, "eval_ks": eval_ks,
-                   "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                   "python": platform.python_version(), "torch": torch.__version__, "results": results}
-        (report_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        (report_dir / "table.md").write_text(f"`{command}`\n\n{table}\n", encoding="utf-8")
-        print(f"report: {report_dir}")
-
+        results = _cross_validate(args, inputs, plan)
+        _write_report(args, report_dir, results, plan, name=name, tracks=len(inputs.tracks))
     if args.name:
-        _write_bundle(args, tracks, sets, ks_lsi[0], minings[0], mel, valid, albums_all, channels, options, results)
+        _write_bundle(args, inputs.tracks, sets, plan.ks_lsi[0], plan.minings[0], inputs.mel, inputs.valid,
+                      plan.albums, plan.channels, plan.options, results)
     return results
 
 
