@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Inference speed of the sample-level CNN (seed 004) beside the other
+"""Inference speed of the sample-level CNN (the samplecnn paper) beside the other
 audio models, each file decoded once in the shared analysis pass.
 
 Configurations, each timed as one :class:`tagcore.analysis.Analysis` pass

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed of the review-styles model (seed 000, family ``han``).
+"""Speed of the review-styles model (the han paper, family ``han``).
 
 1. Inference: ``--albums`` synthetic albums of ``--reviews`` reviews each
    (default 1,000 x 40), every review ``--words`` words drawn from the

@@ -121,7 +121,7 @@ class MelParams:
         return cls(**data)
 
 
-#: Seed 001's DPNN input (Schindler & Knees 2019, IV-B-2): a 6 s segment
+#: The triplet paper's DPNN input (Schindler & Knees 2019, IV-B-2): a 6 s segment
 #: read at a 3 s offset, 22,050 Hz, 2048-sample Hann windows with 50 %
 #: overlap, centred frames, 80 mel bands from 16 Hz to 11 kHz: 130 x 80.
 DPNN_SEGMENT = MelParams(n_fft=2048, hop_length=1024, n_mels=80, fmin=16.0, fmax=11000.0, excerpt_frames=130,
@@ -264,7 +264,7 @@ def excerpt_features(y: np.ndarray, *, params: MelParams = MelParams()) -> np.nd
 
 @dataclass(frozen=True)
 class WaveParams:
-    """The raw waveform as model input (the sample-level CNN of seed 004).
+    """The raw waveform as model input (the sample-level CNN of the samplecnn paper).
 
     Attributes
     ----------

@@ -1,4 +1,4 @@
-"""Tag relatedness by latent semantic indexing (seed 001, section III-B).
+"""Tag relatedness by latent semantic indexing (the triplet paper, section III-B).
 
 Tracks are documents and tags are terms. The tag x track matrix is binary
 (w = 1 where a tag is attributed to a track, else 0; no TF-IDF weighting),

@@ -1,4 +1,4 @@
-"""Lyrics cleaning and language detection (seed 003, section III.B).
+"""Lyrics cleaning and language detection (the lyrics paper, section III.B).
 
 Pure functions, no model. The lyrics family (:mod:`tagcore.families.lyrics`)
 and its trainer (:mod:`trainer.lyrics`) both go through

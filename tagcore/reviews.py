@@ -1,6 +1,6 @@
 """Album reviews: where they come from and which ones a model reads.
 
-Section 3.2 of seed 000: reviews with too little information are deleted
+Section 3.2 of the han paper: reviews with too little information are deleted
 by rules, then the top 40 voted reviews are kept; albums with too few
 reviews are dropped. :func:`select_reviews` does the first two (the rules
 are :func:`is_informative`); the caller decides what "too few" means.

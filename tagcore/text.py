@@ -1,7 +1,7 @@
 """Text into token ids: the shared front of the text families.
 
-Used by the review-styles family (seed 000, Chinese reviews segmented with
-jieba as the paper) and the lyrics family (seed 003, English lyrics). Each
+Used by the review-styles family (the han paper, Chinese reviews segmented with
+jieba as the paper) and the lyrics family (the lyrics paper, English lyrics). Each
 text is tokenized by its own script: text that is mostly CJK goes through
 jieba's word segmentation, anything else through a Unicode-aware word
 tokenizer (letters and digits of any script, apostrophes inside words kept,

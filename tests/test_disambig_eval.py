@@ -1,4 +1,4 @@
-"""Seed 002's tag tasks (trainer/disambig_eval.py) and tag embeddings
+"""The disambig paper's tag tasks (trainer/disambig_eval.py) and tag embeddings
 (trainer/tag_embeddings.py): hand-computed rankings, a tiny hand-made
 classifier, the artificial duplicate split, and the published Deezer
 matrices (realdata)."""
@@ -191,10 +191,10 @@ def test_written_csv_reads_back_and_evaluates(tmp_path, capsys):
 
 # --- The published Deezer matrices ------------------------------------------------------
 
-TABLE2 = {  # seed 002, Table 2 (HR@1, HR@2, MAP in %)
+TABLE2 = {  # the disambig paper, Table 2 (HR@1, HR@2, MAP in %)
     "fw": (85.1, 91.9, 90.6), "fc": (89.4, 98.3, 94.2), "fm": (87.7, 96.2, 93.1), "fdist": (96.2, 100.0, 98.1),
 }
-TABLE3_HR = {"fw": (92.0, 95.8), "fc": (92.8, 97.0), "fm": (74.8, 83.0)}  # seed 002, Table 3
+TABLE3_HR = {"fw": (92.0, 95.8), "fc": (92.8, 97.0), "fm": (74.8, 83.0)}  # the disambig paper, Table 3
 
 
 @needs_shared("deezer_disambiguation", "taxonomy_learning")

@@ -1,4 +1,4 @@
-"""Log-mel features of seed 002 (section 2.3)."""
+"""Log-mel features of the disambig paper (section 2.3)."""
 
 import numpy as np
 import pytest

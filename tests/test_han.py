@@ -1,4 +1,4 @@
-"""Review styles (seed 000): the HAN family, the label graph and soft loss
+"""Review styles (the han paper): the HAN family, the label graph and soft loss
 on hand-computed examples, the NetEase and JSONL
 loaders, ML-KNN, and a tiny train-then-predict run of ``python -m trainer
 rmsc`` on CPU. Nothing here needs ../shared except the realdata test."""

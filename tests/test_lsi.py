@@ -1,4 +1,4 @@
-"""LSI tag relatedness (seed 001, section III-B) on tiny hand-made matrices."""
+"""LSI tag relatedness (the triplet paper, section III-B) on tiny hand-made matrices."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Lyrics genre family (seed 003): cleaning, language detection, model
+"""Lyrics genre family (the lyrics paper): cleaning, language detection, model
 shapes of every variant, the fold builder, a tiny train-then-predict run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sample-level CNN family (seed 004, Lee et al. 2017's 3^9 model):
+"""The sample-level CNN family (the samplecnn paper, Lee et al. 2017's 3^9 model):
 shapes and parameter count, a tiny train-then-predict run on the CPU, its
 bundle through the analysis pass, and the plugin writing MOOD from a
 samplecnn mood bundle into mp3, flac and m4a through beets' test helpers."""

@@ -1,4 +1,4 @@
-"""Playlist-based tag propagation (seed 004, section III): the walk, P(s'|s),
+"""Playlist-based tag propagation (the samplecnn paper, section III): the walk, P(s'|s),
 the supportive loss, the evaluation figures, the playlist readers of the
 trainer and the Spotify experiment on a tiny synthesized CSV."""
 

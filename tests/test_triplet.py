@@ -1,4 +1,4 @@
-"""The triplet family of seed 001: LSI relatedness on a tiny matrix, triplet
+"""The triplet family of the triplet paper: LSI relatedness on a tiny matrix, triplet
 selection on a hand-made batch, the DPNN's shapes, a tiny train-then-embed
 run, the bundle through the analysis pass, and the trainer's pure parts."""
 

@@ -1,4 +1,4 @@
-"""``python -m trainer disambig-eval``: the tag tasks of seed 002 (sections
+"""``python -m trainer disambig-eval``: the tag tasks of the disambig paper (sections
 3 and 4) on any square tag-similarity matrix.
 
 Modes (one per run):

@@ -1,4 +1,4 @@
-"""``python -m trainer lyrics``: genre from lyrics (seed 003), evaluated and shipped.
+"""``python -m trainer lyrics``: genre from lyrics (the lyrics paper), evaluated and shipped.
 
 Data (``--data``): the Genius CSV (``lyrics.csv.gz``: artist, title,
 lyrics, genre; :mod:`trainer.datasets.genius`) or the Vagalume (Kaggle)

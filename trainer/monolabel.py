@@ -1,4 +1,4 @@
-"""The monolabel scheme of seed 002 (Hennequin et al., ISMIR 2018, section
+"""The monolabel scheme of the disambig paper (Hennequin et al., ISMIR 2018, section
 2.2): a multi-label dataset turned into a balanced single-label one, one tag
 per album drawn inversely to the tag's popularity. Training-only (the
 disambig trainer and ``tag_dedup`` use it); pure functions over

@@ -1,4 +1,4 @@
-"""Playlist-based tag propagation (seed 004: Lin, Chung and Chen, section III).
+"""Playlist-based tag propagation (the samplecnn paper: Lin, Chung and Chen, section III).
 
 Pure functions, numpy only:
 

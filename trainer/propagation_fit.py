@@ -1,4 +1,4 @@
-"""Training with playlist-based tag propagation (seed 004, section IV-A),
+"""Training with playlist-based tag propagation (the samplecnn paper, section IV-A),
 on the shared loop :func:`trainer.loop.fit`.
 
 Used by the sample-level CNN (:mod:`trainer.samplecnn`) and by the Spotify

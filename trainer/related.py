@@ -1,7 +1,7 @@
 """``python -m trainer related``: build the related-tags bundle, and its
 quality check.
 
-Bundle (``--out``): LSI tag vectors (seed 001, III-B) over the AllMusic
+Bundle (``--out``): LSI tag vectors (the triplet paper, III-B) over the AllMusic
 expert tags of MSD tracks (``--allmusic track_names_all.txt``; documents:
 tracks with a genre and at least one style, mood or theme; four kinds:
 genre, style, mood, theme) and LSI vectors of Last.fm free tags over
@@ -275,7 +275,7 @@ def write_index(args, docs: Sequence[dict], *, tracks_in_file: int, lastfm: R.So
         "command": "python -m trainer related " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["related"] else "",
         "allmusic": {"file": Path(args.allmusic).name, "tracks_used": len(docs), "tracks_in_file": tracks_in_file,
                      "lsi_topics": allmusic.vectors.shape[1], "min_count": args.min_count, "tags_by_kind": dict(kinds),
-                     "source": "AllMusic expert tags of Million Song Dataset tracks (seed 001's tag sets), research use"},
+                     "source": "AllMusic expert tags of Million Song Dataset tracks (the triplet paper's tag sets), research use"},
         "lastfm": None if not lastfm else {"folder": Path(args.lastfm).name, "artists": n_artists,
                                             "tags": len(lastfm.names), "min_artists": args.lastfm_min_artists,
                                             "lsi_topics": lastfm.vectors.shape[1], "weight": lastfm_weight,

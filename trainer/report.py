@@ -12,10 +12,10 @@ PNG figures:
 - ``confusion.png``: confusion matrix, counts in the cells, colour = share
   of the true class (row-normalised);
 - ``label_graph.png``: a square label-by-label matrix (cosine similarity of
-  the tag embeddings, section 2.4.5 of seed 002, or a co-occurrence matrix),
+  the tag embeddings, section 2.4.5 of the disambig paper, or a co-occurrence matrix),
   labels ordered by group then name;
 - ``tsne.png``: 2-D t-SNE of the tag embeddings, one annotated point per
-  label, coloured by group (as Figure 1 of seed 002).
+  label, coloured by group (as Figure 1 of the disambig paper).
 
 Every other figure of the trainer is drawn here too, one pure function per
 figure (plain arrays and dicts in), saved by :func:`write_figure`: the HAN
@@ -391,7 +391,7 @@ def cjk_font() -> str | None:
 
 
 def label_graph_delta_figure(graph: np.ndarray, names: Sequence[str], *, title: str) -> "Figure":
-    """Figure 2 of seed 000 (the HAN family): heatmap of G - I for a learned
+    """Figure 2 of the han paper: heatmap of G - I for a learned
     label graph G, shape (n, n), scaled by 1 / max |G - I| into [-1, 1]
     (the scale is in the title). names : the n labels as shown."""
     delta = np.asarray(graph, dtype=float) - np.eye(len(graph))
@@ -418,7 +418,7 @@ def write_label_graph_delta(path, graph: np.ndarray, names: Sequence[str], *, ti
 
 
 def popularity_gain_figure(rows: Sequence[Sequence[Mapping]], *, xlabel: str) -> "Figure":
-    """Figure 5 of seed 001 (the samplecnn family): relative improvement of
+    """Figure 5 of the samplecnn paper (Lin, Chung and Chen): relative improvement of
     a retrieval metric per tag-popularity bucket, as bars.
 
     rows : one per figure row, each a sequence of panels (mappings):
@@ -446,7 +446,7 @@ def popularity_gain_figure(rows: Sequence[Sequence[Mapping]], *, xlabel: str) ->
 
 
 def r_sweep_figure(rows: Sequence[Sequence[Mapping]], *, title: str) -> "Figure":
-    """Figures 3 and 4 of seed 001 (the samplecnn family): metrics against
+    """Figures 3 and 4 of the samplecnn paper (Lin, Chung and Chen): metrics against
     the search range r, mean ± std over seeds, one line per weighting.
 
     rows : one per figure row, each a sequence of panels (mappings):

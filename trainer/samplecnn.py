@@ -1,5 +1,5 @@
 """``python -m trainer samplecnn``: the sample-level CNN trained with
-playlist-based tag propagation (seed 004).
+playlist-based tag propagation (the samplecnn paper).
 
 Modes:
 

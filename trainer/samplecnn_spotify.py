@@ -1,4 +1,4 @@
-"""The Spotify playlist experiment of seed 004's propagation, with the
+"""The Spotify playlist experiment of the samplecnn paper's propagation, with the
 waveform front end swapped for a small MLP over 12 audio features
 (``python -m trainer samplecnn --spotify spotify_songs.csv.gz``).
 

@@ -1,4 +1,4 @@
-"""``python -m trainer tag-dedup``: seed 002's deduplication experiment
+"""``python -m trainer tag-dedup``: the disambig paper's deduplication experiment
 (section 3.2) on real multi-label audio, with a head on a backbone's
 embedding as the classifier.
 

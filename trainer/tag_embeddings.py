@@ -1,4 +1,4 @@
-"""``python -m trainer tag-embeddings``: the four tag embeddings of seed 002
+"""``python -m trainer tag-embeddings``: the four tag embeddings of the disambig paper
 (section 2.4) and their cosine similarity matrices.
 
 - f_w: the columns of the classifier's last-layer weights (no data needed);
@@ -148,7 +148,7 @@ def run(args) -> int:
             "name": bundle.name, "version": bundle.version,
             "trained_with": bundle.config.get("provenance", {}).get("command", ""),
             # trainer/disambig.py has one training scheme: section 2.2's.
-            "training_scheme": "monolabel (seed 002, 2.2): one tag per album drawn inversely to its popularity, "
+            "training_scheme": "monolabel (the disambig paper, 2.2): one tag per album drawn inversely to its popularity, "
                                "tags capped at --tag-cap and upsampled, softmax outputs",
         },
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -1,4 +1,4 @@
-"""``python -m trainer triplet``: LSI-guided triplet embeddings (seed 001).
+"""``python -m trainer triplet``: LSI-guided triplet embeddings (the triplet paper).
 
 Tag sets (genre, style, mood, theme...) of a dataset or a beets library are
 turned into LSI vectors (:mod:`tagcore.lsi`); a DPNN on the paper's 6 s

@@ -1,4 +1,4 @@
-"""Online triplet selection and the triplet loss of seed 001 (Schindler &
+"""Online triplet selection and the triplet loss of the triplet paper (Schindler &
 Knees 2019, section III-A, equation 2): training-only, so it lives in the
 trainer; the model and its inference stay in :mod:`tagcore.families.triplet`.
 

@@ -44,7 +44,7 @@ INPUT_KINDS = ("audio", "backbone", "scores", "text")
 OUTPUT_KINDS = ("scores", "embedding")
 
 FAMILIES = {
-    # seed 002: audio genre classifier (CNN + GRU), monolabel training,
+    # the disambig paper: audio genre classifier (CNN + GRU), monolabel training,
     # genre tag embeddings for related tags, duplicates, translation.
     "disambig": "tagcore.families.disambig",
     # Small classifiers on a frozen backbone's embedding (logistic
@@ -55,14 +55,14 @@ FAMILIES = {
     "tagmap": "tagcore.families.tagmap",
     # musicnn 0.1.0 (Pons & Serra 2019): pre-trained MSD/MTT taggers, ported.
     "musicnn": "tagcore.families.musicnn",
-    # seed 004: sample-level CNN on raw waveforms (Lee et al. 2017's 3^9
+    # the samplecnn paper: sample-level CNN on raw waveforms (Lee et al. 2017's 3^9
     # model) trained with playlist-based tag propagation.
     "samplecnn": "tagcore.families.samplecnn",
-    # seed 001: LSI-guided triplet embeddings (DPNN, 256-d) for similarity.
+    # the triplet paper: LSI-guided triplet embeddings (DPNN, 256-d) for similarity.
     "triplet": "tagcore.families.triplet",
-    # seed 003: genre from lyrics, LSTM with attention over GloVe (text input).
+    # the lyrics paper: genre from lyrics, LSTM with attention over GloVe (text input).
     "lyrics": "tagcore.families.lyrics",
-    # seed 000: review-driven multi-label styles (HAN + label graph + soft
+    # the han paper: review-driven multi-label styles (HAN + label graph + soft
     # training), text input (an album's reviews).
     "han": "tagcore.families.han",
 }

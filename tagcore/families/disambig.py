@@ -1,4 +1,4 @@
-"""Family 3: audio genre classifier of seed 002 and the tag embeddings it yields.
+"""Audio genre classifier of the disambig paper and the tag embeddings it yields.
 
 Hennequin, Royo-Letelier, Moussallam, "Audio based disambiguation of music
 genre tags", ISMIR 2018. Sections 2.2 to 2.4 and Table 1.

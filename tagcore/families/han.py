@@ -1,4 +1,4 @@
-"""Family 1: review-driven multi-label style classification (seed 000).
+"""Review-driven multi-label style classification (the han paper).
 
 Zhao, Li, Ma, Sun et al., "Review-Driven Multi-Label Music Style
 Classification by Exploiting Style Correlations", NAACL 2019. Section 4,

@@ -1,4 +1,4 @@
-"""Family 4: genre from lyrics, LSTM with attention over GloVe (seed 003).
+"""Genre from lyrics, LSTM with attention over GloVe (the lyrics paper).
 
 Chawla and Ginkala, "Classification of Music Genre with Long Short-Term
 Memory (LSTM)". Section V.A lists the primary model: input, GloVe

@@ -1,9 +1,9 @@
-"""Family 5: the sample-level CNN on raw waveforms (seed 004) and the
+"""The sample-level CNN on raw waveforms (the samplecnn paper) and the
 supportive loss of playlist-based tag propagation.
 
 Model: Lee, Park, Kim and Nam, "Sample-level deep convolutional neural
 networks for music auto-tagging using raw waveforms" (SMC 2017), their
-3^9 model, which seed 004 (Lin, Chung and Chen, section IV-A) adopts:
+3^9 model, which the samplecnn paper (Lin, Chung and Chen, section IV-A) adopts:
 11 convolution layers, about 1.9 million parameters with 50 tags::
 
     (batch, 59049) raw audio at 22,050 Hz (2.68 s)
@@ -13,7 +13,7 @@ networks for music auto-tagging using raw waveforms" (SMC 2017), their
     conv 1, 512 channels, BN, ReLU, dropout 0.5         (the embedding, 512)
     dense -> n_labels, sigmoid
 
-Loss (seed 004, eq. 3 and 4): binary cross-entropy on the song's own tags
+Loss (the samplecnn paper, eq. 3 and 4): binary cross-entropy on the song's own tags
 plus a supportive binary cross-entropy whose targets are the tags of a song
 s' drawn by the playlist walk (:mod:`trainer.propagation`), weighted per
 song. The weight is 0 when s' = s, so with r = 0 (or a song in no playlist)
@@ -116,7 +116,7 @@ def parameter_count(model: nn.Module) -> int:
 
 def loss(logits: torch.Tensor, targets: torch.Tensor, propagated: torch.Tensor | None = None,
          weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Equation 3 of seed 004, as means.
+    """Equation 3 of the samplecnn paper, as means.
 
     ``mean_s mean_t BCE(f(x_s)_t, y_{s,t}) + mean_s w_s mean_t BCE(f(x_s)_t, y_{s',t})``
 

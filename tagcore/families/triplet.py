@@ -1,4 +1,4 @@
-"""LSI-guided triplet embeddings (seed 001: Schindler & Knees 2019).
+"""LSI-guided triplet embeddings (the triplet paper: Schindler & Knees 2019).
 
 A Deep Parallel Neural Network (DPNN, section IV-A, Figure 1) maps a log-mel
 excerpt to a 256-d embedding in which tracks with related tags lie close.

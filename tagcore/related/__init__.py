@@ -1,7 +1,7 @@
 """Related tags and clean tag vocabularies: pure functions, with file
 I/O only in :mod:`tagcore.related.bundle`.
 
-Two kinds of evidence relate tags (seed 001, section III-B; seed 002,
+Two kinds of evidence relate tags (the triplet paper, section III-B; the disambig paper,
 section 2.4):
 
 - *expert co-occurrence*: latent semantic indexing (:mod:`tagcore.lsi`) of a
@@ -10,7 +10,7 @@ section 2.4):
   each tag becomes a row of U_k S_k and two tags are related by the cosine
   of their rows;
 - *audio*: a square tag similarity matrix computed from a classifier's tag
-  embeddings (f_w, f_c, f_m of seed 002), read from a CSV by the caller.
+  embeddings (f_w, f_c, f_m of the disambig paper), read from a CSV by the caller.
 
 One module per job; every public name is also importable from here
 (``from tagcore import related``; ``related.propose(...)``):

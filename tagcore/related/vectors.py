@@ -1,5 +1,5 @@
 """Tag vectors from co-occurrence: latent semantic indexing
-(:mod:`tagcore.lsi`, seed 001, section III-B) of a binary tag x document
+(:mod:`tagcore.lsi`, the triplet paper, section III-B) of a binary tag x document
 matrix, each tag a row of U_k S_k. Used when an index is built (the
 trainer), not when it is queried."""
 
@@ -18,7 +18,7 @@ from tagcore.spelling import spelling_key
 def lsi_tag_vectors(
     documents: Sequence[Mapping[str, Sequence[str]]], *, sets: Sequence[str], k: int, min_count: int = 1
 ) -> tuple[list[Tag], np.ndarray]:
-    """LSI tag vectors (seed 001, III-B) over ``documents`` (each a mapping
+    """LSI tag vectors (the triplet paper, III-B) over ``documents`` (each a mapping
     kind -> tag names; a kind of ``sets``): the rows of U_k S_k of the binary
     tag x document matrix, shape (n_tags, k) float32, tags seen in fewer than
     ``min_count`` documents left out. Returns the tags (kind from the set

@@ -143,7 +143,7 @@ def load(root: str | Path, *, language: str | None = None, report: LoadReport | 
 
 
 def balanced_top_genres(records: list[Lyrics], *, top: int = 10, per_genre: int = 2000, rng) -> list[Lyrics]:
-    """The paper's selection (seed 003, section III.B): the ``top`` genres
+    """The paper's selection (the lyrics paper, section III.B): the ``top`` genres
     with the most songs (a song counts for each genre of its artist), then
     ``per_genre`` songs drawn at random without replacement for each
     (fewer when a genre has fewer). A song is drawn for the first of its

@@ -1,4 +1,4 @@
-"""``python -m trainer han``: review-driven multi-label styles (seed 000).
+"""``python -m trainer han``: review-driven multi-label styles (the han paper).
 
 This package holds the command (:func:`add_arguments`, :func:`run`); its
 modules each do one job: :mod:`trainer.han.data` (albums, split, labels,
@@ -244,7 +244,7 @@ def _provenance(p: Prepared, args) -> dict:
     return {
         "data": f"{Path(args.data).name} ({p.layout})", "command": command_line(),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "python": platform.python_version(),
-        "torch": torch.__version__, "paper": "seed 000: Zhao et al., review-driven multi-label music style "
+        "torch": torch.__version__, "paper": "Zhao et al., review-driven multi-label music style "
                                              "classification (NAACL 2019)",
         "review_mapping": ("NetEase: one text per playlist; its reviews are the title and the sentences of the "
                            "description") if p.layout == "netease" else "reviews as published",
