@@ -391,26 +391,3 @@ def run(args) -> dict:
         save_outputs(args, final, result, labels=labels, params=params, provenance=provenance, evaluation=evaluation,
                      report_dir=report_dir)
     return report
-    bundle_dir = Path(args.bundle_dir) if args.bundle_dir else bundles.user_bundle_dir() / args.name
-    config = model_config(args, len(labels))
-    bundles.save_bundle(
-        bundle_dir, model=final, family=disambig.FAMILY, name=args.name, version=args.version,
-        labels=labels, model_config=config.to_dict(), features=params.to_dict(),
-        provenance=provenance, metrics=evaluation,
-    )
-    embeddings = disambig.embedding_from_weights(final)
-    written = write_report(
-        report_dir,
-        run_config={k: v for k, v in vars(args).items() if not callable(v)},
-        metrics={**evaluation, "provenance": provenance, "bundle": str(bundle_dir)},
-        history=result.history,
-        labels=labels,
-        confusion=np.array(evaluation["confusion_matrix"]) if "confusion_matrix" in evaluation else None,
-        tag_embeddings=embeddings,
-        label_similarity=disambig.cosine_similarity_matrix(embeddings),
-    )
-    print(f"bundle written to {bundle_dir}\nreport written to {report_dir} ({', '.join(sorted(written))})",
-          file=sys.stderr)
-    if evaluation.get("model"):
-        print(json.dumps({k: v for k, v in evaluation.items() if k not in ("confusion_matrix", "labels")}, indent=2))
-    return report
