@@ -434,25 +434,30 @@ def run_in_child(module: str, function: str, arguments: list, *, label: str) -> 
     return result
 
 
-def analysis_pass(bundles: list[str], paths: list[str], workers: int, device: str) -> dict:
+def analysis_pass(bundles: list[str], paths: list[str], workers: int, device: str,
+                  options: dict | None = None) -> dict:
     """Run in the child: one :class:`tagcore.analysis.Analysis` pass of
-    ``bundles`` over ``paths``; its figures as a dict (time from the call
-    to the last result, model loading included)."""
+    ``bundles`` over ``paths`` (``options``: further keyword arguments of
+    Analysis, e.g. ``model_threads``, ``runtime``); its figures as a dict
+    (time from the call to the last result, model loading included)."""
     from tagcore.analysis import Analysis
 
-    analysis = Analysis(bundles, workers=workers, device=device)
+    analysis = Analysis(bundles, workers=workers, device=device, **(options or {}))
     start = time.perf_counter()
     results = list(analysis.analyse(paths))
     wall = time.perf_counter() - start
     bad = sorted({o.message for r in results for o in r.outputs.values() if not o.ok})
     return {"bundles": bundles, "files": len(paths), "wall_s": wall, "tps": len(paths) / wall,
-            "decodes": sum(r.decodes for r in results), "broken": analysis.broken, "not_ok": bad[:3]}
+            "decodes": sum(r.decodes for r in results), "broken": analysis.broken, "not_ok": bad[:3],
+            "runtimes": analysis.runtimes, "options": options or {}}
 
 
-def measure(bundles: list[str], paths: list[Path], workers: int, device: str) -> dict:
+def measure(bundles: list[str], paths: list[Path], workers: int, device: str, options: dict | None = None,
+            label: str | None = None) -> dict:
     """:func:`analysis_pass` in a fresh process, printed as one line."""
-    result = run_in_child("common", "analysis_pass", [bundles, [str(p) for p in paths], workers, device],
+    result = run_in_child("common", "analysis_pass", [bundles, [str(p) for p in paths], workers, device, options],
                           label=str(bundles))
-    print(f"  {' + '.join(bundles):<70} {result['wall_s']:7.2f} s  {result['tps']:6.2f} tracks/s  "
+    name = label or " + ".join(bundles)
+    print(f"  {name:<70} {result['wall_s']:7.2f} s  {result['tps']:6.2f} tracks/s  "
           f"{result['decodes']:3d} decodes  peak RSS {result['peak_rss_mb']:5.0f} MB", flush=True)
     return result

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tagcore.audio import AudioError, TooShortError, Window, read_span
+from tagcore import onnx_runtime
 from tagcore.bundle import Bundle, BundleError, BundleInput, load_bundle, read_config
 from tagcore.features import FeatureParams, InputTooShort, compute_feature, feature_key
 from tagcore.workers import map_files
@@ -154,6 +155,7 @@ class _Node:
     sources: tuple[str, ...] = ()  # names of the nodes whose scores it reads (tag maps)
     bundle: Bundle | None = None
     broken: str | None = None
+    onnx: Any = None  # an onnx_runtime.OnnxModel running it instead of torch (audio bundles)
     input: BundleInput = field(init=False)  # what it reads, from config
 
     def __post_init__(self):
@@ -197,6 +199,12 @@ class Analysis:
         workers are ahead every core runs a model (musicnn's small forward
         passes gain little from torch's own threads, two batches side by
         side gain nearly twice); 1 on a GPU.
+    runtime : str
+        What runs audio bundles on the CPU: ``"auto"`` (ONNX Runtime for a
+        bundle that ships a checked ONNX export, when ``onnxruntime`` is
+        installed; torch for the others), ``"torch"``, or ``"onnx"`` (a
+        bundle whose export cannot run is unavailable, with the reason).
+        See :mod:`tagcore.onnx_runtime`.
 
     Raises
     ------
@@ -224,7 +232,13 @@ class Analysis:
         device: str = "cpu",
         loaded: dict[str, Bundle] | None = None,
         model_threads: int | None = None,
+        runtime: str = "auto",
     ):
+        if runtime not in onnx_runtime.RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(onnx_runtime.RUNTIMES)}, not {runtime!r}")
+        self.runtime = runtime
+        #: name -> "onnx" or "torch": what ran each audio bundle (filled by analyse()).
+        self.runtimes: dict[str, str] = {}
         if model_threads is not None and int(model_threads) < 1:
             raise ValueError(f"model_threads must be at least 1, not {model_threads!r}")
         self.model_threads = None if model_threads is None else int(model_threads)
@@ -324,8 +338,23 @@ class Analysis:
                 node.bundle = self._loaded[node.name] = load_bundle(node.spec, device=self.device)
             except BundleError as error:
                 node.broken = str(error)
+        for node in self.nodes.values():
+            if node.kind == "audio" and node.broken is None:
+                self._choose_runtime(node, torch.get_num_threads())
         self._mark_readers_of_broken()
         self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
+
+    def _choose_runtime(self, node: _Node, threads: int) -> None:
+        """ONNX Runtime for an audio bundle where ``runtime`` and the bundle
+        allow (see the class docstring), else torch."""
+        node.onnx = None
+        if self.runtime != "torch" and str(self.device) == "cpu" and node.bundle.config.get("onnx"):
+            node.onnx, why = onnx_runtime.onnx_model(node.bundle, threads=threads)
+            if node.onnx is None and self.runtime == "onnx":
+                node.broken = why
+        elif self.runtime == "onnx":
+            node.broken = f"{node.name}: runtime onnx needs the CPU and a bundle with an ONNX export"
+        self.runtimes[node.name] = "onnx" if node.onnx is not None else "torch"
 
     def _threads(self) -> int:
         """Model threads of this pass: ``model_threads``, else
@@ -372,17 +401,24 @@ class Analysis:
         if not str(self.device).startswith("cpu"):
             chunk = max(chunk, 256)
         for positions in by_shape.values():
-            x = torch.from_numpy(np.concatenate([arrays[p] for p in positions])).to(self.device)
+            patches = np.concatenate([arrays[p] for p in positions])
+            onnx = node.onnx if node.onnx is not None and node.onnx.accepts(patches.shape) else None
+            x = patches if onnx is not None else torch.from_numpy(patches).to(self.device)
             parts: tuple[list, list] = ([], [])
             with torch.inference_mode():
                 for start in range(0, len(x), chunk):
                     if self._cancelled.is_set():
                         raise Cancelled()
-                    probs, embeds = _family_forward(family, model, x[start : start + chunk], node.need_scores,
-                                                    node.need_embedding)
+                    if onnx is not None:
+                        probs, embeds = onnx.predict_with_embedding(x[start : start + chunk])
+                        probs, embeds = (probs if node.need_scores else None), (embeds if node.need_embedding else None)
+                    else:
+                        probs, embeds = _family_forward(family, model, x[start : start + chunk], node.need_scores,
+                                                        node.need_embedding)
                     for slot, value in zip(parts, (probs, embeds)):
                         if value is not None:
-                            slot.append(value.float().cpu().numpy())
+                            slot.append(np.asarray(value, dtype=np.float32) if onnx is not None
+                                        else value.float().cpu().numpy())
             sizes = [counts[p] for p in positions]
             for p, row in zip(positions, _means_per_file(parts[0], sizes)):
                 scores_out[p] = row

@@ -176,6 +176,7 @@ class TestOptions(ConventionsHelper):
         ({"genre_weights": {"audi": 1}}, "genre_weights.audi: no such source"),
         ({"model_threads": 0}, "model_threads must be auto or a whole number >= 1, not 0"),
         ({"model_threads": "many"}, "model_threads must be auto or a whole number >= 1, not 'many'"),
+        ({"runtime": "tensorrt"}, "runtime must be auto, torch or onnx, not 'tensorrt'"),
     ])
     def test_nonsense_is_refused_before_any_work(self, options, message):
         self.use_model(**options)

@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
                                  "--evaluate scores them", aliases=("tagmaps",), status=True),
     "musicnn": Command("musicnn", "convert musicnn 0.1.0's TF checkpoints into the musicnn-msd/-mtt "
                                          "bundles", aliases=("import-musicnn",), status=True),
+    "onnx": Command("onnx", "add an ONNX export (model.onnx, checked against torch) to audio bundles", status=True),
     "fetch": Command("fetch", "download a public dataset from its official location", status=True),
     "tag-embeddings": Command("tag_embeddings", "tag embeddings f_w, f_c, f_m, f_dist of a disambig "
                                                 "bundle on held-out tracks, as similarity CSVs", status=True),

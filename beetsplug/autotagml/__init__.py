@@ -28,6 +28,7 @@ from beets import ui, util
 from beets.dbcore import types
 from beets.library import Item
 from beets.plugins import BeetsPlugin
+from tagcore import onnx_runtime
 from tagcore.bundle import BundleError, read_config
 from tagcore.spelling import did_you_mean
 from tagcore.store import Store, StoreError, file_key
@@ -98,6 +99,9 @@ OPTIONS: dict[str, Any] = {
     # Batches the models run side by side (each with its share of the
     # cores); auto: one per core on the CPU (at most 4), 1 on a GPU.
     "model_threads": "auto",
+    # What runs the audio models on the CPU: auto (ONNX Runtime where a
+    # bundle ships an export and onnxruntime is installed), torch, onnx.
+    "runtime": "auto",
     "timeout": 30,
     # Torch device of the models: auto (CUDA when present), cpu, cuda, cuda:1...
     "device": "auto",
@@ -594,9 +598,7 @@ class AutotagMLPlugin(BeetsPlugin):
                     raise ui.UserError(f"autotag-ml: {key}.{task}: no such {'task' if key != 'genre_weights' else 'source'}"
                                        f" (configured: {', '.join(sorted(names))}){did_you_mean(str(task), names)}")
         self._model_threads()
-        device = self.config["device"].get()
-        if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device)):
-            raise ui.UserError(f"autotag-ml: device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
+        self._check_runtime()
         for key, minimum in (("workers", 0), ("batch_size", 1)):
             value = self.config[key].get()
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -619,6 +621,15 @@ class AutotagMLPlugin(BeetsPlugin):
                     bound = f"between {low:g} and {high:g}" if high is not None else f">= {low}"
                     raise ui.UserError(f"autotag-ml: {name} must be {bound}, not {number!r}")
 
+    def _check_runtime(self) -> None:
+        """Refuse a ``runtime`` or ``device`` the engine does not know."""
+        runtime = self.config["runtime"].get()
+        if runtime not in onnx_runtime.RUNTIMES:
+            raise ui.UserError(f"autotag-ml: runtime must be auto, torch or onnx, not {runtime!r}")
+        device = self.config["device"].get()
+        if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device)):
+            raise ui.UserError(f"autotag-ml: device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
+
     def _model_threads(self) -> int | None:
         """``model_threads`` as the engine takes it: None for ``auto``.
         Raises UserError for anything but ``auto`` or a whole number >= 1."""
@@ -637,6 +648,7 @@ class AutotagMLPlugin(BeetsPlugin):
             "timeout": float(self.config["timeout"].as_number()),
             "batch_size": self.config["batch_size"].get(int),
             "model_threads": self._model_threads(),
+            "runtime": self.config["runtime"].as_str(),
         }
         if ownership is None:
             ownership = F.Ownership(force=self.config["force"].get(bool),
