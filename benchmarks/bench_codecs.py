@@ -19,6 +19,7 @@ Run from the repository root::
 
     python benchmarks/bench_codecs.py --data ../shared/datasets --json codecs.json
     python benchmarks/bench_codecs.py --rescore codecs.json --min-count 0   # another rule, no decoding
+    python benchmarks/bench_codecs.py --resampling --gtzan 10 --mood 10    # resampling alone
 
 Keep module-level imports to the standard library: decoding workers are
 started with 'spawn' and import this file again.
@@ -60,11 +61,15 @@ def decode_mono(path) -> tuple:
     return np.concatenate(chunks).astype(np.float32), rate
 
 
-def encode(samples, rate: int, path, fmt: str) -> Path:
+def encode(samples, rate: int, path, fmt: str, *, timestamps: bool = True) -> Path:
     """Write mono float32 ``samples`` at ``rate`` Hz as ``fmt`` (a key of
     :data:`FORMATS`) to ``path`` (its suffix is replaced). Opus is written at
     48 kHz when ``rate`` is not an Opus rate (PyAV resamples). Raises
-    ``av.codec.codec.UnknownCodecError`` when this FFmpeg lacks the encoder."""
+    ``av.codec.codec.UnknownCodecError`` when this FFmpeg lacks the encoder.
+    ``timestamps`` False feeds the encoder frames without timestamps: the
+    M4A then carries no edit list and decodes with the AAC encoder's 1,024
+    priming samples in front (as files of encoders that do not signal
+    their delay do)."""
     import av
     import numpy as np
 
@@ -86,7 +91,7 @@ def encode(samples, rate: int, path, fmt: str) -> Path:
             # (AAC's 1,024) for the muxer, which writes them into an edit list
             # as players expect; without them the decoded audio starts late.
             nonlocal written
-            piece.pts = written
+            piece.pts = written if timestamps else None
             written += piece.samples
             container.mux(stream.encode(piece))
 
@@ -116,7 +121,8 @@ def pick_clips(data: Path, *, gtzan: int, mood: int) -> list[Path]:
     return clips
 
 
-def encode_all(clips: list[Path], workdir: Path, formats: list[str]) -> dict[str, dict[str, Path]]:
+def encode_all(clips: list[Path], workdir: Path, formats: list[str], *, timestamps: bool = True
+               ) -> dict[str, dict[str, Path]]:
     """clip name -> format -> encoded file (encoded once, reused from ``workdir``)."""
     out: dict[str, dict[str, Path]] = {}
     for clip in clips:
@@ -128,7 +134,7 @@ def encode_all(clips: list[Path], workdir: Path, formats: list[str]) -> dict[str
             if not target.exists():
                 if samples is None:
                     samples, rate = decode_mono(clip)
-                encode(samples, rate, workdir / name, fmt)
+                encode(samples, rate, workdir / name, fmt, timestamps=timestamps)
             out[name][fmt] = target
     return out
 
@@ -166,7 +172,7 @@ def run(args) -> dict:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    files = encode_all(clips, workdir, formats)
+    files = encode_all(clips, workdir, formats, timestamps=not args.no_timestamps)
     decision = read_config(args.bundle)[1].get("decision") or {}
     threshold = float(decision.get("threshold", 0.5)) if args.threshold is None else args.threshold
     count = int(decision.get("count", 2))
@@ -205,6 +211,38 @@ def decide_all(scores: dict, msd: dict, *, threshold: float, count: int, min_cou
     return figures
 
 
+def resampling(args) -> dict:
+    """How much resampling alone moves musicnn-msd's tag probabilities:
+    each clip as a lossless WAV at its own rate and at 44.1 and 48 kHz
+    (soxr "VHQ"), the largest difference of a tag probability to the
+    clip at its own rate (median and maximum over clips and rates)."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    from tagcore.analysis import Analysis
+
+    workdir = Path(args.workdir) / "resampling"
+    workdir.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for clip in pick_clips(Path(args.data), gtzan=args.gtzan, mood=args.mood):
+        samples, rate = decode_mono(clip)
+        name = f"{clip.parent.name}-{clip.stem}".replace(".", "_")
+        own = workdir / f"{name}-{rate}.wav"
+        sf.write(own, samples, rate)
+        for other in (44100, 48000):
+            if other != rate:
+                path = workdir / f"{name}-{other}.wav"
+                sf.write(path, soxr.resample(samples, rate, other, quality="VHQ"), other)
+                pairs.append((own, path))
+    files = sorted({str(p) for pair in pairs for p in pair})
+    out = {r.path: r.outputs["musicnn-msd"].scores
+           for r in Analysis(["musicnn-msd"], workers=args.workers).analyse(files)}
+    diffs = [max(abs(out[str(a)][k] - out[str(b)][k]) for k in out[str(a)]) for a, b in pairs]
+    return {"pairs": len(diffs), "msd_max_diff_median": round(float(np.median(diffs)), 5),
+            "msd_max_diff_max": round(float(np.max(diffs)), 5)}
+
+
 def rescore(path: str, *, min_count: int) -> dict:
     """The figures again from the scores a ``--json`` file of this script
     holds (its threshold and count), at ``min_count``: no decoding."""
@@ -225,9 +263,16 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/autotagml-codecs", help="where the encoded files go")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--no-timestamps", action="store_true",
+                        help="encode without timestamps (M4A without its edit list; use another --workdir)")
     parser.add_argument("--rescore", metavar="JSON", help="decide again from the scores of an earlier --json")
+    parser.add_argument("--resampling", action="store_true",
+                        help="measure resampling alone instead (lossless copies at 44.1 and 48 kHz)")
     args = parser.parse_args(argv)
-    figures = rescore(args.rescore, min_count=args.min_count) if args.rescore else run(args)
+    if args.resampling:
+        figures = resampling(args)
+    else:
+        figures = rescore(args.rescore, min_count=args.min_count) if args.rescore else run(args)
     text = json.dumps(figures, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
