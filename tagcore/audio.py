@@ -41,6 +41,14 @@ _MAX_BAD_PACKETS = 100
 _SEEK_TOLERANCE = 0.1
 # Timestamps at least this fine (seconds) are trusted for seeking.
 _FINE_TIME_BASE = Fraction(1, 1000)
+#: A centred excerpt starts on a multiple of this many seconds (the nearest
+#: one to the true centre). Decoders disagree about a track's length by up
+#: to about a codec frame (AAC in MP4 through FFmpeg counts the encoder's
+#: 1,024 priming samples: 46 ms at 22,050 Hz), which moved the centred
+#: excerpt by half that and changed scores with the codec; on a 2 s grid
+#: such a difference moves the excerpt only when the centre lies within
+#: a few ms of a grid boundary. The excerpt stays within 1 s of the centre.
+EXCERPT_GRID = 2.0
 
 
 class AudioError(Exception):
@@ -85,7 +93,8 @@ def _path_text(path: Any) -> str:
 @dataclass(frozen=True)
 class Window:
     """A part of a track in seconds: ``duration`` (None: to the end) from
-    ``offset`` (None: centred in the track, see :func:`read_excerpt`)."""
+    ``offset`` (None: centred in the track, its start on a 2 s grid, see
+    :func:`read_excerpt`)."""
 
     duration: float | None = None
     offset: float | None = None
@@ -196,7 +205,10 @@ def read_excerpt(path, *, sample_rate: int = 22050, duration: float | None = Non
         A track shorter than ``duration`` gives what there is (no padding).
     offset : float or None
         Start of the excerpt in seconds from the start of the track; ``None``
-        centres the excerpt: ``max(0, (track_duration - duration) / 2)``.
+        centres the excerpt: ``max(0, (track_duration - duration) / 2)``
+        moved to the nearest multiple of :data:`EXCERPT_GRID` (2 s), so that
+        the few ms by which decoders disagree about a track's length do not
+        move it (:func:`on_grid`).
     min_duration : float
         Shortest acceptable result in seconds (capped at ``duration``).
 
@@ -270,12 +282,22 @@ def _seconds_pair(got: float, need: float) -> str:
 
 def _excerpt_start(offset: float | None, duration: float | None,
                    track_seconds: float | None) -> float:
-    """Start of the excerpt in seconds: ``offset``, or centred in the track."""
+    """Start of the excerpt in seconds: ``offset``, or centred in the track
+    on the :data:`EXCERPT_GRID` (:func:`on_grid`)."""
     if offset is not None:
         return float(offset)
     if duration is None or track_seconds is None:
         return 0.0
-    return max(0.0, (track_seconds - duration) / 2)
+    return on_grid(max(0.0, (track_seconds - duration) / 2))
+
+
+def on_grid(seconds: float, grid: float = EXCERPT_GRID) -> float:
+    """``seconds`` (>= 0) to the nearest multiple of ``grid``, 0 below
+    ``grid / 2``. For a centred start ``c = (track - excerpt) / 2`` the
+    result never exceeds ``2 c``, so the excerpt still ends in the track."""
+    if seconds < grid / 2:
+        return 0.0
+    return grid * math.floor(seconds / grid + 0.5)
 
 
 def _mix_to_mono(samples: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ class MelParams:
         patch_frames`` of them at most; a track with less than one patch is
         too short.
     offset : float or None
-        Start of the excerpt in seconds; ``None`` centres it in the track.
+        Start of the excerpt in seconds; ``None`` centres it in the track (its start on a 2 s grid: ``tagcore.audio.on_grid``).
     """
 
     sample_rate: int = 22050
@@ -275,7 +275,7 @@ class WaveParams:
     patches : int
         Non-overlapping inputs cut from the centre of the track.
     offset : float or None
-        Start of the excerpt in seconds; ``None`` centres it.
+        Start of the excerpt in seconds; ``None`` centres it (start on a 2 s grid, as above).
     """
 
     sample_rate: int = 22050

@@ -168,17 +168,23 @@ class TestCommand(AutotagMLHelper):
         assert self.fresh(item)["ml_genre_version"] == "2"
 
     @pytest.mark.parametrize(
-        "threshold, count, genres, below",
+        "threshold, count, min_count, genres, below",
         [
-            (0.3, 2, ["Hip Hop"], 0),
-            (0.0, 2, ["Hip Hop", "Rock"], 0),
-            (0.01, 3, ["Hip Hop", "Rock"], 0),
-            (0.0, 1, ["Hip Hop"], 0),
-            (0.99, 2, [], 1),  # nothing passes: genres stay empty
+            (0.3, 2, None, ["Hip Hop"], 0),
+            (0.0, 2, None, ["Hip Hop", "Rock"], 0),
+            (0.01, 3, None, ["Hip Hop", "Rock"], 0),
+            (0.0, 1, None, ["Hip Hop"], 0),
+            # Nothing passes: the best genre all the same (min_count 1 by default) ...
+            (0.99, 2, None, ["Hip Hop"], 0),
+            (0.99, 2, 2, ["Hip Hop", "Rock"], 0),
+            (0.99, 1, 2, ["Hip Hop"], 0),  # never more than count
+            # ... or nothing, with min_count 0: genres stay empty.
+            (0.99, 2, 0, [], 1),
         ],
     )
-    def test_threshold_and_count(self, threshold, count, genres, below):
-        self.use_model(threshold=threshold, count=count)
+    def test_threshold_and_count(self, threshold, count, min_count, genres, below):
+        options = {} if min_count is None else {"min_count": min_count}
+        self.use_model(threshold=threshold, count=count, **options)
         item = self.add_audio("song.mp3", "mp3")
 
         out, _ = self.run_ml("-w")
@@ -194,6 +200,28 @@ class TestCommand(AutotagMLHelper):
             self.caplog.clear()
             self.run_command("-v", "autotag-ml", "-w")
             assert f"genre below threshold: {item.filepath} (no score >= 0.99; best hiphop 0.98)" in self.logged(logging.DEBUG)
+
+    def test_best_genre_under_the_threshold_keeps_the_ownership_rules(self):
+        """min_count writes a genre below the threshold only where the
+        plugin may write: a user's genre stays without force."""
+        self.use_model(threshold=0.99, count=2)
+        mine = self.add_audio("mine.mp3", "mp3")
+        theirs = self.add_audio("theirs.mp3", "mp3", genres=["Polka"])
+
+        self.run_ml("-w")
+
+        assert self.fresh(mine).genres == ["Hip Hop"]
+        assert self.fresh(mine)["ml_written_genres"] == ["Hip Hop"]
+        assert self.fresh(theirs).genres == ["Polka"]
+
+    @pytest.mark.parametrize("value", [-1, 1.5, "one"])
+    def test_bad_min_count_is_a_user_error(self, value):
+        self.use_model(min_count=value)
+        self.add_audio("song.mp3", "mp3")
+
+        _, message = self.run_ml_failing()
+
+        assert "min_count" in message
 
     def test_multiple_genres_written_to_file(self):
         self.use_model(threshold=0, count=2)

@@ -107,6 +107,20 @@ class TestLyricsSource(PluginMixin, TestHelper):
         assert "ml_lyrics_genre_rap" not in b
         assert "1 skipped without input" in out
 
+    @pytest.mark.parametrize("min_count, genres", [(None, ["Hip Hop"]), (0, [])])
+    def test_fused_genres_under_the_threshold_keep_the_best_one(self, min_count, genres):
+        """No fused genre reaches 0.99: the best fused one is written all
+        the same (min_count 1 by default), none with min_count 0."""
+        self.config["autotagml"]["threshold"] = 0.99
+        if min_count is not None:
+            self.config["autotagml"]["min_count"] = min_count
+        item = self.add("a.mp3", lyrics=ENGLISH)
+
+        self.run_ml("-W")
+
+        assert self.fresh(item).genres == genres
+        assert self.fresh(item).get("ml_genre_sources") == ("audio, lyrics" if genres else None)
+
     def test_lyrics_embedded_in_the_file_are_read(self):
         from mediafile import MediaFile
 

@@ -216,7 +216,11 @@ class TestWhoseValues(SafetyHelper):
         assert "1 tagged" in out
         assert self.fresh(item).genres == ["Hip Hop"] and file_genres(item.filepath) == ["Hip Hop"]
 
-        self.use_model(threshold=0.99, count=1)
+        self.use_model(threshold=0.99, count=1)  # min_count 1: the best genre stays
+        out, _ = self.run_ml("-w")
+        assert self.fresh(item).genres == ["Hip Hop"] and "0 below threshold" in out
+
+        self.use_model(threshold=0.99, count=1, min_count=0)
         out, _ = self.run_ml("-w")
         assert self.fresh(item).genres == [] and file_genres(item.filepath) == []
         assert "ml_written_genres" not in self.fresh(item)

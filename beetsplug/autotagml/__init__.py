@@ -70,6 +70,10 @@ DEFAULT_MODELS = {
 #: threshold and count when neither the config nor the bundle says (a
 #: bundle's config.json may carry "decision": {"threshold": ..., "count": ...}).
 FALLBACK_DECISION = {"threshold": 0.3, "count": 2}
+#: min_count when neither the config nor the bundle says, by the field the
+#: task writes: every track gets its best genre; other tasks get a label
+#: only when it reaches the threshold (a wrong mood is worse than none).
+FALLBACK_MIN_COUNT = {"genres": 1}
 
 
 #: The plugin's options and their defaults (``autotagml:`` in beets' config).
@@ -83,6 +87,10 @@ OPTIONS: dict[str, Any] = {
     # bundle recommends (its config.json "decision").
     "threshold": None,
     "count": None,
+    # The best min_count labels are written even under the threshold
+    # (then up to ``count`` reaching it); a number or task -> number;
+    # unset: the bundle's "decision", else 1 for genres, 0 otherwise.
+    "min_count": None,
     # As lastgenre: values of genres/mood/style that the plugin
     # did not write are kept unless ``force``; with ``force``,
     # ``keep_existing`` keeps them and adds the model's after them.
@@ -176,15 +184,17 @@ class AutotagMLPlugin(BeetsPlugin):
             specs[name] = path
         return specs
 
-    def _decision(self, key: str, task: str, config: dict, kind: type) -> Any:
-        """``threshold`` or ``count`` for ``task``: the configured number,
-        or the task's entry of a configured mapping, else what the bundle
-        recommends, else :data:`FALLBACK_DECISION`."""
+    def _decision(self, key: str, task: str, config: dict, kind: type, fallback: Any = None) -> Any:
+        """``threshold``, ``count`` or ``min_count`` for ``task``: the
+        configured number, or the task's entry of a configured mapping,
+        else what the bundle recommends, else ``fallback`` (default:
+        :data:`FALLBACK_DECISION`)."""
         value = self.config[key].get()
         if isinstance(value, dict):
             value = value.get(task)
         if value is None:
-            value = (config.get("decision") or {}).get(key, FALLBACK_DECISION[key])
+            fallback = FALLBACK_DECISION[key] if fallback is None else fallback
+            value = (config.get("decision") or {}).get(key, fallback)
         try:
             return kind(value)
         except (TypeError, ValueError):
@@ -212,6 +222,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 # A head trained single-label (a softmax over classes that
                 # exclude each other) writes its one best label.
                 count=1 if _single_label(config) else self._decision("count", task, config, int),
+                min_count=self._min_count(task, config),
                 field=self.target_field(task, config),
             )
         names = [m.name for m in models.values()]
@@ -224,6 +235,12 @@ class AutotagMLPlugin(BeetsPlugin):
         except ValueError as exc:
             raise ui.UserError(f"autotag-ml: {exc}") from None
         return models, errors
+
+    def _min_count(self, task: str, config: dict) -> int:
+        """``min_count`` for ``task`` (:meth:`_decision`); unset anywhere:
+        :data:`FALLBACK_MIN_COUNT` of the field the task writes."""
+        written = self.target_field(task, config) or F.tag_field(task)
+        return self._decision("min_count", task, config, int, FALLBACK_MIN_COUNT.get(written, 0))
 
     def target_field(self, task: str, config: dict) -> str | None:
         """The field ``task``'s labels go to when not its own: the
@@ -267,7 +284,9 @@ class AutotagMLPlugin(BeetsPlugin):
         decider = "genre" if "genre" in genre_tasks else next(iter(genre_tasks))
         config = genre_tasks[decider]
         fusion = FU.GenreFusion(sources, threshold=self._decision("threshold", decider, config, float),
-                                count=self._decision("count", decider, config, int))
+                                count=self._decision("count", decider, config, int),
+                                min_count=self._decision("min_count", decider, config, int,
+                                                         FALLBACK_MIN_COUNT["genres"]))
         context = {task: model for task, model in configured.items() if task in fusion.tasks and task not in models}
         return fusion, context
 
@@ -590,7 +609,7 @@ class AutotagMLPlugin(BeetsPlugin):
             if key not in known:
                 raise ui.UserError(f"autotag-ml: unknown option {key!r}{did_you_mean(key, known)}")
         tasks = set(self.task_specs())
-        for key in ("threshold", "count", "genre_weights", "fields"):
+        for key in ("threshold", "count", "min_count", "genre_weights", "fields"):
             value = self.config[key].get()
             names = tasks if key != "genre_weights" else {"audio", "lyrics"}
             for task in value if isinstance(value, dict) else ():
@@ -606,7 +625,8 @@ class AutotagMLPlugin(BeetsPlugin):
         timeout = self.config["timeout"].get()
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ui.UserError(f"autotag-ml: timeout must be a number of seconds > 0, not {timeout!r}")
-        for key, kind, low, high in (("threshold", float, 0.0, 1.0), ("count", int, 1, None)):
+        for key, kind, low, high in (("threshold", float, 0.0, 1.0), ("count", int, 1, None),
+                                     ("min_count", int, 0, None)):
             value = self.config[key].get()
             values = value.items() if isinstance(value, dict) else [(None, value)]
             for task, number in values:

@@ -6,9 +6,12 @@ by a bundle with label scores, an analysed item gets:
 - the task's tag field (:data:`TAG_FIELDS`): ``genres`` (a list, named the
   way beets' lastgenre plugin names genres: "Hip Hop", "R&B"), ``mood``
   (a list, written to files as MOOD) or ``style`` (written as STYLE); for
-  other tasks, ``ml_<task>`` (the chosen labels joined by ", "). At most
-  ``count`` labels whose score reaches ``threshold``, best first; left
-  alone when none does;
+  other tasks, ``ml_<task>`` (the chosen labels joined by ", "). The best
+  ``min_count`` labels whatever their score (1 for genres, 0 for the other
+  tasks by default: every track gets its best genre, but a wrong mood is
+  worse than none), then those whose score reaches ``threshold``, at most
+  ``count`` in all, best first (:func:`pick`); left alone when none is
+  chosen;
 - ``ml_<T>_<label>``: the confidence of every label (float, queryable:
   ``beet ls ml_genre_jazz:0.5..``);
 - ``ml_<T>_model`` / ``ml_<T>_version``: the bundle that produced them.
@@ -109,17 +112,41 @@ def _label_fields(labels: tuple[str, ...], task: str) -> tuple[tuple[str, str], 
     return tuple(fields.items())
 
 
-def choose_genres(scores: dict[str, float], *, threshold: float, count: int) -> list[str]:
-    """At most ``count`` distinct canonical genres whose score is at least
-    ``threshold``, best first (two labels naming the same genre count once)."""
-    from tagcore.analysis import top_labels
+def pick(ranked: Sequence[tuple[str, float]], *, threshold: float, count: int, min_count: int = 0) -> list[str]:
+    """The values to write out of ``ranked`` ((value, score) pairs, best
+    first): the first ``min_count`` whatever their score, then those whose
+    score reaches ``threshold``, at most ``count`` in all. A value is taken
+    once; a NaN score never counts.
 
+    >>> pick([("Jazz", 0.4), ("Blues", 0.2)], threshold=0.5, count=2, min_count=1)
+    ['Jazz']
+    >>> pick([("Jazz", 0.4), ("Blues", 0.2)], threshold=0.5, count=2)
+    []
+    """
     chosen: list[str] = []
-    for label, _ in top_labels(scores, threshold=threshold, count=len(scores)):
-        genre = canonical_genre(label)
-        if genre not in chosen:
-            chosen.append(genre)
-    return chosen[: max(count, 0)]
+    for value, score in ranked:
+        if len(chosen) >= max(count, 0):
+            break
+        if value in chosen or score != score:  # repeated, or NaN
+            continue
+        if len(chosen) < min_count or score >= threshold:
+            chosen.append(value)
+        else:
+            break  # ranked best first: no later score reaches the threshold
+    return chosen
+
+
+def _ranked_names(scores: Mapping[str, float], name) -> list[tuple[str, float]]:
+    """(name(label), score) pairs best first, ties broken by label."""
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1] if kv[1] == kv[1] else float("inf"), kv[0]))
+    return [(name(label), float(score)) for label, score in ranked]
+
+
+def choose_genres(scores: Mapping[str, float], *, threshold: float, count: int, min_count: int = 0) -> list[str]:
+    """Distinct canonical genres as :func:`pick` chooses them: the best
+    ``min_count`` always, then those scoring at least ``threshold``, at most
+    ``count``, best first (two labels naming the same genre count once)."""
+    return pick(_ranked_names(scores, canonical_genre), threshold=threshold, count=count, min_count=min_count)
 
 
 def display_name(task: str, label: str) -> str:
@@ -133,18 +160,14 @@ def display_name(task: str, label: str) -> str:
     return label
 
 
-def choose(task: str, scores: Mapping[str, float], *, threshold: float, count: int) -> list[str]:
-    """At most ``count`` distinct display names (:func:`display_name`) of
-    labels scoring at least ``threshold``, best first; two labels naming
-    the same value count once."""
-    from tagcore.analysis import top_labels
-
-    chosen: list[str] = []
-    for label, _ in top_labels(scores, threshold=threshold, count=len(scores)):
-        name = display_name(task, label)
-        if name not in chosen:
-            chosen.append(name)
-    return chosen[: max(count, 0)]
+def choose(task: str, scores: Mapping[str, float], *, threshold: float, count: int,
+           min_count: int = 0) -> list[str]:
+    """Distinct display names (:func:`display_name`) of labels as
+    :func:`pick` chooses them: the best ``min_count`` always, then those
+    scoring at least ``threshold``, at most ``count``, best first; two
+    labels naming the same value count once."""
+    ranked = _ranked_names(scores, functools.partial(display_name, task))
+    return pick(ranked, threshold=threshold, count=count, min_count=min_count)
 
 
 def tag_value(task: str, chosen: list[str]) -> Any:
@@ -162,15 +185,17 @@ def task_fields(
     version: str,
     threshold: float,
     count: int,
+    min_count: int = 0,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The fields a task sets, and the chosen labels' names (empty when no
-    label reaches ``threshold``: the tag field is then left out)."""
+    """The fields a task sets, and the chosen labels' names (:func:`choose`;
+    empty when ``min_count`` is 0 and no label reaches ``threshold``: the
+    tag field is then left out)."""
     fields: dict[str, Any] = {model_field(task): model, version_field(task): str(version)}
     if scores is None:
         return fields, []
     for label, name in label_fields(labels, task).items():
         fields[name] = round(float(scores.get(label, 0.0)), 4)
-    chosen = choose(task, scores, threshold=threshold, count=count)
+    chosen = choose(task, scores, threshold=threshold, count=count, min_count=min_count)
     if chosen:
         fields[tag_field(task)] = tag_value(task, chosen)
     return fields, chosen

@@ -18,11 +18,14 @@ come from both by this rule:
    lyrics 0.5): a source is silent on genres it cannot name, so the five
    genres of the lyrics model neither dilute nor block the audio model's
    jazz or classical;
-3. at most ``count`` genres whose fused score reaches ``threshold`` (the
-   genre task's), best first, become ``genres``; ``ml_genre_sources``
-   records the sources that had a say in them (``audio``, ``lyrics`` or
-   ``audio, lyrics``). When none reaches the threshold, ``genres`` is left
-   as it was.
+3. the best ``min_count`` fused genres whatever their score (default 1:
+   every item with an output gets its best genre), then those whose fused
+   score reaches ``threshold``, at most ``count`` in all (the genre task's
+   three numbers; :func:`beetsplug.autotagml.fields.pick`), best first,
+   become ``genres``; ``ml_genre_sources`` records the sources that had a
+   say in them (``audio``, ``lyrics`` or ``audio, lyrics``). When none is
+   chosen (``min_count`` 0 and none reaches the threshold), ``genres`` is
+   left as it was.
 
 A source with weight 0 still gets its confidence fields but decides
 nothing. Items without lyrics (or whose lyrics were skipped: another
@@ -34,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .fields import canonical_genre
+from .fields import canonical_genre, pick
 
 #: Weights of the sources when the config gives none.
 DEFAULT_WEIGHTS = {"audio": 1.0, "lyrics": 0.5}
@@ -84,11 +87,14 @@ def fuse(sources: Sequence[GenreSource], scores: Mapping[str, Mapping[str, float
 
 @dataclass
 class GenreFusion:
-    """The fusion rule of a run: its sources, threshold and count."""
+    """The fusion rule of a run: its sources, threshold, count and
+    min_count (the best ``min_count`` genres are written whatever their
+    score; the plugin passes its option, 1 by default)."""
 
     sources: list[GenreSource]
     threshold: float
     count: int
+    min_count: int = 0
 
     @property
     def tasks(self) -> set[str]:
@@ -98,14 +104,14 @@ class GenreFusion:
         """(genres, sources that had a say in them) for one item."""
         fused, voters = fuse(self.sources, scores)
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-        chosen = [genre for genre, value in ranked if value >= self.threshold][: max(self.count, 0)]
+        chosen = pick(ranked, threshold=self.threshold, count=self.count, min_count=self.min_count)
         used = {source for genre in chosen for source in voters[genre]}
         order = [s.source for s in self.sources]
         return chosen, sorted(used, key=order.index)
 
     def fields(self, scores: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
         """``genres`` and ``ml_genre_sources`` for one item, or {} when no
-        source had an output or no genre reaches the threshold."""
+        source had an output or no genre is chosen."""
         chosen, used = self.choose(scores)
         if not chosen:
             return {}

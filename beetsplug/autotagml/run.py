@@ -59,6 +59,9 @@ class TaskModel:
     labels: list[str]
     threshold: float
     count: int
+    #: The best ``min_count`` labels are written whatever their score
+    #: (fields.pick): 1 for genres by default, 0 for the other tasks.
+    min_count: int = 0
     #: For a text bundle, the text it reads ("lyrics"...): the item field
     #: of that name is handed to it.
     text_source: str | None = None
@@ -619,6 +622,7 @@ class Run:
         new, chosen = F.task_fields(
             task, scores=None if model.is_embedding else scores, labels=labels,
             model=model.name, version=model.version, threshold=model.threshold, count=model.count,
+            min_count=model.min_count,
         )
         new.update(extra)
         new.pop(F.tag_field(task), None)

@@ -41,6 +41,9 @@ from trainer.tagmap.tables import (
     VETO_FACTOR,
 )
 
+#: Version of a bundle whose spec names none. A bundle's version changes
+#: when its outputs do (new thresholds): the plugin's store keeps outputs
+#: by bundle name and version, so old outputs are then not reused.
 VERSION = "1"
 #: The file holding the tables, as the bundles' provenance names it.
 TABLES_FILE = "trainer/tagmap/tables.py"
@@ -61,6 +64,7 @@ class MapSpec:
     description: str = ""
     gate: dict | None = None  # the readable gate of tagcore.families.tagmap.build
     provenance: dict = field(default_factory=dict)
+    version: str = VERSION
 
     @property
     def inputs(self) -> list[str]:
@@ -126,7 +130,8 @@ def genre_labels(*, head: bool = False) -> list[str]:
 def genre_spec(thresholds=None) -> MapSpec:
     """The bundle genre-musicnn (``thresholds``: default GENRE_THRESHOLDS)."""
     return MapSpec(
-        name="genre-musicnn", task="genre", sources=[MSD, MTT], source_labels=musicnn_labels(),
+        # 2: thresholds refitted at the 2 patches the musicnn bundles read (1: at 5).
+        name="genre-musicnn", task="genre", version="2", sources=[MSD, MTT], source_labels=musicnn_labels(),
         labels=genre_labels(), rules=genre_rules(thresholds),
         description="musicnn's Last.fm (MSD) and MagnaTagATune genre tags as beets genre names",
         provenance={"tables": f"{TABLES_FILE}: GENRE_MAP, NOT_GENRES, GENRE_THRESHOLDS",
@@ -134,7 +139,8 @@ def genre_spec(thresholds=None) -> MapSpec:
                                   "(>= 0.5, at most 2) against the AllMusic genres of mood_4q's 900 clips and "
                                   "the GTZAN genres of gtzan_mini (each genre counted for its AllMusic genre "
                                   "through lastgenre's tree); subgenres among their source's top 10%; "
-                                  "cross-validated with artist-disjoint folds",
+                                  "on the mean of each clip's 2 central patches, as the musicnn bundles read "
+                                  "(trainer.tagmap.data.tagging_patches); cross-validated with artist-disjoint folds",
                     "fusion": "max over sources of logit(p) - logit(threshold): a genre passes 0.5 when one of "
                               "its sources passes its threshold; the strongest source gives its confidence"},
     )
@@ -239,7 +245,7 @@ def write_bundle(spec: MapSpec, out: Path, *, command: str) -> Path:
 
     config, model = spec.build()
     path = save_bundle(
-        out / spec.name, model=model, family="tagmap", name=spec.name, version=VERSION, labels=spec.labels,
+        out / spec.name, model=model, family="tagmap", name=spec.name, version=spec.version, labels=spec.labels,
         model_config=config.to_dict(), task=spec.task, input={"kind": "scores", "bundles": spec.sources},
         provenance={**spec.provenance, "description": spec.description, "command": command,
                     "evaluation": "docs/models/tagmap.md; python -m trainer tagmap --evaluate --data DATASETS",
