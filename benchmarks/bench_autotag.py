@@ -162,7 +162,7 @@ def make_random_bundle(directory: Path) -> tuple[str, dict]:
 # --------------------------------------------------------------- beets
 
 
-def write_config(libdir: Path, music: Path, model: str, workers: int) -> Path:
+def write_config(libdir: Path, music: Path, model: str, workers: int, model_threads: str = "auto") -> Path:
     libdir.mkdir(parents=True, exist_ok=True)
     config = libdir / "config.yaml"
     config.write_text(
@@ -180,6 +180,7 @@ def write_config(libdir: Path, music: Path, model: str, workers: int) -> Path:
                 "    auto: no",
                 *([f"    model: {json.dumps(model)}"] if model else []),
                 f"    workers: {workers}",
+                f"    model_threads: {model_threads}",
                 "",
             ]
         ),
@@ -188,11 +189,12 @@ def write_config(libdir: Path, music: Path, model: str, workers: int) -> Path:
     return config
 
 
-def build_library(libdir: Path, music: Path, model: str, workers: int, expected: int) -> Path:
+def build_library(libdir: Path, music: Path, model: str, workers: int, expected: int,
+                  model_threads: str = "auto") -> Path:
     """A fresh library of the files in ``music``, imported as they are."""
     for stale in ("library.db", "state.pickle", "autotagml.sqlite", "autotagml.sqlite-wal", "autotagml.sqlite-shm"):
         (libdir / stale).unlink(missing_ok=True)
-    config = write_config(libdir, music, model, workers)
+    config = write_config(libdir, music, model, workers, model_threads)
     cmd = beet_executable() + ["-c", str(config), "import", "-A", "-q", str(music)]
     print(f"importing {expected} files: {shlex.join(cmd)}", flush=True)
     done = subprocess.run(cmd, env=beet_env(libdir), capture_output=True, text=True, check=False)
@@ -308,6 +310,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="timed `autotag-ml -w` runs (default 3)")
     parser.add_argument("--scale", type=int, default=4, help="second library of N*SCALE items for memory (default 4; 0 skips)")
     parser.add_argument("--workers", type=int, default=2, help="autotagml.workers, also used for the floor (default 2)")
+    parser.add_argument("--model-threads", default="auto",
+                        help="autotagml.model_threads: auto or a number (default auto)")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeat < 1 or args.scale < 0 or args.workers < 0:
@@ -349,7 +353,7 @@ def scaled_run(paths: list[Path], model: str, workdir: Path, args: argparse.Name
     print(f"beet autotag-ml, library of {big_n} ({args.scale} hard links per file):", flush=True)
     big_music = link_copies(paths, workdir / f"music-x{args.scale}", args.scale)
     big_lib = workdir / f"lib-x{args.scale}"
-    big_config = build_library(big_lib, big_music, model, args.workers, big_n)
+    big_config = build_library(big_lib, big_music, model, args.workers, big_n, args.model_threads)
     forget_genres(big_lib)
     scaled = autotag_run(big_config, big_lib, ["-w"], big_n, "run 1 (-w)")
     scaled["n"] = big_n
@@ -389,7 +393,7 @@ def measure_all(args: argparse.Namespace, workdir: Path, model: str, features: d
     beet's start-up, the timed runs and the scaled library's run."""
     music, paths = music_files(workdir, args.n)
     libdir = workdir / "lib"
-    config = build_library(libdir, music, model, args.workers, args.n)
+    config = build_library(libdir, music, model, args.workers, args.n, args.model_threads)
 
     print(f"floor: read_excerpts(workers={args.workers}) over the same {args.n} files", flush=True)
     floor = floor_run(paths, features, args.workers, with_features=False)

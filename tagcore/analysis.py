@@ -190,6 +190,13 @@ class Analysis:
         a model never imports torch).
     loaded : dict or None
         A cache of loaded bundles by name, shared between passes.
+    model_threads : int or None
+        Batches run by the models at the same time, each in its own thread
+        with ``cpu_count // model_threads`` torch threads. None: on the CPU,
+        as many as there are cores (at most 4), so that while the decoding
+        workers are ahead every core runs a model (musicnn's small forward
+        passes gain little from torch's own threads, two batches side by
+        side gain nearly twice); 1 on a GPU.
 
     Raises
     ------
@@ -216,7 +223,11 @@ class Analysis:
         min_duration: float = 3.0,
         device: str = "cpu",
         loaded: dict[str, Bundle] | None = None,
+        model_threads: int | None = None,
     ):
+        if model_threads is not None and int(model_threads) < 1:
+            raise ValueError(f"model_threads must be at least 1, not {model_threads!r}")
+        self.model_threads = None if model_threads is None else int(model_threads)
         self.workers = workers
         self.timeout = timeout
         self.batch_size = max(1, int(batch_size))
@@ -302,9 +313,9 @@ class Analysis:
 
         if self.device == "auto":
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if self.workers > 0 and self.device == "cpu":
-            # Leave the decoding workers their cores; torch gets the rest.
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) - self.workers))
+        if self.device == "cpu":
+            # Each model thread gets its share of the cores (model_threads_for).
+            torch.set_num_threads(max(1, usable_cpus() // self._threads()))
         for node in self.nodes.values():
             if node.name in self._loaded:
                 node.bundle = self._loaded[node.name]
@@ -315,6 +326,14 @@ class Analysis:
                 node.broken = str(error)
         self._mark_readers_of_broken()
         self.broken = {n.name: n.broken for n in self.nodes.values() if n.broken is not None}
+
+    def _threads(self) -> int:
+        """Model threads of this pass: ``model_threads``, else
+        :func:`model_threads_for` the device (``auto`` counts as the CPU
+        until the models load)."""
+        if self.model_threads is not None:
+            return self.model_threads
+        return model_threads_for(self.device)
 
     def _mark_readers_of_broken(self) -> None:
         """A head whose backbone, or a tag map one of whose sources, is
@@ -495,13 +514,18 @@ class Analysis:
         pending: list = []
         scored: deque[Future] = deque()
         self._cancelled.clear()
-        model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagcore-model")
+        threads = self._threads()
+        model_thread = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tagcore-model")
         try:
             loading = model_thread.submit(self._load_all)
 
+            def run_batch(files):
+                loading.result()  # batches wait for the models
+                return self._run_batch(files)
+
             def submit() -> None:
                 if pending:
-                    scored.append(model_thread.submit(self._run_batch, list(pending)))
+                    scored.append(model_thread.submit(run_batch, list(pending)))
                     pending.clear()
 
             def finished(block: bool) -> Iterator[Result]:
@@ -513,8 +537,8 @@ class Analysis:
                 if len(pending) >= self.batch_size:
                     if loading.done():
                         loading.result()  # raise an unexpected loading error here
-                    # Keep at most two batches queued: memory stays bounded.
-                    yield from finished(block=len(scored) >= 2)
+                    # Keep at most one batch queued beyond those running: memory stays bounded.
+                    yield from finished(block=len(scored) >= threads + 1)
                     submit()
                 yield from finished(block=False)
             submit()
@@ -550,6 +574,23 @@ class _Batch:
 #: The runner (an Analysis method) of each input kind, in the order they
 #: run: heads read the audio bundles' embeddings, tag maps their scores.
 _RUNNERS = (("audio", "_run_audio"), ("backbone", "_run_head"), ("scores", "_run_tag_map"), ("text", "_run_text"))
+
+
+def model_threads_for(device: str, *, cpu_count: int | None = None) -> int:
+    """Default model threads: 1 on a GPU (one stream of large batches);
+    on the CPU one per core, at most 4."""
+    if not str(device).startswith("cpu") and str(device) != "auto":
+        return 1
+    return max(1, min(4, cpu_count or usable_cpus()))
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its CPU affinity where the system
+    says, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _means_per_file(chunks: list[np.ndarray], sizes: list[int]) -> list[np.ndarray]:

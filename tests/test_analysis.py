@@ -292,3 +292,51 @@ def test_a_tag_map_rule_must_name_known_inputs_and_labels():
         tagmap.build(inputs=["m:rock"], labels=["Rock"], rules=[("m:pop", "Rock", 0.5, 0)])
     with pytest.raises(ValueError, match="threshold"):
         tagmap.Config(inputs=["m:rock"], n_labels=1, entries=[[0, 0, 1.5, 0]])
+
+
+def test_batches_run_side_by_side_give_the_same_outputs(tmp_path):
+    """model_threads > 1 runs several batches at once (each model thread
+    its own batch): every file still gets one result, equal to the one
+    thread's, and the batches did overlap."""
+    import threading
+    import time
+
+    more = [str(write_audio(tmp_path / f"s{i}.flac", "flac", seconds=4.0, frequency=110.0 * (i + 1)))
+            for i in range(8)]
+    bundle = tiny_disambig(tmp_path, name="one", features=MelParams(excerpt_frames=100))
+    alone = scores_of([bundle], more, batch_size=2, model_threads=1)
+
+    running, most = set(), [0]
+    lock = threading.Lock()
+    original = Analysis._run_batch
+
+    def slow_batch(self, files):
+        with lock:
+            running.add(threading.get_ident())
+            most[0] = max(most[0], len(running))
+        time.sleep(0.2)  # long enough for the next batch to start beside it
+        try:
+            return original(self, files)
+        finally:
+            with lock:
+                running.discard(threading.get_ident())
+
+    analysis = Analysis([bundle], workers=0, batch_size=2, model_threads=3)
+    analysis._run_batch = slow_batch.__get__(analysis)
+    side_by_side = {r.path: {n: o.scores for n, o in r.outputs.items()} for r in analysis.analyse(more)}
+    assert side_by_side.keys() == alone.keys()
+    for path in more:
+        assert side_by_side[path]["one"] == pytest.approx(alone[path]["one"], abs=1e-6)
+    assert most[0] >= 2
+
+
+@pytest.mark.parametrize("device, cpus, expected", [("cpu", 2, 2), ("cpu", 16, 4), ("cpu", 1, 1), ("cuda", 8, 1),
+                                                    ("cuda:1", 8, 1), ("auto", 2, 2)])
+def test_default_model_threads(device, cpus, expected):
+    assert analysis_module.model_threads_for(device, cpu_count=cpus) == expected
+
+
+def test_model_threads_below_one_is_refused(tmp_path):
+    bundle = tiny_disambig(tmp_path, name="one", features=MelParams(excerpt_frames=100))
+    with pytest.raises(ValueError, match="model_threads"):
+        Analysis([bundle], workers=0, model_threads=0)

@@ -112,12 +112,11 @@ def test_second_build_decodes_nothing(tracks, tmp_path, monkeypatch):
         np.testing.assert_array_equal(second[name], first[name])
 
 
-def test_touched_file_is_recomputed(tracks, tmp_path, count_reads):
+def test_a_file_whose_bytes_change_is_recomputed(tracks, tmp_path, count_reads):
     cache = logmel_cache(tmp_path / "cache")
     cache.build(tracks, workers=0, progress=False)
     old_key = cache.key(tracks[1])
-    info = os.stat(tracks[1])
-    os.utime(tracks[1], ns=(info.st_atime_ns, info.st_mtime_ns + 5_000_000_000))
+    write_audio(tracks[1], seconds=5.0, rate=22050, freq=880, seed=2)  # same name, other sound
     assert cache.key(tracks[1]) != old_key
     assert cache.get(tracks[1]) is None  # stale
     count_reads.clear()
@@ -126,6 +125,39 @@ def test_touched_file_is_recomputed(tracks, tmp_path, count_reads):
     assert count_reads == [str(tracks[1])]
     assert cache.stats["computed"] == 1 and cache.stats["cached"] == 2
     np.testing.assert_array_equal(arrays[str(tracks[1])], direct_log_mel(tracks[1]))
+
+
+def test_a_touched_or_copied_file_keeps_its_entry(tracks, tmp_path, count_reads):
+    """Keys follow the bytes, not the path or the mtime: a dataset copied
+    again (as a fresh checkout of shared data is) is not decoded again."""
+    cache = logmel_cache(tmp_path / "cache")
+    cache.build(tracks, workers=0, progress=False)
+    info = os.stat(tracks[0])
+    os.utime(tracks[0], ns=(info.st_atime_ns, info.st_mtime_ns + 5_000_000_000))
+    copy = tmp_path / "elsewhere" / "a.wav"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(tracks[0]).read_bytes())
+    assert cache.key(copy) == cache.key(tracks[0])
+    count_reads.clear()
+    arrays, failures = cache.build([tracks[0], copy], workers=0, progress=False)
+    assert failures == [] and count_reads == []
+    np.testing.assert_array_equal(arrays[str(copy)], arrays[str(tracks[0])])
+
+
+def test_file_identity_reads_the_edges_of_a_large_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "_WHOLE_FILE_BYTES", 1000)
+    monkeypatch.setattr(cache_module, "_EDGE_BYTES", 100)
+    big = tmp_path / "big.bin"
+    data = bytearray(range(256)) * 20
+    big.write_bytes(bytes(data))
+    before = cache_module.file_identity(big)
+    data[2000] ^= 1  # the middle: not read
+    big.write_bytes(bytes(data))
+    assert cache_module.file_identity(big) == before
+    data[-1] ^= 1  # the tail: read
+    big.write_bytes(bytes(data))
+    assert cache_module.file_identity(big) != before
+    assert before.startswith(f"{len(data)}:")
 
 
 def test_feature_and_excerpt_changes_select_another_folder(tracks, tmp_path):

@@ -64,7 +64,9 @@ EXAMPLES = {
     "head": Example(config={"n_inputs": 6, "n_labels": 3, "hidden": 4}, input={"kind": "backbone", "bundle": "b"}),
     "tagmap": Example(
         config={"inputs": ("a:x", "a:y", "b:z"), "n_labels": 3,
-                "entries": ((0, 0, 0.5, 0.0), (1, 1, 0.3, 1.0), (2, 1, 0.2, 0.0, 0.8))},
+                "entries": ((0, 0, 0.5, 0.0), (1, 1, 0.3, 1.0), (2, 1, 0.2, 0.0, 0.8)),
+                "gate_inputs": (0, 1), "gate_margin": 0.8, "gate_vetoes": ((2, 0.9, 0),),
+                "gate_labels": ((0, 0, 0), (1, 0, 1))},
         input={"kind": "scores", "bundles": ["a", "b"]}),
     "han": Example(
         config={"vocabulary": ("<pad>", "<unk>", "rock", "guitar", "synth", "beat"), "n_labels": 3,

@@ -174,6 +174,8 @@ class TestOptions(ConventionsHelper):
         ({"count": {"mood": 2}}, "count.mood: no such task"),
         ({"device": "gpu"}, "device must be auto, cpu, cuda, cuda:N or mps, not 'gpu'"),
         ({"genre_weights": {"audi": 1}}, "genre_weights.audi: no such source"),
+        ({"model_threads": 0}, "model_threads must be auto or a whole number >= 1, not 0"),
+        ({"model_threads": "many"}, "model_threads must be auto or a whole number >= 1, not 'many'"),
     ])
     def test_nonsense_is_refused_before_any_work(self, options, message):
         self.use_model(**options)

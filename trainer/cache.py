@@ -14,8 +14,11 @@ Layout::
 
 ``<hash>`` covers the kind, the feature parameters, the excerpt spec and the
 cache format version, so changing any of them selects another folder.
-``<key>`` is the sha1 of the file's absolute path, size and mtime_ns, so a
-file that changes gets a new key (its old entry is simply no longer used).
+``<key>`` is the sha1 of the file's content identity (:func:`file_identity`:
+its size and a hash of its bytes), so a file whose bytes change gets a new
+key (its old entry is simply no longer used), while a dataset copied or
+moved elsewhere, or re-copied with new modification times, keeps its
+entries.
 
 Writes are atomic: a worker writes a temporary file in ``.partial/`` (same
 file system), the parent verifies it and ``os.replace``-s it to its final
@@ -63,6 +66,35 @@ _MEL_FIELDS_NOT_HASHED = ("excerpt_frames", "patch_frames", "offset")
 #: MelParams fields added after caches existed: hashed only when they differ
 #: from their default, so that older cache folders keep their names.
 _MEL_FIELDS_HASHED_IF_SET = ("center", "log", "mel_float16")
+
+
+#: Files up to this size are hashed whole by :func:`file_identity`; larger
+#: ones by their first and last ``_EDGE_BYTES`` (audio datasets here are
+#: clips of a few MB; a multi-GB file is not read whole to key a cache).
+_WHOLE_FILE_BYTES = 32 << 20
+_EDGE_BYTES = 4 << 20
+
+
+def file_identity(path) -> str:
+    """A file's identity for the trainer's caches: ``"<size>:<sha1>"`` of
+    its bytes (whole up to 32 MiB, else its first and last 4 MiB).
+
+    It does not depend on the path or on modification times: a dataset
+    copied elsewhere, or re-copied (new mtimes, same bytes), keeps its
+    cache entries; a file whose bytes change gets new ones. Raises OSError
+    when the file cannot be read.
+    """
+    size = os.stat(path).st_size
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        if size <= _WHOLE_FILE_BYTES:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        else:
+            digest.update(handle.read(_EDGE_BYTES))
+            handle.seek(size - _EDGE_BYTES)
+            digest.update(handle.read(_EDGE_BYTES))
+    return f"{size}:{digest.hexdigest()}"
 
 
 def default_cache_root() -> Path:
@@ -195,12 +227,9 @@ class FeatureCache:
     # --- keys and files
 
     def key(self, path) -> str:
-        """sha1 of (absolute path, file size, mtime_ns): the file's identity.
-        Raises OSError when the file cannot be stat-ed."""
-        info = os.stat(path)
-        identity = b"\0".join([os.fsencode(os.path.abspath(path)),
-                               str(info.st_size).encode(), str(info.st_mtime_ns).encode()])
-        return hashlib.sha1(identity).hexdigest()
+        """sha1 of the file's :func:`file_identity`. Raises OSError when the
+        file cannot be read."""
+        return hashlib.sha1(file_identity(path).encode()).hexdigest()
 
     def file(self, key: str) -> Path:
         """Where the array of ``key`` is (or would be) stored."""
@@ -388,7 +417,7 @@ class FeatureCache:
                 "params": self.params,
                 "excerpt": self.excerpt,
                 "array": {"dtype": dtype, "shape": shape},
-                "file": "<key[:2]>/<key>.npy, key = sha1(absolute path \\0 size \\0 mtime_ns)",
+                "file": "<key[:2]>/<key>.npy, key = sha1(size \\0 sha1 of the content)",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             temporary = partial_dir / f"manifest-{uuid.uuid4().hex}.json"

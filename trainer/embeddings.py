@@ -8,7 +8,7 @@ analysis pass's workers (:func:`tagcore.analysis.decode_features`); the
 backbones share the mel when their feature parameters are equal.
 
 The cache is one ``.npz`` per (bundles and versions, feature, files and
-their sizes and mtimes) under the user cache directory: a second call with
+their content, :func:`trainer.cache.file_identity`) under the user cache directory: a second call with
 the same inputs reads it back in milliseconds.
 
 Example
@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from trainer.cache import file_identity
 
 
 @dataclass
@@ -92,8 +94,7 @@ def _fingerprint(paths: Sequence[str], configs: list[dict], feature: dict) -> st
     digest.update(json.dumps([[c["name"], str(c["version"])] for c in configs]).encode())
     digest.update(json.dumps(feature, sort_keys=True).encode())
     for path in paths:
-        info = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        digest.update(f"{file_identity(path)}\n".encode())
     return digest.hexdigest()[:24]
 
 

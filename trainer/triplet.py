@@ -55,6 +55,7 @@ from typing import Sequence
 import numpy as np
 
 from tagcore import lsi
+from trainer.cache import file_identity
 from trainer.datasets import DatasetError, LoadReport, csv_rows
 
 #: Tag sets the paper uses, in its order; any other name works too.
@@ -218,7 +219,7 @@ def _decode(path, *, features, min_duration):
 def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache_dir: Path | None,
                      progress: bool = True) -> dict:
     """DPNN segments and MFCC statistics of every path, decoded once and
-    cached in one ``.npz`` (keyed by paths, sizes, mtimes and parameters).
+    cached in one ``.npz`` (keyed by the files' content, :func:`trainer.cache.file_identity`, and parameters).
 
     Returns ``{"mel": (n, segments, 130, 80) float16, "valid": (n,
     segments) bool, "mfcc": (n, 80) float32, "errors": {index: message}}``;
@@ -234,8 +235,7 @@ def compute_features(paths: Sequence[str], *, segments: int, workers: int, cache
     specs = [feature_spec(p) for p in params] + [feature_spec(mfcc_params)]
     digest = hashlib.sha256(json.dumps(specs, sort_keys=True).encode())
     for path in paths:
-        info = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        digest.update(f"{file_identity(path)}\n".encode())
     cache = cache_dir or _cache_root()
     cache_file = cache / f"triplet-{digest.hexdigest()[:24]}.npz"
     if cache_file.is_file():

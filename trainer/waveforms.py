@@ -6,7 +6,7 @@ are cut exactly as the analysis pass cuts them at tagging time
 (:func:`tagcore.analysis.decode_features` with a
 :class:`tagcore.features.WaveParams`: centred, non-overlapping patches of
 ``patch_samples`` at ``sample_rate``), stored as float16 in one ``.npz``
-under the user cache directory, keyed by the files' paths, sizes and mtimes
+under the user cache directory, keyed by the files' content (trainer.cache.file_identity)
 and the feature parameters. A second call with the same inputs reads it back.
 """
 
@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from tagcore.features import WaveParams, feature_key, feature_spec
+from trainer.cache import file_identity
 
 
 @dataclass
@@ -47,8 +48,7 @@ def _cache_root() -> Path:
 def _fingerprint(paths: Sequence[str], params: WaveParams) -> str:
     digest = hashlib.sha256(json.dumps(feature_spec(params), sort_keys=True).encode())
     for path in paths:
-        info = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        digest.update(f"{file_identity(path)}\n".encode())
     return digest.hexdigest()[:24]
 
 

@@ -103,6 +103,9 @@ OPTIONS: dict[str, Any] = {
     # named (styles.py): sources, names (english/original)...
     "reviews": dict(styles.DEFAULTS),
     "workers": 2,
+    # Batches the models run side by side (each with its share of the
+    # cores); auto: one per core on the CPU (at most 4), 1 on a GPU.
+    "model_threads": "auto",
     "timeout": 30,
     # Torch device of the models: auto (CUDA when present), cpu, cuda, cuda:1...
     "device": "auto",
@@ -609,6 +612,7 @@ class AutotagMLPlugin(BeetsPlugin):
                 if str(task) not in names:
                     raise ui.UserError(f"autotag-ml: {key}.{task}: no such {'task' if key != 'genre_weights' else 'source'}"
                                        f" (configured: {', '.join(sorted(names))}){did_you_mean(str(task), names)}")
+        self._model_threads()
         device = self.config["device"].get()
         if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device)):
             raise ui.UserError(f"autotag-ml: device must be auto, cpu, cuda, cuda:N or mps, not {device!r}")
@@ -635,6 +639,16 @@ class AutotagMLPlugin(BeetsPlugin):
                     bound = f"between {low:g} and {high:g}" if high is not None else f">= {low}"
                     raise ui.UserError(f"autotag-ml: {name} must be {bound}, not {number!r}")
 
+    def _model_threads(self) -> int | None:
+        """``model_threads`` as the engine takes it: None for ``auto``.
+        Raises UserError for anything but ``auto`` or a whole number >= 1."""
+        value = self.config["model_threads"].get()
+        if value is None or value == "auto":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ui.UserError(f"autotag-ml: model_threads must be auto or a whole number >= 1, not {value!r}")
+        return value
+
     def _run(self, models, store, lib, *, write: bool, pretend: bool, reanalyze: bool = False,
              ownership: F.Ownership | None = None) -> Run:
         options = {
@@ -642,6 +656,7 @@ class AutotagMLPlugin(BeetsPlugin):
             "workers": self.config["workers"].get(int),
             "timeout": float(self.config["timeout"].as_number()),
             "batch_size": self.config["batch_size"].get(int),
+            "model_threads": self._model_threads(),
         }
         if ownership is None:
             ownership = F.Ownership(force=self.config["force"].get(bool),

@@ -128,6 +128,8 @@ def run_evaluation(args, *, log=print) -> int:
     from trainer.tagmap import report
     from trainer.tagmap.data import load_clips, tagging_patches
     from trainer.tagmap.evaluate import evaluate_genre, evaluate_mood, evaluate_rule_maps
+    from trainer.tagmap.evidence import evaluate_evidence
+    from trainer.tagmap.moods import evaluate_moods
 
     data = Path(args.data)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -138,7 +140,10 @@ def run_evaluation(args, *, log=print) -> int:
     rules = evaluate_rule_maps(mood, gtz, log=log)
     rule_table = {tuple(k.split(":", 1)): v for k, v in rules["thresholds"].items()}
     moods = evaluate_mood(mood, seeds=seeds, thresholds=rule_table)
+    moods["gate"] = evaluate_moods(mood, seeds=seeds, log=log)
+    rules["evidence"] = evaluate_evidence([mood, gtz], thresholds=rule_table)
     report.print_evaluation(genre, moods, rules, rule_table, log=log)
+    report.print_moods_and_evidence(moods["gate"], rules["evidence"], log=log)
     if args.report:
         figures = report.report_json(genre, moods, rules, patches=patches)
         Path(args.report).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")

@@ -17,6 +17,9 @@ from trainer.tagmap.figures import EVALUATION
 from trainer.tagmap.genres import normalize
 from trainer.tagmap.tables import (
     DECISIONS,
+    ENERGY_SIDES,
+    ENERGY_VETOES,
+    GATE_MARGIN,
     GENRE_MAP,
     GENRE_THRESHOLDS,
     GTZAN_GENRES,
@@ -25,6 +28,7 @@ from trainer.tagmap.tables import (
     HEAD_THRESHOLD,
     MOOD_HEAD,
     MOOD_LABELS,
+    MOOD_QUADRANTS,
     MSD,
     MSD_CEILING,
     MSD_MOODS,
@@ -33,6 +37,8 @@ from trainer.tagmap.tables import (
     QUADRANT_MOODS,
     QUADRANTS,
     RULE_THRESHOLDS,
+    SIDE_MOODS,
+    VETO_FACTOR,
 )
 
 VERSION = "1"
@@ -53,6 +59,7 @@ class MapSpec:
     labels: list[str]
     rules: list[tuple]  # (input "bundle:tag", label, threshold, bias(, ceiling))
     description: str = ""
+    gate: dict | None = None  # the readable gate of tagcore.families.tagmap.build
     provenance: dict = field(default_factory=dict)
 
     @property
@@ -64,7 +71,7 @@ class MapSpec:
         """(config, model) of the family :mod:`tagcore.families.tagmap`."""
         from tagcore.families import tagmap
 
-        return tagmap.build(inputs=self.inputs, labels=self.labels, rules=self.rules)
+        return tagmap.build(inputs=self.inputs, labels=self.labels, rules=self.rules, gate=self.gate)
 
 
 def bundle_labels(name: str) -> list[str] | None:
@@ -134,44 +141,84 @@ def genre_spec(thresholds=None) -> MapSpec:
 
 
 def mood_rules(thresholds: dict[tuple[str, str], float] | None = None) -> list[tuple]:
-    """The mood map's rules: the quadrant words first, biased above every
-    MSD word, then the MSD words under their ceiling."""
+    """The mood map's rules: the quadrant and side words first, biased above
+    every MSD word, then the MSD words under their ceiling."""
     thresholds = RULE_THRESHOLDS if thresholds is None else thresholds
     bias = float(np.log(HEAD_FLOOR / (1 - HEAD_FLOOR)))
     rules = [(f"{MOOD_HEAD}:{q}", word, HEAD_THRESHOLD, bias) for q, word in QUADRANT_MOODS.items()]
+    rules += [(f"{MOOD_HEAD}:{q}", word, HEAD_THRESHOLD, bias) for word, qs in SIDE_MOODS.items() for q in qs]
     rules += [(f"{MSD}:{tag}", word, _threshold(thresholds, MSD, tag), 0.0, MSD_CEILING)
               for tag, word in MSD_MOODS.items()]
     return rules
 
 
-def mood_spec(thresholds=None, head_labels: Sequence[str] | None = None) -> MapSpec:
-    """The bundle mood-musicnn (``head_labels``: mood4q's label order, default QUADRANTS)."""
-    labels = {MOOD_HEAD: list(head_labels or QUADRANTS), MSD: musicnn_labels()[MSD]}
+def quadrant_gate(words: dict[str, Sequence[str]], *, margin: float = GATE_MARGIN, factor: float = VETO_FACTOR,
+                  thresholds: dict[tuple[str, str], float] | None = None) -> dict:
+    """The readable gate (:func:`tagcore.families.tagmap.build`) of a map
+    whose ``words`` (label -> quadrants) follow the quadrant decision:
+    mood4q's quadrants, a second one joining from ``margin`` x the best's,
+    MTT's energy tags vetoing the other arousal side from ``factor`` x
+    their rule threshold (``factor`` 0: no vetoes); SIDE_MOODS exact."""
+    thresholds = RULE_THRESHOLDS if thresholds is None else thresholds
+    head = [f"{MOOD_HEAD}:{q}" for q in QUADRANTS]
+    vetoes = [(f"{MTT}:{tag}", min(factor * _threshold(thresholds, MTT, tag), 0.999),
+               [f"{MOOD_HEAD}:{q}" for q in side]) for tag, side in ENERGY_VETOES.items()] if factor else []
+    return {"classes": head, "margin": margin, "vetoes": vetoes,
+            "labels": {w: [f"{MOOD_HEAD}:{q}" for q in qs] for w, qs in words.items()},
+            "exact": [w for w in SIDE_MOODS if w in words]}
+
+
+def mood_spec(thresholds=None, head_labels: Sequence[str] | None = None, *, margin: float = GATE_MARGIN,
+              factor: float = VETO_FACTOR) -> MapSpec:
+    """The bundle mood-musicnn (``head_labels``: mood4q's label order,
+    default QUADRANTS; ``margin``, ``factor``: the quadrant gate's)."""
+    tags = musicnn_labels()
+    labels = {MOOD_HEAD: list(head_labels or QUADRANTS), MSD: tags[MSD], MTT: tags[MTT]}
     return MapSpec(
-        name="mood-musicnn", task="mood", sources=[MOOD_HEAD, MSD], source_labels=labels,
+        name="mood-musicnn", task="mood", sources=[MOOD_HEAD, MSD, MTT], source_labels=labels,
         labels=list(MOOD_LABELS), rules=mood_rules(thresholds),
-        description="mood words from the quadrant head mood4q (first mood) and musicnn-msd's mood tags",
-        provenance={"tables": f"{TABLES_FILE}: QUADRANT_MOODS, MSD_MOODS, RULE_THRESHOLDS",
-                    "thresholds": f"quadrant words: {HEAD_THRESHOLD} (a softmax over four quadrants: the best "
-                                  f"quadrant always reaches it) with a bias putting them at >= {HEAD_FLOOR}; "
-                                  f"MSD words: half their 99th percentile over mood_4q + gtzan_mini, capped at "
-                                  f"{MSD_CEILING} so the first mood always comes from the quadrant head"},
+        gate=quadrant_gate(MOOD_QUADRANTS, margin=margin, factor=factor, thresholds=thresholds),
+        description="mood words from the quadrant head mood4q (the decision) and musicnn-msd's mood tags; "
+                    "musicnn-mtt's energy tags veto the other arousal side",
+        provenance={"tables": f"{TABLES_FILE}: QUADRANT_MOODS, SIDE_MOODS, MSD_MOODS, MOOD_QUADRANTS, "
+                              f"ENERGY_VETOES, GATE_MARGIN, VETO_FACTOR, RULE_THRESHOLDS",
+                    "thresholds": f"quadrant and side words: {HEAD_THRESHOLD} with a bias putting them at >= "
+                                  f"{HEAD_FLOOR}; MSD words: half their 99th percentile over mood_4q + "
+                                  f"gtzan_mini, capped at {MSD_CEILING} so the first mood comes from the quadrant "
+                                  f"head",
+                    "gate": f"a word is written only when the quadrant decision (the best quadrant, and a second "
+                            f"from {margin} x its probability; MTT fast/loud or slow/soft/quiet at {factor} x "
+                            f"their rule threshold keep only their arousal side) lies within its quadrants; "
+                            f"margin and factor chosen on mood_4q with artist-disjoint CV"},
     )
 
 
-def mtt_spec(task: str, thresholds=None) -> MapSpec:
-    """The bundle ``<task>-mtt`` of MTT_MAPS (``thresholds``: default RULE_THRESHOLDS)."""
+def mtt_spec(task: str, thresholds=None, *, margin: float = GATE_MARGIN, factor: float = VETO_FACTOR,
+             table: dict | None = None) -> MapSpec:
+    """The bundle ``<task>-mtt`` of MTT_MAPS (``thresholds``: default
+    RULE_THRESHOLDS; ``table``: another map, e.g. CANDIDATE_MAPS'); the
+    energy map also reads mood4q and follows the quadrant gate
+    (``margin``, ``factor``)."""
     thresholds = RULE_THRESHOLDS if thresholds is None else thresholds
-    table = MTT_MAPS[task]
+    table = MTT_MAPS[task] if table is None else table
     sources = list(dict.fromkeys(bundle for bundle, _ in table))
     labels = musicnn_labels()
+    source_labels = {b: labels[b] for b in sources}
+    gate = None
+    if task == "energy":
+        sources.append(MOOD_HEAD)
+        source_labels[MOOD_HEAD] = bundle_labels(MOOD_HEAD) or list(QUADRANTS)
+        gate = quadrant_gate(ENERGY_SIDES, margin=margin, factor=factor, thresholds=thresholds)
     return MapSpec(
-        name=f"{task}-mtt", task=task, sources=sources, source_labels={b: labels[b] for b in sources},
+        name=f"{task}-mtt", task=task, sources=sources, source_labels=source_labels,
         labels=list(dict.fromkeys(table.values())),
         rules=[(f"{b}:{tag}", label, _threshold(thresholds, b, tag), 0.0) for (b, tag), label in table.items()],
+        gate=gate,
         description=f"{task} words from musicnn's MagnaTagATune tags" + (
-            " (and the Last.fm tag 'instrumental' for 'no vocals')" if MSD in sources else ""),
-        provenance={"tables": f"{TABLES_FILE}: {task.upper()}_MAP, RULE_THRESHOLDS",
+            " (and the Last.fm tag 'instrumental' for 'no vocals')" if MSD in sources else "") + (
+            ", written only on the arousal side of mood4q's quadrant decision" if gate else ""),
+        provenance={"tables": f"{TABLES_FILE}: {task.upper()}_MAP, RULE_THRESHOLDS" + (
+                        ", ENERGY_SIDES, ENERGY_VETOES, GATE_MARGIN, VETO_FACTOR" if gate else ""),
                     "thresholds": "half each tag's 99th percentile over 1,000 real clips (mood_4q + gtzan_mini); "
                                   "no label used"},
     )

@@ -9,6 +9,7 @@ protocol."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ from trainer.tagmap.heads import head_only_logits, logistic_regression, shipped_
 from trainer.tagmap.scoring import allmusic_score, gtzan_accuracy
 from trainer.tagmap.tables import (
     ALLMUSIC_MOODS,
+    CANDIDATE_MAPS,
     DECISIONS,
     GENRE_MAP,
     GTZAN_ALLMUSIC,
@@ -35,6 +37,7 @@ from trainer.tagmap.tables import (
     QUADRANT_MOODS,
     QUADRANTS,
     RULE_THRESHOLDS,
+    SIDE_MOODS,
 )
 
 
@@ -220,11 +223,13 @@ def evaluate_rule_maps(mood: Clips, gtz: Clips, *, log=print) -> dict:
     how often each label is written, agreement of the energy words with
     the quadrants' arousal, MSD mood words against AllMusic moods, and
     per-GTZAN-genre rates of instruments and voices."""
-    tags = [source for table in MTT_MAPS.values() for source in table] + [(MSD, t) for t in MSD_MOODS]
+    tags = [source for table in CANDIDATE_MAPS.values() for source in table] + [(MSD, t) for t in MSD_MOODS]
     thresholds = rule_thresholds([mood, gtz], tags)
     report: dict = {"thresholds": {f"{b}:{t}": v for (b, t), v in thresholds.items()}}
     for task in MTT_MAPS:
+        # The maps alone, before the energy map's quadrant gate (moods.py measures that).
         spec = mtt_spec(task, thresholds)
+        spec = replace(spec, gate=None, sources=[s for s in spec.sources if s != MOOD_HEAD])
         _, model = spec.build()
         for clips in (mood, gtz):
             probs = _predict(model, clips.matrix(spec.sources))
@@ -268,10 +273,13 @@ def _mood_figures(mood: Clips, probs: np.ndarray, thresholds: dict[tuple[str, st
     quadrant = np.array(mood.quadrants)
     inputs = [f"{MOOD_HEAD}:{q}" for q in QUADRANTS] + [f"{MSD}:{t}" for t in mood.tags[MSD]]
     x = np.concatenate([probs, mood.scores[MSD]], axis=1)
-    logits = FastMap(x, inputs, list(MOOD_LABELS), mood_rules(thresholds)).logit_matrix()
-    head_only = FastMap(x, inputs, list(MOOD_LABELS), mood_rules(thresholds)[:len(QUADRANT_MOODS)]).logit_matrix()
+    # The ungated map of before issue 22 (moods.py measures the gate).
+    labels = [w for w in MOOD_LABELS if w not in SIDE_MOODS]
+    rules = [r for r in mood_rules(thresholds) if r[1] in labels]
+    logits = FastMap(x, inputs, labels, rules).logit_matrix()
+    head_only = FastMap(x, inputs, labels, rules[:len(QUADRANT_MOODS)]).logit_matrix()
     sets = written(logits, count=DECISIONS["mood"]["count"])
-    said = [[MOOD_LABELS[j] for j in s] for s in sets]
+    said = [[labels[j] for j in s] for s in sets]
     from_msd = [[logits[i, j] > head_only[i, j] for j in s] for i, s in enumerate(sets)]
     relevant = [{w for w, group in ALLMUSIC_MOODS.items() if set(m) & set(group)} for m in mood.moods]
     best = [QUADRANT_MOODS[QUADRANTS[int(np.argmax(p))]] for p in probs]

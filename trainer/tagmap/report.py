@@ -75,3 +75,22 @@ def report_json(genre: dict, moods: dict, rules: dict, *, patches: int) -> dict:
     return {"genre": {k: v for k, v in genre.items() if k not in ("shipped_thresholds", "rule_thresholds")},
             "genre_thresholds": {f"{b}:{t}": v for (b, t), v in genre["shipped_thresholds"].items()},
             "mood": moods, "rule_maps": rules, "patches": patches}
+
+
+def print_moods_and_evidence(gate: dict, evidence: dict, *, log=print) -> None:
+    """The quadrant decision's figures before and after the gate (mean ±
+    sd), the shipped margin and factor, and the labels' evidence."""
+    from trainer.tagmap.tables import GATE_MARGIN, NOT_WRITTEN, VETO_FACTOR
+
+    log(f"\nMood and energy maps, before and after the quadrant gate ({gate['protocol']}):")
+    before, after = gate["summary"]["before"], gate["summary"]["after"]
+    for key in after:
+        log(f"  {key:24s} {_cell(before[key]):>17s}  {_cell(after[key]):>17s}")
+    shipped = gate["shipped"]
+    log(f"chosen on all clips: margin {shipped['margin']}, factor {shipped['factor']} "
+        f"(tables: {GATE_MARGIN}, {VETO_FACTOR})")
+    log("\nInstrument and voice labels, real-data evidence:")
+    for label, ev in evidence.items():
+        stale = "" if ev["passes"] != (label in NOT_WRITTEN) else "   <- differs from NOT_WRITTEN"
+        log(f"  {label:14s} written {ev['written']:4d}, checkable {ev['checkable']:3d}, right {ev['right']:3d}, "
+            f"precision {ev['precision']}, {'written' if ev['passes'] else 'not written'}{stale}")

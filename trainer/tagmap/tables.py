@@ -175,9 +175,12 @@ DECISIONS = {
 
 # --- Mood -------------------------------------------------------------------
 
-#: Quadrant of Russell's plane -> mood word (the quadrant head decides the
-#: first mood).
+#: Quadrant of Russell's plane -> mood word (the quadrant head decides).
 QUADRANT_MOODS = {"Q1": "happy", "Q2": "aggressive", "Q3": "sad", "Q4": "calm"}
+#: Words of one side of the plane, written when the decision is between
+#: exactly these two quadrants (a close call that agrees on arousal): the
+#: quadrant head's two probabilities feed them.
+SIDE_MOODS = {"energetic": ("Q1", "Q2"), "mellow": ("Q3", "Q4")}
 #: musicnn-msd's mood tags -> mood words.
 MSD_MOODS = {
     "happy": "happy",
@@ -191,11 +194,35 @@ MSD_MOODS = {
 }
 #: MSD tags a listener might read as moods that the map leaves out.
 MSD_NOT_MOODS = {"beautiful": "a judgement of quality, not a mood", "catchy": "a judgement of quality, not a mood"}
-MOOD_LABELS = ("happy", "aggressive", "sad", "calm", "party", "romantic")
+MOOD_LABELS = ("happy", "aggressive", "sad", "calm", "party", "romantic", "energetic", "mellow")
+#: The quadrants each mood word is compatible with: a word is written only
+#: when every quadrant of the decision is among these (side words: exactly
+#: these). Two words with disjoint sets never meet on an item. romantic is
+#: positive valence, either arousal (AllMusic's Romantic is Q4 on 65% of
+#: mood_4q's clips that carry it, Q1 on 35%; Sensual 46/54).
+MOOD_QUADRANTS = {
+    "happy": ("Q1",), "aggressive": ("Q2",), "sad": ("Q3",), "calm": ("Q4",), "party": ("Q1",),
+    "romantic": ("Q1", "Q4"), **SIDE_MOODS,
+}
 #: Tiers: a quadrant word at the head's uniform share (0.25 of a softmax
 #: over four quadrants: the best quadrant always has at least this) scores
 #: HEAD_FLOOR; MSD words never score more than MSD_CEILING < HEAD_FLOOR.
 HEAD_THRESHOLD, HEAD_FLOOR, MSD_CEILING = 0.25, 0.6, 0.59
+#: The quadrant decision (calibrated on mood_4q with artist-disjoint CV by
+#: ``python -m trainer tagmap --evaluate``, trainer/tagmap/moods.py): a
+#: second quadrant joins the decision when its probability is at least
+#: GATE_MARGIN x the best's; ENERGY_VETOES: an MTT tag at or above
+#: VETO_FACTOR x its rule threshold keeps only the quadrants of its arousal
+#: side (MTT's fast and loud: 98-100% of the mood_4q clips they are
+#: written on are high-arousal; slow, soft, quiet: 93-99% low-arousal).
+GATE_MARGIN = 0.4
+VETO_FACTOR = 1.0
+HIGH_AROUSAL, LOW_AROUSAL = ("Q1", "Q2"), ("Q3", "Q4")
+ENERGY_VETOES = {"fast": HIGH_AROUSAL, "loud": HIGH_AROUSAL, "slow": LOW_AROUSAL, "soft": LOW_AROUSAL,
+                 "quiet": LOW_AROUSAL}
+#: Energy words and the arousal side they belong to: written only when the
+#: quadrant decision lies on that side (never "fast" beside "Calm").
+ENERGY_SIDES = {"fast": HIGH_AROUSAL, "loud": HIGH_AROUSAL, "slow": LOW_AROUSAL, "soft": LOW_AROUSAL}
 #: AllMusic mood words (mood_4q's MoodsStrSplit) that count as each word in
 #: the evaluation of the MSD mood words.
 ALLMUSIC_MOODS = {
@@ -209,6 +236,10 @@ ALLMUSIC_MOODS = {
              "Delicate", "Lazy"),
     "party": ("Celebratory", "Rowdy", "Boisterous", "Rollicking", "Hedonistic", "Fun", "Raucous", "Exciting"),
     "romantic": ("Romantic", "Sensual", "Sexy", "Sexual", "Passionate", "Intimate", "Erotic", "Tender"),
+    "energetic": ("Energetic", "Intense", "Fiery", "Exciting", "Rousing", "Lively", "Boisterous", "Rowdy",
+                  "Volatile", "Powerful", "Aggressive", "Raucous"),
+    "mellow": ("Mellow", "Calm", "Peaceful", "Soothing", "Gentle", "Relaxed", "Quiet", "Soft", "Laid-Back",
+               "Reflective", "Melancholy", "Wistful", "Somber", "Lazy", "Weary", "Sad", "Gloomy", "Bleak"),
 }
 
 # --- MagnaTagATune maps -----------------------------------------------------
@@ -237,7 +268,27 @@ VOICE_LEFT_OUT = {(MTT, t): "uninformative on real clips (same median on metal a
                   for t in ("no vocal", "no vocals", "no voice")}
 ENERGY_MAP = {(MTT, "fast"): "fast", (MTT, "slow"): "slow", (MTT, "soft"): "soft", (MTT, "quiet"): "soft",
               (MTT, "loud"): "loud"}
-MTT_MAPS = {"instrument": INSTRUMENT_MAP, "voice": VOICE_MAP, "energy": ENERGY_MAP}
+#: Every candidate map, before the evidence policy.
+CANDIDATE_MAPS = {"instrument": INSTRUMENT_MAP, "voice": VOICE_MAP, "energy": ENERGY_MAP}
+#: Labels the default bundles do not write, and the real-data evidence why
+#: (trainer/tagmap/evidence.py; python -m trainer tagmap --evaluate prints
+#: it; docs/models/tagmap.md has the table). Filled from that output.
+NOT_WRITTEN: dict[str, str] = {
+    "piano": "no clip here is known to have a piano: 38 writes, none checkable",
+    "harpsichord": "3 checkable writes, all wrong (band genres)",
+    "violin": "42 writes, none checkable (no genre here is known to have violins)",
+    "cello": "37 writes, none checkable",
+    "harp": "3 checkable writes, all wrong",
+    "flute": "33 writes, none checkable",
+    "sitar": "41 of its 49 writes are on genres without sitars (jazz, R&B, blues, GTZAN): right 0 of 41",
+    "synth": "9 checkable writes, 4 right (disco) and 5 wrong (classical, blues, country, jazz)",
+    "female vocal": "1 checkable write, wrong (classical)",
+    "male vocal": "10 checkable writes, 6 right (rap), 4 wrong (classical): 0.60",
+    "choir": "27 writes, none checkable",
+}
+#: The maps the bundles ship: the candidates less NOT_WRITTEN.
+MTT_MAPS = {task: {source: label for source, label in table.items() if label not in NOT_WRITTEN}
+            for task, table in CANDIDATE_MAPS.items()}
 
 #: Thresholds of the rule maps (rule_threshold over mood_4q + gtzan_mini;
 #: python -m trainer tagmap --evaluate prints them).
@@ -314,3 +365,42 @@ GTZAN_ALLMUSIC = {
     "disco": ("Electronic", "R&B", "Pop/Rock"), "hiphop": ("Rap",), "jazz": ("Jazz",), "metal": ("Pop/Rock",),
     "pop": ("Pop/Rock",), "reggae": ("Reggae",), "rock": ("Pop/Rock",),
 }
+
+
+# --- Evidence for instruments and voices ------------------------------------------
+
+#: Where a label's truth is known from a clip's genre alone, written by
+#: meaning before measuring: ``right``, genres where (nearly) every clip
+#: has it; ``wrong``, genres where (nearly) none has it ("gtzan:<genre>" of
+#: gtzan_mini, "allmusic:<Genre>" of mood_4q). A write on a clip of neither
+#: is not checkable. AllMusic's genres are an artist's, so only the
+#: clearest ones are used.
+_GTZAN = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+_BAND = ("gtzan:disco", "gtzan:hiphop", "gtzan:metal", "gtzan:pop", "gtzan:reggae", "gtzan:rock", "allmusic:Rap")
+LABEL_EVIDENCE: dict[str, dict[str, tuple[str, ...]]] = {
+    "guitar": {"right": ("gtzan:rock", "gtzan:metal", "gtzan:blues", "gtzan:country"),
+               "wrong": ("gtzan:classical", "allmusic:Classical", "gtzan:hiphop", "allmusic:Rap")},
+    "drums": {"right": ("gtzan:rock", "gtzan:metal", "gtzan:disco", "gtzan:hiphop", "gtzan:reggae", "gtzan:pop"),
+              "wrong": ("gtzan:classical", "allmusic:Classical")},
+    "synth": {"right": ("gtzan:disco",), "wrong": ("gtzan:classical", "allmusic:Classical", "gtzan:blues",
+                                                    "gtzan:country", "gtzan:jazz")},
+    "piano": {"right": (), "wrong": ("gtzan:metal", "gtzan:hiphop", "allmusic:Rap")},
+    "strings": {"right": ("gtzan:classical",), "wrong": _BAND},
+    "violin": {"right": (), "wrong": _BAND},
+    "cello": {"right": (), "wrong": _BAND},
+    "harp": {"right": (), "wrong": _BAND + ("gtzan:blues", "gtzan:jazz", "gtzan:country")},
+    "harpsichord": {"right": (), "wrong": _BAND + ("gtzan:blues", "gtzan:jazz", "gtzan:country")},
+    "flute": {"right": (), "wrong": _BAND + ("gtzan:blues", "gtzan:country")},
+    "sitar": {"right": (), "wrong": tuple(f"gtzan:{g}" for g in _GTZAN) + (
+        "allmusic:Rap", "allmusic:Jazz", "allmusic:Blues", "allmusic:Country", "allmusic:R&B", "allmusic:Vocal",
+        "allmusic:Reggae", "allmusic:Latin", "allmusic:Classical")},
+    "female vocal": {"right": (), "wrong": ("gtzan:classical", "allmusic:Classical")},
+    "male vocal": {"right": ("allmusic:Rap", "gtzan:hiphop"), "wrong": ("gtzan:classical", "allmusic:Classical")},
+    "no vocals": {"right": ("gtzan:classical", "allmusic:Classical"),
+                  "wrong": ("gtzan:hiphop", "gtzan:pop", "gtzan:metal", "allmusic:Rap", "allmusic:Vocal")},
+    "choir": {"right": (), "wrong": _BAND + ("gtzan:blues", "gtzan:country")},
+}
+#: The policy: a label is written by default only when at least
+#: EVIDENCE_MIN_CHECKABLE of its writes on the 1,000 real clips are
+#: checkable and at least EVIDENCE_MIN_PRECISION of those are right.
+EVIDENCE_MIN_CHECKABLE, EVIDENCE_MIN_PRECISION = 10, 0.75
