@@ -67,6 +67,8 @@ DEFAULT_MODELS = {
     # fused with the audio genres (fusion.py).
     "lyrics_genre": "lyrics-genius",
 }
+#: Styles heard in the audio written at most (``count.style`` overrides).
+AUDIO_STYLE_COUNT = 2
 #: threshold and count when neither the config nor the bundle says (a
 #: bundle's config.json may carry "decision": {"threshold": ..., "count": ...}).
 FALLBACK_DECISION = {"threshold": 0.3, "count": 2}
@@ -119,6 +121,10 @@ OPTIONS: dict[str, Any] = {
     # Weight of each genre source in the fused genres (fusion.py);
     # empty: audio 1.0, lyrics 0.5.
     "genre_weights": {},
+    # Genres split on lastgenre's tree: broad genres in `genres`, the
+    # specific ones heard (Indie Rock, House, Soul...) in `style`
+    # (fusion.py, rule 4); no: `genres` mixes both as before.
+    "audio_styles": True,
     # task -> the field its labels go to, instead of the task's own
     # (genres, mood, style, ml_<task>) or the field a head learned.
     "fields": {},
@@ -251,10 +257,19 @@ class AutotagMLPlugin(BeetsPlugin):
             return str(configured)
         return learned_field(config)
 
+    def _style_rule(self, decider: str, config: dict) -> FU.StyleRule:
+        """Styles heard in the audio: at the genre task's threshold, at most
+        ``count.style`` (else :data:`AUDIO_STYLE_COUNT`)."""
+        count = self.config["count"].get()
+        count = count.get("style") if isinstance(count, dict) else None
+        return FU.StyleRule(threshold=self._decision("threshold", decider, config, float),
+                            count=AUDIO_STYLE_COUNT if count is None else int(count))
+
     def genre_fusion(self, models: dict[str, TaskModel]) -> tuple[FU.GenreFusion | None, dict[str, TaskModel]]:
         """The rule fusing the configured genre models (fusion.py), or None
-        when no genre model reading text is configured (then the genre task
-        alone decides ``genres``, as without lyrics); and the genre models
+        when no genre model reading text is configured and ``audio_styles``
+        is off (then the genre task alone decides ``genres``, as without
+        lyrics); and the genre models
         among them that ``models`` leaves out (a run of one source or task),
         whose stored outputs still take part."""
         configured = models
@@ -268,7 +283,8 @@ class AutotagMLPlugin(BeetsPlugin):
                 continue
             if config.get("task") == "genre" and "scores" in config["outputs"]:
                 genre_tasks[task] = config
-        if not any(c["input"]["kind"] == "text" for c in genre_tasks.values()):
+        audio_styles = self.config["audio_styles"].get(bool)
+        if not genre_tasks or not (audio_styles or any(c["input"]["kind"] == "text" for c in genre_tasks.values())):
             return None, {}
         weights = {**FU.DEFAULT_WEIGHTS, **(self.config["genre_weights"].get(dict) or {})}
         sources = []
@@ -286,7 +302,8 @@ class AutotagMLPlugin(BeetsPlugin):
         fusion = FU.GenreFusion(sources, threshold=self._decision("threshold", decider, config, float),
                                 count=self._decision("count", decider, config, int),
                                 min_count=self._decision("min_count", decider, config, int,
-                                                         FALLBACK_MIN_COUNT["genres"]))
+                                                         FALLBACK_MIN_COUNT["genres"]),
+                                styles=self._style_rule(decider, config) if audio_styles else None)
         context = {task: model for task, model in configured.items() if task in fusion.tasks and task not in models}
         return fusion, context
 

@@ -27,6 +27,16 @@ come from both by this rule:
    chosen (``min_count`` 0 and none reaches the threshold), ``genres`` is
    left as it was.
 
+4. with ``audio_styles`` on (the default), the fused scores are split on
+   lastgenre's tree first (:mod:`tagcore.genre_levels`): ``genres`` gets
+   broad genres only (Rock, Electronic, R&B...; a broad genre scores the
+   best of its own name and its styles), chosen by rule 3, and ``style``
+   the specific names (Indie Rock, House, Soul...) whose fused score
+   reaches the genre threshold and whose broad genre was written, at most
+   the style count (:class:`StyleRule`). Styles from album reviews come
+   first; these fill the slots left (:func:`merge_styles`). With
+   ``audio_styles: no`` ``genres`` mixes both levels as rule 3 ranks them.
+
 A source with weight 0 still gets its confidence fields but decides
 nothing. Items without lyrics (or whose lyrics were skipped: another
 language, instrumental) get their genres from the audio alone, as before.
@@ -36,6 +46,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
+
+from tagcore import genre_levels
 
 from .fields import canonical_genre, pick
 
@@ -85,16 +97,37 @@ def fuse(sources: Sequence[GenreSource], scores: Mapping[str, Mapping[str, float
     return {genre: totals[genre] / weights[genre] for genre in totals}, voters
 
 
+@dataclass(frozen=True)
+class StyleRule:
+    """How styles are taken from the genre scores (rule 4): those scoring
+    at least ``threshold`` (the genre task's), at most ``count``."""
+
+    threshold: float
+    count: int
+
+
+@dataclass
+class Decision:
+    """One item's genres, styles heard in the audio (empty without a
+    :class:`StyleRule`) and the sources that had a say in them."""
+
+    genres: list[str]
+    styles: list[str]
+    sources: list[str]
+
+
 @dataclass
 class GenreFusion:
     """The fusion rule of a run: its sources, threshold, count and
     min_count (the best ``min_count`` genres are written whatever their
-    score; the plugin passes its option, 1 by default)."""
+    score; the plugin passes its option, 1 by default), and the style
+    rule (None: ``genres`` mixes broad genres and styles)."""
 
     sources: list[GenreSource]
     threshold: float
     count: int
     min_count: int = 0
+    styles: StyleRule | None = None
 
     @property
     def tasks(self) -> set[str]:
@@ -102,12 +135,27 @@ class GenreFusion:
 
     def choose(self, scores: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[str]]:
         """(genres, sources that had a say in them) for one item."""
+        decision = self.decide(scores)
+        return decision.genres, decision.sources
+
+    def decide(self, scores: Mapping[str, Mapping[str, float]]) -> Decision:
+        """Genres, styles and their sources for one item (rules 2 to 4)."""
         fused, voters = fuse(self.sources, scores)
-        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-        chosen = pick(ranked, threshold=self.threshold, count=self.count, min_count=self.min_count)
-        used = {source for genre in chosen for source in voters[genre]}
+        styles: list[str] = []
+        if self.styles is None:
+            chosen = pick(_ranked(fused), threshold=self.threshold, count=self.count, min_count=self.min_count)
+            behind = {genre: [genre] for genre in chosen}
+        else:
+            broad, specific = genre_levels.split_levels(fused)
+            names = {canonical_genre(name): name for name in broad}
+            chosen = pick(_ranked({canonical_genre(g): v for g, v in broad.items()}), threshold=self.threshold,
+                          count=self.count, min_count=self.min_count)
+            styles = [canonical_genre(s) for s in genre_levels.choose_styles(
+                specific, chosen, threshold=self.styles.threshold, count=self.styles.count)]
+            behind = {genre: [g for g in fused if genre_levels.broad_genre(g) == names[genre]] for genre in chosen}
+        used = {source for genre in chosen for label in behind[genre] for source in voters[label]}
         order = [s.source for s in self.sources]
-        return chosen, sorted(used, key=order.index)
+        return Decision(chosen, styles, sorted(used, key=order.index))
 
     def fields(self, scores: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
         """``genres`` and ``ml_genre_sources`` for one item, or {} when no
@@ -116,3 +164,19 @@ class GenreFusion:
         if not chosen:
             return {}
         return {"genres": chosen, SOURCES_FIELD: ", ".join(used)}
+
+
+def merge_styles(from_reviews: Sequence[str], from_audio: Sequence[str], *, count: int) -> list[str]:
+    """The styles written (rule 4): those read in album reviews first, then
+    those heard in the audio, each once (compared without case), at most
+    ``count``; ``count`` at least the number of review styles, so a
+    review model's own count is never cut."""
+    merged: list[str] = []
+    for style in [*from_reviews, *from_audio]:
+        if style.lower() not in {m.lower() for m in merged}:
+            merged.append(style)
+    return merged[: max(count, len(from_reviews))]
+
+
+def _ranked(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -711,13 +711,29 @@ class Run:
         decider = next((t for t in ("genre", *sorted(self.fusion.tasks)) if t in self.models), None)
         if decider is None or not scores:
             return
-        chosen, used = self.fusion.choose(scores)
+        decision = self.fusion.decide(scores)
+        chosen, used = decision.genres, decision.sources
         decisions[F.tag_field("genre")] = (decider, self.report.tasks[decider], chosen)
+        if self.fusion.styles is not None:
+            self._add_audio_styles(decisions, decision.styles, decider)
         sources = ", ".join(used)
         if chosen and own(item, FU.SOURCES_FIELD) != sources:
             changes[FU.SOURCES_FIELD] = sources
         elif not chosen and has(item, FU.SOURCES_FIELD):
             removals.append(FU.SOURCES_FIELD)
+
+    def _add_audio_styles(self, decisions: dict[str, tuple[str, TaskReport, list[str]]], heard: list[str],
+                          decider: str) -> None:
+        """``style`` from the album reviews' styles (when the review model
+        chose some) and then those heard in the audio (fusion.merge_styles),
+        counted in the style task's report when it runs, else the genre's."""
+        tag = F.tag_field("style")
+        task, report, from_reviews = decisions.get(tag) or (
+            ("style", self.report.tasks["style"], []) if "style" in self.models
+            else (decider, self.report.tasks[decider], []))
+        # Always decided: styles the plugin heard before and no longer
+        # hears are taken back (merge_tag), the user's are kept.
+        decisions[tag] = (task, report, FU.merge_styles(from_reviews, heard, count=self.fusion.styles.count))
 
     def _save(self, item: Item, write_file: bool) -> str | None:
         """Write the file's tags in place when one of them changes, then

@@ -19,7 +19,7 @@ from trainer.tagmap.data import Clips
 from trainer.tagmap.fitting import FastMap, fit_thresholds, rule_thresholds, written
 from trainer.tagmap.genres import normalize
 from trainer.tagmap.heads import head_only_logits, logistic_regression, shipped_gtzan_head
-from trainer.tagmap.scoring import allmusic_score, gtzan_accuracy
+from trainer.tagmap.scoring import allmusic_score, broad_logits, gtzan_accuracy
 from trainer.tagmap.tables import (
     ALLMUSIC_MOODS,
     CANDIDATE_MAPS,
@@ -111,6 +111,9 @@ class _GenreRounds:
         mood_logits, gtz_logits = self.logits(self.x_mood[test], fitted), self.logits(self.x_gtz[gtest], fitted)
         self.add("map", mood_logits, self.labels, test, gtz_logits, gtest)
         self.add("map1", mood_logits, self.labels, test, gtz_logits, gtest, count=1)
+        # (a2) as the plugin writes genres now: broad genres (audio_styles), the best one always (min_count 1)
+        broad_mood, roots = broad_logits(mood_logits, self.labels)
+        self.add("broad", broad_mood, roots, test, broad_logits(gtz_logits, self.labels)[0], gtest, min_count=1)
         return fitted
 
     def score_heads(self, test, gtest, gtrain, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ OPTION_NAMES = {
     "rule": "(a0) genre map, rule thresholds (no labels)",
     "map": "(a) genre map, fitted thresholds",
     "map1": "(a1) the same, at most 1 genre",
+    "broad": "(a2) the same as the plugin writes `genres` now: broad genres, the best always",
     "head": "(b) GTZAN head (LR on the MSD embedding)",
     "head03": "(b') GTZAN head at threshold 0.3",
     "fusion": "(c) max fusion of (a) and (b)",

@@ -44,10 +44,11 @@ class TruthMatrix:
 
 
 def _said(logits: np.ndarray, column: np.ndarray, n_genres: int, *, threshold: float,
-          count: int) -> tuple[np.ndarray, np.ndarray]:
+          count: int, min_count: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The written set as AllMusic genres: (clips, n_genres + 1) booleans
     (last column: labels without an AllMusic genre) and, per clip, whether
-    any label was written (>= ``threshold``, at most ``count``)."""
+    any label was written (the best ``min_count`` whatever their score,
+    then those >= ``threshold``, at most ``count``)."""
     rows = np.arange(len(logits))
     cut = np.log(threshold / (1 - threshold))
     said = np.zeros((len(logits), n_genres + 1), bool)
@@ -55,14 +56,14 @@ def _said(logits: np.ndarray, column: np.ndarray, n_genres: int, *, threshold: f
     any_written = np.zeros(len(logits), bool)
     for k in range(order.shape[1]):
         j = order[:, k]
-        ok = logits[rows, j] >= cut
+        ok = (logits[rows, j] >= cut) | ((k < min_count) & np.isfinite(logits[rows, j]))
         said[rows[ok], column[j[ok]]] = True
         any_written |= ok
     return said, any_written
 
 
 def allmusic_score(logits: np.ndarray, labels: list[str], truth: Sequence[Iterable[str]] | TruthMatrix, *,
-                   threshold: float = 0.5, count: int = 2) -> GenreScore:
+                   threshold: float = 0.5, count: int = 2, min_count: int = 0) -> GenreScore:
     """Scores of a genre option on AllMusic genres, per clip, pooled:
 
     - ``hit``: the top label (best score, whatever its value) counts for one
@@ -72,7 +73,9 @@ def allmusic_score(logits: np.ndarray, labels: list[str], truth: Sequence[Iterab
       labels (>= ``threshold``, at most ``count``, best first) count for,
       against all the clip's AllMusic genres (two written labels counting
       for one genre count once);
-    - ``none``: share of clips with no label written.
+    - ``none``: share of clips with no label written;
+    - ``min_count``: the best ``min_count`` labels are written whatever
+      their score (the plugin's rule for genres).
 
     ``logits``: (clips, labels), -inf for a label the option cannot say.
     """
@@ -88,7 +91,8 @@ def allmusic_score(logits: np.ndarray, labels: list[str], truth: Sequence[Iterab
     top = np.argmax(logits, axis=1)
     hits = t[rows, column[top]] & np.isfinite(logits[rows, top])
     expressible = (truth.matrix & can).any(axis=1)
-    said, any_written = _said(logits, column, truth.matrix.shape[1], threshold=threshold, count=count)
+    said, any_written = _said(logits, column, truth.matrix.shape[1], threshold=threshold, count=count,
+                              min_count=min_count)
     said, t = said[:, :-1], t[:, :-1]
     tp, fp, fn = int((said & t).sum()), int((said & ~t).sum()), int((t & ~said).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -106,3 +110,17 @@ def gtzan_accuracy(logits: np.ndarray, labels: list[str], truth: Sequence[str]) 
     keep = [j for j, c in enumerate(classes) if c]
     best = np.array(keep)[np.argmax(logits[:, keep], axis=1)]
     return float(np.mean([classes[j] == t for j, t in zip(best, truth)]))
+
+
+def broad_logits(logits: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """A genre option's scores as the plugin writes ``genres`` with
+    ``audio_styles`` on: one column per broad genre
+    (:func:`tagcore.genre_levels.broad_genre`), the best of its labels."""
+    from tagcore.genre_levels import broad_genre
+
+    roots = list(dict.fromkeys(broad_genre(label) for label in labels))
+    out = np.full((len(logits), len(roots)), -np.inf)
+    for j, label in enumerate(labels):
+        r = roots.index(broad_genre(label))
+        out[:, r] = np.maximum(out[:, r], logits[:, j])
+    return out, roots
