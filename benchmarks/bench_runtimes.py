@@ -8,8 +8,9 @@ Two measurements, each in rounds that alternate the configurations (so a
 busy machine slows them alike):
 
 1. a musicnn-msd forward pass of 2 patches (the pass's chunk) in one
-   thread, by torch and by ONNX Runtime: milliseconds per pass, and the
-   largest difference between their outputs;
+   thread, by torch, by torch with its linear layers quantized to int8
+   (dynamic quantization) and by ONNX Runtime: milliseconds per pass, and
+   the largest difference of each from torch's outputs;
 2. :class:`tagcore.analysis.Analysis` over ``--n`` three-minute mp3s
    (``common.generate``) with the plugin's default model set, in a fresh
    process per run (model loading included; beets not involved), and the
@@ -31,6 +32,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 
 from common import TARGET_RSS_MB, BenchError, add_run_arguments, generate, installed_defaults, machine, measure
 
@@ -60,7 +62,11 @@ def forward_times(rounds: int, reps: int) -> dict:
     x = x.astype(np.float32)
     tx = torch.from_numpy(x)
     family = bundle.family_module
-    runs = {"torch": lambda: family.predict_with_embedding(bundle.model, tx)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notes
+        int8 = torch.ao.quantization.quantize_dynamic(bundle.model, {torch.nn.Linear}, dtype=torch.qint8)
+    runs = {"torch": lambda: family.predict_with_embedding(bundle.model, tx),
+            "torch_int8_dynamic": lambda: family.predict_with_embedding(int8, tx)}
     if ort is not None:
         runs["onnx"] = lambda: ort.predict_with_embedding(x)
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -72,8 +78,10 @@ def forward_times(rounds: int, reps: int) -> dict:
                 run()
             times[name].append((time.perf_counter() - start) / reps * 1000)
     out = {name: round(statistics.median(v), 1) for name, v in times.items()}
+    want = family.predict_with_embedding(bundle.model, tx)
+    got = family.predict_with_embedding(int8, tx)
+    out["int8_max_abs_diff"] = max(float((g - w).abs().max()) for g, w in zip(got, want))
     if ort is not None:
-        want = family.predict_with_embedding(bundle.model, tx)
         got = ort.predict_with_embedding(x)
         out["max_abs_diff"] = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want))
         out["onnx_over_torch"] = round(out["onnx"] / out["torch"], 3)
