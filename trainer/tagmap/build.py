@@ -42,8 +42,9 @@ from trainer.tagmap.tables import (
 )
 
 #: Version of a bundle whose spec names none. A bundle's version changes
-#: when its outputs do (new thresholds): the plugin's store keeps outputs
-#: by bundle name and version, so old outputs are then not reused.
+#: whenever its outputs do (new thresholds, labels, a gate): the plugin's
+#: store keeps outputs by bundle name and version, so old outputs are then
+#: not reused.
 VERSION = "1"
 #: The file holding the tables, as the bundles' provenance names it.
 TABLES_FILE = "trainer/tagmap/tables.py"
@@ -181,7 +182,8 @@ def mood_spec(thresholds=None, head_labels: Sequence[str] | None = None, *, marg
     tags = musicnn_labels()
     labels = {MOOD_HEAD: list(head_labels or QUADRANTS), MSD: tags[MSD], MTT: tags[MTT]}
     return MapSpec(
-        name="mood-musicnn", task="mood", sources=[MOOD_HEAD, MSD, MTT], source_labels=labels,
+        # 2: the quadrant gate, and rule thresholds refitted at the 2 patches the backbones read
+        name="mood-musicnn", task="mood", version="2", sources=[MOOD_HEAD, MSD, MTT], source_labels=labels,
         labels=list(MOOD_LABELS), rules=mood_rules(thresholds),
         gate=quadrant_gate(MOOD_QUADRANTS, margin=margin, factor=factor, thresholds=thresholds),
         description="mood words from the quadrant head mood4q (the decision) and musicnn-msd's mood tags; "
@@ -216,7 +218,8 @@ def mtt_spec(task: str, thresholds=None, *, margin: float = GATE_MARGIN, factor:
         source_labels[MOOD_HEAD] = bundle_labels(MOOD_HEAD) or list(QUADRANTS)
         gate = quadrant_gate(ENERGY_SIDES, margin=margin, factor=factor, thresholds=thresholds)
     return MapSpec(
-        name=f"{task}-mtt", task=task, sources=sources, source_labels=source_labels,
+        # 2: labels without real-data evidence left out, the energy gate, rule thresholds at 2 patches
+        name=f"{task}-mtt", task=task, version="2", sources=sources, source_labels=source_labels,
         labels=list(dict.fromkeys(table.values())),
         rules=[(f"{b}:{tag}", label, _threshold(thresholds, b, tag), 0.0) for (b, tag), label in table.items()],
         gate=gate,
