@@ -329,6 +329,10 @@ def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, gl
     (model, history, glove coverage of the vocabulary)."""
     from trainer.loop import fit, loop_config
 
+    # The initial weights come from the global torch generator: seed it here,
+    # not only in fit(), so that they do not depend on what the process drew
+    # before (the folds and models run earlier, a resumed plan, other tests).
+    torch.manual_seed(args.seed)
     model = family.Model(config)
     vocabulary = Vocabulary(list(config.vocabulary))
     matrix, coverage = embedding_matrix(vocabulary, glove, dim=config.embedding_dim, seed=args.seed)
