@@ -64,7 +64,7 @@ DEFAULT_MODELS = {
     "style": "style-netease",
     # Genre from the lyrics field (text input; items without lyrics skip it),
     # fused with the audio genres (fusion.py).
-    "lyrics_genre": "lyrics-genius",
+    "lyrics_genre": "lyrics-tfidf",
 }
 #: threshold and count when neither the config nor the bundle says (a
 #: bundle's config.json may carry "decision": {"threshold": ..., "count": ...}).
