@@ -86,12 +86,14 @@ def choose_threshold(*, confidence: np.ndarray, correct: np.ndarray, precision: 
 
 def fold_figures(*, logits, targets, gold, temperature: float, threshold: float) -> dict:
     """Cross-entropy and ECE before (T = 1) and after ``temperature``, and
-    the share and precision of top labels at ``threshold`` (calibrated)."""
+    the share and precision of top labels at ``threshold``, calibrated
+    and not."""
     raw, scaled = softmax(logits), softmax(logits, temperature=temperature)
     conf_raw, correct = top1(probs=raw, gold=gold)
     conf, _ = top1(probs=scaled, gold=gold)
     share, precision = share_and_precision(confidence=conf, correct=correct, threshold=threshold)
-    return {"rows": int(len(logits)), "temperature": temperature, "threshold": threshold,
+    share_raw, precision_raw = share_and_precision(confidence=conf_raw, correct=correct, threshold=threshold)
+    return {"share_with_label_uncalibrated": share_raw, "precision_of_label_uncalibrated": precision_raw,"rows": int(len(logits)), "temperature": temperature, "threshold": threshold,
             "accuracy": float(correct.mean()),
             "cross_entropy_before": cross_entropy(probs=raw, targets=targets),
             "cross_entropy_after": cross_entropy(probs=scaled, targets=targets),
@@ -129,4 +131,19 @@ def cross_fitted_report(*, logits: np.ndarray, gold: np.ndarray, fold: np.ndarra
                                          share_and_precision(confidence=confidence, correct=correct, threshold=t)))}
              for t in THRESHOLDS]
     return {"target_precision": precision, "per_fold": per_fold,
-            "all": {"temperature": temperature, "threshold": threshold, "curve": curve}}
+            "all": {"temperature": temperature, "threshold": threshold, "curve": curve,
+                    "per_label": per_label(probs=softmax(logits, temperature=temperature), gold=gold,
+                                           threshold=threshold)}}
+
+
+def per_label(*, probs: np.ndarray, gold: np.ndarray, threshold: float) -> list[dict]:
+    """Per label: the rows whose top label it is and reaches ``threshold``,
+    and the share of those that are correct."""
+    confidence, correct = top1(probs=probs, gold=gold)
+    top = probs.argmax(axis=1)
+    out = []
+    for label in range(probs.shape[1]):
+        kept = (top == label) & (confidence >= threshold)
+        out.append({"label": label, "given": int(kept.sum()),
+                    "precision": float(correct[kept].mean()) if kept.any() else float("nan")})
+    return out

@@ -758,6 +758,7 @@ def write_tfidf_bundle(args, corpus: Corpus, folds, summary: dict, chance: float
     from trainer.report import write_json
 
     write_json(Path(args.run_dir) / "calibration.json", report)
+    np.savez(Path(args.run_dir) / "out_of_fold.npz", logits=logits, fold=fold_of, gold=corpus.y)
     everything = np.arange(len(corpus.songs))
     train = everything if args.no_balance else balance(corpus.y, everything, rng=np.random.default_rng(args.seed))
     vectorizer, clf = baseline_fit([corpus.tokens[i] for i in train], corpus.y[train], seed=args.seed)
