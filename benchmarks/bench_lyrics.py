@@ -1,19 +1,23 @@
 #!/usr/bin/env python
 """Speed of lyric genre inference (issue 11, point 8).
 
-1. songs/s of :func:`tagcore.families.lyrics.predict_texts` on real lyrics
-   (cleaning, language check, tokenizing, the LSTM), in batches as the
+1. songs/s of each bundle's ``predict_texts`` on real lyrics (cleaning,
+   language check, tokenizing, the model: the TF-IDF dot product of
+   ``lyrics-tfidf``, the LSTM of ``lyrics-genius``), in batches as the
    analysis pass gives them (``--batch``), on the torch threads this CPU
-   has (``--threads``);
+   has (``--threads``), one bundle after the other in the same run, and
+   each one's speed as a multiple of the last one's;
 2. ``beet autotag-ml --source lyrics`` over a library of ``--items`` items
    (10,000) with lyrics and no decodable audio (each item's file is a tiny
    placeholder: the run must decode nothing), timed whole as a subprocess
-   (beets start-up included): items/s against the floor of 200 items/s.
+   (beets start-up included) with the first bundle as the lyrics model:
+   items/s against the floor of 200 items/s.
    The related-tags step that ``autotag-ml`` runs afterwards is on, as in
    the plugin's default config; ``--without-related`` turns it off.
 
 Lyrics come from the Genius CSV (``--data``), cycled over the items; the
-model is the shipped ``lyrics-genius`` bundle (``--bundle``).
+bundles are the shipped ``lyrics-tfidf`` (the default) and ``lyrics-genius``
+(``--bundle``, comma-separated).
 
     python benchmarks/bench_lyrics.py --data ../shared/datasets/genius_lyrics/lyrics.csv.gz
 
@@ -45,13 +49,15 @@ def load_texts(path: str, limit: int) -> list[str]:
 
 
 def inference_speed(bundle: str, texts: list[str], *, batch: int, threads: int) -> dict:
+    """songs/s of ``bundle``'s ``predict_texts_checked`` over ``texts`` in
+    batches, and the seconds its text preparation alone takes."""
     import torch
 
     from tagcore.bundle import load_bundle
-    from tagcore.families import lyrics as family
 
     torch.set_num_threads(threads)
-    model = load_bundle(bundle).model
+    loaded = load_bundle(bundle)
+    model, family = loaded.model, loaded.family_module
     family.predict_texts(model, texts[:batch])  # warm-up
     started = time.perf_counter()
     skipped = 0
@@ -61,10 +67,19 @@ def inference_speed(bundle: str, texts: list[str], *, batch: int, threads: int) 
     seconds = time.perf_counter() - started
     prep_started = time.perf_counter()
     for start in range(0, len(texts), batch):
-        family.prepare_texts(model.config, texts[start : start + batch], vocabulary=family._vocabulary(model))
+        prepare(family, model, texts[start : start + batch])
     prep = time.perf_counter() - prep_started
-    return {"songs": len(texts), "batch": batch, "threads": threads, "seconds": seconds,
-            "songs_per_s": len(texts) / seconds, "preparation_s": prep, "skipped": skipped}
+    return {"bundle": bundle, "family": family.FAMILY, "songs": len(texts), "batch": batch, "threads": threads,
+            "seconds": seconds, "songs_per_s": len(texts) / seconds, "preparation_s": prep, "skipped": skipped}
+
+
+def prepare(family, model, texts: list[str]) -> None:
+    """The text preparation of a lyrics or ngram model alone (cleaning,
+    language check, tokenizing, encoding)."""
+    if family.FAMILY == "lyrics":
+        family.prepare_texts(model.config, texts, vocabulary=family._vocabulary(model))
+    else:
+        family.read_texts(model.config, texts, known=family._tables(model)[0])
 
 
 def lyrics_library(workdir: Path, texts: list[str], items: int, bundle: str, *, related: bool) -> Path:
@@ -97,7 +112,8 @@ def lyrics_library(workdir: Path, texts: list[str], items: int, bundle: str, *, 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="Genius lyrics.csv.gz")
-    parser.add_argument("--bundle", default="lyrics-genius")
+    parser.add_argument("--bundle", default="lyrics-tfidf,lyrics-genius",
+                        help="bundles to time, comma-separated; the first one runs in the beet command")
     parser.add_argument("--songs", type=int, default=2000, help="songs for the inference speed")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
@@ -110,12 +126,15 @@ def main(argv=None) -> int:
     try:
         texts = load_texts(args.data, max(args.songs, 5000))
         print(f"machine: {machine()}")
-        speed = inference_speed(args.bundle, texts[: args.songs], batch=args.batch, threads=args.threads)
-        print(f"inference: {speed['songs']} songs in {speed['seconds']:.2f} s = {speed['songs_per_s']:.0f} songs/s "
-              f"(batch {args.batch}, {args.threads} thread(s); cleaning+tokenizing {speed['preparation_s']:.2f} s; "
-              f"{speed['skipped']} skipped)", flush=True)
+        bundles = [b.strip() for b in args.bundle.split(",") if b.strip()]
+        speeds = [inference_speed(b, texts[: args.songs], batch=args.batch, threads=args.threads) for b in bundles]
+        for speed in speeds:
+            print(f"inference {speed['bundle']}: {speed['songs']} songs in {speed['seconds']:.2f} s = "
+                  f"{speed['songs_per_s']:.0f} songs/s, {speed['songs_per_s'] / speeds[-1]['songs_per_s']:.1f}x "
+                  f"{speeds[-1]['bundle']} (batch {args.batch}, {args.threads} thread(s); cleaning+tokenizing "
+                  f"{speed['preparation_s']:.2f} s; {speed['skipped']} skipped)", flush=True)
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-lyrics-"))
-        config = lyrics_library(workdir, texts, args.items, args.bundle, related=not args.without_related)
+        config = lyrics_library(workdir, texts, args.items, bundles[0], related=not args.without_related)
         cmd = beet_executable() + ["-c", str(config), "autotag-ml", "-W", "--source", "lyrics"]
         result = run_measured(cmd, beet_env(workdir))
         match = HEAD_RE.search(result["stdout"])
@@ -131,7 +150,7 @@ def main(argv=None) -> int:
         for line in summary:
             print(f"  {line.strip()}")
         if args.json:
-            Path(args.json).write_text(json.dumps({"inference": speed, "run": {
+            Path(args.json).write_text(json.dumps({"inference": speeds, "run": {
                 "items": args.items, "wall_s": result["wall_s"], "items_per_s": ips, "floor": FLOOR_IPS,
                 "analysed": analysed, "decoded": decoded, "peak_rss_mb": result["peak_rss_mb"],
                 "summary": summary}}, indent=2))

