@@ -249,17 +249,19 @@ def test_a_run_killed_with_sigkill_resumes_cleanly(tmp_path):
 
 
 def slow_library(root: Path, count: int, workers: int = 0) -> Path:
-    """A library of ``count`` imported six-second mp3s, analysed one file
-    per batch (so a run takes a while), and the path of its store."""
+    """A library of ``count`` imported 30-second mp3s, analysed one file
+    per batch by one model thread (so a run takes a while however fast
+    the machine: a second run must start, or a signal arrive, before it
+    ends), and the path of its store."""
     music = root / "music"
     for i in range(count):
-        write_audio(music / f"song{i:02d}.mp3", "mp3", seconds=6.0, frequency=200.0 + 10 * i)
+        write_audio(music / f"song{i:02d}.mp3", "mp3", seconds=30.0, frequency=200.0 + 10 * i)
     bundle = make_bundle(root / "bundle")
     (root / "config").mkdir()
     (root / "config" / "config.yaml").write_text(
         f"directory: {music}\nlibrary: {root / 'library.db'}\nplugins: autotagml\n"
         f"import:\n  write: yes\n  copy: no\n  duplicate_action: keep\n"
-        f"autotagml:\n  model: {bundle}\n  workers: {workers}\n  batch_size: 1\n  auto: no\n"
+        f"autotagml:\n  model: {bundle}\n  workers: {workers}\n  batch_size: 1\n  model_threads: 1\n  auto: no\n"
     )
     importing = beet(root, "import", "-A", "-q", "-s", str(music))
     assert importing.wait(timeout=300) == 0, importing.stdout.read()
@@ -275,11 +277,10 @@ def wait_for_stored(store: Path, run: subprocess.Popen, at_least: int) -> int:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_run_says_how_far_it_got_and_the_next_run_resumes(tmp_path):
-    # 60 files, one per batch, interrupted as soon as the first is stored:
-    # room for a loaded machine, where a run of 40 interrupted at the third
-    # had sometimes ended before the signal (the models run two batches
-    # side by side since model_threads).
-    count = 60
+    # Interrupted as soon as the first file is stored: a run of 40 short
+    # files interrupted at the third had ended before the signal on a
+    # clean clone once batches ran side by side (model_threads).
+    count = 40
     store = slow_library(tmp_path, count, workers=1)
 
     run = beet(tmp_path, "autotag-ml", "-w", start_new_session=True)
