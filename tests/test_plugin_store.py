@@ -283,7 +283,11 @@ def test_ctrl_c_stops_the_run_says_how_far_it_got_and_the_next_run_resumes(tmp_p
     count = 40
     store = slow_library(tmp_path, count, workers=1)
 
-    run = beet(tmp_path, "autotag-ml", "-w", start_new_session=True)
+    # A shell's background job ignores SIGINT and its children inherit
+    # that (Python then installs no KeyboardInterrupt handler): the run
+    # gets the default disposition back, as in a terminal.
+    run = beet(tmp_path, "autotag-ml", "-w", start_new_session=True,
+               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert wait_for_stored(store, run, 1) >= 1
     assert run.poll() is None, "the run ended before it could be interrupted: " + run.communicate()[0]
     os.killpg(run.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
