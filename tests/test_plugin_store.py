@@ -248,11 +248,11 @@ def test_a_run_killed_with_sigkill_resumes_cleanly(tmp_path):
     assert not wrong, (wrong, out)
 
 
-def slow_library(root: Path, count: int, workers: int = 0) -> Path:
+def slow_library(root: Path, count: int, workers: int = 0, model_threads: str = "1") -> Path:
     """A library of ``count`` imported 30-second mp3s, analysed one file
-    per batch by one model thread (so a run takes a while however fast
-    the machine: a second run must start, or a signal arrive, before it
-    ends), and the path of its store."""
+    per batch, by one model thread unless ``model_threads`` says otherwise
+    (so a run takes a while however fast the machine: a second run must
+    start, or a signal arrive, before it ends), and the path of its store."""
     music = root / "music"
     for i in range(count):
         write_audio(music / f"song{i:02d}.mp3", "mp3", seconds=30.0, frequency=200.0 + 10 * i)
@@ -261,7 +261,7 @@ def slow_library(root: Path, count: int, workers: int = 0) -> Path:
     (root / "config" / "config.yaml").write_text(
         f"directory: {music}\nlibrary: {root / 'library.db'}\nplugins: autotagml\n"
         f"import:\n  write: yes\n  copy: no\n  duplicate_action: keep\n"
-        f"autotagml:\n  model: {bundle}\n  workers: {workers}\n  batch_size: 1\n  model_threads: 1\n  auto: no\n"
+        f"autotagml:\n  model: {bundle}\n  workers: {workers}\n  batch_size: 1\n  model_threads: {model_threads}\n  auto: no\n"
     )
     importing = beet(root, "import", "-A", "-q", "-s", str(music))
     assert importing.wait(timeout=300) == 0, importing.stdout.read()
@@ -281,7 +281,7 @@ def test_ctrl_c_stops_the_run_says_how_far_it_got_and_the_next_run_resumes(tmp_p
     # files interrupted at the third had ended before the signal on a
     # clean clone once batches ran side by side (model_threads).
     count = 40
-    store = slow_library(tmp_path, count, workers=1)
+    store = slow_library(tmp_path, count, workers=1, model_threads="auto")  # the cancellation of batches side by side
 
     # A shell's background job ignores SIGINT and its children inherit
     # that (Python then installs no KeyboardInterrupt handler): the run
