@@ -346,3 +346,13 @@ def test_tally_summarises_each_method_over_its_folds():
     assert np.isnan(results["mfcc"]["scores"]["genre@100"]) and "batch_sizes" not in results["mfcc"]
     segments = results["dpnn|genre|10|hard|segments"]
     assert segments["batch_sizes"] == [{"chosen": 16}] and segments["best_epochs"] == [3]
+
+
+def test_bundle_metrics_say_artist_disjoint_only_when_every_track_names_its_artist():
+    def tracks(*artists):
+        return [trainer_triplet.Track(str(i), f"{i}.flac", {"genre": ["rock"]}, artist) for i, artist in enumerate(artists)]
+
+    assert trainer_triplet.folds_description(tracks("a", "b")) == "artist-disjoint folds"
+    gtzan_like = trainer_triplet.folds_description(tracks("", ""))
+    assert "not artist-disjoint" in gtzan_like
+    assert "artist-disjoint folds" not in trainer_triplet.folds_description(tracks("a", ""))

@@ -50,6 +50,8 @@ COMMANDS: dict[str, Command] = {
                                               "deduplication, translation", status=True),
     "related": Command("related", "build the related-tags bundle (AllMusic LSI + Last.fm co-occurrence); "
                                   "--evaluate: held-out P@5/R@5", status=True),
+    "lsi-topics": Command("lsi_topics", "LSI topics of mixed AllMusic tag sets (the triplet paper's "
+                                        "Figure 3)", status=True),
     "tag-dedup": Command("tag_dedup", "artificial deduplication on the 4Q clips (artist split, "
                                       "monolabel vs multi-label heads)", status=True),
 }

@@ -473,6 +473,38 @@ def r_sweep_figure(rows: Sequence[Sequence[Mapping]], *, title: str) -> "Figure"
     return fig
 
 
+#: Colours of the tag sets in :func:`lsi_topics_figure` (the paper's Figure 3:
+#: styles red, moods orange, themes purple, genres black).
+TAG_SET_COLOURS = {"styles": "tab:red", "moods": "tab:orange", "themes": "tab:purple", "genres": "black"}
+
+
+def lsi_topics_figure(topics: Sequence) -> "Figure":
+    """Figure 3 of the triplet paper (Schindler and Knees): one panel per LSI
+    topic, its tags as horizontal bars of their loading, most positive on
+    top, coloured by tag set (:data:`TAG_SET_COLOURS`).
+
+    topics : objects with ``sets`` (tag set names), ``number`` (from 0) and
+        ``loadings`` ((tag set, tag, loading), most positive first), as
+        :class:`trainer.lsi_topics.Topic`.
+    """
+    if not topics:
+        raise ValueError("no topic to draw")
+    height = max(len(topic.loadings) for topic in topics)
+    fig = _new_figure(4.2 * len(topics), 0.9 + 0.24 * height)
+    axes = fig.subplots(1, len(topics), squeeze=False)[0]
+    for ax, topic in zip(axes, topics):
+        rows = list(topic.loadings)[::-1]
+        ax.barh(range(len(rows)), [loading for _, _, loading in rows],
+                color=[TAG_SET_COLOURS.get(tag_set, "grey") for tag_set, _, _ in rows])
+        ax.set_yticks(range(len(rows)), [tag for _, tag, _ in rows], fontsize=7)
+        for label, (tag_set, _, _) in zip(ax.get_yticklabels(), rows):
+            label.set_color(TAG_SET_COLOURS.get(tag_set, "grey"))
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("loading", fontsize=8)
+        ax.set_title(f"{'+'.join(topic.sets)} (#{topic.number})", fontsize=9)
+    return fig
+
+
 # --- the writer ---------------------------------------------------------------
 
 

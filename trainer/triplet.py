@@ -295,6 +295,17 @@ def group_ids(tracks: Sequence[Track]) -> np.ndarray:
     return np.array([index[name] for name in names], np.int64)
 
 
+def folds_description(tracks: Sequence[Track]) -> str:
+    """How :func:`artist_folds` groups ``tracks``, in words for a bundle's
+    metrics: artist-disjoint only when every track names its artist (a
+    GTZAN folder names none, so its folds are split by track)."""
+    if all(t.artist for t in tracks):
+        return "artist-disjoint folds"
+    if not any(t.artist or t.album for t in tracks):
+        return "folds split by track (the data names no artists, so they are not artist-disjoint)"
+    return "folds grouped by artist where the data names one, else by album or track"
+
+
 def album_ids(tracks: Sequence[Track], *, fallback_artist: bool) -> np.ndarray:
     """Album ids for the album filter, -1 where unknown. With
     ``fallback_artist``, tracks without an album use their artist (a
@@ -933,7 +944,7 @@ def _write_bundle(args, tracks, sets, k, mining, mel, valid, albums, channels, o
                                               "scores": {m: round(v, 4) for m, v in r["scores"].items()
                                                          if np.isfinite(v)}}
                                         for key, r in wanted.items()},
-                 "how": "P@k among held-out tracks of artist-disjoint folds (trainer/triplet.py)"},
+                 "how": f"P@k among held-out tracks of {folds_description(tracks)} (trainer/triplet.py)"},
     )
     print(f"bundle: {out}")
     return out
