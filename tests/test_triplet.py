@@ -356,3 +356,17 @@ def test_bundle_metrics_say_artist_disjoint_only_when_every_track_names_its_arti
     gtzan_like = trainer_triplet.folds_description(tracks("", ""))
     assert "not artist-disjoint" in gtzan_like
     assert "artist-disjoint folds" not in trainer_triplet.folds_description(tracks("a", ""))
+
+
+def test_both_backbones_cosine_is_the_mean_of_the_two_cosines():
+    rng = np.random.default_rng(0)
+    msd, mtt = rng.random((5, 4)) * 100, rng.random((5, 3))  # very different scales
+    both = trainer_triplet.both_backbones(msd, mtt)
+    assert both.shape == (5, 7)
+    np.testing.assert_allclose(np.linalg.norm(both, axis=1), 1.0, rtol=1e-5)
+
+    def cosines(x):
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return x @ x.T
+
+    np.testing.assert_allclose(both @ both.T, (cosines(msd) + cosines(mtt)) / 2, rtol=1e-5)

@@ -60,7 +60,7 @@ from trainer.datasets import DatasetError, LoadReport, csv_rows
 
 #: Tag sets the paper uses, in its order; any other name works too.
 PAPER_SETS = ("genre", "style", "mood", "theme")
-VARIANTS = ("dpnn", "projection", "mfcc-projection")
+VARIANTS = ("dpnn", "projection", "projection-both", "mfcc-projection")
 BASELINES = ("random", "mfcc", "musicnn-msd")
 
 
@@ -568,7 +568,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", default="40", help="LSI topics: N, a list N,M or a sweep START:STOP:STEP (e.g. 10:200:10)")
     parser.add_argument("--variants", default="dpnn",
                         help="models to train: dpnn (the paper's, on log-mel), projection (on musicnn-msd's "
-                             "embedding), mfcc-projection (on the MFCC statistics; cheap, for sweeps)")
+                             "embedding), projection-both (on musicnn-msd's and musicnn-mtt's, each l2-normalised, "
+                             "side by side), mfcc-projection (on the MFCC statistics; cheap, for sweeps)")
     parser.add_argument("--mining", default="hard", help="hard, paper or both (see docs/models/triplet.md)")
     parser.add_argument("--margin", type=float, default=0.2, help="alpha of equation 2 (on l2-normalised embeddings)")
     parser.add_argument("--channels", default="8,16,32,128", help="DPNN conv widths per stack (last: half the 256)")
@@ -617,13 +618,23 @@ class _Inputs:
     """The decoded tracks and their inputs: ``mel`` (tracks, segments, ...)
     and ``valid`` (tracks, segments) bool for the DPNN, ``mfcc`` (tracks,
     dims) statistics, ``musicnn`` patches -> (tracks, dims) embeddings, or
-    None without the musicnn baseline."""
+    None without the musicnn baseline; ``musicnn_both`` the same for both
+    backbones (:func:`both_backbones`)."""
 
     tracks: list[Track]
     mel: np.ndarray
     valid: np.ndarray
     mfcc: np.ndarray
     musicnn: dict[int, np.ndarray] | None
+    musicnn_both: dict[int, np.ndarray] | None = None
+
+
+def both_backbones(msd: np.ndarray, mtt: np.ndarray) -> np.ndarray:
+    """musicnn-msd's and musicnn-mtt's track embeddings, (tracks, d1) and
+    (tracks, d2), each l2-normalised and set side by side: (tracks, d1 + d2).
+    The cosine of two such rows is the mean of the two backbones' cosines,
+    so neither backbone outweighs the other by its scale."""
+    return np.concatenate([lsi.l2_normalise(msd), lsi.l2_normalise(mtt)], axis=1) / np.sqrt(2.0)
 
 
 @dataclass
@@ -712,19 +723,22 @@ def _decoded_inputs(args: argparse.Namespace, tracks: list[Track]) -> _Inputs:
     for _index, message in sorted(features["errors"].items())[:20]:
         print(f"skipped {message}", file=sys.stderr)
     ok = np.array([i not in features["errors"] for i in range(len(tracks))])
-    musicnn = None
+    musicnn = both = None
     if not args.no_musicnn:
         from trainer.embeddings import backbone_outputs
 
         outputs = backbone_outputs(paths, bundles=["musicnn-msd", "musicnn-mtt"], patches=10, workers=args.workers)
-        msd = outputs["musicnn-msd"]
-        musicnn = {p: msd.track_embeddings(patches=p) for p in sorted({args.musicnn_patches, 10})}
-        ok &= msd.ok
+        msd, mtt = outputs["musicnn-msd"], outputs["musicnn-mtt"]
+        patch_counts = sorted({args.musicnn_patches, 10})
+        musicnn = {p: msd.track_embeddings(patches=p) for p in patch_counts}
+        both = {p: both_backbones(musicnn[p], mtt.track_embeddings(patches=p)) for p in patch_counts}
+        ok &= msd.ok & mtt.ok
     keep = np.flatnonzero(ok)
     if musicnn:
         musicnn = {p: e[keep] for p, e in musicnn.items()}
+        both = {p: e[keep] for p, e in both.items()}
     inputs = _Inputs(tracks=[tracks[i] for i in keep], mel=features["mel"][keep], valid=features["valid"][keep],
-                     mfcc=features["mfcc"][keep], musicnn=musicnn)
+                     mfcc=features["mfcc"][keep], musicnn=musicnn, musicnn_both=both)
     print(f"{len(inputs.tracks)} tracks decoded")
     return inputs
 
@@ -742,7 +756,7 @@ def _make_plan(args: argparse.Namespace, inputs: _Inputs, sets: list[str]) -> _P
         combo_ks[combo] = sorted({min(k, vocabulary) for k in ks_lsi})
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in variants if v not in VARIANTS]
-    if bad or ("projection" in variants and inputs.musicnn is None):
+    if bad or ({"projection", "projection-both"} & set(variants) and inputs.musicnn is None):
         raise DatasetError(f"variants must be among {VARIANTS} (projection needs the musicnn baseline): {bad or variants}")
     kinds = list(sets) + [kind for kind in ("artist", "album") if any(getattr(t, kind) for t in tracks)]
     has_album = any(t.album for t in tracks)
@@ -782,6 +796,9 @@ def _score_baselines(args, inputs: _Inputs, fold: int, train: np.ndarray, test: 
     if inputs.musicnn:
         for p, e in inputs.musicnn.items():
             tally.record(f"musicnn-msd-{p}", {"method": f"musicnn-msd penultimate ({p} patches)"}, score(e[test]))
+        for p, e in (inputs.musicnn_both or {}).items():
+            tally.record(f"musicnn-both-{p}", {"method": f"musicnn-msd + musicnn-mtt penultimate ({p} patches)"},
+                         score(e[test]))
 
 
 def _train_and_score(args, inputs: _Inputs, plan: _Plan, split: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -805,7 +822,9 @@ def _train_and_score(args, inputs: _Inputs, plan: _Plan, split: tuple[np.ndarray
         config = triplet.Config(channels=plan.channels, margin=args.margin, mining=mining)
         data, segs = inputs.mel, inputs.valid
     else:
-        emb = inputs.musicnn[args.musicnn_patches] if variant == "projection" else np.nan_to_num(inputs.mfcc)
+        emb = {"projection": (inputs.musicnn or {}).get(args.musicnn_patches),
+               "projection-both": (inputs.musicnn_both or {}).get(args.musicnn_patches)}.get(variant)
+        emb = np.nan_to_num(inputs.mfcc) if emb is None else emb
         config = triplet.Config(input_dim=emb.shape[1], margin=args.margin, mining=mining)
         data, segs = emb, None
     started = time.perf_counter()
@@ -817,6 +836,7 @@ def _train_and_score(args, inputs: _Inputs, plan: _Plan, split: tuple[np.ndarray
     key = f"{variant}|{'+'.join(combo)}|{k}|{mining}"
     tally.chosen_batches.setdefault(key, []).append({"chosen": batch_size, "validation_p10": val_scores})
     label = {"dpnn": "DPNN (from scratch)", "projection": "projection of musicnn-msd",
+             "projection-both": "projection of musicnn-msd + musicnn-mtt",
              "mfcc-projection": "projection of MFCC statistics"}[variant]
     scores = score(embed_all(model, data, test))
     tally.record(key, {"method": label, "sets": "+".join(combo), "k": k, "mining": mining}, scores)
