@@ -53,6 +53,51 @@ def test_a_few_ms_more_length_does_not_move_the_excerpt(tmp_path):
     np.testing.assert_array_equal(one, other)
 
 
+def _aac_click(path, *, edit_list: bool, rate: int = 44100) -> None:
+    """3 s of AAC in MP4 (PyAV's encoder, 1,024 priming samples), silent but
+    for a 50-sample click at 1.0 s; ``edit_list`` False: the muxer writes no
+    edit list, so nothing in the file says how many samples to drop."""
+    import av
+
+    signal = np.zeros(3 * rate, np.float32)
+    signal[rate:rate + 50] = 0.9
+    with av.open(str(path), "w", format="mp4", options={} if edit_list else {"use_editlist": "0"}) as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        for start in range(0, len(signal), 1024):
+            frame = av.AudioFrame.from_ndarray(signal[None, start:start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _click_seconds(path, rate: int = 44100) -> float:
+    audio = read_excerpt(path, sample_rate=rate, offset=0.0, duration=3.0)
+    return float(np.argmax(np.abs(audio))) / rate
+
+
+def test_aac_priming_is_dropped_by_the_edit_list_or_by_itunsmpb(tmp_path):
+    """MP4 says how many priming samples to drop in an edit list or, as
+    iTunes writes it, in an iTunSMPB tag: FFmpeg honours both, so the click
+    comes out at 1.0 s. With neither, nothing says (the click is 1,024
+    samples, 23 ms, late): docs/design.md, "Codecs"."""
+    from mutagen.mp4 import MP4, MP4FreeForm
+
+    with_list, without, tagged = tmp_path / "list.m4a", tmp_path / "none.m4a", tmp_path / "smpb.m4a"
+    _aac_click(with_list, edit_list=True)
+    _aac_click(without, edit_list=False)
+    _aac_click(tagged, edit_list=False)
+    tags = MP4(tagged)
+    delay, padding, samples = 1024, 0, 3 * 44100
+    tags["----:com.apple.iTunes:iTunSMPB"] = [MP4FreeForm(
+        f" 00000000 {delay:08X} {padding:08X} {samples:016X}".encode() + b" 00000000" * 8)]
+    tags.save()
+
+    assert _click_seconds(with_list) == pytest.approx(1.0, abs=0.002)
+    assert _click_seconds(tagged) == pytest.approx(1.0, abs=0.002)
+    assert _click_seconds(without) == pytest.approx(1.0 + 1024 / 44100, abs=0.002)
+
+
 CLIP = ("gtzan_mini", "blues", "blues.00001.flac")
 FORMATS = ("mp3", "flac", "m4a", "opus")
 
