@@ -247,7 +247,20 @@ def test_checked_prediction_skips_text_in_another_script():
     assert np.all(np.isnan(probs[1]))
 
 
-# --- the label graph's own step ---------------------
+# --- the label graph's own step and the doubled-BCE control ---------------------
+
+
+def test_doubled_bce_control_is_the_plain_han_with_its_bce_counted_twice():
+    from trainer.han.train import VARIANTS
+
+    model = han.Model(tiny_config(**VARIANTS["doubled BCE"]))
+    assert not model.config.label_graph and not model.graph.requires_grad  # G stays I, untrained
+    torch.manual_seed(0)
+    logits, y = torch.randn(5, 3), (torch.rand(5, 3) > 0.5).float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y).item()
+    assert han.model_loss(model)(logits, y).item() == pytest.approx(2 * bce, rel=1e-6)
+    plain = han.Model(tiny_config(**VARIANTS["HAN"]))
+    assert han.model_loss(plain)(logits, y).item() == pytest.approx(bce, rel=1e-6)
 
 
 def test_optimizer_groups_give_the_label_graph_its_own_step():

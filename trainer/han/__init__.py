@@ -32,8 +32,8 @@ Pipeline (appendix A.1 and A.2):
    vocabulary (training words seen ``--min-word-count`` times, at most
    ``--vocab-size``) initialises the embedding table with them;
 4. per seed: the HAN ablation (HAN, + label graph, + soft training, + soft
-   targets at temperature ``--temperature``, the literal regulariser;
-   G's step ``--graph-lr``),
+   targets at temperature ``--temperature``, the literal regulariser, the
+   doubled-BCE control; G's step ``--graph-lr``),
    the CNN and hierarchical LSTM through the shared loop
    (:func:`trainer.loop.fit`, best validation micro-F1 kept), and BR, CC,
    LP, ML-KNN, MLP on album vectors; every model's decision threshold p

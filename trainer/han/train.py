@@ -28,6 +28,9 @@ VARIANTS = {
     "+soft training": dict(label_graph=True, soft_weight=1.0),
     "+soft targets (T)": dict(label_graph=True, soft_weight=1.0),  # temperature set from --temperature
     "literal regulariser": dict(label_graph=True, soft_weight=1.0),  # identity weight negated
+    # The control of "+soft training": what eq. 4 is while G = I, the plain
+    # HAN's BCE counted twice (y' = y I = y, G fixed at I and not trained).
+    "doubled BCE": dict(label_graph=False, soft_weight=1.0, identity_weight=0.0),
 }
 
 
