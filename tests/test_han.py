@@ -245,3 +245,60 @@ def test_checked_prediction_skips_text_in_another_script():
     assert problems[0] is None and probs[0].sum() > 0
     assert "space-separated" in problems[1] and "another language" in problems[1]
     assert np.all(np.isnan(probs[1]))
+
+
+# --- the label graph's own step and the doubled-BCE control ---------------------
+
+
+def test_doubled_bce_control_is_the_plain_han_with_its_bce_counted_twice():
+    from trainer.han.train import VARIANTS
+
+    model = han.Model(tiny_config(**VARIANTS["doubled BCE"]))
+    assert not model.config.label_graph and not model.graph.requires_grad  # G stays I, untrained
+    torch.manual_seed(0)
+    logits, y = torch.randn(5, 3), (torch.rand(5, 3) > 0.5).float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y).item()
+    assert han.model_loss(model)(logits, y).item() == pytest.approx(2 * bce, rel=1e-6)
+    plain = han.Model(tiny_config(**VARIANTS["HAN"]))
+    assert han.model_loss(plain)(logits, y).item() == pytest.approx(bce, rel=1e-6)
+
+
+def test_optimizer_groups_give_the_label_graph_its_own_step():
+    from trainer.han.train import optimizer_groups
+
+    model = han.Model(tiny_config())
+    one = optimizer_groups(model, lr=1e-3)
+    assert len(one) == 1 and any(q is model.graph for q in one[0]["params"])
+    rest, graph = optimizer_groups(model, lr=1e-3, graph_lr=0.05)
+    assert graph == {"params": [model.graph], "lr": 0.05} and all(q is not model.graph for q in rest["params"])
+    assert sum(q.numel() for q in rest["params"]) + model.graph.numel() == sum(q.numel() for q in model.parameters())
+    # The plain HAN's G is frozen: never handed to the optimiser, with or without a graph step.
+    plain = han.Model(tiny_config(label_graph=False))
+    assert all(q is not plain.graph for g in optimizer_groups(plain, lr=1e-3, graph_lr=0.05) for q in g["params"])
+
+
+def test_a_larger_graph_lr_moves_g_further_in_a_tiny_run(tmp_path):
+    """Two one-epoch runs of + soft training on synthetic albums, the same
+    seed and data, G's step 1e-3 and 0.1: G moves about 100 times further
+    with the larger one (Adam's steps are about the learning rate)."""
+    import argparse
+
+    from trainer.han import add_arguments
+    from trainer.han.data import prepare
+    from trainer.han.train import fit_variant
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    data = synthetic_jsonl(tmp_path / "albums.jsonl")
+    args = parser.parse_args(["--data", str(data), "--run-dir", str(tmp_path / "run"), "--epochs", "1",
+                              "--batch-size", "8", "--embed-dim", "8", "--hidden", "8", "--w2v-epochs", "1",
+                              "--min-label-count", "2", "--min-word-count", "1", "--device", "cpu"])
+    p = prepare(args, log=lambda *a: None)
+    moved = {}
+    for graph_lr in (1e-3, 0.1):
+        args.graph_lr = graph_lr
+        run = fit_variant(p, args, "+soft training", seed=0, log=lambda *a: None)
+        moved[graph_lr] = run.figures["graph_max_delta"]
+        assert run.figures["graph_fro_delta"] >= run.figures["graph_max_delta"] > 0
+    # 3 steps of Adam: at most about 3 x the step per entry.
+    assert moved[1e-3] < 0.01 and moved[0.1] > 10 * moved[1e-3]

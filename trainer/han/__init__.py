@@ -32,7 +32,8 @@ Pipeline (appendix A.1 and A.2):
    vocabulary (training words seen ``--min-word-count`` times, at most
    ``--vocab-size``) initialises the embedding table with them;
 4. per seed: the HAN ablation (HAN, + label graph, + soft training, + soft
-   targets at temperature ``--temperature``, the literal regulariser),
+   targets at temperature ``--temperature``, the literal regulariser, the
+   doubled-BCE control; G's step ``--graph-lr``),
    the CNN and hierarchical LSTM through the shared loop
    (:func:`trainer.loop.fit`, best validation micro-F1 kept), and BR, CC,
    LP, ML-KNN, MLP on album vectors; every model's decision threshold p
@@ -88,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--w2v-epochs", type=int, default=20, help="skip-gram passes over the training reviews")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--graph-lr", type=float, default=None,
+                        help="Adam step of the label graph G (default: --lr, like every weight)")
     parser.add_argument("--temperature", type=float, default=2.0, help="soft-target temperature of its ablation row")
     parser.add_argument("--identity-weight", type=float, default=1e-3, help="weight of ||G - I||^2")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -43,7 +43,8 @@ def evaluate_probs(p: Prepared, probs: np.ndarray) -> dict:
 def summarise(runs: Sequence[dict]) -> dict:
     """mean and std (ddof 1) of each numeric figure over seeds, plus the runs."""
     out: dict = {"seeds": len(runs), "runs": list(runs)}
-    for key in ("micro_f1", "macro_f1", "one_error", "hamming_loss", "threshold", "val_micro_f1", "epochs", "seconds"):
+    for key in ("micro_f1", "macro_f1", "one_error", "hamming_loss", "threshold", "val_micro_f1", "epochs", "seconds",
+                "best_epoch", "graph_max_delta", "graph_fro_delta"):
         values = [r[key] for r in runs if key in r]
         if values:
             std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

@@ -28,6 +28,9 @@ VARIANTS = {
     "+soft training": dict(label_graph=True, soft_weight=1.0),
     "+soft targets (T)": dict(label_graph=True, soft_weight=1.0),  # temperature set from --temperature
     "literal regulariser": dict(label_graph=True, soft_weight=1.0),  # identity weight negated
+    # The control of "+soft training": what eq. 4 is while G = I, the plain
+    # HAN's BCE counted twice (y' = y I = y, G fixed at I and not trained).
+    "doubled BCE": dict(label_graph=False, soft_weight=1.0, identity_weight=0.0),
 }
 
 
@@ -59,10 +62,33 @@ def predict_ids(model: nn.Module, ids: Sequence[np.ndarray], *, batch: int = 256
     return np.concatenate(out)
 
 
+def graph_change(model: nn.Module) -> dict:
+    """How far the model's label graph moved from the identity: the largest
+    ``|G - I|`` entry and the Frobenius norm ``||G - I||``; empty for a
+    model without a learned graph (the plain HAN, the CNN, the LSTM)."""
+    graph = getattr(model, "graph", None)
+    if graph is None or not graph.requires_grad:
+        return {}
+    delta = graph.detach().float().cpu() - torch.eye(graph.shape[0])
+    return {"graph_max_delta": float(delta.abs().max()), "graph_fro_delta": float(torch.linalg.norm(delta))}
+
+
+def optimizer_groups(model: nn.Module, *, lr: float, graph_lr: float | None = None) -> list[dict]:
+    """Adam's parameter groups of the trained weights: one group at ``lr``,
+    or, with ``graph_lr``, the label graph G (``model.graph``) in a group of
+    its own at that rate. Frozen weights (the plain HAN's G) are left out."""
+    graph = getattr(model, "graph", None)
+    own = graph_lr is not None and graph is not None and graph.requires_grad
+    rest = [q for q in model.parameters() if q.requires_grad and not (own and q is graph)]
+    return [{"params": rest, "lr": lr}] + ([{"params": [graph], "lr": graph_lr}] if own else [])
+
+
 def train_network(p: Prepared, model: nn.Module, loss_fn: Callable, args, *, seed: int, name: str, log=print):
     """Train ``model`` on the training albums through :func:`trainer.loop.fit`,
-    keeping the epoch of the best validation micro-F1 (A.1), p tuned on
-    validation at each epoch; returns the FitResult."""
+    keeping the epoch of the best validation micro-F1 (A.1) of its
+    predictions (``sigmoid(z G)`` with a label graph), p tuned on validation
+    at each epoch; G's step is ``--graph-lr`` when given, else ``--lr``.
+    Returns the FitResult."""
     from trainer.loop import fit, loop_config
 
     val_ids, val_y = [p.ids[i] for i in p.val], p.y[p.val]
@@ -74,13 +100,13 @@ def train_network(p: Prepared, model: nn.Module, loss_fn: Callable, args, *, see
         probs = predict_ids(m, val_ids)
         p_best = tune_threshold(val_y, probs)
         return {"val_micro_f1": metrics.micro_f1(y_true=val_y, y_pred=probs >= p_best), "val_p": p_best,
-                "val_micro_f1_at_0.2": metrics.micro_f1(y_true=val_y, y_pred=probs >= 0.2)}
+                "val_micro_f1_at_0.2": metrics.micro_f1(y_true=val_y, y_pred=probs >= 0.2), **graph_change(m)}
 
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
     config = replace(loop_config(args, seed=seed, name=slug), monitor="val_micro_f1", mode="max", log_every=0,
                      label=name)
     torch.manual_seed(seed)
-    optimizer = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=args.lr)
+    optimizer = torch.optim.Adam(optimizer_groups(model, lr=args.lr, graph_lr=getattr(args, "graph_lr", None)))
     result = fit(model, optimizer=optimizer, train_set=AlbumSet([p.ids[i] for i in p.train], p.y[p.train]),
                  collate=collate, loss_fn=loss_fn, evaluate=evaluate, config=config)
     model.to("cpu")
@@ -139,7 +165,8 @@ def fit_variant(p: Prepared, args, variant: str, *, seed: int, log=print) -> Var
     fitted = train_network(p, model, han.model_loss(model), args, seed=seed, name=f"{variant} seed {seed}", log=log)
     probs = predict_ids(model, p.ids)
     figures = evaluate_probs(p, probs)
-    figures.update(epochs=len(fitted.history), best_epoch=fitted.best_epoch, seconds=round(fitted.seconds, 1))
+    figures.update(epochs=len(fitted.history), best_epoch=fitted.best_epoch, seconds=round(fitted.seconds, 1),
+                   **graph_change(model))  # G at the kept epoch (the loop restores its weights)
     extremes = metrics.frequency_extremes_f1(y_train=p.y[p.train], y_true=p.y[p.test],
                                              y_pred=probs[p.test] >= figures["threshold"], labels=p.labels)
     return VariantRun(model, fitted, figures, extremes)
