@@ -105,6 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache of decoded excerpts and backbone outputs")
     # Spotify experiment (see trainer.samplecnn_spotify)
     parser.add_argument("--r-grid", default="0,0.1,0.2,0.4,0.6,0.8", help="--spotify: search ranges swept")
+    parser.add_argument("--control-r", default="",
+                        help="--spotify: r values (of --r-grid) of the shuffled-playlist control; default every r")
     parser.add_argument("--keep-tags", default="1.0,0.3",
                         help="--spotify: fractions of training (song, tag) links kept (1: the data as is)")
     parser.add_argument("--hidden", type=int, default=128, help="--spotify: MLP hidden units (two layers)")
