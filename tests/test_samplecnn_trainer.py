@@ -538,3 +538,22 @@ def test_spotify_runs_record_stopping_and_validation_figures(tmp_path, monkeypat
     assert "Chosen on the validation songs" in summary
     assert set(result["metrics"]) and "keep=1 per_seed" in samplecnn_spotify.summarise(saved, bucket=4)["selection"]
 
+
+def test_cross_validation_runs_only_the_first_folds(monkeypatch):
+    from trainer import samplecnn as T
+
+    n = 12
+    rng = np.random.default_rng(0)
+    y = np.eye(2, dtype=bool)[np.arange(n) % 2]
+    data = T.AudioData(records=[None] * n, labels=["a", "b"], y=y,
+                       audio=rng.standard_normal((n, 1, 3 ** 4)).astype(np.float16), counts=np.ones(n, int),
+                       groups=[f"artist{i}" for i in range(n)], has_artists=True)
+    seen = []
+    monkeypatch.setattr(T, "_cnn_fold", lambda data, args, train, val, test, **k: (
+        seen.append(test) or ({"samplecnn": {"accuracy": 0.5}}, {"best_epoch": 1, "epochs": 1}, None)))
+    args = argparse.Namespace(folds=3, max_folds=1, no_cnn=False, compare_head=False, bucket=1)
+    out = T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
+    assert len(seen) == 1 and len(out["fits"]) == 1 and out["models"]["samplecnn"]["accuracy"]["folds"] == [0.5]
+    args.max_folds = 0
+    T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
+    assert len(seen) == 1 + 2 * 3
