@@ -557,3 +557,13 @@ def test_cross_validation_runs_only_the_first_folds(monkeypatch):
     args.max_folds = 0
     T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
     assert len(seen) == 1 + 2 * 3
+
+
+def test_command_line_is_recorded_under_both_names(monkeypatch):
+    from trainer import samplecnn as T
+
+    for name in ("samplecnn", "propagation"):
+        monkeypatch.setattr("sys.argv", ["trainer", name, "--spotify", "my songs.csv"])
+        assert T.command_line() == "python -m trainer samplecnn --spotify 'my songs.csv'"
+    monkeypatch.setattr("sys.argv", ["pytest", "-q"])
+    assert T.command_line() == ""

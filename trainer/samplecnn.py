@@ -490,7 +490,9 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
 
 
 def command_line() -> str:
-    if sys.argv[1:2] == ["propagation"]:
+    """The command as run (``python -m trainer samplecnn ...``, also when
+    called by its alias ``propagation``); "" when not run from the shell."""
+    if sys.argv[1:2] in (["samplecnn"], ["propagation"]):
         return "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     return ""
 

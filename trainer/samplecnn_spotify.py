@@ -38,8 +38,6 @@ seeds), ``r_sweep.png`` (Figures 3 and 4) and ``popularity.png`` (Figure 5).
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,8 +280,9 @@ def run(args, *, log=print) -> dict:
     done = {(run["seed"], run["keep"], run["r"], run["weighting"]) for run in runs}
 
     def header() -> dict:
-        return {"command": "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-                if sys.argv[1:2] == ["propagation"] else "", "data": Path(args.spotify).name, "tags": names,
+        from trainer.samplecnn import command_line
+
+        return {"command": command_line(), "data": Path(args.spotify).name, "tags": names,
                 "seeds": seeds, "r_grid": grid, "control_r": control, "keep_tags": keeps, "hidden": args.hidden,
                 "settings": settings,
                 "seconds": round(time.monotonic() - started, 1), "runs": runs}
