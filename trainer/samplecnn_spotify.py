@@ -30,9 +30,18 @@ gain from what any extra soft targets would do. A second control,
 every s' has exactly the tags of s): it tells propagation's gain from the
 larger loss (a larger step) alone.
 
+Each run also records why it stopped (``stopped``: ``rule`` or ``cap``,
+:func:`stop_reason`) and its figures on the validation songs against the
+tags training sees (``val_*``). The summary chooses r and the weighting on
+those (:func:`choose_on_validation`, per seed and overall; never on the
+test songs) and reports the chosen setting's test change against the
+baseline and the doubled control, paired by seed (:func:`selected_gains`).
+
 Outputs under ``--report-dir`` (default ``runs/spotify-propagation``):
 ``results.json`` (every run), ``summary.md`` (tables, mean ± std over
-seeds), ``r_sweep.png`` (Figures 3 and 4) and ``popularity.png`` (Figure 5).
+seeds, stop counts, the validation choice), ``r_sweep.png`` (Figures 3
+and 4) and ``popularity.png`` (Figure 5, at the setting chosen on the
+validation songs).
 """
 
 from __future__ import annotations
