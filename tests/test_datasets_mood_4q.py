@@ -98,3 +98,20 @@ def test_real_4q():
     assert len(counts) == 21 and counts["Pop/Rock"] == 368
     moods = mood_4q.load(REAL, labels="moods")
     assert len({m for r in moods for m in r.labels}) == 217
+
+
+def test_playlists_by_artist_and_by_genre_read_back_by_the_m3u_loader(tmp_path):
+    from trainer.datasets import m3u
+
+    root = make_layout(tmp_path / "4q")
+    records = mood_4q.load(root)
+    by_artist = mood_4q.playlists(records, by="artist")
+    assert by_artist == {"Motörhead": [records[0].path, records[1].path]}  # one-clip artists make no list
+    genres = mood_4q.playlists(mood_4q.load(root, labels="genres"), by="genre")
+    assert sorted(genres) == ["Electronic", "Pop/Rock"] and len(genres["Pop/Rock"]) == 3
+    with pytest.raises(ValueError):
+        mood_4q.playlists(records, by="mood")
+    written = mood_4q.write_playlists(root, tmp_path / "lists", by="genre")
+    read = m3u.load_folder(tmp_path / "lists")
+    assert [p.name for p in read] == ["Electronic", "Pop/Rock"] and len(written) == 2
+    assert [Path(e.path) for e in read[1].entries] == [Path(r.path).resolve() for r in records[:3]]

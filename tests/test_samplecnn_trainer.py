@@ -418,3 +418,152 @@ def test_spotify_sweep_plan_and_resumed_runs(tmp_path):
     assert S._previous_runs(previous, settings=settings, seeds=[0], **common) == runs[:1]
     assert S._previous_runs(previous, settings={"epochs": 3}, seeds=[0], **common) == []
     assert S._previous_runs(tmp_path / "none.json", settings=settings, seeds=[0], **common) == []
+
+
+# --- the Spotify sweep: stopping, validation choice -------------------------------
+
+
+def _run(seed, r, weighting, *, val, test, keep=1.0, stopped="rule"):
+    return {"seed": seed, "keep": keep, "r": r, "weighting": weighting, "stopped": stopped, "epochs": 40,
+            "val_retrieval_map": val, "val_annotation_map": val, "val_retrieval_auc": val,
+            "annotation_map": test, "retrieval_map": test, "retrieval_auc": test}
+
+
+def _choice_runs():
+    """Two seeds. Validation favours none at 0.4 for seed 0 and eq4 at 0.8
+    for seed 1; the test figures favour eq4 at 0.4 everywhere (a choice
+    made on them would differ)."""
+    runs = []
+    for seed in (0, 1):
+        runs += [_run(seed, 0.0, "baseline", val=0.2, test=0.50), _run(seed, 0.0, "doubled", val=0.2, test=0.55)]
+        runs += [_run(seed, 0.4, "eq4", val=0.1, test=0.90), _run(seed, 0.4, "none", val=0.6 - 0.3 * seed, test=0.60),
+                 _run(seed, 0.8, "eq4", val=0.2 + 0.3 * seed, test=0.40), _run(seed, 0.8, "shuffled", val=0.9, test=0.9)]
+    runs.append(_run(0, 0.6, "none", val=0.99, test=0.99))  # seed 1 lacks it: no overall candidate
+    return runs
+
+
+def test_choice_on_validation_never_reads_the_test_figures():
+    from trainer import samplecnn_spotify as S
+
+    runs = _choice_runs()
+    assert S.choose_on_validation(runs, keep=1.0, seed=0) == (0.6, "none")
+    assert S.choose_on_validation(runs, keep=1.0, seed=1) == (0.8, "eq4")
+    # overall: means 0.45 (0.4 none), 0.35 (0.8 eq4), 0.1 (0.4 eq4); 0.6 none ran in seed 0 only; the
+    # shuffled control and the baseline are not candidates
+    assert S.choose_on_validation(runs, keep=1.0) == (0.4, "none")
+    assert S.choose_on_validation(runs, keep=0.3) is None
+    tied = [_run(0, 0.8, "none", val=0.5, test=0), _run(0, 0.4, "none", val=0.5, test=0),
+            _run(0, 0.4, "eq4", val=0.5, test=0)]
+    assert S.choose_on_validation(tied, keep=1.0) == (0.4, "eq4")
+
+
+def test_selected_gains_are_paired_by_seed():
+    from trainer import samplecnn_spotify as S
+
+    runs = [run for run in _choice_runs() if run["r"] != 0.6]
+    per_seed = S.selected_gains(runs, keep=1.0)
+    assert per_seed["choices"] == {0: [0.4, "none"], 1: [0.8, "eq4"]}
+    # seed 0: 0.60 against 0.50 and 0.55; seed 1: 0.40 against the same
+    assert per_seed["mean"]["baseline"]["retrieval_map"] == pytest.approx((0.6 / 0.5 + 0.4 / 0.5) / 2 - 1)
+    assert per_seed["mean"]["doubled"]["retrieval_auc"] == pytest.approx((0.6 / 0.55 + 0.4 / 0.55) / 2 - 1)
+    assert per_seed["better"] == {"baseline": 1, "doubled": 1} and per_seed["seeds"] == 2
+    overall = S.selected_gains(runs, keep=1.0, per_seed=False)
+    assert overall["choices"] == {0: [0.4, "none"], 1: [0.4, "none"]}
+    assert overall["mean"]["baseline"]["annotation_map"] == pytest.approx(0.6 / 0.5 - 1)
+    assert overall["better"] == {"baseline": 2, "doubled": 2}
+
+
+def test_stop_reason_and_counts():
+    from trainer import propagation_fit
+    from trainer import samplecnn_spotify as S
+    from trainer.loop import FitResult
+
+    assert S.stop_reason(FitResult(stopped_early=True)) == "rule"
+    assert S.stop_reason(FitResult(stopped_early=False)) == "cap"
+
+    def fit(*, epochs, patience, val):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 2)
+        x = torch.randn(8, 2)
+        return propagation_fit.fit(model, train=np.arange(8), tags=np.eye(2, dtype=bool)[np.arange(8) % 2],
+                                   inputs=lambda ids, rng: x[ids], val_loss=val, index=None, r=0.0,
+                                   weighting="none", epochs=epochs, patience=patience, batch_size=4, lr=0.1,
+                                   momentum=0.9, decay=5.0, seed=0, log=lambda *_: None)
+
+    losses = iter([1.0, 2.0, 2.0, 2.0, 2.0])  # never better than the first epoch
+    ruled = fit(epochs=50, patience=3, val=lambda m: next(losses))
+    assert S.stop_reason(ruled) == "rule" and len(ruled.history) == 4 and ruled.best_epoch == ruled.history[0]["epoch"]
+    falling = iter([5.0, 4.0, 3.0])  # still improving when the cap comes
+    capped = fit(epochs=3, patience=3, val=lambda m: next(falling))
+    assert S.stop_reason(capped) == "cap" and len(capped.history) == 3
+    runs = [_run(0, 0.0, "baseline", val=0, test=0), _run(1, 0.0, "baseline", val=0, test=0, stopped="cap"),
+            {**_run(2, 0.0, "baseline", val=0, test=0), "epochs": 99}]
+    del runs[2]["stopped"]
+    assert S.stop_counts(runs) == {"keep=1 baseline": {"rule": 1, "cap": 1, "unknown": 1, "max_epochs": 99}}
+
+
+def test_sweep_plan_with_the_shuffled_control_at_some_r_only():
+    from trainer import samplecnn_spotify as S
+
+    plan = S._trainings([0.0, 0.4, 0.8], [0.8])
+    assert [(w, r) for w, r, _ in plan].count((S.SHUFFLED, 0.8)) == 1 and (S.SHUFFLED, 0.4, S.SHUFFLED) not in plan
+    assert len(plan) == 2 + 2 * 2 + 1
+    args = argparse.Namespace(seeds="0", r_grid="0.4,0.8", keep_tags="1", control_r="0.8")
+    assert S._sweep_options(args)[3] == [0.8]
+    assert S._sweep_options(argparse.Namespace(**{**vars(args), "control_r": ""}))[3] == [0.4, 0.8]
+    from trainer.datasets import DatasetError
+
+    with pytest.raises(DatasetError):
+        S._sweep_options(argparse.Namespace(**{**vars(args), "control_r": "0.6"}))
+
+
+def test_spotify_runs_record_stopping_and_validation_figures(tmp_path, monkeypatch):
+    from trainer import samplecnn as trainer_propagation
+    from trainer import samplecnn_spotify
+
+    monkeypatch.setattr(samplecnn_spotify, "draw_figures", lambda *a, **k: None)
+    csv = _spotify_csv(tmp_path / "songs.csv")
+    parser = argparse.ArgumentParser()
+    trainer_propagation.add_arguments(parser)
+    args = parser.parse_args(["--spotify", str(csv), "--seeds", "0,1", "--r-grid", "0.5", "--keep-tags", "1",
+                              "--epochs", "2", "--batch-size", "16", "--hidden", "4", "--control-r", "0.5",
+                              "--report-dir", str(tmp_path / "report")])
+    result = trainer_propagation.run(args, log=lambda *_: None)
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert saved["control_r"] == [0.5]
+    for run in saved["runs"]:  # 2 epochs never reach patience 12: every run is at the cap
+        assert run["stopped"] == "cap" and run["epochs"] == 2 and 0 <= run["val_retrieval_auc"] <= 1
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "| keep=1 baseline | 0 | 2 | 0 | 2 |" in summary
+    assert "Chosen on the validation songs" in summary
+    assert set(result["metrics"]) and "keep=1 per_seed" in samplecnn_spotify.summarise(saved, bucket=4)["selection"]
+
+
+def test_cross_validation_runs_only_the_first_folds(monkeypatch):
+    from trainer import samplecnn as T
+
+    n = 12
+    rng = np.random.default_rng(0)
+    y = np.eye(2, dtype=bool)[np.arange(n) % 2]
+    data = T.AudioData(records=[None] * n, labels=["a", "b"], y=y,
+                       audio=rng.standard_normal((n, 1, 3 ** 4)).astype(np.float16), counts=np.ones(n, int),
+                       groups=[f"artist{i}" for i in range(n)], has_artists=True)
+    seen = []
+    monkeypatch.setattr(T, "_cnn_fold", lambda data, args, train, val, test, **k: (
+        seen.append(test) or ({"samplecnn": {"accuracy": 0.5}}, {"best_epoch": 1, "epochs": 1}, None)))
+    args = argparse.Namespace(folds=3, max_folds=1, no_cnn=False, compare_head=False, bucket=1)
+    out = T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
+    assert len(seen) == 1 and len(out["fits"]) == 1 and out["models"]["samplecnn"]["accuracy"]["folds"] == [0.5]
+    args.max_folds = 0
+    T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
+    assert len(seen) == 1 + 2 * 3
+
+
+def test_command_line_is_recorded_under_both_names(monkeypatch):
+    from trainer import samplecnn as T
+
+    for name in ("samplecnn", "propagation"):
+        monkeypatch.setattr("sys.argv", ["trainer", name, "--spotify", "my songs.csv"])
+        assert T.command_line() == "python -m trainer samplecnn --spotify 'my songs.csv'"
+    monkeypatch.setattr("sys.argv", ["pytest", "-q"])
+    assert T.command_line() == ""

@@ -86,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=200, help="most epochs")
     parser.add_argument("--patience", type=int, default=12, help="epochs without a better validation loss")
     parser.add_argument("--folds", type=int, default=0, help="artist-disjoint CV folds before the final fit (0: none)")
+    parser.add_argument("--max-folds", type=int, default=0,
+                        help="run only the first N folds of the CV plan (0: all), to fit a budget")
     parser.add_argument("--seeds", default="0", help="seeds of the CV repetitions (and of the final fit: the first)")
     parser.add_argument("--top-tags", type=int, default=0,
                         help="keep the N most frequent tags only (the paper's top-50 / top-1000 vocabularies); 0: all")
@@ -105,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache of decoded excerpts and backbone outputs")
     # Spotify experiment (see trainer.samplecnn_spotify)
     parser.add_argument("--r-grid", default="0,0.1,0.2,0.4,0.6,0.8", help="--spotify: search ranges swept")
+    parser.add_argument("--control-r", default="",
+                        help="--spotify: r values (of --r-grid) of the shuffled-playlist control; default every r")
     parser.add_argument("--keep-tags", default="1.0,0.3",
                         help="--spotify: fractions of training (song, tag) links kept (1: the data as is)")
     parser.add_argument("--hidden", type=int, default=128, help="--spotify: MLP hidden units (two layers)")
@@ -445,6 +449,8 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
     per_tag: list[dict] = []
     plan = [(seed, number, test) for seed in seeds for number, test in enumerate(
         splits.group_folds(y=data.y, groups=data.groups, k=args.folds, seed=seed), start=1)]
+    if getattr(args, "max_folds", 0):
+        plan = plan[: args.max_folds]
 
     def record(found):
         for name, values in found.items():
@@ -484,7 +490,9 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
 
 
 def command_line() -> str:
-    if sys.argv[1:2] == ["propagation"]:
+    """The command as run (``python -m trainer samplecnn ...``, also when
+    called by its alias ``propagation``); "" when not run from the shell."""
+    if sys.argv[1:2] in (["samplecnn"], ["propagation"]):
         return "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     return ""
 
@@ -546,7 +554,8 @@ def _evaluate(data: AudioData, args, *, playlists: PlaylistSet | None, seeds: Se
     evaluation = cross_validate(data, args, playlists=playlists, seeds=seeds, log=log)
     evaluation.update(command=command_line(), seconds=round(time.monotonic() - started, 1),
                       protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.splits.group_folds), "
-                                f"seeds {seeds}; sample-level CNN trained on the training folds with 10% of their "
+                                f"seeds {seeds}" + (f", first {args.max_folds} folds only" if args.max_folds else "")
+                                + "; sample-level CNN trained on the training folds with 10% of their "
                                 "artists held out for early stopping; every model scored on the same test folds"),
                       tracks=len(data.records), labels=data.labels)
     from trainer.report import write_json

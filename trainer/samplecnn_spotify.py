@@ -30,16 +30,23 @@ gain from what any extra soft targets would do. A second control,
 every s' has exactly the tags of s): it tells propagation's gain from the
 larger loss (a larger step) alone.
 
+Each run also records why it stopped (``stopped``: ``rule`` or ``cap``,
+:func:`stop_reason`) and its figures on the validation songs against the
+tags training sees (``val_*``). The summary chooses r and the weighting on
+those (:func:`choose_on_validation`, per seed and overall; never on the
+test songs) and reports the chosen setting's test change against the
+baseline and the doubled control, paired by seed (:func:`selected_gains`).
+
 Outputs under ``--report-dir`` (default ``runs/spotify-propagation``):
 ``results.json`` (every run), ``summary.md`` (tables, mean ± std over
-seeds), ``r_sweep.png`` (Figures 3 and 4) and ``popularity.png`` (Figure 5).
+seeds, stop counts, the validation choice), ``r_sweep.png`` (Figures 3
+and 4) and ``popularity.png`` (Figure 5, at the setting chosen on the
+validation songs).
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +133,24 @@ def run_one(x, y_train_view, y_test, train, val, test, index, *, r, weighting, h
     with torch.inference_mode():
         model.eval()
         scores = torch.sigmoid(model(xt[test])).numpy()
+        val_scores = torch.sigmoid(model(xt[val])).numpy()
     figures = prop.evaluate(y_test[test], scores)
+    # The validation songs' figures against the tags training sees (kept
+    # share): what a setting may be chosen on, never the test songs.
+    seen = prop.evaluate(y_train_view[val], val_scores)
+    figures.update({f"val_{m}": seen[m] for m in METRICS})
     figures["best_epoch"] = result.best_epoch
     figures["epochs"] = len(result.history)
+    figures["stopped"] = stop_reason(result)
     return figures
+
+
+def stop_reason(result) -> str:
+    """Why a fit ended: ``"rule"`` when the patience rule stopped it (a
+    :class:`trainer.loop.FitResult` with ``stopped_early``; also when the
+    rule fires on the last allowed epoch), ``"cap"`` when it ran out of
+    epochs first (it may still have been improving)."""
+    return "rule" if result.stopped_early else "cap"
 
 
 def _write_summary(results: dict, report_dir: Path, *, bucket: int) -> dict:
@@ -152,18 +173,22 @@ def _summary_only(args) -> dict:
     return _write_summary(results, report_dir, bucket=args.bucket)
 
 
-def _sweep_options(args) -> tuple[list[int], list[float], list[float]]:
-    """(seeds, r grid with 0 added and sorted, keep fractions) of the
-    command line; DatasetError on a value that is not a number in range."""
+def _sweep_options(args) -> tuple[list[int], list[float], list[float], list[float]]:
+    """(seeds, r grid with 0 added and sorted, keep fractions, r values of
+    the shuffled control: ``--control-r``, else the grid's) of the command
+    line; DatasetError on a value that is not a number in range."""
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     try:
         grid = sorted({float(v) for v in args.r_grid.split(",") if v.strip()} | {0.0})
         keeps = [float(v) for v in args.keep_tags.split(",") if v.strip()]
+        control = sorted({float(v) for v in (getattr(args, "control_r", "") or "").split(",") if v.strip()})
     except ValueError:
-        raise DatasetError("--r-grid and --keep-tags: numbers separated by commas") from None
+        raise DatasetError("--r-grid, --keep-tags and --control-r: numbers separated by commas") from None
     if any(not 0 <= r <= 1 for r in grid) or any(not 0 < q <= 1 for q in keeps):
         raise DatasetError("--r-grid values must be in [0, 1], --keep-tags in (0, 1]")
-    return seeds, grid, keeps
+    if any(r not in grid or r == 0 for r in control):
+        raise DatasetError(f"--control-r values must be r > 0 of --r-grid ({grid})")
+    return seeds, grid, keeps, control or [r for r in grid if r > 0]
 
 
 def _previous_runs(previous: Path, *, data: str, names: list[str], hidden: int, settings: dict, seeds, keeps, grid,
@@ -224,11 +249,13 @@ def _prepare_setting(x_raw: np.ndarray, y: np.ndarray, artists, lists, list_name
                     covered=int(index.in_playlists[train].mean() * 100))
 
 
-def _trainings(grid: Sequence[float]) -> list[tuple[str, float, str]]:
+def _trainings(grid: Sequence[float], control: Sequence[float] | None = None) -> list[tuple[str, float, str]]:
     """(weighting, r, run name) of every model of a setting: the baseline,
-    the doubled control, then each weighting and the shuffled control at
-    every r > 0."""
-    plan = [("none", 0.0), (DOUBLED, 0.0)] + [(w, r) for w in (*prop.WEIGHTINGS, SHUFFLED) for r in grid if r > 0]
+    the doubled control, then each weighting at every r > 0 of ``grid`` and
+    the shuffled control at every r > 0 of ``control`` (None: of ``grid``)."""
+    control = grid if control is None else control
+    plan = [("none", 0.0), (DOUBLED, 0.0)] + [(w, r) for w in prop.WEIGHTINGS for r in grid if r > 0]
+    plan += [(SHUFFLED, r) for r in grid if r > 0 and r in control]
     return [(w, r, w if w == DOUBLED else "baseline" if r == 0 else w) for w, r in plan]
 
 
@@ -247,7 +274,7 @@ def run(args, *, log=print) -> dict:
     if getattr(args, "summary_only", False):
         return _summary_only(args)
     torch.set_num_threads(max(1, args.threads))
-    seeds, grid, keeps = _sweep_options(args)
+    seeds, grid, keeps, control = _sweep_options(args)
     ids, x_raw, names, y, artists, lists, list_names = load(args.spotify, log=log)
     log(f"{len(ids)} tracks, {len(lists)} playlists, {len(names)} tags, {len(set(artists))} artists; "
         f"seeds {seeds}, r {grid}, keep {keeps}")
@@ -262,9 +289,11 @@ def run(args, *, log=print) -> dict:
     done = {(run["seed"], run["keep"], run["r"], run["weighting"]) for run in runs}
 
     def header() -> dict:
-        return {"command": "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-                if sys.argv[1:2] == ["propagation"] else "", "data": Path(args.spotify).name, "tags": names,
-                "seeds": seeds, "r_grid": grid, "keep_tags": keeps, "hidden": args.hidden, "settings": settings,
+        from trainer.samplecnn import command_line
+
+        return {"command": command_line(), "data": Path(args.spotify).name, "tags": names,
+                "seeds": seeds, "r_grid": grid, "control_r": control, "keep_tags": keeps, "hidden": args.hidden,
+                "settings": settings,
                 "seconds": round(time.monotonic() - started, 1), "runs": runs}
 
     # keep outermost: every seed of the first setting is done before the next
@@ -272,7 +301,7 @@ def run(args, *, log=print) -> dict:
     for keep in keeps:
         for seed in seeds:
             setting = _prepare_setting(x_raw, y, artists, lists, list_names, seed=seed, keep=keep)
-            for weighting, r, name in _trainings(grid):
+            for weighting, r, name in _trainings(grid, control):
                 if (seed, keep, r, name) in done:
                     continue
                 t0 = time.monotonic()
@@ -282,12 +311,16 @@ def run(args, *, log=print) -> dict:
                              "retrieval_auc": figures["retrieval_auc"],
                              "per_tag_map": figures["per_tag_map"].tolist(),
                              "per_tag_auc": figures["per_tag_auc"].tolist(),
+                             **{f"val_{m}": figures[f"val_{m}"] for m in METRICS},
                              "popularity": setting.popularity.tolist(), "best_epoch": figures["best_epoch"],
-                             "epochs": figures["epochs"], "train_songs_in_playlists_pct": setting.covered})
+                             "epochs": figures["epochs"], "stopped": figures["stopped"],
+                             "seconds": round(time.monotonic() - t0, 1),
+                             "train_songs_in_playlists_pct": setting.covered})
                 write_json(report_dir / "results.json", header())
                 log(f"seed {seed} keep {keep} r {r} {weighting}: annotation MAP {figures['annotation_map']:.4f} "
                     f"retrieval MAP {figures['retrieval_map']:.4f} AUC {figures['retrieval_auc']:.4f} "
-                    f"(epoch {figures['best_epoch']}/{figures['epochs']}, {time.monotonic() - t0:.0f} s)")
+                    f"(epoch {figures['best_epoch']}/{figures['epochs']}, stopped by {figures['stopped']}, "
+                    f"{time.monotonic() - t0:.0f} s)")
     results = header()
     write_json(report_dir / "results.json", results)
     return _write_summary(results, report_dir, bucket=args.bucket)
@@ -376,7 +409,100 @@ def summarise(results: dict, *, bucket: int) -> dict:
                     lines.append(f"| {r:g} | {weighting} | {metric.upper()} | "
                                  + " | ".join(f"{100 * v:+.1f}%" for v in np.nanmean(curves[metric], axis=0))
                                  + f" | {rho:+.2f} |")
-    return {"table": table, "markdown": "\n".join(lines) + "\n"}
+    selection, answer = _selection_lines(results)
+    return {"table": table, "selection": answer, "markdown": "\n".join(lines + selection) + "\n"}
+
+
+#: The validation figure a setting is chosen on (the validation songs'
+#: retrieval MAP against the tags training sees).
+SELECT_ON = "val_retrieval_map"
+
+
+def choose_on_validation(runs: list[dict], *, keep: float, seed: int | None = None,
+                         metric: str = SELECT_ON) -> tuple[float, str] | None:
+    """(r, weighting) of the propagation setting (eq4 or none, r > 0) with
+    the highest validation figure ``metric``: of seed ``seed``'s runs, or
+    (``seed`` None) the highest mean over seeds among settings every seed
+    ran. Test figures are never read. Ties go to the smaller r, then eq4.
+    None when there is no candidate."""
+    values: dict[tuple[float, str], dict[int, float]] = {}
+    for run in runs:
+        if run["keep"] == keep and run["weighting"] in prop.WEIGHTINGS and run["r"] > 0 and metric in run \
+                and (seed is None or run["seed"] == seed):
+            values.setdefault((run["r"], run["weighting"]), {})[run["seed"]] = run[metric]
+    seeds = set().union(*values.values()) if values else set()
+    complete = {k: float(np.mean(list(v.values()))) for k, v in values.items() if set(v) == seeds}
+    if not complete:
+        return None
+    return max(sorted(complete, key=lambda k: (k[0], prop.WEIGHTINGS.index(k[1]))), key=lambda k: complete[k])
+
+
+def selected_gains(runs: list[dict], *, keep: float, per_seed: bool = True, metric: str = SELECT_ON) -> dict:
+    """The test gain of the validation-chosen setting, paired by seed.
+
+    Per seed, the setting of :func:`choose_on_validation` (its own seed's
+    runs when ``per_seed``, else one setting for all seeds); its test
+    figures against the same seed's baseline and doubled control, as
+    relative changes (0.02 = +2%). Returns {"choices": {seed: [r,
+    weighting]}, "rows": per seed {seed, r, weighting, vs: {reference:
+    {metric: change}}}, "mean": {reference: {metric: mean change}},
+    "better": {reference: seeds whose test retrieval MAP is higher},
+    "seeds": n}; references "baseline" and "doubled"."""
+    at = {(run["seed"], run["r"], run["weighting"]): run for run in runs if run["keep"] == keep}
+    seeds = sorted({seed for seed, _, w in at if w == "baseline"})
+    overall = None if per_seed else choose_on_validation(runs, keep=keep, metric=metric)
+    rows = []
+    for seed in seeds:
+        choice = choose_on_validation(runs, keep=keep, seed=seed, metric=metric) if per_seed else overall
+        refs = {"baseline": at.get((seed, 0.0, "baseline")), DOUBLED: at.get((seed, 0.0, DOUBLED))}
+        mine = at.get((seed, *choice)) if choice else None
+        if mine is None or None in refs.values():
+            continue
+        rows.append({"seed": seed, "r": choice[0], "weighting": choice[1],
+                     "vs": {name: {m: mine[m] / ref[m] - 1 for m in METRICS} for name, ref in refs.items()}})
+    mean = {name: {m: float(np.mean([row["vs"][name][m] for row in rows])) if rows else float("nan")
+                   for m in METRICS} for name in ("baseline", DOUBLED)}
+    better = {name: sum(row["vs"][name]["retrieval_map"] > 0 for row in rows) for name in ("baseline", DOUBLED)}
+    return {"choices": {row["seed"]: [row["r"], row["weighting"]] for row in rows}, "rows": rows, "mean": mean,
+            "better": better, "seeds": len(rows)}
+
+
+def stop_counts(runs: list[dict]) -> dict:
+    """Per (keep, run name): how many runs stopped on the patience rule and
+    how many at the epoch cap, and the most epochs any ran. Runs without a
+    recorded reason count as "unknown"."""
+    out: dict[str, dict] = {}
+    for run in runs:
+        row = out.setdefault(f"keep={run['keep']:g} {run['weighting']}", {"rule": 0, "cap": 0, "unknown": 0,
+                                                                          "max_epochs": 0})
+        row[run.get("stopped", "unknown")] += 1
+        row["max_epochs"] = max(row["max_epochs"], int(run.get("epochs", 0)))
+    return out
+
+
+def _selection_lines(results: dict) -> tuple[list[str], dict]:
+    """summary.md's sections on stopping and on the validation-chosen
+    setting; also their figures for the command's answer."""
+    runs = results["runs"]
+    counts = stop_counts(runs)
+    cap = results.get("settings", {}).get("epochs")
+    lines = [f"\n### How the runs stopped (cap {cap} epochs, patience {results.get('settings', {}).get('patience')})\n",
+             "| setting | stopped by the rule | at the cap | unknown | most epochs |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {c['rule']} | {c['cap']} | {c['unknown']} | {c['max_epochs']} |" for name, c in counts.items()]
+    answer = {"stops": counts}
+    for per_seed in (True, False):
+        label = "per seed" if per_seed else "overall (mean over seeds)"
+        lines += [f"\n### Chosen on the validation songs ({SELECT_ON}), {label}: test change, paired by seed\n",
+                  "| tags kept | chosen (seed: r weighting) | vs baseline: ann. MAP | ret. MAP | AUC | seeds better | "
+                  "vs doubled: ann. MAP | ret. MAP | AUC | seeds better |", "| --- |" + " --- |" * 9]
+        for keep in results["keep_tags"]:
+            gains = selected_gains(runs, keep=keep, per_seed=per_seed)
+            answer[f"keep={keep:g} {'per_seed' if per_seed else 'overall'}"] = gains
+            chosen = ", ".join(f"{seed}: {r:g} {w}" for seed, (r, w) in gains["choices"].items())
+            cells = [" | ".join(f"{100 * gains['mean'][name][m]:+.1f}%" for m in METRICS)
+                     + f" | {gains['better'][name]}/{gains['seeds']}" for name in ("baseline", DOUBLED)]
+            lines.append(f"| {keep:g} | {chosen} | " + " | ".join(cells) + " |")
+    return lines, answer
 
 
 def tag_rank_correlation(results: dict, *, keep: float, r: float, weighting: str, metric: str) -> float:
@@ -476,17 +602,22 @@ def _sweep_line(runs: list[dict], r_grid, *, keep: float, metric: str, weighting
 
 def popularity_panels(results: dict, summary: dict, *, bucket: int) -> list[list[dict]]:
     """The panels of :func:`trainer.report.popularity_gain_figure`: a row per
-    kept tag share, at the r > 0 with the best mean retrieval MAP (eq4); a
-    panel per retrieval metric (MAP, AUC), mean ± std over seeds in percent."""
+    kept tag share, at the setting chosen on the validation songs over all
+    seeds (:func:`choose_on_validation`; runs without validation figures:
+    the eq4 r with the best mean test retrieval MAP, as before); a panel per
+    retrieval metric (MAP, AUC), mean ± std over seeds in percent."""
     rows = []
     for keep in results["keep_tags"]:
-        best = max((r for r in results["r_grid"] if r > 0),
-                   key=lambda r: summary["table"].get(f"keep={keep:g} r={r:g} eq4", {}).get("mean_std", {})
-                   .get("retrieval_map", (0,))[0])
-        starts, curves = bucket_curves(results, keep=keep, r=best, weighting="eq4", bucket=bucket)
+        choice = choose_on_validation(results["runs"], keep=keep)
+        if choice is None:
+            choice = (max((r for r in results["r_grid"] if r > 0),
+                          key=lambda r: summary["table"].get(f"keep={keep:g} r={r:g} eq4", {}).get("mean_std", {})
+                          .get("retrieval_map", (0,))[0]), "eq4")
+        r, weighting = choice
+        starts, curves = bucket_curves(results, keep=keep, r=r, weighting=weighting, bucket=bucket)
         row = []
         for metric in ("map", "auc"):
-            panel: dict = {"title": f"retrieval {metric.upper()}, r = {best:g} (eq4), tags kept {keep:g}"}
+            panel: dict = {"title": f"retrieval {metric.upper()}, r = {r:g} ({weighting}), tags kept {keep:g}"}
             if curves[metric].size:
                 panel.update(starts=starts, labels=[f"{s}-{s + bucket - 1}" for s in starts],
                              gain=100 * np.nanmean(curves[metric], axis=0), std=100 * np.nanstd(curves[metric], axis=0))

@@ -80,3 +80,39 @@ def load(root: str | Path, *, labels: str = "quadrant", report: LoadReport | Non
         values = (quadrant,) if labels == "quadrant" else tuple(v.strip() for v in value.split(";") if v.strip())
         records.append(Record(key=song, path=str(path), labels=values, artist=artist))
     return records
+
+
+#: What :func:`playlists` can group the clips by.
+PLAYLIST_KEYS = ("artist", "genre")
+
+
+def playlists(records: list[Record], *, by: str = "artist") -> dict[str, list[str]]:
+    """Playlists built from 4Q's metadata (the set has none of its own):
+    name -> clip paths, in ``records``' order, keeping lists of two or more
+    clips. ``by="artist"``: one list per artist (``records`` of any
+    ``labels``); ``by="genre"``: one list per AllMusic genre (``records``
+    loaded with ``labels="genres"``; a clip of several genres is in each)."""
+    if by not in PLAYLIST_KEYS:
+        raise ValueError(f"by must be one of {PLAYLIST_KEYS}, not {by!r}")
+    lists: dict[str, list[str]] = {}
+    for record in records:
+        for name in ((record.artist,) if by == "artist" else record.labels):
+            if name:
+                lists.setdefault(name, []).append(record.path)
+    return {name: paths for name, paths in lists.items() if len(paths) >= 2}
+
+
+def write_playlists(root: str | Path, folder: str | Path, *, by: str = "artist") -> list[Path]:
+    """One ``.m3u`` per playlist of :func:`playlists` over the clips of
+    ``root``, written to ``folder`` (absolute paths, one per line), for the
+    trainer's ``--playlists``. Returns the files written."""
+    records = load(root, labels="genres" if by == "genre" else "quadrant")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, (name, paths) in enumerate(sorted(playlists(records, by=by).items()), start=1):
+        path = folder / f"{number:04d}.m3u"
+        path.write_text(f"#EXTM3U\n#PLAYLIST:{name}\n" + "".join(f"{Path(p).resolve()}\n" for p in paths),
+                        encoding="utf-8")
+        written.append(path)
+    return written
