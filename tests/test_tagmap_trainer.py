@@ -436,6 +436,28 @@ def test_allmusic_score_counts_each_allmusic_genre_once():
     assert score.hit == pytest.approx(1.0) and score.hit_all == pytest.approx(2 / 3)
 
 
+def test_allmusic_score_reads_allmusic_labels_directly_when_told():
+    labels = ["Jazz", "Pop/Rock", "Rap"]
+    logits = np.array([[2.0, -1.0, -np.inf], [-1.0, 1.0, -np.inf]])
+    truth = [("Jazz",), ("Pop/Rock", "Rap")]
+    direct = scoring.allmusic_score(logits, labels, truth, allmusic_labels=True, min_count=1)
+    assert direct.precision == pytest.approx(1.0) and direct.recall == pytest.approx(2 / 3)
+    assert direct.hit == pytest.approx(1.0)
+    # Read as beets genre names, "Pop/Rock" names nothing in lastgenre's tree.
+    assert scoring.allmusic_score(logits, labels, truth, min_count=1).recall < direct.recall
+
+
+def test_allmusic_head_logits_learn_each_genre_and_skip_rare_ones():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = np.stack([x[:, 0] > 0, x[:, 1] > 0.5, np.arange(200) < 4], axis=1)  # the third: 4 positives
+    logits = evaluate.allmusic_head_logits(x[:150], y[:150], x[150:])
+    assert logits.shape == (50, 3)
+    assert np.isneginf(logits[:, 2]).all()
+    assert ((logits[:, 0] > 0) == y[150:, 0]).mean() > 0.9
+    assert ((logits[:, 1] > 0) == y[150:, 1]).mean() > 0.9
+
+
 def test_artist_folds_keep_each_artist_on_one_side():
     artists = [f"a{i % 37}" for i in range(300)]
     folds = evaluate.artist_folds(artists, k=5, seed=3)

@@ -356,16 +356,37 @@ def build_dataset(records: list[Record], args, *, log=print) -> Dataset:
 
 
 def log_mels(paths: list[str], args):
+    """:func:`logmel_features` with the command's ``--cache-dir`` and ``--workers``."""
+    return logmel_features(paths, cache_dir=args.cache_dir, workers=args.workers)
+
+
+def logmel_features(paths: list[str], *, cache_dir: str | None = None, workers: int = 1):
     """The log-mel of trainer.disambig (22,050 Hz, 96 bands, centred,
-    at most 120 s) through its feature cache: path -> matrix."""
+    at most 120 s) through its feature cache: (path -> matrix, the
+    MelParams, failure messages)."""
     from tagcore.features import MelParams
     from trainer.cache import FeatureCache, default_cache_root
 
     params = MelParams()
-    cache = FeatureCache(Path(args.cache_dir) / "features" if args.cache_dir else default_cache_root(),
+    cache = FeatureCache(Path(cache_dir) / "features" if cache_dir else default_cache_root(),
                          kind="logmel", params=params.to_dict(), excerpt={"max_seconds": 120.0, "offset": "centre"})
-    by_path, failures = cache.build(paths, workers=args.workers, progress=True)
+    by_path, failures = cache.build(paths, workers=workers, progress=True)
     return by_path, params, failures
+
+
+def mfcc_statistics(paths: list[str], *, cache_dir: str | None = None, workers: int = 1) -> np.ndarray:
+    """The MFCC baseline's input for ``paths``: statistics of the 20 MFCCs
+    of each track's log-mel (:func:`logmel_features`, cropped as the
+    disambig trainer crops it), shape (tracks, 80); a row of NaN for a
+    track that did not decode."""
+    from trainer.baseline import mfcc_statistics_from_logmel
+    from trainer.disambig import crop
+
+    mels, params, _ = logmel_features(paths, cache_dir=cache_dir, workers=workers)
+    rows = [mfcc_statistics_from_logmel(crop(mels[p], params.excerpt_frames), log_c=params.log_c) if p in mels
+            else None for p in paths]
+    width = next((len(r) for r in rows if r is not None), 80)
+    return np.stack([np.full(width, np.nan) if r is None else r for r in rows]).astype(np.float32)
 
 
 # --- the head ---------------------------------------------------------------

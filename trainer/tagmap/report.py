@@ -22,6 +22,8 @@ OPTION_NAMES = {
     "head03": "(b') GTZAN head at threshold 0.3",
     "fusion": "(c) max fusion of (a) and (b)",
     "genre10": "(b*) the shipped genre10 bundle (trained on all of gtzan_mini)",
+    "allmusic_head": "(h) head on the AllMusic genres (LR per genre on the MSD embedding)",
+    "allmusic_mfcc": "(m) the same on the MFCC statistics",
 }
 
 

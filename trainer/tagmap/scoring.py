@@ -63,7 +63,8 @@ def _said(logits: np.ndarray, column: np.ndarray, n_genres: int, *, threshold: f
 
 
 def allmusic_score(logits: np.ndarray, labels: list[str], truth: Sequence[Iterable[str]] | TruthMatrix, *,
-                   threshold: float = 0.5, count: int = 2, min_count: int = 0) -> GenreScore:
+                   threshold: float = 0.5, count: int = 2, min_count: int = 0,
+                   allmusic_labels: bool = False) -> GenreScore:
     """Scores of a genre option on AllMusic genres, per clip, pooled:
 
     - ``hit``: the top label (best score, whatever its value) counts for one
@@ -77,10 +78,12 @@ def allmusic_score(logits: np.ndarray, labels: list[str], truth: Sequence[Iterab
     - ``min_count``: the best ``min_count`` labels are written whatever
       their score (the plugin's rule for genres).
 
-    ``logits``: (clips, labels), -inf for a label the option cannot say.
+    ``logits``: (clips, labels), -inf for a label the option cannot say;
+    ``allmusic_labels``: the labels are AllMusic genres themselves (a head
+    trained on them), not beets genre names counted through lastgenre's tree.
     """
     truth = truth if isinstance(truth, TruthMatrix) else TruthMatrix(truth)
-    column = np.array([truth.index.get(allmusic_genre(l), -1) for l in labels])
+    column = np.array([truth.index.get(l if allmusic_labels else allmusic_genre(l), -1) for l in labels])
     can = np.zeros(truth.matrix.shape[1] + 1, bool)  # last slot: labels with no AllMusic genre
     for j, c in enumerate(column):
         if np.isfinite(logits[:, j]).any():
