@@ -612,7 +612,7 @@ def run(args, *, log=None) -> dict:
     if args.spotify:
         from trainer import samplecnn_spotify
 
-        return samplecnn_spotify.run(args, log=log)
+        return samplecnn_spotify.run(args, log=log, command=command_line())
     if not 0.0 <= args.r <= 1.0:
         raise DatasetError(f"--r must be in [0, 1], not {args.r}")
     torch.set_num_threads(max(1, args.threads))

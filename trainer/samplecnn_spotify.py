@@ -268,9 +268,10 @@ def _train_run(setting: _Setting, y: np.ndarray, *, weighting: str, r: float, ar
                    loss=doubled_loss if weighting == DOUBLED else None)
 
 
-def run(args, *, log=print) -> dict:
+def run(args, *, log=print, command: str = "") -> dict:
     """The command: every (keep, seed, weighting, r) run of the sweep, with
-    results.json rewritten after each, then the summary and the figures."""
+    results.json rewritten after each, then the summary and the figures;
+    ``command``: the command line recorded in results.json."""
     if getattr(args, "summary_only", False):
         return _summary_only(args)
     torch.set_num_threads(max(1, args.threads))
@@ -289,9 +290,7 @@ def run(args, *, log=print) -> dict:
     done = {(run["seed"], run["keep"], run["r"], run["weighting"]) for run in runs}
 
     def header() -> dict:
-        from trainer.samplecnn import command_line
-
-        return {"command": command_line(), "data": Path(args.spotify).name, "tags": names,
+        return {"command": command, "data": Path(args.spotify).name, "tags": names,
                 "seeds": seeds, "r_grid": grid, "control_r": control, "keep_tags": keeps, "hidden": args.hidden,
                 "settings": settings,
                 "seconds": round(time.monotonic() - started, 1), "runs": runs}
