@@ -3,6 +3,7 @@ optional ``train`` extra, and no crash when plotting cannot happen."""
 
 import json
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -155,6 +156,9 @@ FIGURES = {
     "popularity_gain": lambda: report.popularity_gain_figure([[TINY_PANEL, {"title": "empty"}]], xlabel="rank"),
     "r_sweep": lambda: report.r_sweep_figure([[{"title": "map", "lines": [TINY_LINE],
                                                 "control": {"label": "control", "value": 0.31}}]], title="sweep"),
+    "lsi_topics": lambda: report.lsi_topics_figure([
+        SimpleNamespace(sets=("styles", "moods"), number=1,
+                        loadings=(("moods", "Energetic", 0.3), ("styles", "Hard Rock", 0.1), ("moods", "Gentle", -0.2)))]),
 }
 
 
