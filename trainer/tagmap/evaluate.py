@@ -144,18 +144,25 @@ class _GenreRounds:
         self.add("fusion", self.logits(x_c[test], fused, self.labels_c, self.inputs_c), self.labels_c, test,
                  self.logits(gx_c, fused, self.labels_c, self.inputs_c), gtest)
 
-    def score_allmusic_heads(self, test, train, seed: int) -> None:
-        """(h) and (m): a head on the AllMusic genres themselves, one
+    def score_allmusic_heads(self, test, train, gtrain, seed: int) -> None:
+        """(h), (h+) and (m): a head on the AllMusic genres themselves, one
         logistic regression per genre (:func:`allmusic_head_logits`),
-        trained on mood_4q's training clips on the MSD embedding (h) and on
-        the MFCC statistics (m, when given), written as the plugin writes
-        genres (at most 2 above 0.5, the best always). They cannot name a
-        GTZAN genre, so no GTZAN accuracy."""
-        inputs = {"allmusic_head": self.mood.embedding}
+        trained on mood_4q's training clips on the MSD embedding (h), the
+        same with gtzan_mini's training clips added under their AllMusic
+        genres (h+, GTZAN_ALLMUSIC), and on the MFCC statistics (m, when
+        given); written as the plugin writes genres (at most 2 above 0.5,
+        the best always) and scored on mood_4q's test clips. They cannot
+        name a GTZAN genre, so no GTZAN accuracy."""
+        inputs = {"allmusic_head": (self.mood.embedding, None)}
+        y_gtz = np.array([[g in labels for g in self.allmusic] for labels in self.gtz_allmusic])
+        inputs["allmusic_head_gtzan"] = (self.mood.embedding, (self.gtz.embedding[gtrain], y_gtz[gtrain]))
         if self.mfcc is not None:
-            inputs["allmusic_mfcc"] = self.mfcc
-        for name, x in inputs.items():
-            logits = allmusic_head_logits(x[train], self.y_allmusic[train], x[test], seed=seed)
+            inputs["allmusic_mfcc"] = (self.mfcc, None)
+        for name, (x, extra) in inputs.items():
+            x_train, y_train = x[train], self.y_allmusic[train]
+            if extra is not None:
+                x_train, y_train = np.concatenate([x_train, extra[0]]), np.concatenate([y_train, extra[1]])
+            logits = allmusic_head_logits(x_train, y_train, x[test], seed=seed)
             self.add(name, logits, self.allmusic, test, allmusic_labels=True, min_count=1)
 
     def round(self, test, gtest, *, seed: int) -> None:
@@ -164,7 +171,7 @@ class _GenreRounds:
         train = np.setdiff1d(np.arange(len(self.mood.paths)), test)
         gtrain = np.setdiff1d(np.arange(len(self.gtz.paths)), gtest)
         fitted = self.score_maps(test, gtest, train, gtrain)
-        self.score_allmusic_heads(test, train, seed)
+        self.score_allmusic_heads(test, train, gtrain, seed)
         head_mood, head_gtz = self.score_heads(test, gtest, gtrain, seed)
         self.score_fusion(test, gtest, train, fitted, head_mood, head_gtz)
 

@@ -23,6 +23,7 @@ OPTION_NAMES = {
     "fusion": "(c) max fusion of (a) and (b)",
     "genre10": "(b*) the shipped genre10 bundle (trained on all of gtzan_mini)",
     "allmusic_head": "(h) head on the AllMusic genres (LR per genre on the MSD embedding)",
+    "allmusic_head_gtzan": "(h+) the same, gtzan_mini's training clips added under their AllMusic genres",
     "allmusic_mfcc": "(m) the same on the MFCC statistics",
 }
 
