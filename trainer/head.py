@@ -335,11 +335,7 @@ def build_dataset(records: list[Record], args, *, log=print) -> Dataset:
         dropped.extend(failures)
         kept = [r for r in kept if r.path in mels]
         if not args.no_mfcc:
-            from trainer.baseline import mfcc_statistics_from_logmel
-            from trainer.disambig import crop
-
-            mfcc = np.stack([mfcc_statistics_from_logmel(crop(mels[r.path], mel_params.excerpt_frames),
-                                                         log_c=mel_params.log_c) for r in kept])
+            mfcc = np.stack([mfcc_of_logmel(mels[r.path], mel_params) for r in kept])
     index = {t: i for i, t in enumerate(labels)}
     y = np.zeros((len(kept), len(labels)), dtype=bool)
     for i, r in enumerate(kept):
@@ -374,17 +370,23 @@ def logmel_features(paths: list[str], *, cache_dir: str | None = None, workers: 
     return by_path, params, failures
 
 
+def mfcc_of_logmel(log_mel: np.ndarray, params) -> np.ndarray:
+    """The MFCC baseline's vector (80,) of one track's log-mel from
+    :func:`logmel_features` (``params``: its MelParams), cropped as the
+    disambig trainer crops it."""
+    from trainer.baseline import mfcc_statistics_from_logmel
+    from trainer.disambig import crop
+
+    return mfcc_statistics_from_logmel(crop(log_mel, params.excerpt_frames), log_c=params.log_c)
+
+
 def mfcc_statistics(paths: list[str], *, cache_dir: str | None = None, workers: int = 1) -> np.ndarray:
     """The MFCC baseline's input for ``paths``: statistics of the 20 MFCCs
     of each track's log-mel (:func:`logmel_features`, cropped as the
     disambig trainer crops it), shape (tracks, 80); a row of NaN for a
     track that did not decode."""
-    from trainer.baseline import mfcc_statistics_from_logmel
-    from trainer.disambig import crop
-
     mels, params, _ = logmel_features(paths, cache_dir=cache_dir, workers=workers)
-    rows = [mfcc_statistics_from_logmel(crop(mels[p], params.excerpt_frames), log_c=params.log_c) if p in mels
-            else None for p in paths]
+    rows = [mfcc_of_logmel(mels[p], params) if p in mels else None for p in paths]
     width = next((len(r) for r in rows if r is not None), 80)
     return np.stack([np.full(width, np.nan) if r is None else r for r in rows]).astype(np.float32)
 
