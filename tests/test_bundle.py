@@ -126,8 +126,8 @@ def test_the_shipped_genre10_bundle_loads():
     assert bundle.labels == GTZAN_GENRES
 
 
-def test_the_former_genre10_cnn_still_loads():
-    """The CNN + GRU once shipped as genre10 (format 1) loads as genre10-cnn."""
+def test_the_shipped_genre10_cnn_bundle_loads():
+    """The CNN + GRU once shipped as genre10, rebuilt as genre10-cnn version 2."""
     bundle = load_bundle("genre10-cnn")
-    assert (bundle.name, bundle.version, bundle.family) == ("genre10-cnn", "1", "disambig")
+    assert (bundle.name, bundle.version, bundle.family) == ("genre10-cnn", "2", "disambig")
     assert bundle.task == "genre" and bundle.input_kind == "audio" and bundle.labels == GTZAN_GENRES
