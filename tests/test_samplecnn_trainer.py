@@ -559,6 +559,32 @@ def test_cross_validation_runs_only_the_first_folds(monkeypatch):
     assert len(seen) == 1 + 2 * 3
 
 
+def test_cross_validation_runs_only_the_named_folds_with_their_own_seeds(monkeypatch):
+    from trainer import samplecnn as T
+
+    n = 12
+    y = np.eye(2, dtype=bool)[np.arange(n) % 2]
+    data = T.AudioData(records=[None] * n, labels=["a", "b"], y=y,
+                       audio=np.zeros((n, 1, 3 ** 4), np.float16), counts=np.ones(n, int),
+                       groups=[f"artist{i}" for i in range(n)], has_artists=True)
+    seen = []
+    monkeypatch.setattr(T, "_cnn_fold", lambda data, args, train, val, test, seed, **k: (
+        seen.append((seed, tuple(test))) or ({"samplecnn": {"accuracy": 0.5}}, {"best_epoch": 1, "epochs": 1}, None)))
+    args = argparse.Namespace(folds=3, max_folds=0, fold_numbers="", no_cnn=False, compare_head=False, bucket=1)
+    T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
+    every = list(seen)
+    seen.clear()
+    args.fold_numbers = "2,3"
+    out = T.cross_validate(data, args, playlists=None, seeds=[0, 1], log=lambda *_: None)
+    # Folds 2 and 3 of each seed, the same test clips as in the whole run.
+    assert seen == [every[1], every[2], every[4], every[5]]
+    assert [(f["seed"], f["fold"]) for f in out["fits"]] == [(0, 2), (0, 3), (1, 2), (1, 3)]
+    for bad in ("4", "0", "two"):
+        args.fold_numbers = bad
+        with pytest.raises(T.DatasetError, match="--fold-numbers"):
+            T.cross_validate(data, args, playlists=None, seeds=[0], log=lambda *_: None)
+
+
 def test_command_line_is_recorded_under_both_names(monkeypatch):
     from trainer import samplecnn as T
 

@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=0, help="artist-disjoint CV folds before the final fit (0: none)")
     parser.add_argument("--max-folds", type=int, default=0,
                         help="run only the first N folds of the CV plan (0: all), to fit a budget")
+    parser.add_argument("--fold-numbers", default="",
+                        help="run only these folds of each seed (e.g. 4,5), to finish a stopped run in parts; "
+                             "every fold is seeded on its own, so a fold gives what it gives in the whole run")
     parser.add_argument("--seeds", default="0", help="seeds of the CV repetitions (and of the final fit: the first)")
     parser.add_argument("--top-tags", type=int, default=0,
                         help="keep the N most frequent tags only (the paper's top-50 / top-1000 vocabularies); 0: all")
@@ -449,6 +452,9 @@ def cross_validate(data: AudioData, args, *, playlists: PlaylistSet | None, seed
     per_tag: list[dict] = []
     plan = [(seed, number, test) for seed in seeds for number, test in enumerate(
         splits.group_folds(y=data.y, groups=data.groups, k=args.folds, seed=seed), start=1)]
+    wanted = parse_fold_numbers(getattr(args, "fold_numbers", ""), k=args.folds)
+    if wanted:
+        plan = [step for step in plan if step[1] in wanted]
     if getattr(args, "max_folds", 0):
         plan = plan[: args.max_folds]
 
@@ -495,6 +501,19 @@ def command_line() -> str:
     if sys.argv[1:2] in (["samplecnn"], ["propagation"]):
         return "python -m trainer samplecnn " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     return ""
+
+
+def parse_fold_numbers(text: str, *, k: int) -> set[int]:
+    """The fold numbers (1 to ``k``) named in ``text`` ("4,5"); an empty
+    set for "". DatasetError for anything else."""
+    try:
+        numbers = {int(v) for v in (text or "").split(",") if v.strip()}
+    except ValueError:
+        raise DatasetError(f"--fold-numbers: expected integers separated by commas, got {text!r}") from None
+    outside = sorted(n for n in numbers if not 1 <= n <= k)
+    if outside:
+        raise DatasetError(f"--fold-numbers: {outside} not among the folds 1 to {k}")
+    return numbers
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -555,6 +574,7 @@ def _evaluate(data: AudioData, args, *, playlists: PlaylistSet | None, seeds: Se
     evaluation.update(command=command_line(), seconds=round(time.monotonic() - started, 1),
                       protocol=(f"{args.folds}-fold cross-validation, artist-disjoint (trainer.splits.group_folds), "
                                 f"seeds {seeds}" + (f", first {args.max_folds} folds only" if args.max_folds else "")
+                                + (f", folds {args.fold_numbers} only" if getattr(args, "fold_numbers", "") else "")
                                 + "; sample-level CNN trained on the training folds with 10% of their "
                                 "artists held out for early stopping; every model scored on the same test folds"),
                       tracks=len(data.records), labels=data.labels)
@@ -617,6 +637,7 @@ def run(args, *, log=None) -> dict:
         raise DatasetError(f"--r must be in [0, 1], not {args.r}")
     torch.set_num_threads(max(1, args.threads))
     seeds = parse_seeds(args.seeds) or [0]
+    parse_fold_numbers(getattr(args, "fold_numbers", ""), k=args.folds)  # a bad list stops before the decoding
     data, layout, report = load_audio_data(args, log=log)
     for message in report.skipped[:20]:
         log(f"skipped: {message}")
