@@ -522,3 +522,53 @@ def test_the_command_writes_the_bundles_it_is_asked_for(tmp_path):
     assert len(messages) == 2 and all(m.startswith("wrote ") for m in messages)
     _, config = read_config(tmp_path / "voice-mtt")
     assert config["provenance"]["command"] == f"python -m trainer tagmap --out {tmp_path}"
+
+
+# --- Genres the vocabulary lacks ------------------------------------------------------
+
+
+def test_precision_threshold_is_the_deepest_run_that_keeps_the_precision():
+    from trainer.tagmap.vocabulary import precision_threshold
+
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    truth = np.array([1, 1, 0, 1, 0, 0, 1], bool)
+    # Running precision from the top: 1, 1, .67, .75, .6, .5, .57: the deepest run at >= .75 ends at 0.6.
+    assert precision_threshold(scores, truth, precision=0.75) == pytest.approx(0.6)
+    assert precision_threshold(scores, truth, precision=0.5) == pytest.approx(0.3)
+    # Fewer than min_writes clips at the target: never written.
+    assert precision_threshold(scores, truth, precision=1.0, min_writes=3) == np.inf
+    assert precision_threshold(scores, np.zeros(7, bool)) == np.inf
+
+
+def test_vocabulary_evaluation_writes_a_label_the_audio_tells_and_not_one_it_cannot():
+    from trainer.tagmap.data import Clips
+    from trainer.tagmap.vocabulary import evaluate_vocabulary, format_vocabulary_table
+
+    rng = np.random.default_rng(0)
+    n = 300
+    heard = rng.random(n) < 0.2            # "Reggae": shows in the embedding's first dimension
+    unheard = rng.random(n) < 0.2          # "Latin": does not show at all
+    embedding = rng.normal(size=(n, 8))
+    embedding[:, 0] += 4.0 * heard
+    mood = Clips(name="mood_4q", paths=[f"m{i}" for i in range(n)], artists=[f"a{i // 3}" for i in range(n)],
+                 labels=[tuple(l for l, on in (("Reggae", heard[i]), ("Latin", unheard[i])) if on) or ("Pop/Rock",)
+                         for i in range(n)], scores={}, tags={}, embedding=embedding)
+    genres = list(tables.GTZAN_GENRES)
+    gtz_labels = [genres[i % 10] for i in range(50)]
+    gtz_embedding = rng.normal(size=(50, 8))
+    gtz_embedding[:, 0] += 4.0 * np.array([g == "reggae" for g in gtz_labels])
+    gtz = Clips(name="gtzan_mini", paths=[f"g{i}" for i in range(50)], artists=[f"g{i}" for i in range(50)],
+                labels=[(g,) for g in gtz_labels], scores={}, tags={}, embedding=gtz_embedding)
+    head = np.full((n, 10), 0.1)
+    head[:, genres.index("reggae")] = 1 / (1 + np.exp(-embedding[:, 0]))
+    out = evaluate_vocabulary(mood, gtz, seeds=(0,), k=3, gtzan_head=head, labels=("Reggae", "Latin"),
+                              log=lambda *_: None)
+    for option in ("e", "e+g", "g10"):
+        reggae = out["labels"]["Reggae"][option]
+        assert reggae["writable"] and reggae["precision"] >= 0.75 and reggae["recall"] > 0.5, (option, reggae)
+    assert set(out["labels"]["Latin"]) == {"e", "e+g"}  # GTZAN has no latin output
+    for option in ("e", "e+g"):
+        assert not out["labels"]["Latin"][option]["writable"]
+        assert out["labels"]["Latin"][option]["ap"][0] < 0.45
+    table = format_vocabulary_table(out)
+    assert table.count("\n") == 2 + 5 - 1 and "| Reggae (0." in table and "| yes |" in table and "| no |" in table

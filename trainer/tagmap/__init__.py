@@ -27,6 +27,8 @@ Where things live:
   GTZAN genres;
 - :mod:`~trainer.tagmap.heads`: the GTZAN head the genre options compare with;
 - :mod:`~trainer.tagmap.evaluate`: the cross-validated evaluation;
+- :mod:`~trainer.tagmap.vocabulary`: whether the audio can tell genres the
+  vocabulary lacks (reggae, latin, R&B, classical), by the evidence rule;
 - :mod:`~trainer.tagmap.report`: its tables as text and JSON;
 - this module: the command line.
 
@@ -78,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder holding mood_4q/ and gtzan_mini/ (for --evaluate)")
     parser.add_argument("--report", help="with --evaluate: write the figures as JSON here")
     parser.add_argument("--seeds", default="0,1,2", help="with --evaluate: CV seeds")
+    parser.add_argument("--vocabulary-only", action="store_true",
+                        help="with --evaluate: only the genres the vocabulary lacks (trainer.tagmap.vocabulary)")
 
 
 def _specs_to_write(only: set[str], *, log=print) -> list:
@@ -137,6 +141,12 @@ def run_evaluation(args, *, log=print) -> int:
     patches = tagging_patches()
     log(f"reading musicnn outputs of mood_4q and gtzan_mini ({patches} central patches per clip)")
     mood, gtz = load_clips(data, patches=patches, log=log)
+    if args.vocabulary_only:
+        vocabulary = _vocabulary(mood, gtz, seeds=seeds, log=log)
+        if args.report:
+            Path(args.report).write_text(json.dumps(vocabulary, indent=1) + "\n", encoding="utf-8")
+            log(f"wrote {args.report}")
+        return 0
     log("MFCC statistics of the mood_4q clips (the baseline of row (m))")
     mfcc = mfcc_statistics(mood.paths, workers=1)
     genre = evaluate_genre(mood, gtz, seeds=seeds, mfcc=mfcc, log=log)
@@ -147,11 +157,23 @@ def run_evaluation(args, *, log=print) -> int:
     rules["evidence"] = evaluate_evidence([mood, gtz], thresholds=rule_table)
     report.print_evaluation(genre, moods, rules, rule_table, log=log)
     report.print_moods_and_evidence(moods["gate"], rules["evidence"], log=log)
+    vocabulary = _vocabulary(mood, gtz, seeds=seeds, log=log)
     if args.report:
-        figures = report.report_json(genre, moods, rules, patches=patches)
+        figures = {**report.report_json(genre, moods, rules, patches=patches), "vocabulary": vocabulary}
         Path(args.report).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
         log(f"wrote {args.report}")
     return 0
+
+
+def _vocabulary(mood, gtz, *, seeds: list[int], log=print) -> dict:
+    """The figures of :mod:`trainer.tagmap.vocabulary`, their table printed."""
+    from trainer.tagmap.heads import shipped_gtzan_head
+    from trainer.tagmap.vocabulary import evaluate_vocabulary, format_vocabulary_table
+
+    vocabulary = evaluate_vocabulary(mood, gtz, seeds=seeds, gtzan_head=shipped_gtzan_head(mood.embedding), log=log)
+    log(f"\nGenres the vocabulary lacks ({vocabulary['protocol']}):\n")
+    log(format_vocabulary_table(vocabulary))
+    return vocabulary
 
 
 def main(argv: list[str] | None = None) -> int:
