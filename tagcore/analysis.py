@@ -564,8 +564,11 @@ class Analysis:
                     scored.append(model_thread.submit(run_batch, list(pending)))
                     pending.clear()
 
-            def finished(block: bool) -> Iterator[Result]:
-                while scored and (block or scored[0].done()):
+            def finished(keep: int) -> Iterator[Result]:
+                """The results of the finished batches at the head of the
+                queue, waiting for the oldest ones until at most ``keep``
+                batches are left in it."""
+                while scored and (len(scored) > keep or scored[0].done()):
                     yield from scored.popleft().result()
 
             for index, path, value in decoded:
@@ -573,13 +576,15 @@ class Analysis:
                 if len(pending) >= self.batch_size:
                     if loading.done():
                         loading.result()  # raise an unexpected loading error here
-                    # Keep at most one batch queued beyond those running: memory stays bounded.
-                    yield from finished(block=len(scored) >= threads + 1)
+                    # Keep at most one batch queued beyond those running: memory
+                    # stays bounded, and waiting for the oldest batch alone
+                    # (not for every batch queued) keeps each model thread busy.
+                    yield from finished(keep=threads)
                     submit()
-                yield from finished(block=False)
+                yield from finished(keep=len(scored))
             submit()
             loading.result()
-            yield from finished(block=True)
+            yield from finished(keep=0)
         except BaseException:
             # Ctrl-C, or the caller stopped reading: the batch in the model
             # thread stops at its next forward pass instead of finishing,

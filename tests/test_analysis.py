@@ -330,6 +330,42 @@ def test_batches_run_side_by_side_give_the_same_outputs(tmp_path):
     assert most[0] >= 2
 
 
+def test_no_model_thread_waits_while_batches_are_left(tmp_path):
+    """With decoding far ahead, every model thread stays busy until the
+    inputs run out: the pass waits for its oldest batch only, never for
+    every batch queued (which left one thread idle for a whole batch)."""
+    import threading
+    import time
+
+    paths = [str(write_audio(tmp_path / f"s{i}.flac", "flac", seconds=4.0, frequency=110.0 * (i + 1)))
+             for i in range(4)] * 4
+    bundle = tiny_disambig(tmp_path, name="one", features=MelParams(excerpt_frames=100))
+    analysis = Analysis([bundle], workers=0, batch_size=2, model_threads=2)
+    decoded = list(analysis._decode(iter(paths)))  # decoding costs nothing below
+    analysis._decode = lambda inputs: iter(decoded)
+    spans, lock, original = [], threading.Lock(), Analysis._run_batch
+
+    def slow_batch(self, files):
+        start = time.monotonic()
+        time.sleep(0.3)
+        result = original(self, files)
+        with lock:
+            spans.append((start, time.monotonic()))
+        return result
+
+    analysis._run_batch = slow_batch.__get__(analysis)
+    assert len(list(analysis.analyse(paths))) == 16
+    assert len(spans) == 8
+    # Time from the first start to the last end during which one batch ran alone.
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    alone, running, since = 0.0, 0, None
+    for moment, step in edges:
+        if running == 1:
+            alone += moment - since
+        running, since = running + step, moment
+    assert alone < 0.15, f"a model thread sat idle for {alone:.2f} s"
+
+
 @pytest.mark.parametrize("device, cpus, expected", [("cpu", 2, 2), ("cpu", 16, 4), ("cpu", 1, 1), ("cuda", 8, 1),
                                                     ("cuda:1", 8, 1), ("auto", 2, 2)])
 def test_default_model_threads(device, cpus, expected):
