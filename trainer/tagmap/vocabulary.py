@@ -52,17 +52,22 @@ OPTIONS = {
 
 def precision_threshold(scores: np.ndarray, truth: np.ndarray, *, precision: float = EVIDENCE_MIN_PRECISION,
                         min_writes: int = MIN_TRAINING_WRITES) -> float:
-    """The lowest score at which the clips scored at or above it are right
-    at least ``precision`` of the time, counting from the best-scored clip
-    down; ``inf`` (never write) when no run of ``min_writes`` or more clips
-    reaches it. ``scores``, ``truth``: (clips,) floats and booleans."""
-    order = np.argsort(-np.asarray(scores, float), kind="stable")
-    hits = np.asarray(truth, bool)[order]
-    running = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    reaching = np.flatnonzero(running >= precision)
-    if not len(reaching) or reaching.max() + 1 < min_writes:
+    """The lowest of the clips' scores at which the clips scored at or above
+    it are right at least ``precision`` of the time, with at least
+    ``min_writes`` of them (:func:`trainer.calibration.choose_threshold`
+    over every score); ``inf`` (never write) when no score reaches it.
+    ``scores``, ``truth``: (clips,) floats and booleans."""
+    from trainer.calibration import choose_threshold
+
+    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
+    candidates = np.unique(scores)
+    if not len(candidates):
         return float("inf")
-    return float(np.asarray(scores, float)[order][reaching.max()])
+    threshold = choose_threshold(confidence=scores, correct=truth, precision=precision, thresholds=candidates,
+                                 least=min_writes)
+    kept = scores >= threshold
+    # choose_threshold falls back on the highest candidate: write nothing unless it qualifies.
+    return threshold if kept.sum() >= min_writes and truth[kept].mean() >= precision else float("inf")
 
 
 def _detector(x: np.ndarray, y: np.ndarray, *, seed: int):
